@@ -1,0 +1,150 @@
+/* apical/sim.h — compiled simulations: the plan, solvers, recorders and accumulators. */
+#ifndef APICAL_SIM_H
+#define APICAL_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "apical/export.h"
+#include "apical/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ap_sim ap_sim;
+
+/* Compiles the model into a simulation: lays out one state vector for the batch (each dynamic
+ * variable a contiguous batch x n block), orders the instantaneous signals, resolves every
+ * name. Fails with a message quoting the origin of the object at fault: unknown names
+ * (AP_ENOTFOUND), size mismatches (AP_ESIZE), algebraic loops of instantaneous links
+ * (AP_ELOOP, the loop listed), negative time constants (AP_EINVAL). Closes the registry.
+ * The model must outlive the simulation; its structure must not change afterwards (its
+ * weights may: they are read live). */
+AP_API int ap_model_compile(ap_model *m, ap_sim **out);
+AP_API void ap_sim_free(ap_sim **s);
+AP_API ap_model *ap_sim_model(const ap_sim *s);
+
+/* Sets input `name` (batch x n values, row-major); inputs are held during a run. */
+AP_API int ap_sim_set_input(ap_sim *s, const char *name, const double *data, size_t count);
+
+/* Copies the current values of a signal (batch x n) into dst (count must be batch x n). After
+ * a run these are the values at its end. */
+AP_API int ap_sim_read(ap_sim *s, const char *signal, double *dst, size_t count);
+
+/* Overwrites a dynamic variable (a dynamic compartment or a block state) for a run started
+ * with keep_state. */
+AP_API int ap_sim_write_state(ap_sim *s, const char *signal, const double *src, size_t count);
+
+/* Total number of state variables (batch x sum of dynamic sizes). */
+AP_API size_t ap_sim_state_size(const ap_sim *s);
+
+typedef enum {
+    AP_SOLVER_EULER = 0,
+    AP_SOLVER_RK4,
+    AP_SOLVER_EULER_MARUYAMA,
+    AP_SOLVER_CVODE_BDF,
+    AP_SOLVER_CVODE_ADAMS,
+} ap_solver_kind;
+
+/* Parses "euler", "rk4", "euler-maruyama", "cvode-bdf", "cvode-adams". */
+AP_API int ap_solver_from_name(const char *name, ap_solver_kind *kind);
+AP_API const char *ap_solver_name(ap_solver_kind kind);
+
+typedef enum {
+    AP_LINSOL_DEFAULT = 0, /* BDF: Krylov (SPGMR, matrix-free) */
+    AP_LINSOL_KRYLOV,
+    AP_LINSOL_DENSE, /* difference-quotient dense Jacobian: small systems only */
+} ap_linsol_kind;
+
+typedef struct ap_run_opts {
+    ap_solver_kind solver;
+    double t_end; /* runs over [0, t_end] */
+
+    /* fixed-step solvers (euler, rk4, euler-maruyama) */
+    double dt;
+    long steps; /* > 0: t_end = steps * dt */
+    /* Declared-order update (euler and euler-maruyama): components (populations and blocks)
+     * are stepped one after another in `order` (NULL: declaration order); each reads the
+     * newest values of what it reads, except the signals in `previous`, read as they were at
+     * the start of the step. A component's outputs are recomputed only when it is stepped. */
+    int ordered;
+    const char *const *order;
+    int n_order;
+    const char *const *previous;
+    int n_previous;
+    /* euler-maruyama: white noise on dynamic compartments, tau dx = (...) dt + sigma dW
+     * (block states: dx = f dt + sigma dW) */
+    const char *const *noise;
+    const double *sigma;
+    int n_noise;
+    uint64_t seed;
+
+    /* CVODE */
+    double rtol, atol;
+    long max_steps;   /* per run; 0: 500 000 */
+    double max_step;  /* 0: unlimited */
+    double init_step; /* 0: CVODE's estimate */
+    int max_order;    /* 0: CVODE's default (5 for BDF, 12 for Adams) */
+    ap_linsol_kind linsol;
+    int quad_errcon;  /* include accumulators in the error test */
+
+    /* recording: signals at times (fixed-step: must lie on the step grid), or every k-th
+     * step (CVODE: internal steps), or both */
+    const char *const *record;
+    int n_record;
+    const double *times;
+    int n_times;
+    long every; /* 0: only `times`; the initial state is recorded when every > 0 */
+
+    int keep_state; /* 1: start from the current state instead of the models' start values */
+    int accumulate; /* 1: integrate the attached plasticity rules (default 1) */
+} ap_run_opts;
+
+/* Fills defaults: euler, dt 0.01, rtol 1e-6, atol 1e-8, accumulate 1, every 0. */
+AP_API void ap_run_opts_default(ap_run_opts *o);
+
+typedef struct ap_run_stats {
+    long steps;
+    long rhs_evals;
+    long lin_iters;
+    long nonlin_iters;
+    long err_test_fails;
+    long conv_fails;
+    long jac_evals;
+    double t_reached;
+    double last_step;
+    double wall_seconds;
+} ap_run_stats;
+
+/* Integrates the simulation from its start state over [0, t_end]. Recordings and
+ * accumulators of the previous run are replaced. On failure the message names: for CVODE the
+ * flag (e.g. CV_TOO_MUCH_WORK), the time and the last step size; for a non-finite state the
+ * variable ("h1.soma[sample 3, unit 17]") and the time. stats may be NULL; it is filled even
+ * on failure, up to where the run stopped. */
+AP_API int ap_sim_run(ap_sim *s, const ap_run_opts *o, ap_run_stats *stats);
+
+/* Recording k (order of opts.record) of the last run: n_times rows of width batch x n.
+ * Pointers stay valid until the next run or ap_sim_free. */
+AP_API int ap_sim_recording(const ap_sim *s, int k, const double **data, const double **times,
+                            size_t *n_times, int *width);
+
+/* How an accumulator combines the trajectory (fixed-step solvers; CVODE always integrates). */
+typedef enum {
+    AP_ACC_ALL = 0, /* every point of the trajectory, initial one included */
+    AP_ACC_LEFT,    /* points 0..N-1 (left Riemann sum) */
+    AP_ACC_RIGHT,   /* points 1..N */
+} ap_acc_points;
+AP_API int ap_sim_set_accumulation(ap_sim *s, ap_acc_points points);
+
+/* The accumulated update of projection `id` over the last run, as a time average:
+ * fixed-step: the mean of the rule over the chosen points; CVODE: (1/t_end) * integral over
+ * [0, t_end] (quadrature). dW: rows x cols, db: rows (NULL without a bias). weight receives
+ * the number of points (fixed-step) or t_end (CVODE). AP_ENOTFOUND if no rule is attached. */
+AP_API int ap_sim_accumulator(const ap_sim *s, int id, const double **dW, const double **db,
+                              double *weight);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,341 @@
+/* eval.c — the right-hand side: instantaneous signals in plan order, derivatives, declared-order
+ * (Gauss-Seidel) steps, the start state, and the evaluation of plasticity rules. No allocation
+ * happens here: every buffer belongs to the compiled simulation. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apical/error.h"
+#include "noise.h"
+#include "sim_impl.h"
+
+/* drive of compartment c of population p: bias + projections + feeds */
+static void compute_drive(ap_sim *s, sim_pop *sp, int c, int use_prev) {
+    sim_comp *sc = &sp->comp[c];
+    const int B = s->B, n = sp->n;
+    const size_t len = (size_t)B * (size_t)n;
+    double *d = sc->drive;
+    int first = 1;
+    for (int k = 0; k < sc->n_projs; k++) {
+        const sim_proj *pr = &s->projs[sc->projs[k]];
+        const ap_proj_obj *po = pr->obj;
+        const double *src = use_prev && pr->src_prev ? pr->src_prev : pr->src;
+        if (po->kind == AP_DENSE) {
+            if (po->b) {
+                if (first) {
+                    for (int b = 0; b < B; b++) memcpy(d + (size_t)b * n, po->b, (size_t)n * sizeof *d);
+                } else {
+                    for (int b = 0; b < B; b++) {
+                        double *row = d + (size_t)b * n;
+                        for (int j = 0; j < n; j++) row[j] += po->b[j];
+                    }
+                }
+                first = 0;
+            }
+            /* (B x n_src) . W^T (n_src x n) */
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, n, pr->n_src, 1.0, src,
+                        pr->n_src, po->W, pr->n_src, first ? 0.0 : 1.0, d, n);
+            first = 0;
+        } else {
+            const double *w = po->W;
+            for (int b = 0; b < B; b++) {
+                double *row = d + (size_t)b * n;
+                const double *srow = src + (size_t)b * n;
+                if (first)
+                    for (int j = 0; j < n; j++) row[j] = w[j] * srow[j];
+                else
+                    for (int j = 0; j < n; j++) row[j] += w[j] * srow[j];
+            }
+            first = 0;
+        }
+    }
+    if (first) memset(d, 0, len * sizeof *d);
+    for (int f = 0; f < sc->n_feeds; f++) {
+        const double *v = sp->comp[sc->feeds[f]].value;
+        for (size_t i = 0; i < len; i++) d[i] += v[i];
+    }
+}
+
+static int neuron_fail(const sim_pop *sp, int c, int rc) {
+    if (rc > 0) return rc;
+    return ap_error(AP_EPLUGIN, "population %s: neuron %s failed on compartment %s (code %d)",
+                    sp->obj->name, sp->obj->type->name, sp->obj->type->compartments[c].name, rc);
+}
+
+/* value of instantaneous compartment c (its drive must be up to date) */
+static int instant_value(sim_pop *sp, int c) {
+    const ap_neuron_type *t = sp->obj->type;
+    if (!t->dynamics) return 0; /* value aliases the drive */
+    int rc = t->dynamics(&sp->ctx, c, sp->comp[c].value);
+    return rc ? neuron_fail(sp, c, rc) : 0;
+}
+
+static void compute_rate(sim_pop *sp) {
+    sp->obj->act->f((size_t)sp->ctx.batch * (size_t)sp->n, sp->comp[sp->obj->type->rate_of].value,
+                    sp->rate);
+}
+
+static int block_output(ap_sim *s, sim_block *sb, double t, int initial) {
+    sb->ctx.t = t;
+    sb->ctx.initial = initial;
+    if (!sb->obj->type->output) return 0;
+    int rc = sb->obj->type->output(&sb->ctx);
+    if (rc < 0)
+        return ap_error(AP_EPLUGIN, "block %s (%s): output failed (code %d)%s%s", sb->obj->name,
+                        sb->obj->type->name, rc, *ap_last_error() ? ": " : "", ap_last_error());
+    (void)s;
+    return rc;
+}
+
+/* Evaluates the nodes of an order (instantaneous signals). */
+static int eval_nodes(ap_sim *s, const sim_node *order, int n, double t, int init) {
+    for (int k = 0; k < n; k++) {
+        const sim_node *nd = &order[k];
+        int rc = 0;
+        if (nd->kind == NODE_BLOCK) {
+            rc = block_output(s, &s->blocks[nd->obj], t, 0);
+        } else {
+            sim_pop *sp = &s->pops[nd->obj];
+            sp->ctx.t = t;
+            if (nd->kind == NODE_RATE) {
+                compute_rate(sp);
+            } else {
+                sim_comp *sc = &sp->comp[nd->comp];
+                compute_drive(s, sp, nd->comp, 0);
+                if (sc->dynamic) { /* settling a dynamic compartment at the start */
+                    if (init) memcpy(sc->value, sc->drive, (size_t)s->B * sp->n * sizeof(double));
+                } else {
+                    rc = instant_value(sp, nd->comp);
+                }
+            }
+        }
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int pop_derivs(ap_sim *s, sim_pop *sp, double *ydot) {
+    const size_t len = (size_t)s->B * (size_t)sp->n;
+    for (int c = 0; c < sp->n_comp; c++)
+        if (sp->comp[c].dynamic) compute_drive(s, sp, c, 0);
+    for (int c = 0; c < sp->n_comp; c++) {
+        sim_comp *sc = &sp->comp[c];
+        if (!sc->dynamic) continue;
+        double *d = ydot + sc->off;
+        if (sp->obj->type->dynamics) {
+            int rc = sp->obj->type->dynamics(&sp->ctx, c, d);
+            if (rc) return neuron_fail(sp, c, rc);
+        } else {
+            const double inv = 1.0 / sc->tau;
+            const double *x = sc->value, *dr = sc->drive;
+            for (size_t i = 0; i < len; i++) d[i] = (dr[i] - x[i]) * inv;
+        }
+    }
+    return 0;
+}
+
+static int block_deriv(sim_block *sb, double *const *dst) {
+    if (!sb->n_state) return 0;
+    int rc = sb->obj->type->deriv(&sb->ctx, dst);
+    if (rc < 0)
+        return ap_error(AP_EPLUGIN, "block %s (%s): derivative failed (code %d)%s%s",
+                        sb->obj->name, sb->obj->type->name, rc, *ap_last_error() ? ": " : "",
+                        ap_last_error());
+    return rc;
+}
+
+long ap_first_nonfinite(const double *v, size_t n);
+
+int ap_sim_eval(ap_sim *s, double t, const double *y, double *ydot) {
+    if (y != s->x) memcpy(s->x, y, s->n_state * sizeof *y);
+    s->eval_valid = 0;
+    s->rhs_evals++;
+    int rc = eval_nodes(s, s->run_order, s->n_run, t, 0);
+    if (rc) return rc;
+    s->eval_t = t;
+    s->eval_valid = 1;
+    if (!ydot) return 0;
+    for (int p = 0; p < s->n_pops; p++)
+        if ((rc = pop_derivs(s, &s->pops[p], ydot))) return rc;
+    for (int b = 0; b < s->n_blocks; b++) {
+        sim_block *sb = &s->blocks[b];
+        for (int k = 0; k < sb->n_state; k++) sb->dstate[k] = ydot + sb->state_off[k];
+        rc = block_deriv(sb, sb->dstate);
+        /* restore the scratch pointers used by ordered steps */
+        size_t o = 0;
+        for (int k = 0; k < sb->n_state; k++) {
+            sb->dstate[k] = sb->dstate_buf + o;
+            o += (size_t)s->B * (size_t)sb->state_size[k];
+        }
+        if (rc) return rc;
+    }
+    long bad = ap_first_nonfinite(ydot, s->n_state);
+    if (bad >= 0) {
+        s->bad_index = bad;
+        s->bad_value = ydot[bad];
+        return 1;
+    }
+    return 0;
+}
+
+int ap_sim_start(ap_sim *s, int keep_state) {
+    const size_t B = (size_t)s->B;
+    int rc;
+    if (!keep_state) {
+        for (int p = 0; p < s->n_pops; p++) {
+            sim_pop *sp = &s->pops[p];
+            for (int c = 0; c < sp->n_comp; c++) {
+                sim_comp *sc = &sp->comp[c];
+                if (!sc->dynamic) continue;
+                size_t len = B * (size_t)sp->n;
+                double v = sp->obj->start_value[c];
+                for (size_t i = 0; i < len; i++) sc->value[i] = v;
+            }
+        }
+        for (int b = 0; b < s->n_blocks; b++) {
+            sim_block *sb = &s->blocks[b];
+            for (int k = 0; k < sb->n_state; k++)
+                memset(sb->state[k], 0, B * (size_t)sb->state_size[k] * sizeof(double));
+            if (sb->obj->type->init_state) {
+                sb->ctx.t = 0.0;
+                sb->ctx.initial = 1;
+                rc = sb->obj->type->init_state(&sb->ctx, sb->state);
+                if (rc)
+                    return ap_error(AP_EPLUGIN, "block %s (%s): init_state failed (code %d)",
+                                    sb->obj->name, sb->obj->type->name, rc);
+            }
+        }
+    }
+    /* initial outputs of blocks depend on their state only */
+    for (int b = 0; b < s->n_blocks; b++)
+        if ((rc = block_output(s, &s->blocks[b], 0.0, 1)) != 0)
+            return rc < 0 ? rc : ap_error(AP_ENONFINITE, "block %s: initial output failed (%d)",
+                                          s->blocks[b].obj->name, rc);
+    if ((rc = eval_nodes(s, keep_state ? s->run_order : s->init_order,
+                         keep_state ? s->n_run : s->n_init, 0.0, !keep_state)))
+        return rc < 0 ? rc : ap_error(AP_ENONFINITE, "initial evaluation failed (%d)", rc);
+    long bad = ap_first_nonfinite(s->x, s->n_state);
+    if (bad >= 0) {
+        char nm[256];
+        ap_sim_describe(s, (size_t)bad, nm, sizeof nm);
+        return ap_error(AP_ENONFINITE, "start state: %s = %g", nm, s->x[bad]);
+    }
+    s->eval_valid = 0;
+    return 0;
+}
+
+/* ---- declared-order sweep ---------------------------------------------------------------- */
+
+static int step_pop(ap_sim *s, sim_pop *sp, double t, double dt, ap_noise *rng) {
+    const size_t len = (size_t)s->B * (size_t)sp->n;
+    sp->ctx.t = t;
+    for (int c = 0; c < sp->n_comp; c++) {
+        sim_comp *sc = &sp->comp[c];
+        compute_drive(s, sp, c, 1);
+        if (!sc->dynamic) {
+            int rc = instant_value(sp, c);
+            if (rc) return rc;
+            continue;
+        }
+        double *x = sc->value;
+        if (sp->obj->type->dynamics) {
+            /* the population's scratch: its rate buffer is rewritten below anyway */
+            double *d = sp->rate;
+            int rc = sp->obj->type->dynamics(&sp->ctx, c, d);
+            if (rc) return neuron_fail(sp, c, rc);
+            for (size_t i = 0; i < len; i++) x[i] += dt * d[i];
+        } else {
+            const double a = dt / sc->tau;
+            const double *dr = sc->drive;
+            for (size_t i = 0; i < len; i++) x[i] += a * (dr[i] - x[i]);
+        }
+        if (rng && sc->sigma != 0.0) ap_noise_add(rng, x, len, sc->sigma * sqrt(dt) / sc->tau);
+    }
+    compute_rate(sp);
+    return 0;
+}
+
+static int step_block(ap_sim *s, sim_block *sb, double t, double dt, ap_noise *rng) {
+    sb->ctx.t = t;
+    sb->ctx.initial = 0;
+    int rc = block_deriv(sb, sb->dstate);
+    if (rc) return rc;
+    for (int k = 0; k < sb->n_state; k++) {
+        size_t len = (size_t)s->B * (size_t)sb->state_size[k];
+        double *x = sb->state[k];
+        const double *d = sb->dstate[k];
+        for (size_t i = 0; i < len; i++) x[i] += dt * d[i];
+        if (rng && sb->state_sigma[k] != 0.0)
+            ap_noise_add(rng, x, len, sb->state_sigma[k] * sqrt(dt));
+    }
+    return block_output(s, sb, t + dt, 0);
+}
+
+/* order[k] >= 0: population index; < 0: block -1 - index */
+int ap_sim_ordered_step(ap_sim *s, const int *order, int n_order, double t, double dt, ap_noise *rng) {
+    for (int k = 0; k < s->n_snap; k++)
+        memcpy(s->snap[k].copy, s->snap[k].src, s->snap[k].count * sizeof(double));
+    for (int k = 0; k < n_order; k++) {
+        int rc = order[k] >= 0 ? step_pop(s, &s->pops[order[k]], t, dt, rng)
+                               : step_block(s, &s->blocks[-1 - order[k]], t, dt, rng);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* ---- plasticity rules -------------------------------------------------------------------- */
+
+int ap_sim_accumulate(ap_sim *s, double w, double *quad) {
+    const int B = s->B;
+    for (int i = 0; i < s->n_projs; i++) {
+        sim_proj *pr = &s->projs[i];
+        sim_acc *a = pr->acc;
+        if (!a) continue;
+        const ap_proj_obj *po = pr->obj;
+        const int rows = po->rows, cols = po->cols;
+        memcpy(a->pre, pr->src, (size_t)B * (size_t)cols * sizeof(double));
+        a->ctx.t = s->eval_t;
+        int rc = po->rule->factors(&a->ctx, a->post, a->pre);
+        if (rc)
+            return rc > 0 ? rc
+                          : ap_error(AP_EPLUGIN, "projection %s: rule %s failed (code %d)", po->name,
+                                     po->rule->name, rc);
+        double *dW = quad ? quad + a->quad_off : a->dW;
+        double *db = quad ? dW + (size_t)rows * cols : a->db;
+        /* dW (rows x cols) += w * post^T (rows x B) . pre (B x cols) */
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rows, cols, B, w, a->post, rows,
+                    a->pre, cols, quad ? 0.0 : 1.0, dW, cols);
+        if (po->b) {
+            if (quad) memset(db, 0, (size_t)rows * sizeof *db);
+            for (int b = 0; b < B; b++) {
+                const double *row = a->post + (size_t)b * rows;
+                for (int j = 0; j < rows; j++) db[j] += w * row[j];
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- recording --------------------------------------------------------------------------- */
+
+int ap_sim_record(ap_sim *s, double t) {
+    for (int k = 0; k < s->n_rec; k++) {
+        sim_rec *r = &s->rec[k];
+        if (r->n >= r->cap) {
+            /* only CVODE's step-driven recording cannot know its count in advance */
+            size_t nc = r->cap ? 2 * r->cap : 64;
+            double *d = realloc(r->data, nc * (size_t)r->width * sizeof *d);
+            if (!d) return ap_error(AP_ENOMEM, "out of memory recording %s", r->name);
+            r->data = d;
+            double *tt = realloc(r->times, nc * sizeof *tt);
+            if (!tt) return ap_error(AP_ENOMEM, "out of memory recording %s", r->name);
+            r->times = tt;
+            r->cap = nc;
+        }
+        memcpy(r->data + r->n * (size_t)r->width, r->src, (size_t)r->width * sizeof(double));
+        r->times[r->n++] = t;
+    }
+    return 0;
+}

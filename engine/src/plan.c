@@ -1,0 +1,716 @@
+/* plan.c — compiling a model into a simulation: state layout, buffers, signal resolution and
+ * the order of instantaneous signals (with algebraic-loop detection). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apical/error.h"
+#include "sim_impl.h"
+
+static const char *origin_of(const char *o) {
+    static _Thread_local char buf[512];
+    if (!o || !*o) return "";
+    snprintf(buf, sizeof buf, "%s: ", o);
+    return buf;
+}
+
+/* Index of compartment `name` in type t, or -1. */
+static int comp_index(const ap_neuron_type *t, const char *name, size_t len) {
+    for (int c = 0; c < t->n_compartments; c++)
+        if (strlen(t->compartments[c].name) == len && strncmp(t->compartments[c].name, name, len) == 0)
+            return c;
+    return -1;
+}
+
+static int param_index(const ap_neuron_type *t, const char *name) {
+    for (int k = 0; k < t->n_params; k++)
+        if (strcmp(t->params[k].name, name) == 0) return k;
+    return -1;
+}
+
+/* Pointer to the buffer behind a resolved signal. */
+static const double *signal_ptr(const ap_sim *s, const ap_sigref *r) {
+    switch (r->kind) {
+    case AP_SIG_INPUT:
+        return s->input[r->obj];
+    case AP_SIG_COMPARTMENT:
+        return s->pops[r->obj].comp[r->port].value;
+    case AP_SIG_RATE:
+        return s->pops[r->obj].rate;
+    case AP_SIG_BLOCK_OUTPUT:
+        return s->blocks[r->obj].out[r->port];
+    case AP_SIG_BLOCK_STATE:
+        return s->blocks[r->obj].state[r->port];
+    }
+    return NULL;
+}
+
+/* ---- the dependency graph of instantaneous signals --------------------------------------- */
+
+typedef struct graph {
+    int n;
+    sim_node *nodes;
+    int *id_comp;  /* [pop][comp] -> node or -1 (flattened by comp_base) */
+    int *comp_base;
+    int *id_rate;  /* per pop */
+    int *id_block; /* per block, or -1 */
+    int *n_deps, **deps;
+} graph;
+
+static void graph_free(graph *g) {
+    if (g->deps)
+        for (int i = 0; i < g->n; i++) free(g->deps[i]);
+    free(g->deps);
+    free(g->n_deps);
+    free(g->nodes);
+    free(g->id_comp);
+    free(g->comp_base);
+    free(g->id_rate);
+    free(g->id_block);
+}
+
+static int add_dep(graph *g, int node, int dep) {
+    if (dep < 0) return AP_OK;
+    int *d = realloc(g->deps[node], (size_t)(g->n_deps[node] + 1) * sizeof *d);
+    if (!d) return ap_error(AP_ENOMEM, "out of memory");
+    d[g->n_deps[node]++] = dep;
+    g->deps[node] = d;
+    return AP_OK;
+}
+
+/* Node that computes signal r, or -1 if it needs none (inputs, state). */
+static int node_of(const graph *g, const ap_sigref *r) {
+    switch (r->kind) {
+    case AP_SIG_COMPARTMENT:
+        return g->id_comp[g->comp_base[r->obj] + r->port];
+    case AP_SIG_RATE:
+        return g->id_rate[r->obj];
+    case AP_SIG_BLOCK_OUTPUT:
+        return g->id_block[r->obj];
+    default:
+        return -1;
+    }
+}
+
+static void node_name(const ap_sim *s, const sim_node *nd, char *buf, size_t n) {
+    if (nd->kind == NODE_BLOCK)
+        snprintf(buf, n, "%s", s->blocks[nd->obj].obj->name);
+    else if (nd->kind == NODE_RATE)
+        snprintf(buf, n, "%s.rate", s->pops[nd->obj].obj->name);
+    else
+        snprintf(buf, n, "%s.%s", s->pops[nd->obj].obj->name,
+                 s->pops[nd->obj].obj->type->compartments[nd->comp].name);
+}
+
+static const char *node_origin(const ap_sim *s, const sim_node *nd) {
+    return nd->kind == NODE_BLOCK ? s->blocks[nd->obj].obj->origin : s->pops[nd->obj].obj->origin;
+}
+
+/* Builds the graph. init: settled compartments count as instantaneous and blocks as sources
+ * (their initial outputs depend on their state only). */
+static int build_graph(ap_sim *s, graph *g, int init) {
+    const ap_model *m = s->m;
+    memset(g, 0, sizeof *g);
+    int total_comp = 0;
+    g->comp_base = calloc((size_t)s->n_pops + 1, sizeof *g->comp_base);
+    for (int p = 0; p < s->n_pops; p++) {
+        g->comp_base[p] = total_comp;
+        total_comp += s->pops[p].n_comp;
+    }
+    int max_nodes = total_comp + s->n_pops + s->n_blocks;
+    g->nodes = calloc((size_t)max_nodes + 1, sizeof *g->nodes);
+    g->id_comp = malloc(((size_t)total_comp + 1) * sizeof *g->id_comp);
+    g->id_rate = malloc(((size_t)s->n_pops + 1) * sizeof *g->id_rate);
+    g->id_block = malloc(((size_t)s->n_blocks + 1) * sizeof *g->id_block);
+    g->n_deps = calloc((size_t)max_nodes + 1, sizeof *g->n_deps);
+    g->deps = calloc((size_t)max_nodes + 1, sizeof *g->deps);
+    if (!g->comp_base || !g->nodes || !g->id_comp || !g->id_rate || !g->id_block || !g->n_deps ||
+        !g->deps)
+        return ap_error(AP_ENOMEM, "out of memory compiling");
+    /* nodes in declaration order, so that the sort is deterministic and intuitive */
+    for (int k = 0; k < m->n_objects; k++) {
+        const ap_obj_ref *o = &m->objects[k];
+        if (o->kind == AP_OBJ_POPULATION) {
+            int p = o->index;
+            const sim_pop *sp = &s->pops[p];
+            for (int c = 0; c < sp->n_comp; c++) {
+                int inst = !sp->comp[c].dynamic || (init && sp->obj->start == AP_START_SETTLED);
+                if (inst) {
+                    g->nodes[g->n] = (sim_node){NODE_COMP, p, c};
+                    g->id_comp[g->comp_base[p] + c] = g->n++;
+                } else {
+                    g->id_comp[g->comp_base[p] + c] = -1;
+                }
+            }
+            g->nodes[g->n] = (sim_node){NODE_RATE, p, 0};
+            g->id_rate[p] = g->n++;
+        } else if (o->kind == AP_OBJ_BLOCK) {
+            if (init) {
+                g->id_block[o->index] = -1;
+            } else {
+                g->nodes[g->n] = (sim_node){NODE_BLOCK, o->index, 0};
+                g->id_block[o->index] = g->n++;
+            }
+        }
+    }
+    int rc;
+    for (int p = 0; p < s->n_pops; p++) {
+        const sim_pop *sp = &s->pops[p];
+        const ap_neuron_type *t = sp->obj->type;
+        for (int c = 0; c < sp->n_comp; c++) {
+            int me = g->id_comp[g->comp_base[p] + c];
+            if (me < 0) continue;
+            for (int k = 0; k < sp->comp[c].n_projs; k++) {
+                ap_sigref r;
+                const ap_proj_obj *pr = s->projs[sp->comp[c].projs[k]].obj;
+                if ((rc = ap_model_resolve(m, pr->source, &r))) return rc;
+                if ((rc = add_dep(g, me, node_of(g, &r)))) return rc;
+            }
+            for (int f = 0; f < sp->comp[c].n_feeds; f++)
+                if ((rc = add_dep(g, me, g->id_comp[g->comp_base[p] + sp->comp[c].feeds[f]])))
+                    return rc;
+            if (t->dynamics) /* a callback may read any earlier compartment */
+                for (int e = 0; e < c; e++)
+                    if ((rc = add_dep(g, me, g->id_comp[g->comp_base[p] + e]))) return rc;
+        }
+        if ((rc = add_dep(g, g->id_rate[p], g->id_comp[g->comp_base[p] + t->rate_of]))) return rc;
+    }
+    for (int b = 0; b < s->n_blocks && !init; b++) {
+        const ap_block_obj *bo = s->blocks[b].obj;
+        if (!bo->type->feedthrough) continue;
+        for (int k = 0; k < bo->type->n_inputs; k++) {
+            ap_sigref r;
+            if ((rc = ap_model_resolve(m, bo->inputs[k], &r))) return rc;
+            if ((rc = add_dep(g, g->id_block[b], node_of(g, &r)))) return rc;
+        }
+    }
+    return AP_OK;
+}
+
+/* Topological sort (Kahn, declaration order among ready nodes). On a cycle, lists it. */
+static int sort_graph(ap_sim *s, graph *g, sim_node **out, int *n_out, int init) {
+    int n = g->n;
+    int *state = calloc((size_t)n + 1, sizeof *state); /* 0 pending, 1 done */
+    sim_node *order = malloc(((size_t)n + 1) * sizeof *order);
+    if (!state || !order) {
+        free(state);
+        free(order);
+        return ap_error(AP_ENOMEM, "out of memory compiling");
+    }
+    int done = 0, progress = 1;
+    while (done < n && progress) {
+        progress = 0;
+        for (int i = 0; i < n; i++) {
+            if (state[i]) continue;
+            int ready = 1;
+            for (int k = 0; k < g->n_deps[i] && ready; k++)
+                if (!state[g->deps[i][k]]) ready = 0;
+            if (ready) {
+                state[i] = 1;
+                order[done++] = g->nodes[i];
+                progress = 1;
+                break; /* restart: keeps declaration order among ready nodes */
+            }
+        }
+    }
+    if (done < n) {
+        /* walk pending dependencies from a pending node until one repeats */
+        int start = -1;
+        for (int i = 0; i < n && start < 0; i++)
+            if (!state[i]) start = i;
+        int *seen = calloc((size_t)n + 1, sizeof *seen);
+        int *path = malloc(((size_t)n + 1) * sizeof *path);
+        int len = 0, cur = start;
+        while (seen && path && !seen[cur]) {
+            seen[cur] = len + 1;
+            path[len++] = cur;
+            int next = -1;
+            for (int k = 0; k < g->n_deps[cur] && next < 0; k++)
+                if (!state[g->deps[cur][k]]) next = g->deps[cur][k];
+            cur = next;
+        }
+        char msg[900] = "";
+        size_t l = 0;
+        int first = seen && path ? seen[cur] - 1 : 0;
+        const char *org = "";
+        /* print in the direction of signal flow: dependency first */
+        for (int k = len - 1; seen && path && k >= first && l < sizeof msg; k--) {
+            char nm[200];
+            node_name(s, &g->nodes[path[k]], nm, sizeof nm);
+            l += (size_t)snprintf(msg + l, sizeof msg - l, "%s -> ", nm);
+            if (!*org) org = origin_of(node_origin(s, &g->nodes[path[k]]));
+        }
+        if (seen && path && l < sizeof msg) {
+            char nm[200];
+            node_name(s, &g->nodes[path[len - 1]], nm, sizeof nm);
+            snprintf(msg + l, sizeof msg - l, "%s", nm);
+        }
+        free(seen);
+        free(path);
+        free(state);
+        free(order);
+        return ap_error(AP_ELOOP,
+                        init ? "%scannot settle the start state: instantaneous loop %s (start "
+                               "one of these populations at zero, or give the loop a dynamic "
+                               "compartment)"
+                             : "%salgebraic loop of instantaneous links: %s (give one of them a "
+                               "time constant > 0)",
+                        org, msg);
+    }
+    free(state);
+    *out = order;
+    *n_out = n;
+    return AP_OK;
+}
+
+static int compile_order(ap_sim *s) {
+    graph g;
+    int rc = build_graph(s, &g, 0);
+    if (!rc) rc = sort_graph(s, &g, &s->run_order, &s->n_run, 0);
+    graph_free(&g);
+    if (rc) return rc;
+    rc = build_graph(s, &g, 1);
+    if (!rc) rc = sort_graph(s, &g, &s->init_order, &s->n_init, 1);
+    graph_free(&g);
+    return rc;
+}
+
+/* ---- compile ----------------------------------------------------------------------------- */
+
+static void *xcalloc(size_t n, size_t size, int *fail) {
+    void *p = calloc(n ? n : 1, size);
+    if (!p) *fail = 1;
+    return p;
+}
+
+static int setup_pops(ap_sim *s, size_t *state_off) {
+    const ap_model *m = s->m;
+    const size_t B = (size_t)s->B;
+    int fail = 0;
+    for (int p = 0; p < s->n_pops; p++) {
+        sim_pop *sp = &s->pops[p];
+        const ap_pop_obj *po = &m->pops[p];
+        const ap_neuron_type *t = po->type;
+        sp->obj = po;
+        sp->n = po->size;
+        sp->n_comp = t->n_compartments;
+        sp->comp = xcalloc((size_t)sp->n_comp, sizeof *sp->comp, &fail);
+        sp->values = xcalloc((size_t)sp->n_comp, sizeof *sp->values, &fail);
+        sp->drives = xcalloc((size_t)sp->n_comp, sizeof *sp->drives, &fail);
+        sp->taus = xcalloc((size_t)sp->n_comp, sizeof *sp->taus, &fail);
+        sp->rate = xcalloc(B * (size_t)sp->n, sizeof *sp->rate, &fail);
+        if (fail) return ap_error(AP_ENOMEM, "out of memory compiling population %s", po->name);
+        for (int c = 0; c < sp->n_comp; c++) {
+            const ap_compartment_desc *cd = &t->compartments[c];
+            sim_comp *sc = &sp->comp[c];
+            double tau = 0.0;
+            if (cd->tau_param) {
+                int k = param_index(t, cd->tau_param);
+                if (k < 0)
+                    return ap_error(AP_EINVAL, "neuron type %s: compartment %s names unknown "
+                                               "parameter %s",
+                                    t->name, cd->name, cd->tau_param);
+                tau = po->params[k];
+            }
+            if (!(tau >= 0.0) || !isfinite(tau))
+                return ap_error(AP_EINVAL,
+                                "%spopulation \"%s\": %s = %g, a time constant must be >= 0 (0 "
+                                "= instantaneous)",
+                                origin_of(po->origin), po->name, cd->tau_param, tau);
+            sc->tau = tau;
+            sc->dynamic = tau > 0.0;
+            sp->taus[c] = tau;
+            sc->drive = xcalloc(B * (size_t)sp->n, sizeof(double), &fail);
+            if (sc->dynamic) {
+                sc->off = *state_off;
+                *state_off += B * (size_t)sp->n;
+            } else if (t->dynamics) {
+                sc->value = xcalloc(B * (size_t)sp->n, sizeof(double), &fail);
+            } else {
+                sc->value = sc->drive; /* x = drive: no copy */
+            }
+            if (cd->feeds && *cd->feeds) {
+                const char *q = cd->feeds;
+                while (*q) {
+                    const char *e = strchr(q, ',');
+                    size_t len = e ? (size_t)(e - q) : strlen(q);
+                    while (len && *q == ' ') q++, len--;
+                    int f = comp_index(t, q, len);
+                    if (f < 0 || f == c)
+                        return ap_error(AP_EINVAL, "neuron type %s: compartment %s feeds from "
+                                                   "unknown compartment \"%.*s\"",
+                                        t->name, cd->name, (int)len, q);
+                    int *nf = realloc(sc->feeds, (size_t)(sc->n_feeds + 1) * sizeof *nf);
+                    if (!nf) return ap_error(AP_ENOMEM, "out of memory");
+                    sc->feeds = nf;
+                    sc->feeds[sc->n_feeds++] = f;
+                    q = e ? e + 1 : q + len;
+                }
+            }
+            if (fail) return ap_error(AP_ENOMEM, "out of memory compiling population %s", po->name);
+        }
+    }
+    return AP_OK;
+}
+
+static int setup_blocks(ap_sim *s, size_t *state_off) {
+    const ap_model *m = s->m;
+    const size_t B = (size_t)s->B;
+    int fail = 0, rc;
+    for (int b = 0; b < s->n_blocks; b++) {
+        sim_block *sb = &s->blocks[b];
+        const ap_block_obj *bo = &m->blocks[b];
+        const ap_block_type *t = bo->type;
+        sb->obj = bo;
+        sb->n_in = t->n_inputs;
+        sb->n_state = t->n_states;
+        sb->n_out = t->n_outputs;
+        if ((rc = ap_block_sizes(m, b, sb->in_size, sb->state_size, sb->out_size)))
+            return ap_error_prefix(rc, "%s", origin_of(bo->origin));
+        sb->in = xcalloc((size_t)sb->n_in, sizeof *sb->in, &fail);
+        sb->in_live = xcalloc((size_t)sb->n_in, sizeof *sb->in_live, &fail);
+        sb->in_prev = xcalloc((size_t)sb->n_in, sizeof *sb->in_prev, &fail);
+        sb->state = xcalloc((size_t)sb->n_state, sizeof *sb->state, &fail);
+        sb->dstate = xcalloc((size_t)sb->n_state, sizeof *sb->dstate, &fail);
+        sb->state_sigma = xcalloc((size_t)sb->n_state, sizeof *sb->state_sigma, &fail);
+        sb->out = xcalloc((size_t)sb->n_out, sizeof *sb->out, &fail);
+        size_t nst = 0;
+        for (int k = 0; k < sb->n_state; k++) {
+            sb->state_off[k] = *state_off + nst;
+            nst += B * (size_t)sb->state_size[k];
+        }
+        *state_off += nst;
+        sb->dstate_buf = xcalloc(nst, sizeof(double), &fail);
+        for (int k = 0; k < sb->n_out && !fail; k++)
+            sb->out[k] = xcalloc(B * (size_t)sb->out_size[k], sizeof(double), &fail);
+        if (fail) return ap_error(AP_ENOMEM, "out of memory compiling block %s", bo->name);
+        if (t->init_data && (rc = t->init_data(bo->params, s->B, sb->in_size, &sb->data)))
+            return ap_error_prefix(rc < 0 ? rc : AP_EPLUGIN, "%sblock \"%s\" (%s): ",
+                                   origin_of(bo->origin), bo->name, t->name);
+    }
+    return AP_OK;
+}
+
+static int setup_projs(ap_sim *s) {
+    const ap_model *m = s->m;
+    int fail = 0;
+    for (int i = 0; i < s->n_projs; i++) {
+        sim_proj *sp = &s->projs[i];
+        const ap_proj_obj *po = &m->projs[i];
+        ap_sigref src, tgt;
+        int rc = ap_model_resolve(m, po->source, &src);
+        if (!rc) rc = ap_model_resolve(m, po->target, &tgt);
+        if (rc) return ap_error_prefix(rc, "%sprojection %s: ", origin_of(po->origin), po->name);
+        sp->obj = po;
+        sp->n_src = src.size;
+        sp->n_tgt = tgt.size;
+        if (po->kind == AP_DENSE && (po->cols != src.size || po->rows != tgt.size))
+            return ap_error(AP_ESIZE, "%sprojection %s: weights are %d x %d, the signals need %d x %d",
+                            origin_of(po->origin), po->name, po->rows, po->cols, tgt.size, src.size);
+        sp->src = signal_ptr(s, &src);
+        sp->tgt_pop = tgt.obj;
+        sp->tgt_comp = tgt.port;
+        sim_comp *sc = &s->pops[tgt.obj].comp[tgt.port];
+        int *np = realloc(sc->projs, (size_t)(sc->n_projs + 1) * sizeof *np);
+        if (!np) return ap_error(AP_ENOMEM, "out of memory");
+        sc->projs = np;
+        sc->projs[sc->n_projs++] = i;
+        if (po->rule) {
+            const size_t B = (size_t)s->B;
+            sim_acc *a = sp->acc = xcalloc(1, sizeof *a, &fail);
+            if (fail) return ap_error(AP_ENOMEM, "out of memory");
+            a->dW = xcalloc((size_t)po->rows * (size_t)po->cols, sizeof(double), &fail);
+            a->db = xcalloc((size_t)po->rows, sizeof(double), &fail);
+            a->post = xcalloc(B * (size_t)po->rows, sizeof(double), &fail);
+            a->pre = xcalloc(B * (size_t)po->cols, sizeof(double), &fail);
+            a->scratch = xcalloc(B * (size_t)po->rows, sizeof(double), &fail);
+            if (fail) return ap_error(AP_ENOMEM, "out of memory for the accumulator of %s", po->name);
+            a->quad_off = s->quad_size;
+            s->quad_size += (size_t)po->rows * (size_t)po->cols + (po->b ? (size_t)po->rows : 0);
+            s->n_acc++;
+        }
+    }
+    return AP_OK;
+}
+
+/* Block inputs, the rule contexts and the neuron contexts, once every buffer exists. */
+static int wire(ap_sim *s) {
+    const ap_model *m = s->m;
+    for (int p = 0; p < s->n_pops; p++) {
+        sim_pop *sp = &s->pops[p];
+        for (int c = 0; c < sp->n_comp; c++) {
+            sim_comp *sc = &sp->comp[c];
+            if (sc->dynamic) sc->value = s->x + sc->off;
+            sp->values[c] = sc->value;
+            sp->drives[c] = sc->drive;
+        }
+        sp->ctx = (ap_neuron_ctx){.batch = s->B,
+                                  .size = sp->n,
+                                  .params = sp->obj->params,
+                                  .tau = sp->taus,
+                                  .value = sp->values,
+                                  .drive = sp->drives};
+    }
+    for (int b = 0; b < s->n_blocks; b++) {
+        sim_block *sb = &s->blocks[b];
+        size_t o = 0;
+        for (int k = 0; k < sb->n_state; k++) {
+            sb->state[k] = s->x + sb->state_off[k];
+            sb->dstate[k] = sb->dstate_buf + o;
+            o += (size_t)s->B * (size_t)sb->state_size[k];
+        }
+    }
+    /* projection sources and block inputs may point at compartments now placed in s->x */
+    for (int i = 0; i < s->n_projs; i++) {
+        ap_sigref src;
+        ap_model_resolve(m, s->projs[i].obj->source, &src);
+        s->projs[i].src = signal_ptr(s, &src);
+    }
+    for (int b = 0; b < s->n_blocks; b++) {
+        sim_block *sb = &s->blocks[b];
+        for (int k = 0; k < sb->n_in; k++) {
+            ap_sigref r;
+            int rc = ap_model_resolve(m, sb->obj->inputs[k], &r);
+            if (rc) return rc;
+            sb->in_live[k] = sb->in[k] = signal_ptr(s, &r);
+        }
+        sb->ctx = (ap_block_ctx){.batch = s->B,
+                                 .params = sb->obj->params,
+                                 .data = sb->data,
+                                 .in = sb->in,
+                                 .in_size = sb->in_size,
+                                 .state = (const double *const *)sb->state,
+                                 .state_size = sb->state_size,
+                                 .out = sb->out,
+                                 .out_size = sb->out_size};
+    }
+    for (int i = 0; i < s->n_projs; i++) {
+        sim_proj *pr = &s->projs[i];
+        if (!pr->acc) continue;
+        sim_pop *tp = &s->pops[pr->tgt_pop];
+        pr->acc->ctx = (ap_rule_ctx){.batch = s->B,
+                                     .params = pr->obj->rule_params,
+                                     .n_pre = pr->n_src,
+                                     .n_post = pr->n_tgt,
+                                     .pre = pr->src,
+                                     .n_compartments = tp->n_comp,
+                                     .value = (const double *const *)tp->values,
+                                     .drive = tp->drives,
+                                     .rate = tp->rate,
+                                     .activation = tp->obj->act,
+                                     .target_compartment = pr->tgt_comp,
+                                     .scratch = pr->acc->scratch};
+    }
+    return AP_OK;
+}
+
+int ap_model_compile(ap_model *m, ap_sim **out) {
+    *out = NULL;
+    ap_sim *s = calloc(1, sizeof *s);
+    if (!s) return ap_error(AP_ENOMEM, "out of memory compiling");
+    s->m = m;
+    s->B = m->batch;
+    s->n_pops = m->n_pops;
+    s->n_blocks = m->n_blocks;
+    s->n_projs = m->n_projs;
+    s->bad_index = -1;
+    int fail = 0, rc;
+    s->pops = xcalloc((size_t)s->n_pops, sizeof *s->pops, &fail);
+    s->blocks = xcalloc((size_t)s->n_blocks, sizeof *s->blocks, &fail);
+    s->projs = xcalloc((size_t)s->n_projs, sizeof *s->projs, &fail);
+    s->input = xcalloc((size_t)m->n_inputs, sizeof *s->input, &fail);
+    for (int i = 0; i < m->n_inputs && !fail; i++)
+        s->input[i] = xcalloc((size_t)s->B * (size_t)m->inputs[i].size, sizeof(double), &fail);
+    if (fail) {
+        rc = ap_error(AP_ENOMEM, "out of memory compiling");
+        goto fail;
+    }
+    size_t off = 0;
+    if ((rc = setup_pops(s, &off))) goto fail;
+    if ((rc = setup_blocks(s, &off))) goto fail;
+    s->n_state = off;
+    s->x = xcalloc(off, sizeof(double), &fail);
+    s->ydot = xcalloc(off, sizeof(double), &fail);
+    if (fail) {
+        rc = ap_error(AP_ENOMEM, "out of memory for a state of %zu values", off);
+        goto fail;
+    }
+    if ((rc = setup_projs(s))) goto fail;
+    if ((rc = wire(s))) goto fail;
+    if ((rc = compile_order(s))) goto fail;
+    if ((rc = ap_model_check_weights(m))) goto fail;
+    ap_registry_close(m->reg);
+    *out = s;
+    return AP_OK;
+fail:
+    ap_sim_free(&s);
+    return rc;
+}
+
+static void free_run_buffers(ap_sim *s) {
+    for (int k = 0; k < s->n_rec; k++) {
+        free(s->rec[k].name);
+        free(s->rec[k].data);
+        free(s->rec[k].times);
+    }
+    free(s->rec);
+    s->rec = NULL;
+    s->n_rec = 0;
+    for (int k = 0; k < s->n_snap; k++) free(s->snap[k].copy);
+    free(s->snap);
+    s->snap = NULL;
+    s->n_snap = 0;
+}
+
+void ap_sim_free(ap_sim **ps) {
+    if (!ps || !*ps) return;
+    ap_sim *s = *ps;
+    free_run_buffers(s);
+    for (int p = 0; p < s->n_pops && s->pops; p++) {
+        sim_pop *sp = &s->pops[p];
+        for (int c = 0; c < sp->n_comp && sp->comp; c++) {
+            sim_comp *sc = &sp->comp[c];
+            if (!sc->dynamic && sc->value != sc->drive) free(sc->value);
+            free(sc->drive);
+            free(sc->feeds);
+            free(sc->projs);
+        }
+        free(sp->comp);
+        free(sp->values);
+        free(sp->drives);
+        free(sp->taus);
+        free(sp->rate);
+    }
+    for (int b = 0; b < s->n_blocks && s->blocks; b++) {
+        sim_block *sb = &s->blocks[b];
+        if (sb->data && sb->obj->type->destroy_data) sb->obj->type->destroy_data(sb->data);
+        for (int k = 0; k < sb->n_out && sb->out; k++) free(sb->out[k]);
+        free(sb->out);
+        free(sb->in);
+        free(sb->in_live);
+        free(sb->in_prev);
+        free(sb->state);
+        free(sb->dstate);
+        free(sb->dstate_buf);
+        free(sb->state_sigma);
+    }
+    for (int i = 0; i < s->n_projs && s->projs; i++) {
+        sim_acc *a = s->projs[i].acc;
+        if (!a) continue;
+        free(a->dW);
+        free(a->db);
+        free(a->post);
+        free(a->pre);
+        free(a->scratch);
+        free(a);
+    }
+    if (s->input)
+        for (int i = 0; i < s->m->n_inputs; i++) free(s->input[i]);
+    free(s->input);
+    free(s->pops);
+    free(s->blocks);
+    free(s->projs);
+    free(s->run_order);
+    free(s->init_order);
+    free(s->x);
+    free(s->ydot);
+    free(s);
+    *ps = NULL;
+}
+
+/* Exposed to run.c to reset per-run buffers. */
+void ap_sim_free_run_buffers(ap_sim *s);
+void ap_sim_free_run_buffers(ap_sim *s) {
+    free_run_buffers(s);
+}
+
+ap_model *ap_sim_model(const ap_sim *s) {
+    return s->m;
+}
+
+size_t ap_sim_state_size(const ap_sim *s) {
+    return s->n_state;
+}
+
+int ap_sim_set_input(ap_sim *s, const char *name, const double *data, size_t count) {
+    ap_sigref r;
+    int rc = ap_model_resolve(s->m, name, &r);
+    if (rc) return rc;
+    if (r.kind != AP_SIG_INPUT) return ap_error(AP_EINVAL, "\"%s\" is not an input", name);
+    size_t need = (size_t)s->B * (size_t)r.size;
+    if (count != need)
+        return ap_error(AP_ESIZE, "input %s: got %zu values, expected batch %d x %d = %zu", name,
+                        count, s->B, r.size, need);
+    for (size_t k = 0; k < count; k++)
+        if (!isfinite(data[k]))
+            return ap_error(AP_ENONFINITE, "input %s: value [sample %zu, unit %zu] = %g", name,
+                            k / (size_t)r.size, k % (size_t)r.size, data[k]);
+    memcpy(s->input[r.obj], data, count * sizeof *data);
+    return AP_OK;
+}
+
+int ap_sim_read(ap_sim *s, const char *signal, double *dst, size_t count) {
+    ap_sigref r;
+    int rc = ap_model_resolve(s->m, signal, &r);
+    if (rc) return rc;
+    size_t need = (size_t)s->B * (size_t)r.size;
+    if (count != need)
+        return ap_error(AP_ESIZE, "read %s: room for %zu values, it has batch %d x %d = %zu",
+                        signal, count, s->B, r.size, need);
+    memcpy(dst, signal_ptr(s, &r), need * sizeof *dst);
+    return AP_OK;
+}
+
+int ap_sim_write_state(ap_sim *s, const char *signal, const double *src, size_t count) {
+    ap_sigref r;
+    int rc = ap_model_resolve(s->m, signal, &r);
+    if (rc) return rc;
+    int dyn = r.kind == AP_SIG_BLOCK_STATE ||
+              (r.kind == AP_SIG_COMPARTMENT && s->pops[r.obj].comp[r.port].dynamic);
+    if (!dyn) return ap_error(AP_EINVAL, "\"%s\" is not a dynamic variable", signal);
+    size_t need = (size_t)s->B * (size_t)r.size;
+    if (count != need)
+        return ap_error(AP_ESIZE, "write %s: got %zu values, expected batch %d x %d = %zu", signal,
+                        count, s->B, r.size, need);
+    memcpy((double *)signal_ptr(s, &r), src, need * sizeof *src);
+    s->eval_valid = 0;
+    return AP_OK;
+}
+
+void ap_sim_describe(const ap_sim *s, size_t i, char *buf, size_t n) {
+    for (int p = 0; p < s->n_pops; p++)
+        for (int c = 0; c < s->pops[p].n_comp; c++) {
+            const sim_comp *sc = &s->pops[p].comp[c];
+            size_t len = (size_t)s->B * (size_t)s->pops[p].n;
+            if (sc->dynamic && i >= sc->off && i < sc->off + len) {
+                snprintf(buf, n, "%s.%s[sample %zu, unit %zu]", s->pops[p].obj->name,
+                         s->pops[p].obj->type->compartments[c].name,
+                         (i - sc->off) / (size_t)s->pops[p].n, (i - sc->off) % (size_t)s->pops[p].n);
+                return;
+            }
+        }
+    for (int b = 0; b < s->n_blocks; b++)
+        for (int k = 0; k < s->blocks[b].n_state; k++) {
+            const sim_block *sb = &s->blocks[b];
+            size_t w = (size_t)sb->state_size[k];
+            size_t len = (size_t)s->B * w;
+            if (i >= sb->state_off[k] && i < sb->state_off[k] + len) {
+                snprintf(buf, n, "%s.%s[sample %zu, unit %zu]", sb->obj->name,
+                         sb->obj->type->states[k], (i - sb->state_off[k]) / w,
+                         (i - sb->state_off[k]) % w);
+                return;
+            }
+        }
+    snprintf(buf, n, "state[%zu]", i);
+}
+
+long ap_first_nonfinite(const double *v, size_t n) {
+    /* summing first is cheap and usually proves there is nothing to look for */
+    double acc = 0.0;
+    for (size_t i = 0; i < n; i++) acc += v[i] * 0.0;
+    if (acc == 0.0) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return (long)i;
+    return -1;
+}

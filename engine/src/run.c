@@ -1,0 +1,306 @@
+/* run.c — ap_sim_run: checks the options, prepares recorders, accumulators, snapshots and
+ * noise, starts the state, hands over to a solver, and exposes the results. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "apical/error.h"
+#include "sim_impl.h"
+
+void ap_sim_free_run_buffers(ap_sim *s);
+
+static const struct {
+    const char *name;
+    ap_solver_kind kind;
+} solver_names[] = {
+    {"euler", AP_SOLVER_EULER},
+    {"rk4", AP_SOLVER_RK4},
+    {"euler-maruyama", AP_SOLVER_EULER_MARUYAMA},
+    {"cvode-bdf", AP_SOLVER_CVODE_BDF},
+    {"cvode-adams", AP_SOLVER_CVODE_ADAMS},
+};
+
+int ap_solver_from_name(const char *name, ap_solver_kind *kind) {
+    for (size_t i = 0; i < sizeof solver_names / sizeof *solver_names; i++)
+        if (name && strcmp(name, solver_names[i].name) == 0) {
+            *kind = solver_names[i].kind;
+            return AP_OK;
+        }
+    return ap_error(AP_ENOTFOUND,
+                    "unknown solver \"%s\" (known: euler, rk4, euler-maruyama, cvode-bdf, "
+                    "cvode-adams)",
+                    name ? name : "(null)");
+}
+
+const char *ap_solver_name(ap_solver_kind kind) {
+    for (size_t i = 0; i < sizeof solver_names / sizeof *solver_names; i++)
+        if (solver_names[i].kind == kind) return solver_names[i].name;
+    return "unknown";
+}
+
+void ap_run_opts_default(ap_run_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->solver = AP_SOLVER_EULER;
+    o->dt = 0.01;
+    o->rtol = 1e-6;
+    o->atol = 1e-8;
+    o->accumulate = 1;
+}
+
+int ap_sim_set_accumulation(ap_sim *s, ap_acc_points points) {
+    if (points != AP_ACC_ALL && points != AP_ACC_LEFT && points != AP_ACC_RIGHT)
+        return ap_error(AP_EINVAL, "unknown accumulation mode %d", (int)points);
+    s->acc_points = points;
+    return AP_OK;
+}
+
+static int is_fixed(ap_solver_kind k) {
+    return k == AP_SOLVER_EULER || k == AP_SOLVER_RK4 || k == AP_SOLVER_EULER_MARUYAMA;
+}
+
+static int check_opts(const ap_sim *s, const ap_run_opts *o, double *t_end, long *n_steps) {
+    const char *sn = ap_solver_name(o->solver);
+    if (!strcmp(sn, "unknown")) return ap_error(AP_EINVAL, "run: unknown solver %d", (int)o->solver);
+    if (is_fixed(o->solver)) {
+        if (!(o->dt > 0.0) || !isfinite(o->dt))
+            return ap_error(AP_EINVAL, "run (%s): dt = %g, must be > 0", sn, o->dt);
+        if (o->steps > 0) {
+            *n_steps = o->steps;
+            *t_end = (double)o->steps * o->dt;
+        } else {
+            if (!(o->t_end > 0.0) || !isfinite(o->t_end))
+                return ap_error(AP_EINVAL, "run (%s): t_end = %g, must be > 0 (or give steps)", sn,
+                                o->t_end);
+            double r = o->t_end / o->dt;
+            long n = lround(r);
+            if (n < 1 || fabs(r - (double)n) > 1e-9 * fmax(1.0, r))
+                return ap_error(AP_EINVAL,
+                                "run (%s): t_end = %g is not a whole number of steps dt = %g "
+                                "(%.12g steps)",
+                                sn, o->t_end, o->dt, r);
+            *n_steps = n;
+            *t_end = (double)n * o->dt;
+        }
+        if (o->ordered && o->solver == AP_SOLVER_RK4)
+            return ap_error(AP_EINVAL, "run (rk4): the declared-order option is for euler and "
+                                       "euler-maruyama only");
+    } else {
+        if (!(o->t_end > 0.0) || !isfinite(o->t_end))
+            return ap_error(AP_EINVAL, "run (%s): t_end = %g, must be > 0", sn, o->t_end);
+        if (!(o->rtol > 0.0) || !(o->atol > 0.0))
+            return ap_error(AP_EINVAL, "run (%s): rtol = %g and atol = %g must be > 0", sn, o->rtol,
+                            o->atol);
+        if (o->max_step < 0 || o->init_step < 0 || o->max_steps < 0 || o->max_order < 0)
+            return ap_error(AP_EINVAL, "run (%s): negative max_step, init_step, max_steps or "
+                                       "max_order",
+                            sn);
+        if (o->ordered) return ap_error(AP_EINVAL, "run (%s): 'ordered' is for euler only", sn);
+        *t_end = o->t_end;
+        *n_steps = 0;
+    }
+    if (o->n_noise > 0 && o->solver != AP_SOLVER_EULER_MARUYAMA)
+        return ap_error(AP_EINVAL, "run (%s): noise needs the euler-maruyama solver", sn);
+    if (o->every < 0) return ap_error(AP_EINVAL, "run: every = %ld, must be >= 0", o->every);
+    for (int k = 0; k < o->n_times; k++) {
+        if (!(o->times[k] >= 0.0) || o->times[k] > *t_end * (1 + 1e-12))
+            return ap_error(AP_EINVAL, "run: record time %g is outside [0, %g]", o->times[k],
+                            *t_end);
+        if (k && !(o->times[k] > o->times[k - 1]))
+            return ap_error(AP_EINVAL, "run: record times must increase (%g after %g)",
+                            o->times[k], o->times[k - 1]);
+        if (is_fixed(o->solver)) {
+            double r = o->times[k] / o->dt;
+            if (fabs(r - (double)lround(r)) > 1e-9 * fmax(1.0, r))
+                return ap_error(AP_EINVAL,
+                                "run (%s): record time %g is not on the step grid (dt = %g)", sn,
+                                o->times[k], o->dt);
+        }
+    }
+    (void)s;
+    return AP_OK;
+}
+
+static int setup_recording(ap_sim *s, const ap_run_opts *o, long n_steps) {
+    if (o->n_record == 0) return AP_OK;
+    s->rec = calloc((size_t)o->n_record, sizeof *s->rec);
+    if (!s->rec) return ap_error(AP_ENOMEM, "out of memory");
+    s->n_rec = o->n_record;
+    size_t cap = (size_t)o->n_times;
+    if (is_fixed(o->solver) && o->every > 0) cap += (size_t)(n_steps / o->every) + 1;
+    if (!is_fixed(o->solver) && o->every > 0) cap += 64;
+    for (int k = 0; k < o->n_record; k++) {
+        ap_sigref r;
+        int rc = ap_model_resolve(s->m, o->record[k], &r);
+        if (rc) return ap_error_prefix(rc, "record: ");
+        sim_rec *sr = &s->rec[k];
+        size_t nm = strlen(o->record[k]) + 1;
+        sr->name = malloc(nm);
+        if (!sr->name) return ap_error(AP_ENOMEM, "out of memory");
+        memcpy(sr->name, o->record[k], nm);
+        double tmp;
+        (void)tmp;
+        switch (r.kind) {
+        case AP_SIG_INPUT:
+            sr->src = s->input[r.obj];
+            break;
+        case AP_SIG_COMPARTMENT:
+            sr->src = s->pops[r.obj].comp[r.port].value;
+            break;
+        case AP_SIG_RATE:
+            sr->src = s->pops[r.obj].rate;
+            break;
+        case AP_SIG_BLOCK_OUTPUT:
+            sr->src = s->blocks[r.obj].out[r.port];
+            break;
+        case AP_SIG_BLOCK_STATE:
+            sr->src = s->blocks[r.obj].state[r.port];
+            break;
+        }
+        sr->width = s->B * r.size;
+        sr->cap = cap;
+        if (cap) {
+            sr->data = malloc(cap * (size_t)sr->width * sizeof(double));
+            sr->times = malloc(cap * sizeof(double));
+            if (!sr->data || !sr->times)
+                return ap_error(AP_ENOMEM, "out of memory: recording %s needs %zu x %d values",
+                                sr->name, cap, sr->width);
+        }
+    }
+    return AP_OK;
+}
+
+/* Snapshot buffers for `previous` signals; projections and block inputs read them. */
+static int setup_snapshots(ap_sim *s, const ap_run_opts *o) {
+    for (int i = 0; i < s->n_projs; i++) s->projs[i].src_prev = NULL;
+    for (int b = 0; b < s->n_blocks; b++)
+        for (int k = 0; k < s->blocks[b].n_in; k++) {
+            s->blocks[b].in_prev[k] = NULL;
+            s->blocks[b].in[k] = s->blocks[b].in_live[k];
+        }
+    if (o->n_previous == 0) return AP_OK;
+    if (!o->ordered)
+        return ap_error(AP_EINVAL, "run: 'previous' only has a meaning with ordered = true");
+    s->snap = calloc((size_t)o->n_previous, sizeof *s->snap);
+    if (!s->snap) return ap_error(AP_ENOMEM, "out of memory");
+    s->n_snap = o->n_previous;
+    for (int k = 0; k < o->n_previous; k++) {
+        ap_sigref r;
+        int rc = ap_model_resolve(s->m, o->previous[k], &r);
+        if (rc) return ap_error_prefix(rc, "previous: ");
+        const double *src = NULL;
+        switch (r.kind) {
+        case AP_SIG_INPUT:
+            src = s->input[r.obj];
+            break;
+        case AP_SIG_COMPARTMENT:
+            src = s->pops[r.obj].comp[r.port].value;
+            break;
+        case AP_SIG_RATE:
+            src = s->pops[r.obj].rate;
+            break;
+        case AP_SIG_BLOCK_OUTPUT:
+            src = s->blocks[r.obj].out[r.port];
+            break;
+        case AP_SIG_BLOCK_STATE:
+            src = s->blocks[r.obj].state[r.port];
+            break;
+        }
+        sim_snapshot *sn = &s->snap[k];
+        sn->src = src;
+        sn->count = (size_t)s->B * (size_t)r.size;
+        sn->copy = malloc(sn->count * sizeof(double));
+        if (!sn->copy) return ap_error(AP_ENOMEM, "out of memory");
+        for (int i = 0; i < s->n_projs; i++)
+            if (s->projs[i].src == src) s->projs[i].src_prev = sn->copy;
+        for (int b = 0; b < s->n_blocks; b++)
+            for (int j = 0; j < s->blocks[b].n_in; j++)
+                if (s->blocks[b].in_live[j] == src) s->blocks[b].in[j] = s->blocks[b].in_prev[j] = sn->copy;
+    }
+    return AP_OK;
+}
+
+static int setup_noise(ap_sim *s, const ap_run_opts *o) {
+    for (int p = 0; p < s->n_pops; p++)
+        for (int c = 0; c < s->pops[p].n_comp; c++) s->pops[p].comp[c].sigma = 0.0;
+    for (int b = 0; b < s->n_blocks; b++)
+        for (int k = 0; k < s->blocks[b].n_state; k++) s->blocks[b].state_sigma[k] = 0.0;
+    for (int k = 0; k < o->n_noise; k++) {
+        ap_sigref r;
+        int rc = ap_model_resolve(s->m, o->noise[k], &r);
+        if (rc) return ap_error_prefix(rc, "noise: ");
+        double sg = o->sigma[k];
+        if (!isfinite(sg) || sg < 0)
+            return ap_error(AP_EINVAL, "noise on %s: sigma = %g, must be >= 0", o->noise[k], sg);
+        if (r.kind == AP_SIG_COMPARTMENT && s->pops[r.obj].comp[r.port].dynamic)
+            s->pops[r.obj].comp[r.port].sigma = sg;
+        else if (r.kind == AP_SIG_BLOCK_STATE)
+            s->blocks[r.obj].state_sigma[r.port] = sg;
+        else
+            return ap_error(AP_EINVAL,
+                            "noise on %s: noise enters dynamic variables only (a compartment "
+                            "with a time constant > 0, or a block state)",
+                            o->noise[k]);
+    }
+    return AP_OK;
+}
+
+int ap_sim_run(ap_sim *s, const ap_run_opts *o, ap_run_stats *stats) {
+    ap_run_stats local;
+    if (!stats) stats = &local;
+    memset(stats, 0, sizeof *stats);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t_end = 0.0;
+    long n_steps = 0;
+    ap_sim_free_run_buffers(s);
+    int rc = check_opts(s, o, &t_end, &n_steps);
+    if (!rc) rc = ap_model_check_weights(s->m);
+    if (!rc) rc = setup_recording(s, o, n_steps);
+    if (!rc) rc = setup_snapshots(s, o);
+    if (!rc) rc = setup_noise(s, o);
+    if (rc) return rc;
+    s->acc_on = o->accumulate && s->n_acc > 0;
+    for (int i = 0; i < s->n_projs; i++) {
+        sim_acc *a = s->projs[i].acc;
+        if (!a) continue;
+        memset(a->dW, 0, (size_t)s->projs[i].obj->rows * s->projs[i].obj->cols * sizeof(double));
+        memset(a->db, 0, (size_t)s->projs[i].obj->rows * sizeof(double));
+    }
+    s->acc_weight = 0.0;
+    s->bad_index = -1;
+    s->rhs_evals = 0;
+    s->ordered = o->ordered;
+    if ((rc = ap_sim_start(s, o->keep_state))) return rc;
+    rc = is_fixed(o->solver) ? ap_solve_fixed(s, o, stats) : ap_solve_cvode(s, o, stats);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    stats->wall_seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    return rc;
+}
+
+int ap_sim_recording(const ap_sim *s, int k, const double **data, const double **times,
+                     size_t *n_times, int *width) {
+    if (k < 0 || k >= s->n_rec)
+        return ap_error(AP_EINVAL, "no recording %d (the last run recorded %d signals)", k,
+                        s->n_rec);
+    const sim_rec *r = &s->rec[k];
+    if (data) *data = r->data;
+    if (times) *times = r->times;
+    if (n_times) *n_times = r->n;
+    if (width) *width = r->width;
+    return AP_OK;
+}
+
+int ap_sim_accumulator(const ap_sim *s, int id, const double **dW, const double **db,
+                       double *weight) {
+    if (id < 0 || id >= s->n_projs) return ap_error(AP_EINVAL, "no projection with index %d", id);
+    const sim_acc *a = s->projs[id].acc;
+    if (!a)
+        return ap_error(AP_ENOTFOUND, "projection %s has no plasticity rule",
+                        s->projs[id].obj->name);
+    if (dW) *dW = a->dW;
+    if (db) *db = s->projs[id].obj->b ? a->db : NULL;
+    if (weight) *weight = s->acc_weight;
+    return AP_OK;
+}

@@ -1,0 +1,149 @@
+/* sim_impl.h — the compiled plan and its buffers, shared by the plan compiler, the evaluator,
+ * the solvers, recorders and accumulators (internal to libapical). */
+#ifndef APICAL_SIM_IMPL_H
+#define APICAL_SIM_IMPL_H
+
+#include <stddef.h>
+
+#include "apical/sim.h"
+#include "model_impl.h"
+#include "noise.h"
+
+typedef struct sim_comp {
+    int dynamic;
+    double tau;
+    double *value; /* dynamic: inside s->x; instantaneous: its own buffer or the drive */
+    double *drive;
+    size_t off;    /* dynamic: offset of its block in the state vector */
+    int n_feeds;
+    int *feeds;
+    int n_projs;
+    int *projs;    /* projections ending here */
+    double sigma;  /* noise amplitude of the current run (euler-maruyama) */
+} sim_comp;
+
+typedef struct sim_pop {
+    const ap_pop_obj *obj;
+    int n;
+    int n_comp;
+    sim_comp *comp;
+    double *rate;
+    double **values;        /* per compartment, for the neuron callback */
+    const double **drives;
+    double *taus;
+    ap_neuron_ctx ctx;
+} sim_pop;
+
+typedef struct sim_block {
+    const ap_block_obj *obj;
+    int n_in, n_state, n_out;
+    int in_size[32], state_size[32], out_size[32];
+    const double **in;      /* current input pointers (live or snapshot) */
+    const double **in_live;
+    const double **in_prev; /* snapshot pointers, NULL when not read from the snapshot */
+    double **state;         /* inside s->x */
+    size_t state_off[32];
+    double **out;
+    double **dstate; /* scratch for ordered steps and for pointing into ydot */
+    double *dstate_buf;
+    double *state_sigma; /* per state: noise of the current run */
+    void *data;
+    ap_block_ctx ctx;
+} sim_block;
+
+typedef struct sim_acc {
+    double *dW, *db;   /* accumulated (then averaged) update */
+    double *post, *pre; /* factors: batch x rows, batch x cols */
+    double *scratch;
+    size_t quad_off;   /* offset in the CVODE quadrature vector */
+    ap_rule_ctx ctx;
+} sim_acc;
+
+typedef struct sim_proj {
+    const ap_proj_obj *obj;
+    int n_src, n_tgt;
+    const double *src;      /* live source */
+    const double *src_prev; /* snapshot source (ordered mode), or NULL */
+    int tgt_pop, tgt_comp;
+    sim_acc *acc;           /* NULL without a rule */
+} sim_proj;
+
+typedef enum { NODE_COMP, NODE_RATE, NODE_BLOCK } node_kind;
+typedef struct sim_node {
+    node_kind kind;
+    int obj;  /* pop or block */
+    int comp; /* NODE_COMP */
+} sim_node;
+
+typedef struct sim_rec {
+    char *name;
+    const double *src;
+    int width; /* batch x n */
+    double *data;
+    double *times;
+    size_t n, cap;
+} sim_rec;
+
+typedef struct sim_snapshot {
+    const double *src;
+    double *copy;
+    size_t count;
+} sim_snapshot;
+
+struct ap_sim {
+    ap_model *m;
+    int B;
+    size_t n_state;
+    double *x;      /* the current state */
+    double *ydot;   /* scratch derivative */
+    double **input; /* per model input */
+    int n_pops, n_blocks, n_projs;
+    sim_pop *pops;
+    sim_block *blocks;
+    sim_proj *projs;
+    int n_run, n_init;
+    sim_node *run_order;  /* instantaneous signals, state -> signals */
+    sim_node *init_order; /* the same with settled compartments treated as instantaneous */
+    /* per-run */
+    int n_snap;
+    sim_snapshot *snap;
+    int n_rec;
+    sim_rec *rec;
+    int n_acc;
+    size_t quad_size;
+    ap_acc_points acc_points;
+    double acc_weight;
+    int acc_on;
+    int ordered;
+    /* last evaluation, for reuse by the quadrature */
+    double eval_t;
+    int eval_valid;
+    /* first non-finite derivative found by the right-hand side */
+    long bad_index;
+    double bad_value;
+    long rhs_evals;
+};
+
+/* Evaluates every instantaneous signal at (t, y) (y is copied into s->x unless it is s->x)
+ * and, if ydot is non-NULL, the derivatives. Returns 0, >0 if a derivative is non-finite
+ * (s->bad_index set), <0 on a fatal callback failure. */
+int ap_sim_eval(ap_sim *s, double t, const double *y, double *ydot);
+/* Sets the start state and computes the signals (initial evaluation). */
+int ap_sim_start(ap_sim *s, int keep_state);
+/* One declared-order (Gauss-Seidel) sweep of size dt, with noise if rng is non-NULL. */
+int ap_sim_ordered_step(ap_sim *s, const int *order, int n_order, double t, double dt, ap_noise *rng);
+/* Accumulates every rule at the current signals with weight w (dW += w * post^T pre). With
+ * quad != NULL, writes the integrands into quad instead (CVODE quadrature). */
+int ap_sim_accumulate(ap_sim *s, double w, double *quad);
+/* Names state variable i: "h1.soma[sample 3, unit 17]". */
+void ap_sim_describe(const ap_sim *s, size_t i, char *buf, size_t n);
+/* Index of the first non-finite entry of v (length s->n_state), or -1. */
+long ap_first_nonfinite(const double *v, size_t n);
+/* Records every recorded signal at time t (capacity is reserved by the run). */
+int ap_sim_record(ap_sim *s, double t);
+
+/* solvers (solver_fixed.c, solver_cvode.c) */
+int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st);
+int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st);
+
+#endif
