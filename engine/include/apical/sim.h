@@ -39,6 +39,15 @@ AP_API int ap_sim_write_state(ap_sim *s, const char *signal, const double *src, 
 /* Total number of state variables (batch x sum of dynamic sizes). */
 AP_API size_t ap_sim_state_size(const ap_sim *s);
 
+/* Copies the current state vector (ap_sim_state_size values) into y. */
+AP_API int ap_sim_get_state(const ap_sim *s, double *y);
+
+/* The right-hand side f(t, y) of the whole batch, as the solvers see it: evaluates every
+ * signal at state y and writes dy/dt into ydot (both ap_sim_state_size values). The signals
+ * are left at y. Returns AP_ENONFINITE naming the variable if a derivative is not finite. For
+ * benchmarks, Jacobian checks and external integrators. */
+AP_API int ap_sim_rhs(ap_sim *s, double t, const double *y, double *ydot);
+
 typedef enum {
     AP_SOLVER_EULER = 0,
     AP_SOLVER_RK4,

@@ -1,0 +1,259 @@
+/* idx.c — IDX (MNIST format) reading through zlib, which reads raw and gzip files alike. */
+#include "apical/idx.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "apical/error.h"
+
+/* Bytes handed to gzread at once, a multiple of every item size. */
+#define IDX_CHUNK (1u << 16)
+
+const char *ap_idx_type_name(int type) {
+    switch (type) {
+    case AP_IDX_U8:
+        return "u8";
+    case AP_IDX_I8:
+        return "i8";
+    case AP_IDX_I16:
+        return "i16";
+    case AP_IDX_I32:
+        return "i32";
+    case AP_IDX_F32:
+        return "f32";
+    case AP_IDX_F64:
+        return "f64";
+    default:
+        return "unknown";
+    }
+}
+
+static int item_size(int type) {
+    switch (type) {
+    case AP_IDX_U8:
+    case AP_IDX_I8:
+        return 1;
+    case AP_IDX_I16:
+        return 2;
+    case AP_IDX_I32:
+    case AP_IDX_F32:
+        return 4;
+    case AP_IDX_F64:
+        return 8;
+    default:
+        return 0;
+    }
+}
+
+void ap_idx_free(ap_idx *idx) {
+    if (!idx) return;
+    free(idx->data);
+    memset(idx, 0, sizeof *idx);
+}
+
+static uint64_t be_u64(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Converts count big-endian items of `type` at src to doubles. */
+static void decode_items(const unsigned char *src, double *dst, size_t count, int type) {
+    switch (type) {
+    case AP_IDX_U8:
+        for (size_t i = 0; i < count; i++)
+            dst[i] = src[i];
+        break;
+    case AP_IDX_I8:
+        for (size_t i = 0; i < count; i++)
+            dst[i] = (int8_t)src[i];
+        break;
+    case AP_IDX_I16:
+        for (size_t i = 0; i < count; i++)
+            dst[i] = (int16_t)(uint16_t)be_u64(src + 2 * i, 2);
+        break;
+    case AP_IDX_I32:
+        for (size_t i = 0; i < count; i++)
+            dst[i] = (int32_t)(uint32_t)be_u64(src + 4 * i, 4);
+        break;
+    case AP_IDX_F32:
+        for (size_t i = 0; i < count; i++) {
+            uint32_t u = (uint32_t)be_u64(src + 4 * i, 4);
+            float f;
+            memcpy(&f, &u, 4);
+            dst[i] = f;
+        }
+        break;
+    default: /* AP_IDX_F64 */
+        for (size_t i = 0; i < count; i++) {
+            uint64_t u = be_u64(src + 8 * i, 8);
+            double d;
+            memcpy(&d, &u, 8);
+            dst[i] = d;
+        }
+        break;
+    }
+}
+
+/* Reports a failed gzread: a system error (AP_EIO) or corrupt compressed data (AP_EFORMAT). */
+static int gz_fail(gzFile gz, const char *path, int saved_errno) {
+    int errnum = Z_OK;
+    const char *msg = gzerror(gz, &errnum);
+    if (errnum == Z_ERRNO)
+        return ap_error(AP_EIO, "file %s: read error: %s", path, strerror(saved_errno));
+    if (errnum == Z_MEM_ERROR) return ap_error(AP_ENOMEM, "file %s: out of memory in zlib", path);
+    return ap_error(AP_EFORMAT, "file %s: corrupt gzip data: %s", path, msg ? msg : "?");
+}
+
+/* Reads up to n bytes (less only at the end of the file); *got is what was read. */
+static int gz_fill(gzFile gz, const char *path, unsigned char *buf, size_t n, size_t *got) {
+    *got = 0;
+    while (*got < n) {
+        size_t want = n - *got < IDX_CHUNK ? n - *got : IDX_CHUNK;
+        errno = 0;
+        int r = gzread(gz, buf + *got, (unsigned)want);
+        if (r < 0) return gz_fail(gz, path, errno);
+        if (r == 0) break;
+        *got += (size_t)r;
+    }
+    return AP_OK;
+}
+
+/* Reads and checks the header; fills out->type, ndim, dims and count. */
+static int read_header(gzFile gz, const char *path, ap_idx *out) {
+    unsigned char h[4 + 4 * AP_IDX_MAX_DIMS];
+    size_t got;
+    int rc = gz_fill(gz, path, h, 4, &got);
+    if (rc != AP_OK) return rc;
+    if (got < 4)
+        return ap_error(AP_EFORMAT, "file %s: only %zu bytes, too short for an IDX header", path,
+                        got);
+    if (h[0] != 0 || h[1] != 0)
+        return ap_error(AP_EFORMAT,
+                        "file %s: bytes 0-1 are 0x%02x 0x%02x, expected 0x00 0x00 (not an IDX "
+                        "file)",
+                        path, h[0], h[1]);
+    if (item_size(h[2]) == 0)
+        return ap_error(AP_EFORMAT,
+                        "file %s: byte 2: unknown type code 0x%02x (expected 0x08, 0x09, 0x0B, "
+                        "0x0C, 0x0D or 0x0E)",
+                        path, h[2]);
+    if (h[3] < 1 || h[3] > AP_IDX_MAX_DIMS)
+        return ap_error(AP_EFORMAT, "file %s: byte 3: %d dimensions, expected 1..%d", path, h[3],
+                        AP_IDX_MAX_DIMS);
+    out->type = h[2];
+    out->ndim = h[3];
+    size_t need = 4 * (size_t)out->ndim;
+    if ((rc = gz_fill(gz, path, h + 4, need, &got)) != AP_OK) return rc;
+    if (got < need)
+        return ap_error(AP_EFORMAT, "file %s: header truncated: expected %zu bytes, got %zu", path,
+                        4 + need, 4 + got);
+    size_t count = 1;
+    for (int i = 0; i < out->ndim; i++) {
+        size_t d = (size_t)be_u64(h + 4 + 4 * i, 4);
+        if (d == 0)
+            return ap_error(AP_EFORMAT, "file %s: byte %d: dimension %d is 0", path, 4 + 4 * i, i);
+        if (count > SIZE_MAX / sizeof(double) / d)
+            return ap_error(AP_EFORMAT, "file %s: byte %d: dimension %d (%zu) overflows the size",
+                            path, 4 + 4 * i, i, d);
+        count *= d;
+        out->dims[i] = d;
+    }
+    out->count = count;
+    return AP_OK;
+}
+
+int ap_idx_read(const char *path, ap_idx *out) {
+    if (!out) return ap_error(AP_EINVAL, "ap_idx_read: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!path) return ap_error(AP_EINVAL, "ap_idx_read: path is NULL");
+
+    errno = 0;
+    gzFile gz = gzopen(path, "rb");
+    if (!gz) {
+        if (errno == 0) return ap_error(AP_ENOMEM, "file %s: out of memory in gzopen", path);
+        return ap_error(AP_EIO, "file %s: cannot open: %s", path, strerror(errno));
+    }
+
+    ap_idx x;
+    memset(&x, 0, sizeof x);
+    unsigned char *buf = NULL;
+    int rc = read_header(gz, path, &x);
+    if (rc != AP_OK) goto done;
+
+    const int isz = item_size(x.type);
+    const size_t nbytes = x.count * (size_t)isz;
+    buf = malloc(IDX_CHUNK);
+    /* Grow the output as data arrive, so a header claiming far more data than the file holds
+     * gives a format error instead of a huge allocation. An uncompressed regular file of the
+     * right size gets its exact allocation at once (MNIST's images are 376 MB as doubles). */
+    size_t cap = x.count < IDX_CHUNK ? x.count : IDX_CHUNK;
+    struct stat st;
+    size_t hbytes = 4 + 4 * (size_t)x.ndim;
+    if (gzdirect(gz) && stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+        (size_t)st.st_size == hbytes + nbytes)
+        cap = x.count;
+    x.data = malloc(cap * sizeof(double));
+    if (!buf || !x.data) {
+        rc = ap_error(AP_ENOMEM, "file %s: out of memory", path);
+        goto done;
+    }
+    size_t have = 0; /* items decoded */
+    while (have < x.count) {
+        size_t want = (x.count - have) * (size_t)isz;
+        if (want > IDX_CHUNK) want = IDX_CHUNK;
+        size_t got;
+        if ((rc = gz_fill(gz, path, buf, want, &got)) != AP_OK) goto done;
+        size_t items = got / (size_t)isz;
+        if (have + items > cap) {
+            size_t ncap = cap * 2 < x.count ? cap * 2 : x.count;
+            double *p = realloc(x.data, ncap * sizeof(double));
+            if (!p) {
+                rc = ap_error(AP_ENOMEM, "file %s: out of memory for %zu items", path, x.count);
+                goto done;
+            }
+            x.data = p;
+            cap = ncap;
+        }
+        decode_items(buf, x.data + have, items, x.type);
+        have += items;
+        if (got < want) {
+            rc = ap_error(AP_EFORMAT,
+                          "file %s: expected %zu bytes of data after the header, got %zu (%s, "
+                          "%zu items)",
+                          path, nbytes, have * (size_t)isz + got % (size_t)isz,
+                          ap_idx_type_name(x.type), x.count);
+            goto done;
+        }
+    }
+    size_t extra = 0, got;
+    do {
+        if ((rc = gz_fill(gz, path, buf, IDX_CHUNK, &got)) != AP_OK) goto done;
+        extra += got;
+    } while (got == IDX_CHUNK);
+    if (extra) {
+        rc = ap_error(AP_EFORMAT, "file %s: %zu trailing bytes after the %zu bytes of data", path,
+                      extra, nbytes);
+        goto done;
+    }
+    /* A gzip stream cut short after the data would otherwise go unnoticed (no CRC check). */
+    int errnum = Z_OK;
+    const char *msg = gzerror(gz, &errnum);
+    if (errnum != Z_OK) {
+        rc = ap_error(AP_EFORMAT, "file %s: corrupt gzip data: %s", path, msg ? msg : "?");
+        goto done;
+    }
+    *out = x;
+    memset(&x, 0, sizeof x);
+
+done:
+    ap_idx_free(&x);
+    free(buf);
+    gzclose(gz);
+    return rc;
+}
