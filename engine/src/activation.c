@@ -6,6 +6,7 @@
 
 #include "apical/registry.h"
 #include "builtin.h"
+#include "vec_tanh.h"
 
 /* ---- linear -------------------------------------------------------------------------------- */
 static void linear_f(size_t n, const double *x, double *y) {
@@ -20,15 +21,12 @@ static void linear_df(size_t n, const double *x, double *d) {
 
 /* ---- tanh ---------------------------------------------------------------------------------- */
 static void tanh_f(size_t n, const double *x, double *y) {
-    for (size_t i = 0; i < n; i++)
-        y[i] = tanh(x[i]);
+    ap_vec_tanh(n, x, y);
 }
 
 static void tanh_df(size_t n, const double *x, double *d) {
-    for (size_t i = 0; i < n; i++) {
-        double t = tanh(x[i]);
-        d[i] = 1.0 - t * t;
-    }
+    ap_vec_tanh(n, x, d);
+    for (size_t i = 0; i < n; i++) d[i] = 1.0 - d[i] * d[i];
 }
 
 /* ---- logistic ------------------------------------------------------------------------------ */

@@ -633,6 +633,22 @@ size_t ap_sim_state_size(const ap_sim *s) {
     return s->n_state;
 }
 
+int ap_sim_get_state(const ap_sim *s, double *y) {
+    memcpy(y, s->x, s->n_state * sizeof *y);
+    return AP_OK;
+}
+
+int ap_sim_rhs(ap_sim *s, double t, const double *y, double *ydot) {
+    int rc = ap_sim_eval(s, t, y, ydot);
+    if (rc > 0) {
+        char nm[256];
+        ap_sim_describe(s, (size_t)s->bad_index, nm, sizeof nm);
+        return ap_error(AP_ENONFINITE, "non-finite derivative: %s = %g at t = %g", nm,
+                        s->bad_value, t);
+    }
+    return rc;
+}
+
 int ap_sim_set_input(ap_sim *s, const char *name, const double *data, size_t count) {
     ap_sigref r;
     int rc = ap_model_resolve(s->m, name, &r);
