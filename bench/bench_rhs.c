@@ -47,8 +47,9 @@ int main(int argc, char **argv) {
     if (ap_model_add_input(m, "x", sizes[0])) die("input");
     const char *names[] = {"x", "h1", "h2", "h3", "out"};
     for (int l = 1; l <= NL; l++) {
-        if (ap_model_add_population(m, names[l], sizes[l], "rate", getenv("BENCH_ACT") ? getenv("BENCH_ACT") : (l < NL ? "tanh" : "linear"),
-                                    NULL, 0))
+        if (ap_model_add_population(
+                m, names[l], sizes[l], "rate",
+                getenv("BENCH_ACT") ? getenv("BENCH_ACT") : (l < NL ? "tanh" : "linear"), NULL, 0))
             die("population");
         char tgt[32];
         snprintf(tgt, sizeof tgt, "%s.soma", names[l]);
@@ -59,11 +60,13 @@ int main(int argc, char **argv) {
     if (ap_model_compile(m, &s)) die("compile");
     double *x = malloc(sizeof(double) * BATCH * sizes[0]);
     srand(1);
-    for (int i = 0; i < BATCH * sizes[0]; i++) x[i] = rand() / (double)RAND_MAX;
+    for (int i = 0; i < BATCH * sizes[0]; i++)
+        x[i] = rand() / (double)RAND_MAX;
     if (ap_sim_set_input(s, "x", x, (size_t)BATCH * sizes[0])) die("set_input");
     size_t N = ap_sim_state_size(s);
     double *y = malloc(N * sizeof *y), *yd = malloc(N * sizeof *yd);
-    for (size_t i = 0; i < N; i++) y[i] = 0.1 * sin((double)i);
+    for (size_t i = 0; i < N; i++)
+        y[i] = 0.1 * sin((double)i);
 
     /* the dense products of one evaluation, as bare dgemm calls on the same shapes */
     double flops = 0;
@@ -73,8 +76,10 @@ int main(int argc, char **argv) {
         A[l] = calloc((size_t)BATCH * sizes[l - 1], sizeof(double));
         W[l] = calloc((size_t)sizes[l] * sizes[l - 1], sizeof(double));
         C[l] = calloc((size_t)BATCH * sizes[l], sizeof(double));
-        for (int i = 0; i < BATCH * sizes[l - 1]; i++) A[l][i] = 0.01 * (i % 17);
-        for (int i = 0; i < sizes[l] * sizes[l - 1]; i++) W[l][i] = 0.01 * (i % 13);
+        for (int i = 0; i < BATCH * sizes[l - 1]; i++)
+            A[l][i] = 0.01 * (i % 17);
+        for (int i = 0; i < sizes[l] * sizes[l - 1]; i++)
+            W[l][i] = 0.01 * (i % 13);
     }
     double t_rhs[REPS], t_gemm[REPS];
     for (int r = 0; r < REPS; r++) {
@@ -85,14 +90,14 @@ int main(int argc, char **argv) {
         t0 = now();
         for (int k = 0; k < evals; k++)
             for (int l = 1; l <= NL; l++)
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BATCH, sizes[l],
-                            sizes[l - 1], 1.0, A[l], sizes[l - 1], W[l], sizes[l - 1], 0.0, C[l],
-                            sizes[l]);
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BATCH, sizes[l], sizes[l - 1],
+                            1.0, A[l], sizes[l - 1], W[l], sizes[l - 1], 0.0, C[l], sizes[l]);
         t_gemm[r] = (now() - t0) / evals;
     }
     double tr = median(t_rhs, REPS), tg = median(t_gemm, REPS);
-    printf("## Right-hand side, 784-256-256-256-10 tanh, batch %d (median of %d x %d evaluations)\n\n",
-           BATCH, REPS, evals);
+    printf(
+        "## Right-hand side, 784-256-256-256-10 tanh, batch %d (median of %d x %d evaluations)\n\n",
+        BATCH, REPS, evals);
     printf("| measure | value |\n|---|---|\n");
     printf("| state size | %zu |\n", N);
     printf("| dense flops per evaluation | %.3g |\n", flops);
@@ -139,7 +144,8 @@ int main(int argc, char **argv) {
     double ref[10 * BATCH];
     if (ap_sim_read(s, "out", ref, 10 * BATCH)) die("read");
     printf("## Full solve over t in [0, 20], same network (median of %d runs)\n\n", REPS);
-    printf("| solver | steps | rhs evals | lin iters | wall s | time / euler | rel. error of output at t=20 |\n");
+    printf("| solver | steps | rhs evals | lin iters | wall s | time / euler | rel. error of "
+           "output at t=20 |\n");
     printf("|---|---|---|---|---|---|---|\n");
     for (int k = 0; k < 3; k++) {
         double num = 0, den = 0;

@@ -26,7 +26,8 @@ static void tanh_f(size_t n, const double *x, double *y) {
 
 static void tanh_df(size_t n, const double *x, double *d) {
     ap_vec_tanh(n, x, d);
-    for (size_t i = 0; i < n; i++) d[i] = 1.0 - d[i] * d[i];
+    for (size_t i = 0; i < n; i++)
+        d[i] = 1.0 - d[i] * d[i];
 }
 
 /* ---- logistic ------------------------------------------------------------------------------ */

@@ -42,7 +42,8 @@ static int lowpass_deriv(const ap_block_ctx *c, double *const *d) {
     size_t n = (size_t)c->batch * (size_t)c->state_size[0];
     const double inv = 1.0 / c->params[0];
     const double *x = c->in[0], *y = c->state[0];
-    for (size_t i = 0; i < n; i++) d[0][i] = (x[i] - y[i]) * inv;
+    for (size_t i = 0; i < n; i++)
+        d[0][i] = (x[i] - y[i]) * inv;
     return 0;
 }
 
@@ -71,7 +72,8 @@ static int hebb_factors(const ap_rule_ctx *c, double *post, double *pre) {
     (void)pre;
     size_t n = (size_t)c->batch * (size_t)c->n_post;
     const double eta = c->params[0];
-    for (size_t i = 0; i < n; i++) post[i] = eta * c->rate[i];
+    for (size_t i = 0; i < n; i++)
+        post[i] = eta * c->rate[i];
     return 0;
 }
 

@@ -44,7 +44,8 @@ int ap_error_prefix(int code, const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(errmsg, sizeof errmsg, fmt, ap);
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof errmsg) snprintf(errmsg + n, sizeof errmsg - (size_t)n, "%s", old);
+    if (n >= 0 && (size_t)n < sizeof errmsg)
+        snprintf(errmsg + n, sizeof errmsg - (size_t)n, "%s", old);
     return code;
 }
 

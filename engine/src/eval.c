@@ -25,11 +25,13 @@ static void compute_drive(ap_sim *s, sim_pop *sp, int c, int use_prev) {
         if (po->kind == AP_DENSE) {
             if (po->b) {
                 if (first) {
-                    for (int b = 0; b < B; b++) memcpy(d + (size_t)b * n, po->b, (size_t)n * sizeof *d);
+                    for (int b = 0; b < B; b++)
+                        memcpy(d + (size_t)b * n, po->b, (size_t)n * sizeof *d);
                 } else {
                     for (int b = 0; b < B; b++) {
                         double *row = d + (size_t)b * n;
-                        for (int j = 0; j < n; j++) row[j] += po->b[j];
+                        for (int j = 0; j < n; j++)
+                            row[j] += po->b[j];
                     }
                 }
                 first = 0;
@@ -44,9 +46,11 @@ static void compute_drive(ap_sim *s, sim_pop *sp, int c, int use_prev) {
                 double *row = d + (size_t)b * n;
                 const double *srow = src + (size_t)b * n;
                 if (first)
-                    for (int j = 0; j < n; j++) row[j] = w[j] * srow[j];
+                    for (int j = 0; j < n; j++)
+                        row[j] = w[j] * srow[j];
                 else
-                    for (int j = 0; j < n; j++) row[j] += w[j] * srow[j];
+                    for (int j = 0; j < n; j++)
+                        row[j] += w[j] * srow[j];
             }
             first = 0;
         }
@@ -54,7 +58,8 @@ static void compute_drive(ap_sim *s, sim_pop *sp, int c, int use_prev) {
     if (first) memset(d, 0, len * sizeof *d);
     for (int f = 0; f < sc->n_feeds; f++) {
         const double *v = sp->comp[sc->feeds[f]].value;
-        for (size_t i = 0; i < len; i++) d[i] += v[i];
+        for (size_t i = 0; i < len; i++)
+            d[i] += v[i];
     }
 }
 
@@ -130,7 +135,8 @@ static int pop_derivs(ap_sim *s, sim_pop *sp, double *ydot) {
         } else {
             const double inv = 1.0 / sc->tau;
             const double *x = sc->value, *dr = sc->drive;
-            for (size_t i = 0; i < len; i++) d[i] = (dr[i] - x[i]) * inv;
+            for (size_t i = 0; i < len; i++)
+                d[i] = (dr[i] - x[i]) * inv;
         }
     }
     return 0;
@@ -140,9 +146,8 @@ static int block_deriv(sim_block *sb, double *const *dst) {
     if (!sb->n_state) return 0;
     int rc = sb->obj->type->deriv(&sb->ctx, dst);
     if (rc < 0)
-        return ap_error(AP_EPLUGIN, "block %s (%s): derivative failed (code %d)%s%s",
-                        sb->obj->name, sb->obj->type->name, rc, *ap_last_error() ? ": " : "",
-                        ap_last_error());
+        return ap_error(AP_EPLUGIN, "block %s (%s): derivative failed (code %d)%s%s", sb->obj->name,
+                        sb->obj->type->name, rc, *ap_last_error() ? ": " : "", ap_last_error());
     return rc;
 }
 
@@ -161,7 +166,8 @@ int ap_sim_eval(ap_sim *s, double t, const double *y, double *ydot) {
         if ((rc = pop_derivs(s, &s->pops[p], ydot))) return rc;
     for (int b = 0; b < s->n_blocks; b++) {
         sim_block *sb = &s->blocks[b];
-        for (int k = 0; k < sb->n_state; k++) sb->dstate[k] = ydot + sb->state_off[k];
+        for (int k = 0; k < sb->n_state; k++)
+            sb->dstate[k] = ydot + sb->state_off[k];
         rc = block_deriv(sb, sb->dstate);
         /* restore the scratch pointers used by ordered steps */
         size_t o = 0;
@@ -191,7 +197,8 @@ int ap_sim_start(ap_sim *s, int keep_state) {
                 if (!sc->dynamic) continue;
                 size_t len = B * (size_t)sp->n;
                 double v = sp->obj->start_value[c];
-                for (size_t i = 0; i < len; i++) sc->value[i] = v;
+                for (size_t i = 0; i < len; i++)
+                    sc->value[i] = v;
             }
         }
         for (int b = 0; b < s->n_blocks; b++) {
@@ -211,8 +218,9 @@ int ap_sim_start(ap_sim *s, int keep_state) {
     /* initial outputs of blocks depend on their state only */
     for (int b = 0; b < s->n_blocks; b++)
         if ((rc = block_output(s, &s->blocks[b], 0.0, 1)) != 0)
-            return rc < 0 ? rc : ap_error(AP_ENONFINITE, "block %s: initial output failed (%d)",
-                                          s->blocks[b].obj->name, rc);
+            return rc < 0 ? rc
+                          : ap_error(AP_ENONFINITE, "block %s: initial output failed (%d)",
+                                     s->blocks[b].obj->name, rc);
     if ((rc = eval_nodes(s, keep_state ? s->run_order : s->init_order,
                          keep_state ? s->n_run : s->n_init, 0.0, !keep_state)))
         return rc < 0 ? rc : ap_error(AP_ENONFINITE, "initial evaluation failed (%d)", rc);
@@ -245,11 +253,13 @@ static int step_pop(ap_sim *s, sim_pop *sp, double t, double dt, ap_noise *rng) 
             double *d = sp->rate;
             int rc = sp->obj->type->dynamics(&sp->ctx, c, d);
             if (rc) return neuron_fail(sp, c, rc);
-            for (size_t i = 0; i < len; i++) x[i] += dt * d[i];
+            for (size_t i = 0; i < len; i++)
+                x[i] += dt * d[i];
         } else {
             const double a = dt / sc->tau;
             const double *dr = sc->drive;
-            for (size_t i = 0; i < len; i++) x[i] += a * (dr[i] - x[i]);
+            for (size_t i = 0; i < len; i++)
+                x[i] += a * (dr[i] - x[i]);
         }
         if (rng && sc->sigma != 0.0) ap_noise_add(rng, x, len, sc->sigma * sqrt(dt) / sc->tau);
     }
@@ -266,7 +276,8 @@ static int step_block(ap_sim *s, sim_block *sb, double t, double dt, ap_noise *r
         size_t len = (size_t)s->B * (size_t)sb->state_size[k];
         double *x = sb->state[k];
         const double *d = sb->dstate[k];
-        for (size_t i = 0; i < len; i++) x[i] += dt * d[i];
+        for (size_t i = 0; i < len; i++)
+            x[i] += dt * d[i];
         if (rng && sb->state_sigma[k] != 0.0)
             ap_noise_add(rng, x, len, sb->state_sigma[k] * sqrt(dt));
     }
@@ -274,7 +285,8 @@ static int step_block(ap_sim *s, sim_block *sb, double t, double dt, ap_noise *r
 }
 
 /* order[k] >= 0: population index; < 0: block -1 - index */
-int ap_sim_ordered_step(ap_sim *s, const int *order, int n_order, double t, double dt, ap_noise *rng) {
+int ap_sim_ordered_step(ap_sim *s, const int *order, int n_order, double t, double dt,
+                        ap_noise *rng) {
     for (int k = 0; k < s->n_snap; k++)
         memcpy(s->snap[k].copy, s->snap[k].src, s->snap[k].count * sizeof(double));
     for (int k = 0; k < n_order; k++) {
@@ -300,8 +312,8 @@ int ap_sim_accumulate(ap_sim *s, double w, double *quad) {
         int rc = po->rule->factors(&a->ctx, a->post, a->pre);
         if (rc)
             return rc > 0 ? rc
-                          : ap_error(AP_EPLUGIN, "projection %s: rule %s failed (code %d)", po->name,
-                                     po->rule->name, rc);
+                          : ap_error(AP_EPLUGIN, "projection %s: rule %s failed (code %d)",
+                                     po->name, po->rule->name, rc);
         double *dW = quad ? quad + a->quad_off : a->dW;
         double *db = quad ? dW + (size_t)rows * cols : a->db;
         /* dW (rows x cols) += w * post^T (rows x B) . pre (B x cols) */
@@ -311,7 +323,8 @@ int ap_sim_accumulate(ap_sim *s, double w, double *quad) {
             if (quad) memset(db, 0, (size_t)rows * sizeof *db);
             for (int b = 0; b < B; b++) {
                 const double *row = a->post + (size_t)b * rows;
-                for (int j = 0; j < rows; j++) db[j] += w * row[j];
+                for (int j = 0; j < rows; j++)
+                    db[j] += w * row[j];
             }
         }
     }

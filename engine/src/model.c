@@ -19,7 +19,8 @@ static char *dupstr(const char *s) {
 static int grow(void **arr, int *cap, int n, size_t size) {
     if (n < *cap) return AP_OK;
     int nc = *cap ? 2 * *cap : 8;
-    while (nc <= n) nc *= 2;
+    while (nc <= n)
+        nc *= 2;
     void *p = realloc(*arr, (size_t)nc * size);
     if (!p) return ap_error(AP_ENOMEM, "out of memory growing the model");
     memset((char *)p + (size_t)*cap * size, 0, (size_t)(nc - *cap) * size);
@@ -65,7 +66,8 @@ void ap_model_free(ap_model **pm) {
     for (int i = 0; i < m->n_blocks; i++) {
         ap_block_obj *b = &m->blocks[i];
         if (b->inputs)
-            for (int k = 0; k < b->type->n_inputs; k++) free(b->inputs[k]);
+            for (int k = 0; k < b->type->n_inputs; k++)
+                free(b->inputs[k]);
         free(b->inputs);
         free(b->name);
         free(b->origin);
@@ -155,8 +157,7 @@ int ap_model_add_input(ap_model *m, const char *name, int size) {
     if (size < 1)
         return ap_error(AP_EINVAL, "%sinput \"%s\": size = %d, must be >= 1", where(m->origin),
                         name, size);
-    if ((rc = grow((void **)&m->inputs, &m->cap_inputs, m->n_inputs, sizeof *m->inputs)))
-        return rc;
+    if ((rc = grow((void **)&m->inputs, &m->cap_inputs, m->n_inputs, sizeof *m->inputs))) return rc;
     ap_input_obj *in = &m->inputs[m->n_inputs];
     in->name = dupstr(name);
     in->origin = dupstr(m->origin);
@@ -170,7 +171,8 @@ int ap_model_add_input(ap_model *m, const char *name, int size) {
 static int set_params(const ap_model *m, const char *what, const char *objname,
                       const ap_param_desc *desc, int n_desc, const ap_param *given, int n_given,
                       double *vals) {
-    for (int i = 0; i < n_desc; i++) vals[i] = desc[i].def;
+    for (int i = 0; i < n_desc; i++)
+        vals[i] = desc[i].def;
     for (int k = 0; k < n_given; k++) {
         int found = -1;
         for (int i = 0; i < n_desc; i++)
@@ -200,8 +202,8 @@ int ap_model_add_population(ap_model *m, const char *name, int size, const char 
     int rc = check_new_name(m, "population", name);
     if (rc) return rc;
     if (size < 1)
-        return ap_error(AP_EINVAL, "%spopulation \"%s\": size = %d, must be >= 1",
-                        where(m->origin), name, size);
+        return ap_error(AP_EINVAL, "%spopulation \"%s\": size = %d, must be >= 1", where(m->origin),
+                        name, size);
     const ap_neuron_type *t = ap_registry_neuron(m->reg, neuron ? neuron : "rate");
     if (!t) return ap_error_prefix(AP_ENOTFOUND, "%spopulation \"%s\": ", where(m->origin), name);
     const ap_activation *a = ap_registry_activation(m->reg, activation ? activation : "linear");
@@ -272,8 +274,7 @@ int ap_model_add_block(ap_model *m, const char *name, const char *type, const ap
     if (rc) return rc;
     const ap_block_type *t = ap_registry_block(m->reg, type);
     if (!t) return ap_error_prefix(AP_ENOTFOUND, "%sblock \"%s\": ", where(m->origin), name);
-    if ((rc = grow((void **)&m->blocks, &m->cap_blocks, m->n_blocks, sizeof *m->blocks)))
-        return rc;
+    if ((rc = grow((void **)&m->blocks, &m->cap_blocks, m->n_blocks, sizeof *m->blocks))) return rc;
     ap_block_obj *b = &m->blocks[m->n_blocks];
     memset(b, 0, sizeof *b);
     b->type = t;
@@ -303,8 +304,7 @@ int ap_model_add_block(ap_model *m, const char *name, const char *type, const ap
         }
         ap_sigref ref;
         if ((rc = ap_model_resolve(m, signals[k], &ref))) {
-            ap_error_prefix(rc, "%sblock \"%s\", input \"%s\": ", where(m->origin), name,
-                            ports[k]);
+            ap_error_prefix(rc, "%sblock \"%s\", input \"%s\": ", where(m->origin), name, ports[k]);
             goto fail;
         }
         if (!(b->inputs[port] = dupstr(signals[k]))) {
@@ -322,7 +322,8 @@ int ap_model_add_block(ap_model *m, const char *name, const char *type, const ap
     return add_object(m, AP_OBJ_BLOCK, m->n_blocks - 1);
 fail:
     if (b->inputs)
-        for (int j = 0; j < t->n_inputs; j++) free(b->inputs[j]);
+        for (int j = 0; j < t->n_inputs; j++)
+            free(b->inputs[j]);
     free(b->inputs);
     free(b->params);
     free(b->name);
@@ -343,11 +344,13 @@ static int resolve_rec(const ap_model *m, const char *name, ap_sigref *ref, int 
     obj[len] = '\0';
     const char *port = dot ? dot + 1 : NULL;
     ap_obj_ref o;
-    if (!find_object(m, obj, &o)) return ap_error(AP_ENOTFOUND, "no signal \"%s\": no object \"%s\"", name, obj);
+    if (!find_object(m, obj, &o))
+        return ap_error(AP_ENOTFOUND, "no signal \"%s\": no object \"%s\"", name, obj);
     ref->obj = o.index;
     ref->port = 0;
     if (o.kind == AP_OBJ_INPUT) {
-        if (port) return ap_error(AP_ENOTFOUND, "no signal \"%s\": input \"%s\" has no parts", name, obj);
+        if (port)
+            return ap_error(AP_ENOTFOUND, "no signal \"%s\": input \"%s\" has no parts", name, obj);
         ref->kind = AP_SIG_INPUT;
         ref->size = m->inputs[o.index].size;
         return AP_OK;
@@ -368,7 +371,8 @@ static int resolve_rec(const ap_model *m, const char *name, ap_sigref *ref, int 
         char known[512] = "rate";
         size_t l = 4;
         for (int c = 0; c < p->type->n_compartments && l < sizeof known; c++)
-            l += (size_t)snprintf(known + l, sizeof known - l, ", %s", p->type->compartments[c].name);
+            l += (size_t)snprintf(known + l, sizeof known - l, ", %s",
+                                  p->type->compartments[c].name);
         return ap_error(AP_ENOTFOUND, "no signal \"%s\": population \"%s\" (%s) has %s", name, obj,
                         p->type->name, known);
     }
@@ -388,7 +392,8 @@ static int resolve_rec(const ap_model *m, const char *name, ap_sigref *ref, int 
         char known[512] = "";
         size_t l = 0;
         for (int k = 0; k < t->n_outputs && l < sizeof known; k++)
-            l += (size_t)snprintf(known + l, sizeof known - l, "%s%s", l ? ", " : "", t->outputs[k]);
+            l +=
+                (size_t)snprintf(known + l, sizeof known - l, "%s%s", l ? ", " : "", t->outputs[k]);
         for (int k = 0; k < t->n_states && l < sizeof known; k++)
             l += (size_t)snprintf(known + l, sizeof known - l, "%s%s", l ? ", " : "", t->states[k]);
         return ap_error(AP_ENOTFOUND, "no signal \"%s\": block \"%s\" (%s) has %s", name, obj,
@@ -421,8 +426,10 @@ static int sizes_rec(const ap_model *m, int bi, int *in_size, int *state_size, i
         in_size[k] = r.size;
     }
     int def = t->n_inputs > 0 ? in_size[0] : 1;
-    for (int k = 0; k < t->n_states; k++) state_size[k] = def;
-    for (int k = 0; k < t->n_outputs; k++) out_size[k] = def;
+    for (int k = 0; k < t->n_states; k++)
+        state_size[k] = def;
+    for (int k = 0; k < t->n_outputs; k++)
+        out_size[k] = def;
     if (t->shape) {
         int rc = t->shape(b->params, in_size, state_size, out_size);
         if (rc) return ap_error_prefix(AP_ESIZE, "block \"%s\" (%s): ", b->name, t->name);
@@ -433,8 +440,8 @@ static int sizes_rec(const ap_model *m, int bi, int *in_size, int *state_size, i
                             state_size[k]);
     for (int k = 0; k < t->n_outputs; k++)
         if (out_size[k] < 1)
-            return ap_error(AP_ESIZE, "block \"%s\": output %s has size %d", b->name,
-                            t->outputs[k], out_size[k]);
+            return ap_error(AP_ESIZE, "block \"%s\": output %s has size %d", b->name, t->outputs[k],
+                            out_size[k]);
     return AP_OK;
 }
 
@@ -473,15 +480,13 @@ int ap_model_connect(ap_model *m, const char *source, const char *target,
                         "%sconnect %s -> %s: a projection must end on a compartment (e.g. "
                         "\"%s.%s\")",
                         where(m->origin), source, target, ap_sigref_object(m, &tgt),
-                        tgt.kind == AP_SIG_RATE
-                            ? m->pops[tgt.obj].type->compartments[0].name
-                            : "soma");
+                        tgt.kind == AP_SIG_RATE ? m->pops[tgt.obj].type->compartments[0].name
+                                                : "soma");
     if (spec->kind != AP_DENSE && spec->kind != AP_ONE_TO_ONE)
         return ap_error(AP_EINVAL, "%sconnect %s -> %s: unknown kind %d", where(m->origin), source,
                         target, (int)spec->kind);
     if (spec->kind == AP_ONE_TO_ONE && src.size != tgt.size)
-        return ap_error(AP_ESIZE,
-                        "%sconnect %s -> %s: one-to-one needs equal sizes, got %d and %d",
+        return ap_error(AP_ESIZE, "%sconnect %s -> %s: one-to-one needs equal sizes, got %d and %d",
                         where(m->origin), source, target, src.size, tgt.size);
     if (spec->kind == AP_ONE_TO_ONE && spec->bias)
         return ap_error(AP_EINVAL, "%sconnect %s -> %s: one-to-one projections have no bias",
@@ -502,7 +507,8 @@ int ap_model_connect(ap_model *m, const char *source, const char *target,
     int rows = spec->kind == AP_DENSE ? tgt.size : 1;
     int cols = src.size;
     double iparams[64];
-    if (init->n_params > 64) return ap_error(AP_EINVAL, "initializer %s: too many parameters", iname);
+    if (init->n_params > 64)
+        return ap_error(AP_EINVAL, "initializer %s: too many parameters", iname);
     if ((rc = set_params(m, "initializer", iname, init->params, init->n_params, spec->init_params,
                          spec->n_init_params, iparams)))
         return rc;
@@ -545,8 +551,7 @@ fail:
     return rc;
 }
 
-int ap_model_add_rule(ap_model *m, int id, const char *rule, const ap_param *params,
-                      int n_params) {
+int ap_model_add_rule(ap_model *m, int id, const char *rule, const ap_param *params, int n_params) {
     if (id < 0 || id >= m->n_projs)
         return ap_error(AP_EINVAL, "%sno projection with index %d", where(m->origin), id);
     ap_proj_obj *p = &m->projs[id];
@@ -560,7 +565,8 @@ int ap_model_add_rule(ap_model *m, int id, const char *rule, const ap_param *par
         return ap_error(AP_EINVAL, "%sprojection \"%s\": rules need a dense projection",
                         where(m->origin), p->name);
     const ap_rule_type *t = ap_registry_rule(m->reg, rule);
-    if (!t) return ap_error_prefix(AP_ENOTFOUND, "%sprojection \"%s\": ", where(m->origin), p->name);
+    if (!t)
+        return ap_error_prefix(AP_ENOTFOUND, "%sprojection \"%s\": ", where(m->origin), p->name);
     double *vals = calloc((size_t)t->n_params + 1, sizeof *vals);
     if (!vals) return ap_error(AP_ENOMEM, "out of memory");
     if ((rc = set_params(m, "rule", rule, t->params, t->n_params, params, n_params, vals))) {
@@ -615,8 +621,8 @@ int ap_model_check_weights(const ap_model *m) {
         for (size_t k = 0; k < n; k++)
             if (!isfinite(p->W[k]))
                 return ap_error(AP_ENONFINITE, "%sprojection \"%s\": weight[%zu, %zu] = %g",
-                                where(p->origin), p->name, k / (size_t)p->cols,
-                                k % (size_t)p->cols, p->W[k]);
+                                where(p->origin), p->name, k / (size_t)p->cols, k % (size_t)p->cols,
+                                p->W[k]);
         if (p->b)
             for (int k = 0; k < p->rows; k++)
                 if (!isfinite(p->b[k]))
@@ -656,9 +662,10 @@ int ap_model_object(const ap_model *m, int k, const char **kind, const char **na
         *kind = "block";
         *name = m->blocks[o->index].name;
         int in[32], st[32], out[32];
-        *size = ap_block_sizes(m, o->index, in, st, out) == AP_OK && m->blocks[o->index].type->n_outputs
-                    ? out[0]
-                    : 0;
+        *size =
+            ap_block_sizes(m, o->index, in, st, out) == AP_OK && m->blocks[o->index].type->n_outputs
+                ? out[0]
+                : 0;
     }
     }
     return AP_OK;

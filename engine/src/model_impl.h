@@ -16,7 +16,7 @@ typedef struct ap_pop_obj {
     int size;
     const ap_neuron_type *type;
     const ap_activation *act;
-    double *params;      /* type->n_params */
+    double *params; /* type->n_params */
     ap_start_mode start;
     double *start_value; /* per compartment */
 } ap_pop_obj;

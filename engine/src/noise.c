@@ -17,5 +17,6 @@ void ap_noise_free(ap_noise *g) {
 
 void ap_noise_add(ap_noise *g, double *x, size_t n, double scale) {
     gsl_rng *r = (gsl_rng *)g;
-    for (size_t i = 0; i < n; i++) x[i] += scale * gsl_ran_gaussian_ziggurat(r, 1.0);
+    for (size_t i = 0; i < n; i++)
+        x[i] += scale * gsl_ran_gaussian_ziggurat(r, 1.0);
 }

@@ -18,7 +18,8 @@ static const char *origin_of(const char *o) {
 /* Index of compartment `name` in type t, or -1. */
 static int comp_index(const ap_neuron_type *t, const char *name, size_t len) {
     for (int c = 0; c < t->n_compartments; c++)
-        if (strlen(t->compartments[c].name) == len && strncmp(t->compartments[c].name, name, len) == 0)
+        if (strlen(t->compartments[c].name) == len &&
+            strncmp(t->compartments[c].name, name, len) == 0)
             return c;
     return -1;
 }
@@ -51,7 +52,7 @@ static const double *signal_ptr(const ap_sim *s, const ap_sigref *r) {
 typedef struct graph {
     int n;
     sim_node *nodes;
-    int *id_comp;  /* [pop][comp] -> node or -1 (flattened by comp_base) */
+    int *id_comp; /* [pop][comp] -> node or -1 (flattened by comp_base) */
     int *comp_base;
     int *id_rate;  /* per pop */
     int *id_block; /* per block, or -1 */
@@ -60,7 +61,8 @@ typedef struct graph {
 
 static void graph_free(graph *g) {
     if (g->deps)
-        for (int i = 0; i < g->n; i++) free(g->deps[i]);
+        for (int i = 0; i < g->n; i++)
+            free(g->deps[i]);
     free(g->deps);
     free(g->n_deps);
     free(g->nodes);
@@ -308,8 +310,9 @@ static int setup_pops(ap_sim *s, size_t *state_off) {
             if (cd->tau_param) {
                 int k = param_index(t, cd->tau_param);
                 if (k < 0)
-                    return ap_error(AP_EINVAL, "neuron type %s: compartment %s names unknown "
-                                               "parameter %s",
+                    return ap_error(AP_EINVAL,
+                                    "neuron type %s: compartment %s names unknown "
+                                    "parameter %s",
                                     t->name, cd->name, cd->tau_param);
                 tau = po->params[k];
             }
@@ -335,11 +338,13 @@ static int setup_pops(ap_sim *s, size_t *state_off) {
                 while (*q) {
                     const char *e = strchr(q, ',');
                     size_t len = e ? (size_t)(e - q) : strlen(q);
-                    while (len && *q == ' ') q++, len--;
+                    while (len && *q == ' ')
+                        q++, len--;
                     int f = comp_index(t, q, len);
                     if (f < 0 || f == c)
-                        return ap_error(AP_EINVAL, "neuron type %s: compartment %s feeds from "
-                                                   "unknown compartment \"%.*s\"",
+                        return ap_error(AP_EINVAL,
+                                        "neuron type %s: compartment %s feeds from "
+                                        "unknown compartment \"%.*s\"",
                                         t->name, cd->name, (int)len, q);
                     int *nf = realloc(sc->feeds, (size_t)(sc->n_feeds + 1) * sizeof *nf);
                     if (!nf) return ap_error(AP_ENOMEM, "out of memory");
@@ -386,8 +391,9 @@ static int setup_blocks(ap_sim *s, size_t *state_off) {
             sb->out[k] = xcalloc(B * (size_t)sb->out_size[k], sizeof(double), &fail);
         if (fail) return ap_error(AP_ENOMEM, "out of memory compiling block %s", bo->name);
         if (t->init_data && (rc = t->init_data(bo->params, s->B, sb->in_size, &sb->data)))
-            return ap_error_prefix(rc < 0 ? rc : AP_EPLUGIN, "%sblock \"%s\" (%s): ",
-                                   origin_of(bo->origin), bo->name, t->name);
+            return ap_error_prefix(rc < 0 ? rc : AP_EPLUGIN,
+                                   "%sblock \"%s\" (%s): ", origin_of(bo->origin), bo->name,
+                                   t->name);
     }
     return AP_OK;
 }
@@ -406,8 +412,9 @@ static int setup_projs(ap_sim *s) {
         sp->n_src = src.size;
         sp->n_tgt = tgt.size;
         if (po->kind == AP_DENSE && (po->cols != src.size || po->rows != tgt.size))
-            return ap_error(AP_ESIZE, "%sprojection %s: weights are %d x %d, the signals need %d x %d",
-                            origin_of(po->origin), po->name, po->rows, po->cols, tgt.size, src.size);
+            return ap_error(
+                AP_ESIZE, "%sprojection %s: weights are %d x %d, the signals need %d x %d",
+                origin_of(po->origin), po->name, po->rows, po->cols, tgt.size, src.size);
         sp->src = signal_ptr(s, &src);
         sp->tgt_pop = tgt.obj;
         sp->tgt_comp = tgt.port;
@@ -425,7 +432,8 @@ static int setup_projs(ap_sim *s) {
             a->post = xcalloc(B * (size_t)po->rows, sizeof(double), &fail);
             a->pre = xcalloc(B * (size_t)po->cols, sizeof(double), &fail);
             a->scratch = xcalloc(B * (size_t)po->rows, sizeof(double), &fail);
-            if (fail) return ap_error(AP_ENOMEM, "out of memory for the accumulator of %s", po->name);
+            if (fail)
+                return ap_error(AP_ENOMEM, "out of memory for the accumulator of %s", po->name);
             a->quad_off = s->quad_size;
             s->quad_size += (size_t)po->rows * (size_t)po->cols + (po->b ? (size_t)po->rows : 0);
             s->n_acc++;
@@ -557,7 +565,8 @@ static void free_run_buffers(ap_sim *s) {
     free(s->rec);
     s->rec = NULL;
     s->n_rec = 0;
-    for (int k = 0; k < s->n_snap; k++) free(s->snap[k].copy);
+    for (int k = 0; k < s->n_snap; k++)
+        free(s->snap[k].copy);
     free(s->snap);
     s->snap = NULL;
     s->n_snap = 0;
@@ -585,7 +594,8 @@ void ap_sim_free(ap_sim **ps) {
     for (int b = 0; b < s->n_blocks && s->blocks; b++) {
         sim_block *sb = &s->blocks[b];
         if (sb->data && sb->obj->type->destroy_data) sb->obj->type->destroy_data(sb->data);
-        for (int k = 0; k < sb->n_out && sb->out; k++) free(sb->out[k]);
+        for (int k = 0; k < sb->n_out && sb->out; k++)
+            free(sb->out[k]);
         free(sb->out);
         free(sb->in);
         free(sb->in_live);
@@ -606,7 +616,8 @@ void ap_sim_free(ap_sim **ps) {
         free(a);
     }
     if (s->input)
-        for (int i = 0; i < s->m->n_inputs; i++) free(s->input[i]);
+        for (int i = 0; i < s->m->n_inputs; i++)
+            free(s->input[i]);
     free(s->input);
     free(s->pops);
     free(s->blocks);
@@ -643,8 +654,8 @@ int ap_sim_rhs(ap_sim *s, double t, const double *y, double *ydot) {
     if (rc > 0) {
         char nm[256];
         ap_sim_describe(s, (size_t)s->bad_index, nm, sizeof nm);
-        return ap_error(AP_ENONFINITE, "non-finite derivative: %s = %g at t = %g", nm,
-                        s->bad_value, t);
+        return ap_error(AP_ENONFINITE, "non-finite derivative: %s = %g at t = %g", nm, s->bad_value,
+                        t);
     }
     return rc;
 }
@@ -702,7 +713,8 @@ void ap_sim_describe(const ap_sim *s, size_t i, char *buf, size_t n) {
             if (sc->dynamic && i >= sc->off && i < sc->off + len) {
                 snprintf(buf, n, "%s.%s[sample %zu, unit %zu]", s->pops[p].obj->name,
                          s->pops[p].obj->type->compartments[c].name,
-                         (i - sc->off) / (size_t)s->pops[p].n, (i - sc->off) % (size_t)s->pops[p].n);
+                         (i - sc->off) / (size_t)s->pops[p].n,
+                         (i - sc->off) % (size_t)s->pops[p].n);
                 return;
             }
         }
@@ -724,7 +736,8 @@ void ap_sim_describe(const ap_sim *s, size_t i, char *buf, size_t n) {
 long ap_first_nonfinite(const double *v, size_t n) {
     /* summing first is cheap and usually proves there is nothing to look for */
     double acc = 0.0;
-    for (size_t i = 0; i < n; i++) acc += v[i] * 0.0;
+    for (size_t i = 0; i < n; i++)
+        acc += v[i] * 0.0;
     if (acc == 0.0) return -1;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(v[i])) return (long)i;

@@ -62,7 +62,8 @@ static int is_fixed(ap_solver_kind k) {
 
 static int check_opts(const ap_sim *s, const ap_run_opts *o, double *t_end, long *n_steps) {
     const char *sn = ap_solver_name(o->solver);
-    if (!strcmp(sn, "unknown")) return ap_error(AP_EINVAL, "run: unknown solver %d", (int)o->solver);
+    if (!strcmp(sn, "unknown"))
+        return ap_error(AP_EINVAL, "run: unknown solver %d", (int)o->solver);
     if (is_fixed(o->solver)) {
         if (!(o->dt > 0.0) || !isfinite(o->dt))
             return ap_error(AP_EINVAL, "run (%s): dt = %g, must be > 0", sn, o->dt);
@@ -93,8 +94,9 @@ static int check_opts(const ap_sim *s, const ap_run_opts *o, double *t_end, long
             return ap_error(AP_EINVAL, "run (%s): rtol = %g and atol = %g must be > 0", sn, o->rtol,
                             o->atol);
         if (o->max_step < 0 || o->init_step < 0 || o->max_steps < 0 || o->max_order < 0)
-            return ap_error(AP_EINVAL, "run (%s): negative max_step, init_step, max_steps or "
-                                       "max_order",
+            return ap_error(AP_EINVAL,
+                            "run (%s): negative max_step, init_step, max_steps or "
+                            "max_order",
                             sn);
         if (o->ordered) return ap_error(AP_EINVAL, "run (%s): 'ordered' is for euler only", sn);
         *t_end = o->t_end;
@@ -108,8 +110,8 @@ static int check_opts(const ap_sim *s, const ap_run_opts *o, double *t_end, long
             return ap_error(AP_EINVAL, "run: record time %g is outside [0, %g]", o->times[k],
                             *t_end);
         if (k && !(o->times[k] > o->times[k - 1]))
-            return ap_error(AP_EINVAL, "run: record times must increase (%g after %g)",
-                            o->times[k], o->times[k - 1]);
+            return ap_error(AP_EINVAL, "run: record times must increase (%g after %g)", o->times[k],
+                            o->times[k - 1]);
         if (is_fixed(o->solver)) {
             double r = o->times[k] / o->dt;
             if (fabs(r - (double)lround(r)) > 1e-9 * fmax(1.0, r))
@@ -173,7 +175,8 @@ static int setup_recording(ap_sim *s, const ap_run_opts *o, long n_steps) {
 
 /* Snapshot buffers for `previous` signals; projections and block inputs read them. */
 static int setup_snapshots(ap_sim *s, const ap_run_opts *o) {
-    for (int i = 0; i < s->n_projs; i++) s->projs[i].src_prev = NULL;
+    for (int i = 0; i < s->n_projs; i++)
+        s->projs[i].src_prev = NULL;
     for (int b = 0; b < s->n_blocks; b++)
         for (int k = 0; k < s->blocks[b].n_in; k++) {
             s->blocks[b].in_prev[k] = NULL;
@@ -216,16 +219,19 @@ static int setup_snapshots(ap_sim *s, const ap_run_opts *o) {
             if (s->projs[i].src == src) s->projs[i].src_prev = sn->copy;
         for (int b = 0; b < s->n_blocks; b++)
             for (int j = 0; j < s->blocks[b].n_in; j++)
-                if (s->blocks[b].in_live[j] == src) s->blocks[b].in[j] = s->blocks[b].in_prev[j] = sn->copy;
+                if (s->blocks[b].in_live[j] == src)
+                    s->blocks[b].in[j] = s->blocks[b].in_prev[j] = sn->copy;
     }
     return AP_OK;
 }
 
 static int setup_noise(ap_sim *s, const ap_run_opts *o) {
     for (int p = 0; p < s->n_pops; p++)
-        for (int c = 0; c < s->pops[p].n_comp; c++) s->pops[p].comp[c].sigma = 0.0;
+        for (int c = 0; c < s->pops[p].n_comp; c++)
+            s->pops[p].comp[c].sigma = 0.0;
     for (int b = 0; b < s->n_blocks; b++)
-        for (int k = 0; k < s->blocks[b].n_state; k++) s->blocks[b].state_sigma[k] = 0.0;
+        for (int k = 0; k < s->blocks[b].n_state; k++)
+            s->blocks[b].state_sigma[k] = 0.0;
     for (int k = 0; k < o->n_noise; k++) {
         ap_sigref r;
         int rc = ap_model_resolve(s->m, o->noise[k], &r);
@@ -275,7 +281,8 @@ int ap_sim_run(ap_sim *s, const ap_run_opts *o, ap_run_stats *stats) {
     if ((rc = ap_sim_start(s, o->keep_state))) return rc;
     rc = is_fixed(o->solver) ? ap_solve_fixed(s, o, stats) : ap_solve_cvode(s, o, stats);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    stats->wall_seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    stats->wall_seconds =
+        (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     return rc;
 }
 

@@ -14,12 +14,12 @@ typedef struct sim_comp {
     double tau;
     double *value; /* dynamic: inside s->x; instantaneous: its own buffer or the drive */
     double *drive;
-    size_t off;    /* dynamic: offset of its block in the state vector */
+    size_t off; /* dynamic: offset of its block in the state vector */
     int n_feeds;
     int *feeds;
     int n_projs;
-    int *projs;    /* projections ending here */
-    double sigma;  /* noise amplitude of the current run (euler-maruyama) */
+    int *projs;   /* projections ending here */
+    double sigma; /* noise amplitude of the current run (euler-maruyama) */
 } sim_comp;
 
 typedef struct sim_pop {
@@ -28,7 +28,7 @@ typedef struct sim_pop {
     int n_comp;
     sim_comp *comp;
     double *rate;
-    double **values;        /* per compartment, for the neuron callback */
+    double **values; /* per compartment, for the neuron callback */
     const double **drives;
     double *taus;
     ap_neuron_ctx ctx;
@@ -38,7 +38,7 @@ typedef struct sim_block {
     const ap_block_obj *obj;
     int n_in, n_state, n_out;
     int in_size[32], state_size[32], out_size[32];
-    const double **in;      /* current input pointers (live or snapshot) */
+    const double **in; /* current input pointers (live or snapshot) */
     const double **in_live;
     const double **in_prev; /* snapshot pointers, NULL when not read from the snapshot */
     double **state;         /* inside s->x */
@@ -52,10 +52,10 @@ typedef struct sim_block {
 } sim_block;
 
 typedef struct sim_acc {
-    double *dW, *db;   /* accumulated (then averaged) update */
+    double *dW, *db;    /* accumulated (then averaged) update */
     double *post, *pre; /* factors: batch x rows, batch x cols */
     double *scratch;
-    size_t quad_off;   /* offset in the CVODE quadrature vector */
+    size_t quad_off; /* offset in the CVODE quadrature vector */
     ap_rule_ctx ctx;
 } sim_acc;
 
@@ -65,7 +65,7 @@ typedef struct sim_proj {
     const double *src;      /* live source */
     const double *src_prev; /* snapshot source (ordered mode), or NULL */
     int tgt_pop, tgt_comp;
-    sim_acc *acc;           /* NULL without a rule */
+    sim_acc *acc; /* NULL without a rule */
 } sim_proj;
 
 typedef enum { NODE_COMP, NODE_RATE, NODE_BLOCK } node_kind;
@@ -131,7 +131,8 @@ int ap_sim_eval(ap_sim *s, double t, const double *y, double *ydot);
 /* Sets the start state and computes the signals (initial evaluation). */
 int ap_sim_start(ap_sim *s, int keep_state);
 /* One declared-order (Gauss-Seidel) sweep of size dt, with noise if rng is non-NULL. */
-int ap_sim_ordered_step(ap_sim *s, const int *order, int n_order, double t, double dt, ap_noise *rng);
+int ap_sim_ordered_step(ap_sim *s, const int *order, int n_order, double t, double dt,
+                        ap_noise *rng);
 /* Accumulates every rule at the current signals with weight w (dW += w * post^T pre). With
  * quad != NULL, writes the integrands into quad instead (CVODE quadrature). */
 int ap_sim_accumulate(ap_sim *s, double w, double *quad);

@@ -59,17 +59,17 @@ static int fail(cv_run *r, void *mem, int flag, const char *solver, const char *
     }
     char *fname = CVodeGetReturnFlagName(flag);
     char what[400] = "";
-    if (s->bad_index >= 0 && (flag == CV_RHSFUNC_FAIL || flag == CV_REPTD_RHSFUNC_ERR ||
-                              flag == CV_UNREC_RHSFUNC_ERR || flag == CV_FIRST_RHSFUNC_ERR ||
-                              flag == CV_CONV_FAILURE || flag == CV_ERR_FAILURE ||
-                              flag == CV_QRHSFUNC_FAIL || flag == CV_REPTD_QRHSFUNC_ERR ||
-                              flag == CV_FIRST_QRHSFUNC_ERR || flag == CV_UNREC_QRHSFUNC_ERR)) {
+    if (s->bad_index >= 0 &&
+        (flag == CV_RHSFUNC_FAIL || flag == CV_REPTD_RHSFUNC_ERR || flag == CV_UNREC_RHSFUNC_ERR ||
+         flag == CV_FIRST_RHSFUNC_ERR || flag == CV_CONV_FAILURE || flag == CV_ERR_FAILURE ||
+         flag == CV_QRHSFUNC_FAIL || flag == CV_REPTD_QRHSFUNC_ERR ||
+         flag == CV_FIRST_QRHSFUNC_ERR || flag == CV_UNREC_QRHSFUNC_ERR)) {
         char nm[256];
         ap_sim_describe(s, (size_t)s->bad_index, nm, sizeof nm);
         snprintf(what, sizeof what, "; non-finite derivative of %s = %g", nm, s->bad_value);
     }
     int rc = ap_error(flag == CV_RHSFUNC_FAIL && *ap_last_error() && s->bad_index < 0 ? AP_EPLUGIN
-                                                                                        : AP_ESOLVER,
+                                                                                      : AP_ESOLVER,
                       "%s: %s returned %s at t = %.10g (last step size %.3g)%s%s%s", solver, call,
                       fname ? fname : "unknown flag", t, h, what, *r->msg ? ": " : "", r->msg);
     free(fname);
@@ -123,7 +123,8 @@ int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
     const int use_quad = s->acc_on && s->quad_size > 0;
 
     if (N == 0) return ap_error(AP_EINVAL, "%s: the model has no dynamic variable", sname);
-    if (SUNContext_Create(NULL, &ctx)) return ap_error(AP_ENOMEM, "%s: SUNContext_Create failed", sname);
+    if (SUNContext_Create(NULL, &ctx))
+        return ap_error(AP_ENOMEM, "%s: SUNContext_Create failed", sname);
     y = N_VNew_Serial(N, ctx);
     if (!y) {
         rc = ap_error(AP_ENOMEM, "%s: out of memory for %ld state values", sname, (long)N);
@@ -252,7 +253,8 @@ int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
             sim_acc *a = s->projs[i].acc;
             if (!a) continue;
             size_t nw = (size_t)s->projs[i].obj->rows * (size_t)s->projs[i].obj->cols;
-            for (size_t k = 0; k < nw; k++) a->dW[k] = q[a->quad_off + k] / tq;
+            for (size_t k = 0; k < nw; k++)
+                a->dW[k] = q[a->quad_off + k] / tq;
             if (s->projs[i].obj->b)
                 for (int k = 0; k < s->projs[i].obj->rows; k++)
                     a->db[k] = q[a->quad_off + nw + (size_t)k] / tq;

@@ -64,7 +64,8 @@ static int observe(ap_sim *s, const ap_run_opts *o, long k, long n, double t, co
                   (s->acc_points == AP_ACC_RIGHT && k > 0);
         if (use) {
             s->eval_t = t;
-            if ((rc = ap_sim_accumulate(s, 1.0, NULL))) return rc < 0 ? rc : ap_error(AP_ENONFINITE, "rule failed at t = %g", t);
+            if ((rc = ap_sim_accumulate(s, 1.0, NULL)))
+                return rc < 0 ? rc : ap_error(AP_ENONFINITE, "rule failed at t = %g", t);
             s->acc_weight += 1.0;
         }
     }
@@ -77,8 +78,10 @@ static void finish_acc(ap_sim *s) {
         sim_acc *a = s->projs[i].acc;
         if (!a) continue;
         size_t n = (size_t)s->projs[i].obj->rows * (size_t)s->projs[i].obj->cols;
-        for (size_t k = 0; k < n; k++) a->dW[k] /= s->acc_weight;
-        for (int k = 0; k < s->projs[i].obj->rows; k++) a->db[k] /= s->acc_weight;
+        for (size_t k = 0; k < n; k++)
+            a->dW[k] /= s->acc_weight;
+        for (int k = 0; k < s->projs[i].obj->rows; k++)
+            a->db[k] /= s->acc_weight;
     }
 }
 
@@ -116,7 +119,8 @@ int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
         rc = ap_error(AP_ENOMEM, "out of memory");
         goto done;
     }
-    for (int k = 0; k < o->n_times; k++) tidx[k] = lround(o->times[k] / dt);
+    for (int k = 0; k < o->n_times; k++)
+        tidx[k] = lround(o->times[k] / dt);
     if (o->solver == AP_SOLVER_EULER_MARUYAMA) {
         if (!(rng = ap_noise_new(o->seed))) {
             rc = ap_error(AP_ENOMEM, "out of memory");
@@ -158,17 +162,21 @@ int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
         } else if (o->solver == AP_SOLVER_RK4) {
             memcpy(y0, s->x, N * sizeof *y0);
             double *x = s->x;
-            for (size_t i = 0; i < N; i++) x[i] = y0[i] + 0.5 * dt * k1[i];
+            for (size_t i = 0; i < N; i++)
+                x[i] = y0[i] + 0.5 * dt * k1[i];
             if ((rc = ap_sim_eval(s, t + 0.5 * dt, x, k2))) goto stage_fail;
-            for (size_t i = 0; i < N; i++) x[i] = y0[i] + 0.5 * dt * k2[i];
+            for (size_t i = 0; i < N; i++)
+                x[i] = y0[i] + 0.5 * dt * k2[i];
             if ((rc = ap_sim_eval(s, t + 0.5 * dt, x, k3))) goto stage_fail;
-            for (size_t i = 0; i < N; i++) x[i] = y0[i] + dt * k3[i];
+            for (size_t i = 0; i < N; i++)
+                x[i] = y0[i] + dt * k3[i];
             if ((rc = ap_sim_eval(s, t + dt, x, k4))) goto stage_fail;
             for (size_t i = 0; i < N; i++)
                 x[i] = y0[i] + dt / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
         } else {
             double *x = s->x;
-            for (size_t i = 0; i < N; i++) x[i] += dt * k1[i];
+            for (size_t i = 0; i < N; i++)
+                x[i] += dt * k1[i];
             if (rng) add_noise_all(s, dt, rng);
         }
         st->steps++;
@@ -179,7 +187,8 @@ int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
         }
         continue;
     stage_fail:
-        if (rc > 0) rc = nonfinite_error(s, s->bad_index, s->bad_value, t, "derivative (rk4 stage)");
+        if (rc > 0)
+            rc = nonfinite_error(s, s->bad_index, s->bad_value, t, "derivative (rk4 stage)");
         goto done;
     }
     finish_acc(s);

@@ -54,9 +54,10 @@ static inline __attribute__((always_inline)) void tanh4(const double *x, double 
 }
 
 __attribute__((target_clones("avx2", "default"))) void ap_vec_tanh(size_t n, const double *x,
-                                                                    double *y) {
+                                                                   double *y) {
     size_t i = 0;
-    for (; i + 4 <= n; i += 4) tanh4(x + i, y + i);
+    for (; i + 4 <= n; i += 4)
+        tanh4(x + i, y + i);
     if (i < n) {
         double xin[4] = {0, 0, 0, 0}, out[4];
         memcpy(xin, x + i, (n - i) * sizeof *x);

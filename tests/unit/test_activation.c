@@ -53,7 +53,8 @@ static void test_tanh_special(void) {
     /* derivative 1 - tanh^2 */
     double d[3], xd[3] = {0.3, -2.0, 0.0};
     act->df(3, xd, d);
-    for (int i = 0; i < 3; i++) CHECK_NEAR(d[i], 1 - tanh(xd[i]) * tanh(xd[i]), 1e-15);
+    for (int i = 0; i < 3; i++)
+        CHECK_NEAR(d[i], 1 - tanh(xd[i]) * tanh(xd[i]), 1e-15);
     /* in place */
     double z[5] = {0.1, 0.2, 0.3, 0.4, 0.5};
     act->f(5, z, z);

@@ -28,7 +28,8 @@ static void lin_setup(void) {
         s = s * 1103515245u + 12345u;
         lin_x0[b] = ((s >> 8) & 0xffff) / 65535.0 - 0.5;
     }
-    for (int i = 0; i < LN; i++) lin_tau[i] = 1.0;
+    for (int i = 0; i < LN; i++)
+        lin_tau[i] = 1.0;
 }
 
 /* Builds the circuit with soma time constant tau (all units). */
@@ -53,7 +54,8 @@ static void lin_exact(double tau, double t, double *out) {
     for (int b = 0; b < LB; b++)
         for (int i = 0; i < LN; i++) {
             double acc = 0;
-            for (int j = 0; j < LN; j++) acc += gsl_matrix_get(E, i, j) * lin_x0[b * LN + j];
+            for (int j = 0; j < LN; j++)
+                acc += gsl_matrix_get(E, i, j) * lin_x0[b * LN + j];
             out[b * LN + i] = acc;
         }
     gsl_matrix_free(A);
@@ -191,9 +193,11 @@ static void ou_run(uint64_t seed, double *mean, double *var, double *first) {
     static double x[OB * ON];
     CHECK_OK(ap_sim_read(s, "o.soma", x, OB * ON));
     double sum = 0, sq = 0;
-    for (int i = 0; i < OB * ON; i++) sum += x[i];
+    for (int i = 0; i < OB * ON; i++)
+        sum += x[i];
     *mean = sum / (OB * ON);
-    for (int i = 0; i < OB * ON; i++) sq += (x[i] - *mean) * (x[i] - *mean);
+    for (int i = 0; i < OB * ON; i++)
+        sq += (x[i] - *mean) * (x[i] - *mean);
     *var = sq / (OB * ON - 1);
     *first = x[0];
     ap_sim_free(&s);
@@ -263,7 +267,8 @@ static void test_stiff(void) {
     double z0[5] = {0, 0, 1, 1, 1};
     for (int i = 0; i < 4; i++) {
         ref[i] = 0;
-        for (int j = 0; j < 5; j++) ref[i] += gsl_matrix_get(E, i, j) * z0[j];
+        for (int j = 0; j < 5; j++)
+            ref[i] += gsl_matrix_get(E, i, j) * z0[j];
     }
     gsl_matrix_free(A);
     gsl_matrix_free(E);
@@ -420,7 +425,8 @@ static void test_lowpass_block(void) {
     o.atol = 1e-12;
     CHECK_OK(ap_sim_run(s, &o, NULL));
     CHECK_OK(ap_sim_read(s, "f.output", y, 2));
-    for (int i = 0; i < 2; i++) CHECK_NEAR(y[i], x[i] * (1 - exp(-1.5 / 0.7)), 1e-8);
+    for (int i = 0; i < 2; i++)
+        CHECK_NEAR(y[i], x[i] * (1 - exp(-1.5 / 0.7)), 1e-8);
     ap_sim_free(&s);
     ap_model_free(&m);
 }
@@ -481,8 +487,7 @@ static void test_compile_errors(void) {
                 "pyrmidal");
     CHECK_FAILS(ap_model_add_population(m, "r", 3, "rate", "tahn", NULL, 0), AP_ENOTFOUND, "tahn");
     ap_param neg = {"tau", -1.0};
-    CHECK_FAILS(ap_model_add_population(m, "r", 3, "rate", "tanh", &neg, 1), AP_EINVAL,
-                "tau = -1");
+    CHECK_FAILS(ap_model_add_population(m, "r", 3, "rate", "tanh", &neg, 1), AP_EINVAL, "tau = -1");
     ap_param typo = {"tua", 1.0};
     CHECK_FAILS(ap_model_add_population(m, "r", 3, "rate", "tanh", &typo, 1), AP_EINVAL,
                 "unknown parameter \"tua\"");
@@ -521,7 +526,8 @@ static void test_run_errors(void) {
     o.max_steps = 0;
     CHECK_FAILS(ap_sim_run(s, &o, NULL), AP_ENONFINITE, "weight[1, 1]");
     /* a state that blows up names the variable */
-    for (int i = 0; i < LN * LN; i++) ap_model_weights(m, 0)[i] = i % (LN + 1) == 0 ? 1e300 : 0;
+    for (int i = 0; i < LN * LN; i++)
+        ap_model_weights(m, 0)[i] = i % (LN + 1) == 0 ? 1e300 : 0;
     o.solver = AP_SOLVER_EULER;
     o.dt = 0.1;
     CHECK_FAILS(ap_sim_run(s, &o, NULL), AP_ENONFINITE, "h.soma[sample 0, unit 0]");

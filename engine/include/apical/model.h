@@ -67,14 +67,14 @@ typedef enum {
 } ap_projection_kind;
 
 typedef struct ap_connect_spec {
-    const char *name;             /* NULL: "<source>-><target>" */
+    const char *name; /* NULL: "<source>-><target>" */
     ap_projection_kind kind;
-    int bias;                     /* dense only: a bias vector (initialised to zero) */
-    const char *init;             /* initialiser; NULL: "zeros" (dense), "constant" 1 (1:1) */
+    int bias;         /* dense only: a bias vector (initialised to zero) */
+    const char *init; /* initialiser; NULL: "zeros" (dense), "constant" 1 (1:1) */
     const ap_param *init_params;
     int n_init_params;
     uint64_t seed;
-    int plastic;                  /* 0: frozen (optimisers skip it) */
+    int plastic; /* 0: frozen (optimisers skip it) */
 } ap_connect_spec;
 
 /* Connects signal `source` to compartment `target`. id (may be NULL) receives the
@@ -91,7 +91,7 @@ AP_API int ap_model_add_rule(ap_model *m, int id, const char *rule, const ap_par
 typedef struct ap_projection_info {
     const char *name, *source, *target;
     ap_projection_kind kind;
-    int rows, cols;  /* weights: rows x cols (one-to-one: 1 x n) */
+    int rows, cols; /* weights: rows x cols (one-to-one: 1 x n) */
     int has_bias;
     int plastic;
     const char *rule; /* NULL if none */

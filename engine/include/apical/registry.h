@@ -67,11 +67,11 @@ typedef struct ap_compartment_desc {
 } ap_compartment_desc;
 
 typedef struct ap_neuron_ctx {
-    int batch, size;       /* each compartment is a batch x size row-major block */
+    int batch, size; /* each compartment is a batch x size row-major block */
     double t;
-    const double *params;  /* the population's parameter values, in descriptor order */
-    const double *tau;     /* per compartment: its time constant (0 = instantaneous) */
-    double *const *value;  /* per compartment: current values */
+    const double *params;       /* the population's parameter values, in descriptor order */
+    const double *tau;          /* per compartment: its time constant (0 = instantaneous) */
+    double *const *value;       /* per compartment: current values */
     const double *const *drive; /* per compartment: drive (projections + feeds) */
 } ap_neuron_ctx;
 
@@ -145,15 +145,15 @@ typedef struct ap_rule_ctx {
     double t;
     const double *params;
     int n_pre, n_post;
-    const double *pre;    /* source signal of the projection */
+    const double *pre; /* source signal of the projection */
     /* the target population */
     int n_compartments;
     const double *const *value; /* compartment values */
     const double *const *drive; /* compartment drives */
     const double *rate;         /* activation(value[rate_of]) */
     const ap_activation *activation;
-    int target_compartment;     /* the compartment the projection ends on */
-    double *scratch;            /* batch x n_post scratch, free to use */
+    int target_compartment; /* the compartment the projection ends on */
+    double *scratch;        /* batch x n_post scratch, free to use */
 } ap_rule_ctx;
 
 typedef struct ap_rule_type {
@@ -193,9 +193,9 @@ AP_API const ap_rule_type *ap_registry_rule(const ap_registry *r, const char *na
 /* Enumerates every registered type: kind is "activation", "initializer", "neuron", "block",
  * "rule". Stops early if fn returns non-zero. */
 AP_API void ap_registry_each(const ap_registry *r,
-                      int (*fn)(void *ud, const char *kind, const char *name, const char *owner,
-                                const char *doc),
-                      void *ud);
+                             int (*fn)(void *ud, const char *kind, const char *name,
+                                       const char *owner, const char *doc),
+                             void *ud);
 
 /* After closing, registration fails with AP_ESTATE (models compiled against it stay valid). */
 AP_API void ap_registry_close(ap_registry *r);

@@ -96,7 +96,7 @@ typedef struct ap_run_opts {
     double init_step; /* 0: CVODE's estimate */
     int max_order;    /* 0: CVODE's default (5 for BDF, 12 for Adams) */
     ap_linsol_kind linsol;
-    int quad_errcon;  /* include accumulators in the error test */
+    int quad_errcon; /* include accumulators in the error test */
 
     /* recording: signals at times (fixed-step: must lie on the step grid), or every k-th
      * step (CVODE: internal steps), or both */
