@@ -1,0 +1,109 @@
+/* nvector_fast.c — vectorisable reductions and linear sums for SUNDIALS serial vectors. */
+#include "nvector_fast.h"
+
+#include <math.h>
+#include <nvector/nvector_serial.h>
+#include <string.h>
+
+typedef double v4d __attribute__((vector_size(32)));
+
+/* Vector loads through memcpy (no alignment assumed); macros, so that no vector type crosses
+ * a call boundary (whose ABI would differ between the AVX2 clone and the default one). */
+#define LOAD(v, p) memcpy(&(v), (p), sizeof(v))
+/* sixteen partial sums, reduced in a fixed order */
+#define HSUM(a, b, c, d, out)                                                                      \
+    do {                                                                                           \
+        v4d s_ = ((a) + (b)) + ((c) + (d));                                                        \
+        (out) = (s_[0] + s_[1]) + (s_[2] + s_[3]);                                                 \
+    } while (0)
+
+__attribute__((target_clones("avx2", "default"))) static double dot(const double *x,
+                                                                    const double *y, size_t n) {
+    v4d a = {0, 0, 0, 0}, b = a, c = a, d = a;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        v4d x0, x1, x2, x3, y0, y1, y2, y3;
+        LOAD(x0, x + i), LOAD(x1, x + i + 4), LOAD(x2, x + i + 8), LOAD(x3, x + i + 12);
+        LOAD(y0, y + i), LOAD(y1, y + i + 4), LOAD(y2, y + i + 8), LOAD(y3, y + i + 12);
+        a += x0 * y0;
+        b += x1 * y1;
+        c += x2 * y2;
+        d += x3 * y3;
+    }
+    double s;
+    HSUM(a, b, c, d, s);
+    for (; i < n; i++)
+        s += x[i] * y[i];
+    return s;
+}
+
+__attribute__((target_clones("avx2", "default"))) static double wsqr(const double *x,
+                                                                     const double *w, size_t n) {
+    v4d a = {0, 0, 0, 0}, b = a, c = a, d = a;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        v4d x0, x1, x2, x3, w0, w1, w2, w3;
+        LOAD(x0, x + i), LOAD(x1, x + i + 4), LOAD(x2, x + i + 8), LOAD(x3, x + i + 12);
+        LOAD(w0, w + i), LOAD(w1, w + i + 4), LOAD(w2, w + i + 8), LOAD(w3, w + i + 12);
+        x0 *= w0, x1 *= w1, x2 *= w2, x3 *= w3;
+        a += x0 * x0;
+        b += x1 * x1;
+        c += x2 * x2;
+        d += x3 * x3;
+    }
+    double s;
+    HSUM(a, b, c, d, s);
+    for (; i < n; i++)
+        s += (x[i] * w[i]) * (x[i] * w[i]);
+    return s;
+}
+
+static sunrealtype fast_dotprod(N_Vector x, N_Vector y) {
+    return dot(NV_DATA_S(x), NV_DATA_S(y), (size_t)NV_LENGTH_S(x));
+}
+
+static sunrealtype fast_wsqrsum(N_Vector x, N_Vector w) {
+    return wsqr(NV_DATA_S(x), NV_DATA_S(w), (size_t)NV_LENGTH_S(x));
+}
+
+static sunrealtype fast_wrmsnorm(N_Vector x, N_Vector w) {
+    sunindextype n = NV_LENGTH_S(x);
+    return sqrt(wsqr(NV_DATA_S(x), NV_DATA_S(w), (size_t)n) / (double)n);
+}
+
+static sunrealtype fast_maxnorm(N_Vector x) {
+    const double *p = NV_DATA_S(x);
+    size_t n = (size_t)NV_LENGTH_S(x);
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double a = fabs(p[i]);
+        m = a > m ? a : m;
+    }
+    return m;
+}
+
+__attribute__((target_clones("avx2", "default"))) static void
+lsum(double a, const double *x, double b, const double *y, double *z, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4d xv, yv;
+        LOAD(xv, x + i), LOAD(yv, y + i);
+        v4d r = a * xv + b * yv;
+        memcpy(z + i, &r, sizeof r);
+    }
+    for (; i < n; i++)
+        z[i] = a * x[i] + b * y[i];
+}
+
+static void fast_linearsum(sunrealtype a, N_Vector x, sunrealtype b, N_Vector y, N_Vector z) {
+    lsum(a, NV_DATA_S(x), b, NV_DATA_S(y), NV_DATA_S(z), (size_t)NV_LENGTH_S(x));
+}
+
+void ap_nvector_speedup(N_Vector v) {
+    v->ops->nvdotprod = fast_dotprod;
+    v->ops->nvwsqrsumlocal = fast_wsqrsum;
+    v->ops->nvwrmsnorm = fast_wrmsnorm;
+    v->ops->nvmaxnorm = fast_maxnorm;
+    v->ops->nvmaxnormlocal = fast_maxnorm;
+    v->ops->nvlinearsum = fast_linearsum;
+}

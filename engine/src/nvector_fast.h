@@ -1,0 +1,15 @@
+/* nvector_fast.h — faster reductions for SUNDIALS serial vectors (internal). */
+#ifndef APICAL_NVECTOR_FAST_H
+#define APICAL_NVECTOR_FAST_H
+
+#include <sundials/sundials_nvector.h>
+
+/* Replaces the reductions (dot product, weighted RMS norm, max norm) and the linear sum of a
+ * serial N_Vector by versions with independent partial sums, which the compiler vectorises;
+ * clones made afterwards inherit them. The serial library's loops carry one dependency chain
+ * per reduction and run at one addition per floating-point latency, which for batch-sized
+ * states costs more than the right-hand side. Results differ from the serial library's only
+ * by the order of the summation (deterministic for a given length). */
+void ap_nvector_speedup(N_Vector v);
+
+#endif
