@@ -1,0 +1,19 @@
+/* cli.h — the subcommands of the apical program (cli/main.c dispatches to them). Each returns
+ * the process's exit status: 0 success, 1 failure, 2 usage error. */
+#ifndef APICAL_CLI_H
+#define APICAL_CLI_H
+
+#define CLI_OK 0
+#define CLI_FAIL 1
+#define CLI_USAGE 2
+
+/* Prints the usage text to stdout (to_stderr == 0) or stderr. */
+void cli_usage(int to_stderr);
+
+/* apical run SCRIPT.lua [--set key=value ...] [--traceback] [--] [script arguments] */
+int cli_run(int argc, char **argv);
+
+/* apical plugins */
+int cli_plugins(int argc, char **argv);
+
+#endif

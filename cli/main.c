@@ -1,0 +1,60 @@
+/* main.c — the apical program: dispatches `apical run | plugins | version | help`. */
+#include <lua.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "apical/registry.h"
+#include "cli.h"
+
+#ifndef APICAL_VERSION
+#define APICAL_VERSION "unknown"
+#endif
+
+void cli_usage(int to_stderr) {
+    FILE *out = to_stderr ? stderr : stdout;
+    fputs("usage: apical <command> [arguments]\n"
+          "\n"
+          "commands:\n"
+          "  run SCRIPT.lua [--set key=value ...] [--traceback] [--] [args ...]\n"
+          "                 run a Lua script (models, simulations, training); --set overrides\n"
+          "                 a parameter the script declares with apical.params { ... };\n"
+          "                 --traceback adds the Lua stack to error messages; the script sees\n"
+          "                 the remaining arguments in `arg` and `...`\n"
+          "  plugins        list the plugins in the search path (APICAL_PLUGIN_PATH, the build\n"
+          "                 tree, the install prefix) and the types each registers\n"
+          "  version        print the versions of apical, its plugin ABI and Lua\n"
+          "  help           print this text\n"
+          "\n"
+          "exit status: 0 success, 1 error, 2 usage error\n",
+          out);
+}
+
+static int cli_version(void) {
+    printf("apical %s (plugin ABI %u.%u, %s)\n", APICAL_VERSION, (unsigned)AP_ABI_MAJOR,
+           (unsigned)AP_ABI_MINOR, LUA_RELEASE);
+    return CLI_OK;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        cli_usage(1);
+        return CLI_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") == 0) return cli_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "plugins") == 0) return cli_plugins(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        if (argc > 2) {
+            fprintf(stderr, "apical: version takes no arguments\n");
+            return CLI_USAGE;
+        }
+        return cli_version();
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        cli_usage(0);
+        return CLI_OK;
+    }
+    fprintf(stderr, "apical: unknown command \"%s\"\n\n", cmd);
+    cli_usage(1);
+    return CLI_USAGE;
+}

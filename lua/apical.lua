@@ -1,0 +1,61 @@
+-- apical.lua — the Lua module `apical`: build circuit models, compile and run them, move
+-- arrays and datasets in and out. `local apical = require "apical"`; docs/lua-api.md is the
+-- reference. The C half is apical.core (lua/*.c); this file assembles the public table from
+-- the pieces in apical/*.lua.
+local core = require "apical.core"
+local errors = require "apical.errors"
+local types = require "apical.types"
+local model = require "apical.model"
+require "apical.sim" -- installs the methods of simulations
+local params = require "apical.params"
+local data = require "apical.data"
+errors.internal(debug.getinfo(1, "S").source)
+
+core.registry() -- one registry per Lua state, created on load
+
+local apical = {}
+
+apical.version = core.version
+apical.abi = string.format("%d.%d", core.abi >> 16, core.abi & 0xffff)
+
+-- models
+apical.model = model.new
+apical.plugin = types.plugin
+apical.types = types.types
+
+-- type specs
+apical.neuron = types.neuron
+apical.block = types.block
+apical.rule = types.rule
+apical.activation = types.activation
+apical.rate = types.constructor("neuron", "rate")
+apical.lowpass = types.constructor("block", "lowpass")
+apical.hebb = types.constructor("rule", "hebb")
+apical.init = setmetatable({}, {
+    __call = function(_, typename, p)
+        return types.init_generic(typename, p)
+    end,
+})
+for _, t in ipairs(core.types()) do
+    if t.kind == "initializer" and t.owner == "engine" then
+        apical.init[t.name] = types.constructor("init", t.name)
+    end
+end
+
+-- arrays (C functions: their errors point at the caller's line)
+apical.array = core.array
+apical.zeros = core.zeros
+apical.load_npy = core.load_npy
+function apical.is_array(v)
+    local mt = getmetatable(v)
+    return type(mt) == "table" and mt.__name == "apical.Array"
+end
+
+-- datasets
+apical.dataset = data
+
+-- script parameters
+apical.params = params.params
+apical.check_params = params.check
+
+return apical

@@ -1,0 +1,268 @@
+-- apical/sim.lua — compiled simulations: sim:set_input, sim:run { ... } and its results
+-- (statistics, recordings, accumulated updates), sim:read and sim:write_state.
+local core = require "apical.core"
+local errors = require "apical.errors"
+local model = require "apical.model"
+errors.internal(debug.getinfo(1, "S").source)
+
+local M = {}
+local show, raise = errors.show, errors.raise
+
+local Sim = {}
+
+local function open_sim(self, method)
+    if not core.is_sim(self) then
+        raise(string.format("%s: call it with a colon on a simulation (sim:%s ...), got %s as " ..
+            "self", method, method, show(self)))
+    end
+    if core.sim_closed(self) then raise(method .. ": the simulation is closed") end
+end
+
+local function to_array(v, what)
+    local a, err = core.try_array(v)
+    if not a then raise(what .. ": " .. err) end
+    return a
+end
+
+-- sim:set_input(x, values): values batch x n (an array or nested table).
+function Sim:set_input(input, values)
+    open_sim(self, "set_input")
+    local name = errors.signal(input, "set_input: the input (argument 1)")
+    local ok, err = core.sim_set_input(self, name, to_array(values, "set_input " .. name))
+    if not ok then raise(err) end
+    return self
+end
+
+-- sim:write_state(signal, values): overwrites a dynamic variable (for keep_state runs).
+function Sim:write_state(sig, values)
+    open_sim(self, "write_state")
+    local name = errors.signal(sig, "write_state: the signal (argument 1)")
+    local ok, err = core.sim_write_state(self, name, to_array(values, "write_state " .. name))
+    if not ok then raise(err) end
+    return self
+end
+
+-- sim:read(signal) -> array batch x n of the current values
+function Sim:read(sig)
+    open_sim(self, "read")
+    local name = errors.signal(sig, "read: the signal (argument 1)")
+    local a, err = core.sim_read(self, name)
+    if not a then raise(err) end
+    return a
+end
+
+local function is_sim(self, method)
+    if not core.is_sim(self) then
+        raise(string.format("%s: call it with a colon on a simulation (sim:%s())", method, method))
+    end
+end
+
+function Sim:model()
+    is_sim(self, "model")
+    return core.sim_model(self)
+end
+
+function Sim:state_size()
+    open_sim(self, "state_size")
+    return core.sim_state_size(self)
+end
+
+function Sim:close()
+    is_sim(self, "close")
+    core.sim_close(self)
+end
+
+-- ---- run options ----------------------------------------------------------------------------
+
+local RUN_OPTIONS = { "solver", "t_end", "dt", "steps", "rtol", "atol", "max_steps", "max_step",
+    "init_step", "max_order", "linear_solver", "ordered", "order", "previous", "noise", "seed",
+    "record", "times", "every", "keep_state", "accumulate", "quad_errcon", "accumulation" }
+
+local function signal_list(v, what, field)
+    if v == nil then return nil end
+    if type(v) ~= "table" or getmetatable(v) ~= nil then
+        raise(string.format("%s: field %s must be a list of signals like { h1.rate, \"f.output\" }, " ..
+            "got %s", what, field, show(v)))
+    end
+    local list = {}
+    for k in pairs(v) do
+        if math.type(k) ~= "integer" or k < 1 or k > #v then
+            raise(string.format("%s: field %s must be a list, it has the key %s", what, field,
+                show(k)))
+        end
+    end
+    for i = 1, #v do
+        list[i] = errors.signal(v[i], string.format("%s: %s[%d]", what, field, i))
+    end
+    return list
+end
+
+-- The options table of sim:run, checked and turned into what core.sim_run reads.
+local function normalise(opts)
+    local what = "run"
+    if opts == nil then opts = {} end
+    if type(opts) ~= "table" then
+        raise("run: expected a table of options like { solver = \"euler\", t_end = 1 }, got " ..
+            show(opts))
+    end
+    errors.fields(opts, RUN_OPTIONS, what)
+    local o = {}
+    o.solver = errors.check(opts.solver, "string", what, "solver")
+    o.t_end = errors.check(opts.t_end, "number", what, "t_end")
+    o.dt = errors.check(opts.dt, "number", what, "dt")
+    o.steps = errors.check(opts.steps, "positive integer", what, "steps")
+    o.rtol = errors.check(opts.rtol, "number", what, "rtol")
+    o.atol = errors.check(opts.atol, "number", what, "atol")
+    o.max_steps = errors.check(opts.max_steps, "integer >= 0", what, "max_steps")
+    o.max_step = errors.check(opts.max_step, "number >= 0", what, "max_step")
+    o.init_step = errors.check(opts.init_step, "number >= 0", what, "init_step")
+    o.max_order = errors.check(opts.max_order, "integer >= 0", what, "max_order")
+    o.linsol = errors.choice(opts.linear_solver, { "krylov", "dense" }, what, "linear_solver")
+    o.ordered = errors.check(opts.ordered, "boolean", what, "ordered")
+    o.order = signal_list(opts.order, what, "order")
+    o.previous = signal_list(opts.previous, what, "previous")
+    if opts.noise ~= nil then
+        errors.check(opts.noise, "table", what, "noise")
+        local entries = {}
+        for k, v in pairs(opts.noise) do
+            local sig, sigma
+            if math.type(k) == "integer" and type(v) == "table" and getmetatable(v) == nil then
+                sig, sigma = v[1], v[2]
+            else
+                sig, sigma = k, v
+            end
+            local name = errors.signal(sig, "run: noise: the signal")
+            if type(sigma) ~= "number" then
+                raise(string.format("run: noise on %s: sigma must be a number, got %s", name,
+                    show(sigma)))
+            end
+            entries[#entries + 1] = { name, sigma }
+        end
+        table.sort(entries, function(a, b) return a[1] < b[1] end)
+        o.noise, o.sigma = {}, {}
+        for i, e in ipairs(entries) do o.noise[i], o.sigma[i] = e[1], e[2] end
+    end
+    o.seed = errors.check(opts.seed, "integer >= 0", what, "seed")
+    o.record = signal_list(opts.record, what, "record")
+    if opts.times ~= nil then
+        local t = opts.times
+        if getmetatable(t) and getmetatable(t).__name == "apical.Array" then t = t:totable() end
+        if type(t) ~= "table" then
+            raise("run: field times must be a list of numbers, got " .. show(opts.times))
+        end
+        o.times = {}
+        for i = 1, #t do
+            if type(t[i]) ~= "number" then
+                raise(string.format("run: times[%d] must be a number, got %s", i, show(t[i])))
+            end
+            o.times[i] = t[i]
+        end
+    end
+    o.every = errors.check(opts.every, "integer >= 0", what, "every")
+    o.keep_state = errors.check(opts.keep_state, "boolean", what, "keep_state")
+    o.accumulate = errors.check(opts.accumulate, "boolean", what, "accumulate")
+    o.quad_errcon = errors.check(opts.quad_errcon, "boolean", what, "quad_errcon")
+    o.accumulation = errors.choice(opts.accumulation, { "all", "left", "right" }, what,
+        "accumulation")
+    if (o.record and #o.record > 0) and not o.times and not o.every then
+        raise("run: record needs times = { ... } or every = k (which points to record)")
+    end
+    return o
+end
+
+-- ---- results --------------------------------------------------------------------------------
+
+local Result = {}
+local result_private = setmetatable({}, { __mode = "k" })
+
+-- The recording of a signal name as recorded, or under the other spelling of a population's
+-- rate ("h1" / "h1.rate").
+local function find_recording(rec, name)
+    if rec[name] then return rec[name] end
+    local base = name:match("^(.-)%.rate$")
+    if base and rec[base] then return rec[base] end
+    if not name:find(".", 1, true) then return rec[name .. ".rate"] end
+    return nil
+end
+
+local function result_of(self, method)
+    local p = type(self) == "table" and result_private[self]
+    if not p then raise(method .. ": call it with a colon on a run's result (out:" .. method .. " ...)") end
+    return p
+end
+
+-- out:get(signal) -> array n_times x batch x n
+function Result:get(sig)
+    local p = result_of(self, "get")
+    local name = errors.signal(sig, "get: the signal")
+    local r = find_recording(p.rec, name)
+    if not r then
+        raise(string.format("get: %s was not recorded (recorded: %s)", name,
+            #p.names > 0 and table.concat(p.names, ", ") or "nothing"))
+    end
+    return r
+end
+
+-- out:update(projection) -> dW (rows x cols), db ({rows} or nil): the accumulated update of the
+-- projection's plasticity rule over this run (a time average).
+function Result:update(proj)
+    local p = result_of(self, "update")
+    local m = core.sim_model(p.sim)
+    local id, name = model.projection_id(m, proj, "update")
+    if core.sim_closed(p.sim) then raise("update: the simulation is closed") end
+    if core.sim_run_id(p.sim) ~= p.run_id then
+        raise("update: this result is from an earlier run; the accumulators hold the latest " ..
+            "run's updates (read them before running again)")
+    end
+    local dW, db = core.sim_accumulator(p.sim, id)
+    if not dW then raise(string.format("update: %s", db)) end
+    if db == false then db = nil end
+    return dW, db
+end
+
+-- out:save_csv(signal, path [, colnames]): columns t, sample, then the signal's units.
+function Result:save_csv(sig, path, colnames)
+    local r = Result.get(self, sig)
+    local name = errors.signal(sig, "save_csv: the signal")
+    if type(path) ~= "string" then raise("save_csv: expected a file name, got " .. show(path)) end
+    if colnames == nil then
+        colnames = {}
+        for i = 1, r.shape[3] do colnames[i] = string.format("%s[%d]", name, i) end
+    end
+    errors.call(r.save_csv, r, path, colnames, self.times)
+end
+
+local result_mt = {
+    __name = "apical.Result",
+    __index = function(self, key)
+        local method = Result[key]
+        if method then return method end
+        local p = result_private[self]
+        if p and type(key) == "string" then return find_recording(p.rec, key) end
+        return nil
+    end,
+}
+
+-- sim:run { ... } -> result
+function Sim:run(opts)
+    open_sim(self, "run")
+    local o = normalise(opts)
+    local res, err = core.sim_run(self, o)
+    if not res then raise(err) end
+    local out = { stats = res.stats, names = {} }
+    local rec = {}
+    for i, r in ipairs(res.recordings) do
+        rec[r.name] = r.data
+        out.names[i] = r.name
+        if i == 1 then out.times = r.times end
+    end
+    if not out.times then out.times = core.zeros({ 0 }) end
+    result_private[out] = { sim = self, run_id = res.run_id, rec = rec, names = out.names }
+    return setmetatable(out, result_mt)
+end
+
+local sim_mt = core.metatable("apical.Sim")
+sim_mt.__index = Sim
+
+M.Sim = Sim
+return M

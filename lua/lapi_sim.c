@@ -1,0 +1,382 @@
+/* lapi_sim.c — apical.Sim: compiled simulations as Lua objects: inputs, runs (options table in,
+ * statistics and recordings out), reading and writing signals, accumulated updates. Like
+ * lapi_model.c, these return nil and the engine's message for the Lua half to raise. */
+#include <string.h>
+
+#include "apical/error.h"
+#include "lapi.h"
+
+static int sim_gc(lua_State *L) {
+    lapi_sim *sim = luaL_checkudata(L, 1, LAPI_SIM);
+    if (!sim->s) return 0;
+    ap_sim_free(&sim->s);
+    lapi_model_release(L, 1);
+    return 0;
+}
+
+static ap_sim *check_sim(lua_State *L, int idx) {
+    lapi_sim *sim = luaL_checkudata(L, idx, LAPI_SIM);
+    if (!sim->s) luaL_error(L, "the simulation is closed");
+    return sim->s;
+}
+
+/* core.compile(m): a simulation of model m, or nil and a message. */
+static int l_compile(lua_State *L) {
+    lapi_model *mod = luaL_checkudata(L, 1, LAPI_MODEL);
+    if (mod->closed || !mod->m) return lapi_failf(L, "the model is closed");
+    lapi_sim *sim = lua_newuserdatauv(L, sizeof *sim, 2);
+    memset(sim, 0, sizeof *sim);
+    luaL_setmetatable(L, LAPI_SIM);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, 2);
+    int rc = ap_model_compile(mod->m, &sim->s);
+    if (rc) return lapi_fail(L, rc);
+    mod->users++;
+    return 1;
+}
+
+static int l_sim_close(lua_State *L) {
+    luaL_checkudata(L, 1, LAPI_SIM);
+    return sim_gc(L);
+}
+
+static int l_sim_closed(lua_State *L) {
+    lapi_sim *sim = luaL_testudata(L, 1, LAPI_SIM);
+    lua_pushboolean(L, !sim || !sim->s);
+    return 1;
+}
+
+static int l_is_sim(lua_State *L) {
+    lua_pushboolean(L, luaL_testudata(L, 1, LAPI_SIM) != NULL);
+    return 1;
+}
+
+static int l_sim_data(lua_State *L) {
+    luaL_checkudata(L, 1, LAPI_SIM);
+    lua_getiuservalue(L, 1, 2);
+    return 1;
+}
+
+static int l_sim_model(lua_State *L) {
+    luaL_checkudata(L, 1, LAPI_SIM);
+    lua_getiuservalue(L, 1, 1);
+    return 1;
+}
+
+static int l_sim_tostring(lua_State *L) {
+    lapi_sim *sim = luaL_checkudata(L, 1, LAPI_SIM);
+    if (!sim->s) {
+        lua_pushliteral(L, "apical.Sim (closed)");
+    } else {
+        lua_pushfstring(L, "apical.Sim (batch %d, %I state variables)",
+                        ap_model_batch(ap_sim_model(sim->s)),
+                        (lua_Integer)ap_sim_state_size(sim->s));
+    }
+    return 1;
+}
+
+static int l_sim_state_size(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)ap_sim_state_size(check_sim(L, 1)));
+    return 1;
+}
+
+static int l_sim_run_id(lua_State *L) {
+    lapi_sim *sim = luaL_checkudata(L, 1, LAPI_SIM);
+    lua_pushinteger(L, sim->run_id);
+    return 1;
+}
+
+/* Checks that array a can hold signal `name` of a batch: batch x n values; a 2-D array must
+ * have exactly that shape. Returns n, or -1 after pushing nil and a message. */
+static int signal_fit(lua_State *L, ap_sim *s, const char *what, const char *name,
+                      const lapi_array *a) {
+    int n = 0;
+    int rc = ap_model_signal_size(ap_sim_model(s), name, &n);
+    if (rc) {
+        lapi_fail(L, rc);
+        return -1;
+    }
+    size_t batch = (size_t)ap_model_batch(ap_sim_model(s));
+    int ok = a->ndim == 2 ? a->shape[0] == batch && a->shape[1] == (size_t)n
+                          : a->size == batch * (size_t)n && a->ndim <= 1;
+    if (!ok) {
+        char got[200];
+        lapi_shape_str(a, got, sizeof got);
+        lapi_failf(L, "%s %s: got an array of shape %s, expected {%zu, %d} (batch x size)", what,
+                   name, got, batch, n);
+        return -1;
+    }
+    return n;
+}
+
+/* core.sim_set_input(s, name, array) -> true, or nil and a message. */
+static int l_set_input(lua_State *L) {
+    ap_sim *s = check_sim(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    lapi_array *a = lapi_array_check(L, 3);
+    if (signal_fit(L, s, "set_input", name, a) < 0) return 2;
+    int rc = ap_sim_set_input(s, name, a->data, a->size);
+    if (rc) return lapi_fail(L, rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.sim_write_state(s, name, array) -> true, or nil and a message. */
+static int l_write_state(lua_State *L) {
+    ap_sim *s = check_sim(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    lapi_array *a = lapi_array_check(L, 3);
+    if (signal_fit(L, s, "write_state", name, a) < 0) return 2;
+    int rc = ap_sim_write_state(s, name, a->data, a->size);
+    if (rc) return lapi_fail(L, rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.sim_read(s, name) -> Array batch x n, or nil and a message. */
+static int l_read(lua_State *L) {
+    ap_sim *s = check_sim(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    int n = 0;
+    int rc = ap_model_signal_size(ap_sim_model(s), name, &n);
+    if (rc) return lapi_fail(L, rc);
+    size_t shape[2] = {(size_t)ap_model_batch(ap_sim_model(s)), (size_t)n};
+    lapi_array *a = lapi_array_new(L, 2, shape);
+    rc = ap_sim_read(s, name, a->data, a->size);
+    if (rc) return lapi_fail(L, rc);
+    return 1;
+}
+
+/* ---- run --------------------------------------------------------------------------------- */
+
+/* Optional fields of the (normalised) options table at index 2. The Lua half has checked their
+ * types; a wrong type here is a bug of the binding and raises. */
+static void opt_number(lua_State *L, const char *key, double *dst) {
+    if (lua_getfield(L, 2, key) != LUA_TNIL) *dst = luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+}
+
+static void opt_long(lua_State *L, const char *key, long *dst) {
+    if (lua_getfield(L, 2, key) != LUA_TNIL) *dst = (long)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+}
+
+static void opt_int(lua_State *L, const char *key, int *dst) {
+    if (lua_getfield(L, 2, key) != LUA_TNIL) *dst = (int)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+}
+
+static void opt_bool(lua_State *L, const char *key, int *dst) {
+    if (lua_getfield(L, 2, key) != LUA_TNIL) *dst = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+}
+
+/* A list of strings: pointers into the strings of the options table, which stays on the stack
+ * for the whole call. The pointer array is a GC-managed scratch buffer left on the stack. */
+static const char *const *opt_strings(lua_State *L, const char *key, int *n) {
+    *n = 0;
+    if (lua_getfield(L, 2, key) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    luaL_checktype(L, -1, LUA_TTABLE);
+    int len = (int)lua_rawlen(L, -1);
+    const char **v = lapi_scratch(L, (size_t)(len + 1) * sizeof *v);
+    for (int i = 0; i < len; i++) {
+        lua_rawgeti(L, -2, i + 1);
+        v[i] = luaL_checkstring(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_remove(L, -2); /* the list (its strings stay in the options table) */
+    *n = len;
+    return v;
+}
+
+static const double *opt_doubles(lua_State *L, const char *key, int *n) {
+    *n = 0;
+    if (lua_getfield(L, 2, key) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    luaL_checktype(L, -1, LUA_TTABLE);
+    int len = (int)lua_rawlen(L, -1);
+    double *v = lapi_scratch(L, (size_t)(len + 1) * sizeof *v);
+    for (int i = 0; i < len; i++) {
+        lua_rawgeti(L, -2, i + 1);
+        v[i] = luaL_checknumber(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_remove(L, -2);
+    *n = len;
+    return v;
+}
+
+static void push_stats(lua_State *L, const ap_run_stats *st) {
+    lua_createtable(L, 0, 10);
+    lua_pushinteger(L, st->steps);
+    lua_setfield(L, -2, "steps");
+    lua_pushinteger(L, st->rhs_evals);
+    lua_setfield(L, -2, "rhs_evals");
+    lua_pushinteger(L, st->lin_iters);
+    lua_setfield(L, -2, "lin_iters");
+    lua_pushinteger(L, st->nonlin_iters);
+    lua_setfield(L, -2, "nonlin_iters");
+    lua_pushinteger(L, st->err_test_fails);
+    lua_setfield(L, -2, "err_test_fails");
+    lua_pushinteger(L, st->conv_fails);
+    lua_setfield(L, -2, "conv_fails");
+    lua_pushinteger(L, st->jac_evals);
+    lua_setfield(L, -2, "jac_evals");
+    lua_pushnumber(L, st->t_reached);
+    lua_setfield(L, -2, "t_reached");
+    lua_pushnumber(L, st->last_step);
+    lua_setfield(L, -2, "last_step");
+    lua_pushnumber(L, st->wall_seconds);
+    lua_setfield(L, -2, "wall_seconds");
+}
+
+/* core.sim_run(s, opts) -> {stats = {...}, recordings = {{name=, data=, times=}, ...}}, or
+ * nil, message, stats. opts is the Lua half's normalised table: solver (string), t_end, dt,
+ * steps, rtol, atol, max_steps, max_step, init_step, max_order, linsol ("default", "krylov",
+ * "dense"), ordered, order {names}, previous {names}, noise {names}, sigma {numbers}, seed,
+ * record {names}, times {numbers}, every, keep_state, accumulate, quad_errcon, accumulation
+ * ("all", "left", "right"). */
+static int l_run(lua_State *L) {
+    lapi_sim *sim = luaL_checkudata(L, 1, LAPI_SIM);
+    ap_sim *s = check_sim(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    ap_run_opts o;
+    ap_run_opts_default(&o);
+    if (lua_getfield(L, 2, "solver") != LUA_TNIL) {
+        int rc = ap_solver_from_name(luaL_checkstring(L, -1), &o.solver);
+        if (rc) return lapi_fail(L, rc);
+    }
+    lua_pop(L, 1);
+    opt_number(L, "t_end", &o.t_end);
+    opt_number(L, "dt", &o.dt);
+    opt_long(L, "steps", &o.steps);
+    opt_number(L, "rtol", &o.rtol);
+    opt_number(L, "atol", &o.atol);
+    opt_long(L, "max_steps", &o.max_steps);
+    opt_number(L, "max_step", &o.max_step);
+    opt_number(L, "init_step", &o.init_step);
+    opt_int(L, "max_order", &o.max_order);
+    if (lua_getfield(L, 2, "linsol") != LUA_TNIL) {
+        static const char *const kinds[] = {"default", "krylov", "dense", NULL};
+        int k = luaL_checkoption(L, -1, NULL, kinds);
+        o.linsol = k == 0 ? AP_LINSOL_DEFAULT : k == 1 ? AP_LINSOL_KRYLOV : AP_LINSOL_DENSE;
+    }
+    lua_pop(L, 1);
+    opt_bool(L, "ordered", &o.ordered);
+    o.order = opt_strings(L, "order", &o.n_order);
+    o.previous = opt_strings(L, "previous", &o.n_previous);
+    o.noise = opt_strings(L, "noise", &o.n_noise);
+    int n_sigma = 0;
+    o.sigma = opt_doubles(L, "sigma", &n_sigma);
+    if (n_sigma != o.n_noise)
+        return luaL_error(L, "run: %d noise signals, %d sigmas", o.n_noise, n_sigma);
+    if (lua_getfield(L, 2, "seed") != LUA_TNIL) o.seed = (uint64_t)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+    o.record = opt_strings(L, "record", &o.n_record);
+    o.times = opt_doubles(L, "times", &o.n_times);
+    opt_long(L, "every", &o.every);
+    opt_bool(L, "keep_state", &o.keep_state);
+    opt_bool(L, "accumulate", &o.accumulate);
+    opt_bool(L, "quad_errcon", &o.quad_errcon);
+    ap_acc_points points = AP_ACC_ALL;
+    if (lua_getfield(L, 2, "accumulation") != LUA_TNIL) {
+        static const char *const modes[] = {"all", "left", "right", NULL};
+        int k = luaL_checkoption(L, -1, NULL, modes);
+        points = k == 0 ? AP_ACC_ALL : k == 1 ? AP_ACC_LEFT : AP_ACC_RIGHT;
+    }
+    lua_pop(L, 1);
+    int rc = ap_sim_set_accumulation(s, points);
+    if (rc) return lapi_fail(L, rc);
+
+    ap_run_stats st;
+    memset(&st, 0, sizeof st);
+    sim->run_id++;
+    rc = ap_sim_run(s, &o, &st);
+    if (rc) {
+        lapi_fail(L, rc);
+        push_stats(L, &st);
+        return 3;
+    }
+    lua_createtable(L, 0, 2);
+    push_stats(L, &st);
+    lua_setfield(L, -2, "stats");
+    int batch = ap_model_batch(ap_sim_model(s));
+    lua_createtable(L, o.n_record, 0);
+    for (int k = 0; k < o.n_record; k++) {
+        const double *data, *times;
+        size_t nt;
+        int width;
+        rc = ap_sim_recording(s, k, &data, &times, &nt, &width);
+        if (rc) return lapi_fail(L, rc);
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, o.record[k]);
+        lua_setfield(L, -2, "name");
+        size_t shape[3] = {nt, (size_t)batch, (size_t)(width / batch)};
+        lapi_array *a = lapi_array_new(L, 3, shape);
+        if (a->size) memcpy(a->data, data, a->size * sizeof(double));
+        lua_setfield(L, -2, "data");
+        lapi_array *t = lapi_array_new(L, 1, &nt);
+        if (nt) memcpy(t->data, times, nt * sizeof(double));
+        lua_setfield(L, -2, "times");
+        lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, "recordings");
+    lua_pushinteger(L, sim->run_id);
+    lua_setfield(L, -2, "run_id");
+    return 1;
+}
+
+/* core.sim_accumulator(s, id) -> dW (rows x cols), db ({rows}) or false, weight; or nil and a
+ * message (no rule attached). */
+static int l_accumulator(lua_State *L) {
+    ap_sim *s = check_sim(L, 1);
+    int id = (int)luaL_checkinteger(L, 2);
+    const double *dW = NULL, *db = NULL;
+    double weight = 0.0;
+    int rc = ap_sim_accumulator(s, id, &dW, &db, &weight);
+    if (rc) return lapi_fail(L, rc);
+    ap_projection_info info;
+    rc = ap_model_projection_info(ap_sim_model(s), id, &info);
+    if (rc) return lapi_fail(L, rc);
+    size_t shape[2] = {(size_t)info.rows, (size_t)info.cols};
+    lapi_array *w = lapi_array_new(L, 2, shape);
+    if (w->size) memcpy(w->data, dW, w->size * sizeof(double));
+    if (db) {
+        lapi_array *b = lapi_array_new(L, 1, shape);
+        memcpy(b->data, db, b->size * sizeof(double));
+    } else {
+        lua_pushboolean(L, 0);
+    }
+    lua_pushnumber(L, weight);
+    return 3;
+}
+
+int lapi_open_sim(lua_State *L) {
+    static const luaL_Reg meta[] = {
+        {"__gc", sim_gc}, {"__close", sim_gc}, {"__tostring", l_sim_tostring}, {NULL, NULL}};
+    lapi_newclass(L, LAPI_SIM, NULL, meta);
+    lua_pop(L, 1);
+    static const luaL_Reg fns[] = {{"compile", l_compile},
+                                   {"sim_close", l_sim_close},
+                                   {"sim_closed", l_sim_closed},
+                                   {"is_sim", l_is_sim},
+                                   {"sim_data", l_sim_data},
+                                   {"sim_model", l_sim_model},
+                                   {"sim_state_size", l_sim_state_size},
+                                   {"sim_run_id", l_sim_run_id},
+                                   {"sim_set_input", l_set_input},
+                                   {"sim_write_state", l_write_state},
+                                   {"sim_read", l_read},
+                                   {"sim_run", l_run},
+                                   {"sim_accumulator", l_accumulator},
+                                   {NULL, NULL}};
+    luaL_setfuncs(L, fns, 0);
+    return 0;
+}
