@@ -1,4 +1,5 @@
 /* model.c — building the model graph: inputs, populations, blocks, projections, rules. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,16 @@ int ap_model_add_input(ap_model *m, const char *name, int size) {
     return add_object(m, AP_OBJ_INPUT, m->n_inputs - 1);
 }
 
+/* A parameter bound for messages: DBL_MAX reads as inf. */
+static void fmt_bound(char *buf, size_t n, double v) {
+    if (v >= DBL_MAX)
+        snprintf(buf, n, "inf");
+    else if (v <= -DBL_MAX)
+        snprintf(buf, n, "-inf");
+    else
+        snprintf(buf, n, "%g", v);
+}
+
 /* Fills vals (n_desc) with defaults, then the given params; validates names and bounds. */
 static int set_params(const ap_model *m, const char *what, const char *objname,
                       const ap_param_desc *desc, int n_desc, const ap_param *given, int n_given,
@@ -188,10 +199,13 @@ static int set_params(const ap_model *m, const char *what, const char *objname,
                             n_desc ? known : "none");
         }
         double v = given[k].value;
-        if (!isfinite(v) || v < desc[found].min || v > desc[found].max)
-            return ap_error(AP_EINVAL, "%s%s \"%s\": %s = %g is out of range [%g, %g]",
-                            where(m->origin), what, objname, given[k].name, v, desc[found].min,
-                            desc[found].max);
+        if (!isfinite(v) || v < desc[found].min || v > desc[found].max) {
+            char lo[32], hi[32];
+            fmt_bound(lo, sizeof lo, desc[found].min);
+            fmt_bound(hi, sizeof hi, desc[found].max);
+            return ap_error(AP_EINVAL, "%s%s \"%s\": %s = %g is out of range [%s, %s]",
+                            where(m->origin), what, objname, given[k].name, v, lo, hi);
+        }
         vals[found] = v;
     }
     return AP_OK;
@@ -250,8 +264,25 @@ int ap_model_set_start(ap_model *m, const char *population, ap_start_mode mode) 
     if (mode != AP_START_ZERO && mode != AP_START_SETTLED)
         return ap_error(AP_EINVAL, "%spopulation \"%s\": unknown start mode %d", where(m->origin),
                         population, (int)mode);
-    m->pops[i].start = mode;
+    ap_pop_obj *p = &m->pops[i];
+    if (mode == AP_START_SETTLED)
+        for (int c = 0; c < p->type->n_compartments; c++)
+            if (p->start_value[c] != 0.0)
+                return ap_error(AP_EINVAL,
+                                "%spopulation \"%s\": it has a start value for %s, which a "
+                                "settled start would ignore",
+                                where(m->origin), population, p->type->compartments[c].name);
+    p->start = mode;
     return AP_OK;
+}
+
+/* Time constant of compartment c of population p (0: instantaneous). */
+static double comp_tau(const ap_pop_obj *p, int c) {
+    const char *tp = p->type->compartments[c].tau_param;
+    if (!tp) return 0.0;
+    for (int k = 0; k < p->type->n_params; k++)
+        if (strcmp(p->type->params[k].name, tp) == 0) return p->params[k];
+    return 0.0;
 }
 
 int ap_model_set_start_value(ap_model *m, const char *compartment, double value) {
@@ -260,10 +291,21 @@ int ap_model_set_start_value(ap_model *m, const char *compartment, double value)
     if (rc) return ap_error_prefix(rc, "%s", where(m->origin));
     if (ref.kind != AP_SIG_COMPARTMENT)
         return ap_error(AP_EINVAL, "%s\"%s\" is not a compartment", where(m->origin), compartment);
+    ap_pop_obj *p = &m->pops[ref.obj];
     if (!isfinite(value))
         return ap_error(AP_EINVAL, "%sstart value of %s = %g is not finite", where(m->origin),
                         compartment, value);
-    m->pops[ref.obj].start_value[ref.port] = value;
+    if (!(comp_tau(p, ref.port) > 0.0))
+        return ap_error(AP_EINVAL,
+                        "%sstart value of %s: the compartment is instantaneous (time constant "
+                        "0), its value follows its drive",
+                        where(m->origin), compartment);
+    if (p->start == AP_START_SETTLED)
+        return ap_error(AP_EINVAL,
+                        "%sstart value of %s: population \"%s\" starts settled, which sets "
+                        "every dynamic compartment to its drive",
+                        where(m->origin), compartment, p->name);
+    p->start_value[ref.port] = value;
     return AP_OK;
 }
 
@@ -466,6 +508,28 @@ const char *ap_sigref_object(const ap_model *m, const ap_sigref *ref) {
     }
 }
 
+/* The canonical name of a signal: "x", "h1" (a rate), "h1.soma", "ctl.u". */
+static void canonical(const ap_model *m, const ap_sigref *r, char *buf, size_t n) {
+    switch (r->kind) {
+    case AP_SIG_INPUT:
+        snprintf(buf, n, "%s", m->inputs[r->obj].name);
+        break;
+    case AP_SIG_RATE:
+        snprintf(buf, n, "%s", m->pops[r->obj].name);
+        break;
+    case AP_SIG_COMPARTMENT:
+        snprintf(buf, n, "%s.%s", m->pops[r->obj].name,
+                 m->pops[r->obj].type->compartments[r->port].name);
+        break;
+    case AP_SIG_BLOCK_OUTPUT:
+        snprintf(buf, n, "%s.%s", m->blocks[r->obj].name, m->blocks[r->obj].type->outputs[r->port]);
+        break;
+    case AP_SIG_BLOCK_STATE:
+        snprintf(buf, n, "%s.%s", m->blocks[r->obj].name, m->blocks[r->obj].type->states[r->port]);
+        break;
+    }
+}
+
 int ap_model_connect(ap_model *m, const char *source, const char *target,
                      const ap_connect_spec *spec, int *id) {
     ap_connect_spec def = {0};
@@ -494,7 +558,10 @@ int ap_model_connect(ap_model *m, const char *source, const char *target,
     char autoname[512];
     const char *name = spec->name;
     if (!name) {
-        snprintf(autoname, sizeof autoname, "%s->%s", source, target);
+        /* canonical spellings, so that "h1" and "h1.rate" name the same projection */
+        char sn[256];
+        canonical(m, &src, sn, sizeof sn);
+        snprintf(autoname, sizeof autoname, "%s->%s", sn, target);
         name = autoname;
     }
     for (int i = 0; i < m->n_projs; i++)

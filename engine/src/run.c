@@ -105,6 +105,9 @@ static int check_opts(const ap_sim *s, const ap_run_opts *o, double *t_end, long
     if (o->n_noise > 0 && o->solver != AP_SOLVER_EULER_MARUYAMA)
         return ap_error(AP_EINVAL, "run (%s): noise needs the euler-maruyama solver", sn);
     if (o->every < 0) return ap_error(AP_EINVAL, "run: every = %ld, must be >= 0", o->every);
+    if (o->n_record > 0 && o->every == 0 && o->n_times == 0)
+        return ap_error(AP_EINVAL, "run: %d signals to record but neither times nor every",
+                        o->n_record);
     for (int k = 0; k < o->n_times; k++) {
         if (!(o->times[k] >= 0.0) || o->times[k] > *t_end * (1 + 1e-12))
             return ap_error(AP_EINVAL, "run: record time %g is outside [0, %g]", o->times[k],

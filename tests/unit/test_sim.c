@@ -500,6 +500,21 @@ static void test_compile_errors(void) {
     CHECK_FAILS(ap_model_connect(m, "x", "p.dendrite", NULL, NULL), AP_ENOTFOUND, "dendrite");
     CHECK_FAILS(ap_model_connect(m, "y", "p.soma", NULL, NULL), AP_ENOTFOUND, "\"y\"");
     CHECK_FAILS(ap_model_connect(m, "x", "p", NULL, NULL), AP_EINVAL, "compartment");
+    /* start values only for dynamic compartments of populations that do not start settled */
+    CHECK_FAILS(ap_model_set_start_value(m, "p.soma", 1.0), AP_EINVAL, "instantaneous");
+    CHECK_OK(ap_model_add_population(m, "d", 2, "rate", "tanh", NULL, 0));
+    CHECK_OK(ap_model_set_start_value(m, "d.soma", 1.0));
+    CHECK_FAILS(ap_model_set_start(m, "d", AP_START_SETTLED), AP_EINVAL, "start value");
+    CHECK_OK(ap_model_set_start_value(m, "d.soma", 0.0));
+    CHECK_OK(ap_model_set_start(m, "d", AP_START_SETTLED));
+    CHECK_FAILS(ap_model_set_start_value(m, "d.soma", 1.0), AP_EINVAL, "starts settled");
+    /* bounds read as numbers, DBL_MAX as inf */
+    ap_param big = {"tau", -2.0};
+    CHECK_FAILS(ap_model_add_population(m, "e", 3, "rate", "tanh", &big, 1), AP_EINVAL, "[0, inf]");
+    /* canonical default names: a rate named with or without ".rate" */
+    int id1, id2;
+    CHECK_OK(ap_model_connect(m, "d.rate", "p.soma", NULL, &id1));
+    CHECK_FAILS(ap_model_connect(m, "d", "p.soma", NULL, &id2), AP_EDUP, "d->p.soma");
     ap_model_free(&m);
 }
 
@@ -514,6 +529,12 @@ static void test_run_errors(void) {
     o.dt = 0.03;
     o.t_end = 1.0;
     CHECK_FAILS(ap_sim_run(s, &o, NULL), AP_EINVAL, "whole number of steps");
+    const char *rec[] = {"h.rate"};
+    o.dt = 0.01;
+    o.record = rec;
+    o.n_record = 1;
+    CHECK_FAILS(ap_sim_run(s, &o, NULL), AP_EINVAL, "neither times nor every");
+    o.n_record = 0;
     o.solver = AP_SOLVER_CVODE_BDF;
     o.max_steps = 3;
     o.rtol = 1e-12;
