@@ -107,6 +107,18 @@ AP_API double *ap_model_bias(ap_model *m, int id);
 /* Rejects non-finite weights, naming the projection and the entry (AP_ENONFINITE). */
 AP_API int ap_model_check_weights(const ap_model *m);
 
+typedef struct ap_population_info {
+    const char *name;
+    int size;
+    const ap_neuron_type *neuron;
+    const ap_activation *activation;
+    const double *params; /* neuron->n_params values, in descriptor order */
+    ap_start_mode start;
+} ap_population_info;
+
+/* What population `name` is (pointers valid while the model lives). AP_ENOTFOUND if none. */
+AP_API int ap_model_population_info(const ap_model *m, const char *name, ap_population_info *info);
+
 /* Size of a signal (n, per sample); AP_ENOTFOUND if the name resolves to nothing. */
 AP_API int ap_model_signal_size(const ap_model *m, const char *signal, int *n);
 

@@ -166,6 +166,63 @@ typedef struct ap_rule_type {
     int (*factors)(const ap_rule_ctx *ctx, double *post, double *pre);
 } ap_rule_type;
 
+/* ---- kernels ----------------------------------------------------------------------------- */
+/* A named C function a plugin offers its callers (trainers, analyses, Lua scripts): it takes
+ * named arguments — numbers, strings, arrays (preallocated by the caller, outputs included),
+ * a model, a simulation, an optimiser — and returns 0 or an AP_E* code with ap_error() set.
+ * From Lua: dfc.forward { model = m, x = X, out = R } (see docs/plugin-api.md). */
+typedef enum {
+    AP_ARG_NUMBER = 0,
+    AP_ARG_STRING,
+    AP_ARG_ARRAY,
+    AP_ARG_MODEL,
+    AP_ARG_SIM,
+    AP_ARG_OPTIM,
+} ap_arg_kind;
+
+typedef struct ap_arg {
+    const char *name;
+    ap_arg_kind kind;
+    double number;      /* AP_ARG_NUMBER */
+    const char *string; /* AP_ARG_STRING */
+    double *data;       /* AP_ARG_ARRAY: row-major, shape[0..ndim-1] */
+    int ndim;
+    size_t shape[4];
+    void *object; /* AP_ARG_MODEL: ap_model *, AP_ARG_SIM: ap_sim *, AP_ARG_OPTIM: ap_optim * */
+} ap_arg;
+
+typedef struct ap_kernel_args {
+    int n;
+    const ap_arg *args;
+} ap_kernel_args;
+
+typedef struct ap_kernel {
+    uint32_t abi_version;
+    uint32_t struct_size;
+    const char *name;
+    const char *doc;
+    const char *usage; /* the arguments, e.g. "model, x[B,n0], out[B,nL]" */
+    int (*call)(const ap_kernel_args *args);
+} ap_kernel;
+
+/* Argument accessors for kernel authors. Each finds the argument `name`; when it is absent,
+ * a required one fails with AP_EINVAL ("kernel dfc.forward: missing argument x"), an optional
+ * one leaves *out unchanged and returns AP_OK. A wrong kind fails with AP_EINVAL naming it. */
+AP_API int ap_arg_number(const ap_kernel_args *a, const char *kernel, const char *name,
+                         int required, double *out);
+AP_API int ap_arg_string(const ap_kernel_args *a, const char *kernel, const char *name,
+                         int required, const char **out);
+/* An array of ndim dimensions whose shape matches `shape` where shape[k] != 0 (AP_ESIZE with
+ * both shapes otherwise); its actual shape goes to shape_out (may be NULL). */
+AP_API int ap_arg_array(const ap_kernel_args *a, const char *kernel, const char *name,
+                        int required, int ndim, const size_t *shape, double **data,
+                        size_t *shape_out);
+AP_API int ap_arg_object(const ap_kernel_args *a, const char *kernel, const char *name,
+                         ap_arg_kind kind, int required, void **out);
+/* Fails (AP_EINVAL) on an argument whose name is not among known[0..n-1]. */
+AP_API int ap_args_check(const ap_kernel_args *a, const char *kernel, const char *const *known,
+                         int n);
+
 /* ---- the registry ------------------------------------------------------------------------ */
 /* Creates a registry holding the engine's built-in types (linear, tanh, ... activations;
  * zeros, constant, normal, uniform, xavier_normal, xavier_uniform, identity initialisers;
@@ -182,6 +239,7 @@ AP_API int ap_registry_add_initializer(ap_registry *r, const ap_initializer *d, 
 AP_API int ap_registry_add_neuron(ap_registry *r, const ap_neuron_type *d, const char *owner);
 AP_API int ap_registry_add_block(ap_registry *r, const ap_block_type *d, const char *owner);
 AP_API int ap_registry_add_rule(ap_registry *r, const ap_rule_type *d, const char *owner);
+AP_API int ap_registry_add_kernel(ap_registry *r, const ap_kernel *d, const char *owner);
 
 /* Look-ups return NULL when the name is unknown (ap_error is then set, listing the names). */
 AP_API const ap_activation *ap_registry_activation(const ap_registry *r, const char *name);
@@ -189,9 +247,10 @@ AP_API const ap_initializer *ap_registry_initializer(const ap_registry *r, const
 AP_API const ap_neuron_type *ap_registry_neuron(const ap_registry *r, const char *name);
 AP_API const ap_block_type *ap_registry_block(const ap_registry *r, const char *name);
 AP_API const ap_rule_type *ap_registry_rule(const ap_registry *r, const char *name);
+AP_API const ap_kernel *ap_registry_kernel(const ap_registry *r, const char *name);
 
 /* Enumerates every registered type: kind is "activation", "initializer", "neuron", "block",
- * "rule". Stops early if fn returns non-zero. */
+ * "rule", "kernel". Stops early if fn returns non-zero. */
 AP_API void ap_registry_each(const ap_registry *r,
                              int (*fn)(void *ud, const char *kind, const char *name,
                                        const char *owner, const char *doc),

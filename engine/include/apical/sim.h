@@ -39,6 +39,11 @@ AP_API int ap_sim_write_state(ap_sim *s, const char *signal, const double *src, 
 /* Total number of state variables (batch x sum of dynamic sizes). */
 AP_API size_t ap_sim_state_size(const ap_sim *s);
 
+/* Sets the start state (as a run would: start values, settled populations, block init) and
+ * computes every signal there, without integrating. ap_sim_read then gives the start state's
+ * signals (for a feedforward network started settled: its feedforward pass). */
+AP_API int ap_sim_reset(ap_sim *s);
+
 /* Copies the current state vector (ap_sim_state_size values) into y. */
 AP_API int ap_sim_get_state(const ap_sim *s, double *y);
 
@@ -106,6 +111,11 @@ typedef struct ap_run_opts {
     int n_times;
     long every; /* 0: only `times`; the initial state is recorded when every > 0 */
 
+    /* Stop early once settled: when the largest |dx/dt| over the state falls below settle_tol
+     * (0: never). CVODE finds the time by root finding; fixed-step solvers test every step.
+     * stats.t_reached tells when; accumulators average over [0, t_reached]. */
+    double settle_tol;
+
     int keep_state; /* 1: start from the current state instead of the models' start values */
     int accumulate; /* 1: integrate the attached plasticity rules (default 1) */
 } ap_run_opts;
@@ -145,6 +155,14 @@ typedef enum {
     AP_ACC_RIGHT,   /* points 1..N */
 } ap_acc_points;
 AP_API int ap_sim_set_accumulation(ap_sim *s, ap_acc_points points);
+
+/* Per-sample weights of the accumulators (batch values; NULL: all 1): sample b's contribution
+ * to every accumulated update is multiplied by w[b] (0 drops it). Kept until changed. */
+AP_API int ap_sim_set_sample_weights(ap_sim *s, const double *w);
+
+/* Replaces every accumulator by its rule evaluated once at the current signals (weight 1):
+ * the update of the last state only (after a run or ap_sim_reset). */
+AP_API int ap_sim_accumulate_state(ap_sim *s);
 
 /* The accumulated update of projection `id` over the last run, as a time average:
  * fixed-step: the mean of the rule over the chosen points; CVODE: (1/t_end) * integral over
