@@ -314,6 +314,13 @@ int ap_sim_accumulate(ap_sim *s, double w, double *quad) {
             return rc > 0 ? rc
                           : ap_error(AP_EPLUGIN, "projection %s: rule %s failed (code %d)",
                                      po->name, po->rule->name, rc);
+        if (s->sample_w)
+            for (int b = 0; b < B; b++) {
+                double *row = a->post + (size_t)b * rows;
+                const double wb = s->sample_w[b];
+                for (int j = 0; j < rows; j++)
+                    row[j] *= wb;
+            }
         double *dW = quad ? quad + a->quad_off : a->dW;
         double *db = quad ? dW + (size_t)rows * cols : a->db;
         /* dW (rows x cols) += w * post^T (rows x B) . pre (B x cols) */

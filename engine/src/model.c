@@ -699,6 +699,19 @@ int ap_model_check_weights(const ap_model *m) {
     return AP_OK;
 }
 
+int ap_model_population_info(const ap_model *m, const char *name, ap_population_info *info) {
+    int i = find_pop(m, name);
+    if (i < 0) return ap_error(AP_ENOTFOUND, "no population \"%s\"", name);
+    const ap_pop_obj *p = &m->pops[i];
+    info->name = p->name;
+    info->size = p->size;
+    info->neuron = p->type;
+    info->activation = p->act;
+    info->params = p->params;
+    info->start = p->start;
+    return AP_OK;
+}
+
 int ap_model_signal_size(const ap_model *m, const char *signal, int *n) {
     ap_sigref r;
     int rc = ap_model_resolve(m, signal, &r);

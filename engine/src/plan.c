@@ -626,6 +626,7 @@ void ap_sim_free(ap_sim **ps) {
     free(s->init_order);
     free(s->x);
     free(s->ydot);
+    free(s->sample_w);
     free(s);
     *ps = NULL;
 }
@@ -731,6 +732,15 @@ void ap_sim_describe(const ap_sim *s, size_t i, char *buf, size_t n) {
             }
         }
     snprintf(buf, n, "state[%zu]", i);
+}
+
+double ap_max_abs(const double *v, size_t n) {
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double a = fabs(v[i]);
+        m = a > m ? a : m;
+    }
+    return m;
 }
 
 long ap_first_nonfinite(const double *v, size_t n) {

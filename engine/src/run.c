@@ -105,6 +105,8 @@ static int check_opts(const ap_sim *s, const ap_run_opts *o, double *t_end, long
     if (o->n_noise > 0 && o->solver != AP_SOLVER_EULER_MARUYAMA)
         return ap_error(AP_EINVAL, "run (%s): noise needs the euler-maruyama solver", sn);
     if (o->every < 0) return ap_error(AP_EINVAL, "run: every = %ld, must be >= 0", o->every);
+    if (!(o->settle_tol >= 0.0) || !isfinite(o->settle_tol))
+        return ap_error(AP_EINVAL, "run: settle_tol = %g, must be >= 0", o->settle_tol);
     if (o->n_record > 0 && o->every == 0 && o->n_times == 0)
         return ap_error(AP_EINVAL, "run: %d signals to record but neither times nor every",
                         o->n_record);
@@ -177,7 +179,7 @@ static int setup_recording(ap_sim *s, const ap_run_opts *o, long n_steps) {
 }
 
 /* Snapshot buffers for `previous` signals; projections and block inputs read them. */
-static int setup_snapshots(ap_sim *s, const ap_run_opts *o) {
+void ap_sim_live_inputs(ap_sim *s) {
     for (int i = 0; i < s->n_projs; i++)
         s->projs[i].src_prev = NULL;
     for (int b = 0; b < s->n_blocks; b++)
@@ -185,6 +187,20 @@ static int setup_snapshots(ap_sim *s, const ap_run_opts *o) {
             s->blocks[b].in_prev[k] = NULL;
             s->blocks[b].in[k] = s->blocks[b].in_live[k];
         }
+}
+
+void ap_sim_clear_acc(ap_sim *s) {
+    for (int i = 0; i < s->n_projs; i++) {
+        sim_acc *a = s->projs[i].acc;
+        if (!a) continue;
+        memset(a->dW, 0, (size_t)s->projs[i].obj->rows * s->projs[i].obj->cols * sizeof(double));
+        memset(a->db, 0, (size_t)s->projs[i].obj->rows * sizeof(double));
+    }
+    s->acc_weight = 0.0;
+}
+
+static int setup_snapshots(ap_sim *s, const ap_run_opts *o) {
+    ap_sim_live_inputs(s);
     if (o->n_previous == 0) return AP_OK;
     if (!o->ordered)
         return ap_error(AP_EINVAL, "run: 'previous' only has a meaning with ordered = true");
@@ -271,13 +287,7 @@ int ap_sim_run(ap_sim *s, const ap_run_opts *o, ap_run_stats *stats) {
     if (!rc) rc = setup_noise(s, o);
     if (rc) return rc;
     s->acc_on = o->accumulate && s->n_acc > 0;
-    for (int i = 0; i < s->n_projs; i++) {
-        sim_acc *a = s->projs[i].acc;
-        if (!a) continue;
-        memset(a->dW, 0, (size_t)s->projs[i].obj->rows * s->projs[i].obj->cols * sizeof(double));
-        memset(a->db, 0, (size_t)s->projs[i].obj->rows * sizeof(double));
-    }
-    s->acc_weight = 0.0;
+    ap_sim_clear_acc(s);
     s->bad_index = -1;
     s->rhs_evals = 0;
     s->ordered = o->ordered;
@@ -287,6 +297,39 @@ int ap_sim_run(ap_sim *s, const ap_run_opts *o, ap_run_stats *stats) {
     stats->wall_seconds =
         (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     return rc;
+}
+
+int ap_sim_reset(ap_sim *s) {
+    ap_sim_free_run_buffers(s);
+    ap_sim_live_inputs(s);
+    s->ordered = 0;
+    int rc = ap_model_check_weights(s->m);
+    if (rc) return rc;
+    return ap_sim_start(s, 0);
+}
+
+int ap_sim_set_sample_weights(ap_sim *s, const double *w) {
+    if (!w) {
+        free(s->sample_w);
+        s->sample_w = NULL;
+        return AP_OK;
+    }
+    for (int b = 0; b < s->B; b++)
+        if (!isfinite(w[b]))
+            return ap_error(AP_ENONFINITE, "sample weights: w[%d] = %g is not finite", b, w[b]);
+    if (!s->sample_w && !(s->sample_w = malloc((size_t)s->B * sizeof *s->sample_w)))
+        return ap_error(AP_ENOMEM, "out of memory");
+    memcpy(s->sample_w, w, (size_t)s->B * sizeof *w);
+    return AP_OK;
+}
+
+int ap_sim_accumulate_state(ap_sim *s) {
+    if (s->n_acc == 0) return ap_error(AP_ENOTFOUND, "accumulate_state: no projection has a rule");
+    ap_sim_clear_acc(s);
+    int rc = ap_sim_accumulate(s, 1.0, NULL);
+    if (rc) return rc < 0 ? rc : ap_error(AP_ENONFINITE, "accumulate_state: a rule failed");
+    s->acc_weight = 1.0;
+    return AP_OK;
 }
 
 int ap_sim_recording(const ap_sim *s, int k, const double **data, const double **times,

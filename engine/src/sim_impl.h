@@ -113,6 +113,7 @@ struct ap_sim {
     size_t quad_size;
     ap_acc_points acc_points;
     double acc_weight;
+    double *sample_w; /* per-sample weights of the accumulators, or NULL (all 1) */
     int acc_on;
     int ordered;
     /* last evaluation, for reuse by the quadrature */
@@ -140,6 +141,12 @@ int ap_sim_accumulate(ap_sim *s, double w, double *quad);
 void ap_sim_describe(const ap_sim *s, size_t i, char *buf, size_t n);
 /* Index of the first non-finite entry of v (length s->n_state), or -1. */
 long ap_first_nonfinite(const double *v, size_t n);
+/* Points every projection and block input back at live signals (no snapshots). */
+void ap_sim_live_inputs(ap_sim *s);
+/* Largest |v[i]| over n values. */
+double ap_max_abs(const double *v, size_t n);
+/* Zeroes every accumulator. */
+void ap_sim_clear_acc(ap_sim *s);
 /* Records every recorded signal at time t (capacity is reserved by the run). */
 int ap_sim_record(ap_sim *s, double t);
 

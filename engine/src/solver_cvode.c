@@ -21,6 +21,7 @@
 
 typedef struct cv_run {
     ap_sim *s;
+    double settle_tol;
     char msg[512]; /* CVODE's own last message */
 } cv_run;
 
@@ -42,6 +43,16 @@ static int quad(sunrealtype t, N_Vector y, N_Vector yQdot, void *ud) {
     }
     int rc = ap_sim_accumulate(s, 1.0, N_VGetArrayPointer(yQdot));
     return rc < 0 ? -1 : rc;
+}
+
+/* Root of max |dx/dt| - settle_tol: the state has settled. */
+static int settle_root(sunrealtype t, N_Vector y, sunrealtype *g, void *ud) {
+    cv_run *r = ud;
+    ap_sim *s = r->s;
+    int rc = ap_sim_eval(s, t, N_VGetArrayPointer(y), s->ydot);
+    if (rc) return rc < 0 ? -1 : 1;
+    g[0] = ap_max_abs(s->ydot, s->n_state) - r->settle_tol;
+    return 0;
 }
 
 static void err_handler(int code, const char *module, const char *function, char *msg, void *ud) {
@@ -111,7 +122,7 @@ static int record_at(ap_sim *s, double t, const double *y) {
 int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
     const char *sname = ap_solver_name(o->solver);
     const sunindextype N = (sunindextype)s->n_state;
-    cv_run r = {.s = s};
+    cv_run r = {.s = s, .settle_tol = o->settle_tol};
     SUNContext ctx = NULL;
     void *mem = NULL;
     N_Vector y = NULL, yq = NULL, tmp = NULL;
@@ -120,6 +131,8 @@ int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
     SUNNonlinearSolver nls = NULL;
     int rc = AP_OK, flag;
     int krylov = 0;
+    double t = 0.0;
+    int ti = 0, settled = 0;
     const int bdf = o->solver == AP_SOLVER_CVODE_BDF;
     const int use_quad = s->acc_on && s->quad_size > 0;
 
@@ -205,8 +218,17 @@ int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
         CHECK_CV(CVodeSetQuadErrCon(mem, o->quad_errcon ? SUNTRUE : SUNFALSE));
     }
 
-    double t = 0.0;
-    int ti = 0;
+    if (o->settle_tol > 0) {
+        /* settled from the start: nothing to integrate */
+        if ((rc = ap_sim_eval(s, 0.0, N_VGetArrayPointer(y), s->ydot))) {
+            rc = rc < 0 ? rc : fail(&r, NULL, CV_FIRST_RHSFUNC_ERR, sname, "the right-hand side");
+            goto done;
+        }
+        if (ap_max_abs(s->ydot, s->n_state) < o->settle_tol)
+            settled = 1;
+        else
+            CHECK_CV(CVodeRootInit(mem, 1, settle_root));
+    }
     /* the initial point */
     if (o->every > 0 || (o->n_times > 0 && o->times[0] == 0.0)) {
         if ((rc = record_at(s, 0.0, N_VGetArrayPointer(y)))) goto done;
@@ -214,12 +236,13 @@ int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
     }
     if (o->every > 0) {
         long step = 0;
-        while (t < o->t_end) {
+        while (!settled && t < o->t_end) {
             flag = CVode(mem, o->t_end, y, &t, CV_ONE_STEP);
             if (flag < 0) {
                 rc = fail(&r, mem, flag, sname, "CVode");
                 goto done;
             }
+            if (flag == CV_ROOT_RETURN) settled = 1;
             step++;
             /* requested times passed by this step, from the interpolant */
             while (ti < o->n_times && o->times[ti] <= t) {
@@ -227,19 +250,23 @@ int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
                 if ((rc = record_at(s, o->times[ti], N_VGetArrayPointer(tmp)))) goto done;
                 ti++;
             }
-            if (step % o->every == 0 || t >= o->t_end)
+            if (step % o->every == 0 || t >= o->t_end || settled)
                 if ((rc = record_at(s, t, N_VGetArrayPointer(y)))) goto done;
         }
     } else {
-        for (; ti < o->n_times; ti++) {
+        for (; !settled && ti < o->n_times; ti++) {
             flag = CVode(mem, o->times[ti], y, &t, CV_NORMAL);
             if (flag < 0) {
                 rc = fail(&r, mem, flag, sname, "CVode");
                 goto done;
             }
+            if (flag == CV_ROOT_RETURN) {
+                settled = 1;
+                break;
+            }
             if ((rc = record_at(s, o->times[ti], N_VGetArrayPointer(y)))) goto done;
         }
-        if (t < o->t_end) {
+        if (!settled && t < o->t_end) {
             flag = CVode(mem, o->t_end, y, &t, CV_NORMAL);
             if (flag < 0) {
                 rc = fail(&r, mem, flag, sname, "CVode");
@@ -247,10 +274,15 @@ int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
             }
         }
     }
-    /* leave the final state and its signals in the simulation */
-    if ((rc = ap_sim_eval(s, t, N_VGetArrayPointer(y), NULL)))
-        rc = rc < 0 ? rc : ap_error(AP_ENONFINITE, "final evaluation failed");
-    if (!rc && use_quad) {
+    /* leave the final state and its signals (drives included) in the simulation */
+    if ((rc = ap_sim_eval(s, t, N_VGetArrayPointer(y), s->ydot)) > 0) rc = 0;
+    if (rc) rc = rc < 0 ? rc : ap_error(AP_ENONFINITE, "final evaluation failed");
+    if (!rc && use_quad && t == 0.0) {
+        /* settled at the start: the update is the rule at the start state */
+        if ((rc = ap_sim_accumulate(s, 1.0, NULL)) > 0)
+            rc = ap_error(AP_ENONFINITE, "%s: a rule failed at t = 0", sname);
+        s->acc_weight = 0.0;
+    } else if (!rc && use_quad) {
         double tq;
         CHECK_CV(CVodeGetQuad(mem, &tq, yq));
         const double *q = N_VGetArrayPointer(yq);
@@ -268,6 +300,7 @@ int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
     }
 done:
     if (mem) get_stats(mem, st, s, krylov);
+    if (!rc) st->t_reached = t; /* the solution's time, not CVODE's internal one */
     if (mem) CVodeFree(&mem);
     if (ls) SUNLinSolFree(ls);
     if (A) SUNMatDestroy(A);

@@ -114,7 +114,7 @@ int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
     ap_noise *rng = NULL;
     long *tidx = calloc((size_t)o->n_times + 1, sizeof *tidx);
     int *order = calloc((size_t)(s->n_pops + s->n_blocks) + 1, sizeof *order);
-    double *k1 = s->ydot, *k2 = NULL, *k3 = NULL, *k4 = NULL, *y0 = NULL;
+    double *k1 = s->ydot, *k2 = NULL, *k3 = NULL, *k4 = NULL, *y0 = NULL, *x_prev = NULL;
     if (!tidx || !order) {
         rc = ap_error(AP_ENOMEM, "out of memory");
         goto done;
@@ -139,23 +139,39 @@ int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
     }
     if (o->ordered && (rc = build_order(s, o, order))) goto done;
 
+    if (o->settle_tol > 0 && o->ordered && !(x_prev = malloc((N ? N : 1) * sizeof *x_prev))) {
+        rc = ap_error(AP_ENOMEM, "out of memory");
+        goto done;
+    }
     for (long k = 0;; k++) {
         double t = (double)k * dt;
+        int stop = k == n;
         st->t_reached = t;
         if (o->ordered) {
             /* the buffers hold this point's values (latched by the last sweep) */
             s->eval_t = t;
+            if (x_prev && k > 0) {
+                double m = 0.0;
+                for (size_t i = 0; i < N; i++) {
+                    double d = fabs(s->x[i] - x_prev[i]);
+                    m = d > m ? d : m;
+                }
+                stop = stop || m / dt < o->settle_tol;
+            }
         } else {
-            rc = ap_sim_eval(s, t, s->x, k < n ? k1 : NULL);
+            /* the derivative at the last point too, so that every drive is current */
+            rc = ap_sim_eval(s, t, s->x, k1);
             if (rc > 0) {
                 rc = nonfinite_error(s, s->bad_index, s->bad_value, t, "derivative");
                 goto done;
             }
             if (rc) goto done;
+            stop = stop || (o->settle_tol > 0 && ap_max_abs(k1, N) < o->settle_tol);
         }
-        if ((rc = observe(s, o, k, n, t, tidx, &ti))) goto done;
-        if (k == n) break;
+        if ((rc = observe(s, o, k, stop ? k : n, t, tidx, &ti))) goto done;
+        if (stop) break;
         if (o->ordered) {
+            if (x_prev) memcpy(x_prev, s->x, N * sizeof *x_prev);
             rc = ap_sim_ordered_step(s, order, s->n_pops + s->n_blocks, t, dt, rng);
             if (rc > 0) rc = ap_error(AP_ENONFINITE, "a component failed at t = %g", t);
             if (rc) goto done;
@@ -202,5 +218,6 @@ done:
     free(k3);
     free(k4);
     free(y0);
+    free(x_prev);
     return rc;
 }

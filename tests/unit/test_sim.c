@@ -404,6 +404,79 @@ static void test_accumulator_hebb(void) {
     ap_model_free(&m);
 }
 
+/* ---- early stop, sample weights, the rule at the last state ------------------------------ */
+
+static ap_sim *leaky_hebb(ap_model **m, int batch, double tau, double w) {
+    CHECK_OK(ap_model_new(m, reg, batch));
+    CHECK_OK(ap_model_add_input(*m, "x", 1));
+    ap_param p = {"tau", tau};
+    CHECK_OK(ap_model_add_population(*m, "h", 1, "rate", "linear", &p, 1));
+    int id;
+    CHECK_OK(ap_model_connect(*m, "x", "h.soma", NULL, &id));
+    ap_model_weights(*m, id)[0] = w;
+    CHECK_OK(ap_model_add_rule(*m, id, "hebb", NULL, 0));
+    ap_sim *s;
+    CHECK_OK(ap_model_compile(*m, &s));
+    return s;
+}
+
+static void test_settle_and_weights(void) {
+    const double tau = 0.3, w = 1.5, tol = 1e-3;
+    double x[2] = {0.8, -0.4};
+    ap_model *m;
+    ap_sim *s = leaky_hebb(&m, 2, tau, w);
+    CHECK_OK(ap_sim_set_input(s, "x", x, 2));
+    /* |dv/dt| = |w x| exp(-t/tau)/tau: the larger sample settles last */
+    double t_star = tau * log(w * 0.8 / (tau * tol));
+    ap_run_opts o;
+    ap_run_opts_default(&o);
+    o.solver = AP_SOLVER_CVODE_BDF;
+    o.t_end = 10.0;
+    o.rtol = 1e-10;
+    o.atol = 1e-12;
+    o.settle_tol = tol;
+    ap_run_stats st;
+    CHECK_OK(ap_sim_run(s, &o, &st));
+    CHECK_NEAR(st.t_reached, t_star, 1e-6);
+    /* sample weights: only sample 0 counts; the mean is over [0, t*] */
+    double sw[2] = {1.0, 0.0};
+    CHECK_OK(ap_sim_set_sample_weights(s, sw));
+    CHECK_OK(ap_sim_run(s, &o, &st));
+    const double *dW, *db;
+    double weight;
+    CHECK_OK(ap_sim_accumulator(s, 0, &dW, &db, &weight));
+    double mean_v = w * x[0] * (1 - tau / t_star * (1 - exp(-t_star / tau)));
+    CHECK_NEAR(weight, t_star, 1e-6);
+    CHECK_NEAR(dW[0], mean_v * x[0], 1e-6 * fabs(mean_v * x[0]));
+    /* the rule at the last state */
+    CHECK_OK(ap_sim_accumulate_state(s));
+    CHECK_OK(ap_sim_accumulator(s, 0, &dW, &db, &weight));
+    double v_end = w * x[0] * (1 - exp(-t_star / tau));
+    CHECK_NEAR(dW[0], v_end * x[0], 1e-7);
+    CHECK_OK(ap_sim_set_sample_weights(s, NULL));
+    /* euler stops at the first point whose derivative is below tol */
+    o.solver = AP_SOLVER_EULER;
+    o.dt = 0.01;
+    CHECK_OK(ap_sim_run(s, &o, &st));
+    double v = 0;
+    long k = 0;
+    while (fabs((w * 0.8 - v) / tau) >= tol) {
+        v += 0.01 / tau * (w * 0.8 - v);
+        k++;
+    }
+    CHECK(st.steps == k);
+    CHECK_NEAR(st.t_reached, 0.01 * k, 1e-12);
+    /* reset: the start state without a run */
+    CHECK_OK(ap_sim_reset(s));
+    double h[2];
+    CHECK_OK(ap_sim_read(s, "h.soma", h, 2));
+    CHECK(h[0] == 0.0 && h[1] == 0.0);
+    double bad[2] = {1.0, NAN};
+    CHECK_FAILS(ap_sim_set_sample_weights(s, bad), AP_ENONFINITE, "w[1]");
+    ap_sim_free(&s);
+    ap_model_free(&m);
+}
+
 /* ---- lowpass block against its closed form ---------------------------------------------- */
 
 static void test_lowpass_block(void) {
@@ -572,6 +645,7 @@ int main(void) {
     RUN(test_stiff);
     RUN(test_ordered_euler_by_hand);
     RUN(test_accumulator_hebb);
+    RUN(test_settle_and_weights);
     RUN(test_lowpass_block);
     RUN(test_settled_start);
     RUN(test_compile_errors);
