@@ -1,5 +1,5 @@
 -- apical.lua — the Lua module `apical`: build circuit models, compile and run them, move
--- arrays and datasets in and out. `local apical = require "apical"`; docs/lua-api.md is the
+-- arrays and datasets in and out, train with optimisers, call kernels. `local apical = require "apical"`; docs/lua-api.md is the
 -- reference. The C half is apical.core (lua/*.c); this file assembles the public table from
 -- the pieces in apical/*.lua.
 local core = require "apical.core"
@@ -9,6 +9,7 @@ local model = require "apical.model"
 require "apical.sim" -- installs the methods of simulations
 local params = require "apical.params"
 local data = require "apical.data"
+local optim = require "apical.optim"
 errors.internal(debug.getinfo(1, "S").source)
 
 core.registry() -- one registry per Lua state, created on load
@@ -46,6 +47,7 @@ end
 apical.array = core.array
 apical.zeros = core.zeros
 apical.load_npy = core.load_npy
+apical.clock = core.clock
 function apical.is_array(v)
     local mt = getmetatable(v)
     return type(mt) == "table" and mt.__name == "apical.Array"
@@ -53,6 +55,10 @@ end
 
 -- datasets
 apical.dataset = data
+
+-- optimisers and kernels
+apical.optim = { sgd = optim.sgd, adam = optim.adam }
+apical.call = types.call
 
 -- script parameters
 apical.params = params.params

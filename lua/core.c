@@ -1,6 +1,9 @@
 /* core.c — luaopen_apical_core: the C half of the Lua module `apical` (require "apical.core").
- * It assembles the functions of lapi_array.c, lapi_registry.c, lapi_model.c, lapi_sim.c and
- * lapi_data.c into one table; apical.lua builds the user's API on top of it. */
+ * It assembles the functions of lapi_array.c, lapi_registry.c, lapi_model.c, lapi_sim.c,
+ * lapi_data.c, lapi_optim.c and lapi_kernel.c into one table; apical.lua builds the user's API on
+ * top of it. */
+#include <time.h>
+
 #include "apical/registry.h"
 #include "lapi.h"
 
@@ -15,6 +18,14 @@
 /* core.cli_sets(): the --set table of the apical program, or nil under another interpreter. */
 static int l_cli_sets(lua_State *L) {
     if (lua_getfield(L, LUA_REGISTRYINDEX, CLI_SET_KEY) != LUA_TTABLE) lua_pushnil(L);
+    return 1;
+}
+
+/* core.clock(): seconds of a monotonic clock (wall time, for timing runs). */
+static int l_clock(lua_State *L) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    lua_pushnumber(L, (double)t.tv_sec + 1e-9 * (double)t.tv_nsec);
     return 1;
 }
 
@@ -33,8 +44,10 @@ LAPI_EXPORT int luaopen_apical_core(lua_State *L) {
     lapi_open_model(L);
     lapi_open_sim(L);
     lapi_open_data(L);
+    lapi_open_optim(L);
+    lapi_open_kernel(L);
     static const luaL_Reg fns[] = {
-        {"cli_sets", l_cli_sets}, {"metatable", l_metatable}, {NULL, NULL}};
+        {"cli_sets", l_cli_sets}, {"metatable", l_metatable}, {"clock", l_clock}, {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
     lua_pushliteral(L, APICAL_VERSION);
     lua_setfield(L, -2, "version");

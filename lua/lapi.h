@@ -17,6 +17,7 @@
 #include "apical/dataset.h"
 #include "apical/model.h"
 #include "apical/npy.h"
+#include "apical/optim.h"
 #include "apical/registry.h"
 #include "apical/sim.h"
 
@@ -28,6 +29,7 @@
 #define LAPI_SIM "apical.Sim"
 #define LAPI_DATASET "apical.Dataset"
 #define LAPI_BATCHER "apical.Batcher"
+#define LAPI_OPTIM "apical.Optim"
 
 /* ---- errors (lapi_util.c) ---------------------------------------------------------------- */
 /* Pushes nil and the engine's last message (or ap_strerror(code)); returns 2. */
@@ -64,6 +66,9 @@ lapi_array *lapi_array_test(lua_State *L, int idx);
 lapi_array *lapi_to_array(lua_State *L, int idx, char *err, size_t n);
 /* "{2, 3}" */
 void lapi_shape_str(const lapi_array *a, char *buf, size_t n);
+/* Does array a fit a rows x cols matrix? 2-D: the same shape; 1-D: rows == 1 (a one-to-one
+ * projection's weights) or cols == 1 (a bias). (lapi_model.c) */
+int lapi_fits_matrix(const lapi_array *a, size_t rows, size_t cols);
 int lapi_open_array(lua_State *L);
 
 /* ---- registry, models, simulations, datasets --------------------------------------------- */
@@ -85,6 +90,13 @@ typedef struct lapi_sim {
     lua_Integer run_id; /* incremented by every run: results know whether they are current */
 } lapi_sim;
 
+/* An optimiser; user value 1 is its model, which counts it among its users. */
+typedef struct lapi_optim {
+    ap_optim *o;
+    int kind;  /* 0: sgd, 1: adam */
+    double lr; /* the current learning rate (the engine has no getter) */
+} lapi_optim;
+
 /* The registry's userdata (pushed), creating it on first use. */
 lapi_registry *lapi_registry_get(lua_State *L);
 /* Drops one user of the registry (uv 1 of a model at index idx). */
@@ -96,5 +108,10 @@ int lapi_open_registry(lua_State *L);
 int lapi_open_model(lua_State *L);
 int lapi_open_sim(lua_State *L);
 int lapi_open_data(lua_State *L);
+int lapi_open_optim(lua_State *L);
+int lapi_open_kernel(lua_State *L);
+
+/* The open optimiser at idx; raises if it is closed. */
+ap_optim *lapi_optim_check(lua_State *L, int idx);
 
 #endif

@@ -183,6 +183,24 @@ static int l_sample(lua_State *L) {
     return 3;
 }
 
+/* ds:inputs(), ds:targets(): copies of the whole n x d (n x k) arrays. */
+static int push_matrix(lua_State *L, const double *src, size_t n, size_t d) {
+    size_t shape[2] = {n, d};
+    lapi_array *a = lapi_array_new(L, 2, shape);
+    if (n && d) memcpy(a->data, src, n * d * sizeof(double));
+    return 1;
+}
+
+static int l_inputs(lua_State *L) {
+    ap_dataset *ds = check_dataset(L, 1);
+    return push_matrix(L, ap_dataset_inputs(ds), ap_dataset_size(ds), ap_dataset_input_dim(ds));
+}
+
+static int l_targets(lua_State *L) {
+    ap_dataset *ds = check_dataset(L, 1);
+    return push_matrix(L, ap_dataset_targets(ds), ap_dataset_size(ds), ap_dataset_target_dim(ds));
+}
+
 static int l_ds_tostring(lua_State *L) {
     lapi_dataset *d = luaL_checkudata(L, 1, LAPI_DATASET);
     if (!d->ds) {
@@ -284,14 +302,11 @@ static int l_batches(lua_State *L) {
 }
 
 int lapi_open_data(lua_State *L) {
-    static const luaL_Reg methods[] = {{"size", l_size},
-                                       {"input_dim", l_input_dim},
-                                       {"target_dim", l_target_dim},
-                                       {"split", l_split},
-                                       {"subset", l_subset},
-                                       {"sample", l_sample},
-                                       {"batches", l_batches},
-                                       {NULL, NULL}};
+    static const luaL_Reg methods[] = {
+        {"size", l_size},     {"input_dim", l_input_dim}, {"target_dim", l_target_dim},
+        {"split", l_split},   {"subset", l_subset},       {"sample", l_sample},
+        {"inputs", l_inputs}, {"targets", l_targets},     {"batches", l_batches},
+        {NULL, NULL}};
     static const luaL_Reg meta[] = {{"__gc", dataset_gc},
                                     {"__close", dataset_gc},
                                     {"__tostring", l_ds_tostring},

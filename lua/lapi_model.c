@@ -374,9 +374,7 @@ static int l_bias(lua_State *L) {
     return 1;
 }
 
-/* Does array a fit a rows x cols matrix? 2-D: the same shape; 1-D: rows == 1 (a one-to-one
- * projection's weights) or cols == 1. */
-static int fits_matrix(const lapi_array *a, size_t rows, size_t cols) {
+int lapi_fits_matrix(const lapi_array *a, size_t rows, size_t cols) {
     if (a->ndim == 2) return a->shape[0] == rows && a->shape[1] == cols;
     if (a->ndim == 1) return a->shape[0] == rows * cols && (rows == 1 || cols == 1);
     return 0;
@@ -403,12 +401,12 @@ static int set_params_common(lua_State *L, int bias) {
                               "projection \"%s\": %s: the projection has no bias (connect it "
                               "with bias = true)",
                               info.name, label);
-        if (!fits_matrix(a, (size_t)info.rows, 1))
+        if (!lapi_fits_matrix(a, (size_t)info.rows, 1))
             return lapi_failf(L, "projection \"%s\": %s: got shape %s, the bias needs {%d}",
                               info.name, label, got, info.rows);
         dst = ap_model_bias(m, id);
     } else {
-        if (!fits_matrix(a, (size_t)info.rows, (size_t)info.cols))
+        if (!lapi_fits_matrix(a, (size_t)info.rows, (size_t)info.cols))
             return lapi_failf(L,
                               "projection \"%s\": %s: got shape %s, the weights are {%d, %d} "
                               "(rows = target size, columns = source size)",
@@ -459,6 +457,33 @@ static int l_objects(lua_State *L) {
     return 1;
 }
 
+/* core.model_population_info(m, name) -> {name, size, neuron, activation, params = {name =
+ * value}, start = "zero" | "settled"}, or nil and a message. */
+static int l_population_info(lua_State *L) {
+    ap_model *m = check_model(L, 1);
+    ap_population_info info;
+    int rc = ap_model_population_info(m, luaL_checkstring(L, 2), &info);
+    if (rc) return lapi_fail(L, rc);
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, info.name);
+    lua_setfield(L, -2, "name");
+    lua_pushinteger(L, info.size);
+    lua_setfield(L, -2, "size");
+    lua_pushstring(L, info.neuron->name);
+    lua_setfield(L, -2, "neuron");
+    lua_pushstring(L, info.activation->name);
+    lua_setfield(L, -2, "activation");
+    lua_createtable(L, 0, info.neuron->n_params);
+    for (int k = 0; k < info.neuron->n_params; k++) {
+        lua_pushnumber(L, info.params[k]);
+        lua_setfield(L, -2, info.neuron->params[k].name);
+    }
+    lua_setfield(L, -2, "params");
+    lua_pushstring(L, info.start == AP_START_SETTLED ? "settled" : "zero");
+    lua_setfield(L, -2, "start");
+    return 1;
+}
+
 int lapi_open_model(lua_State *L) {
     static const luaL_Reg meta[] = {
         {"__gc", model_gc}, {"__close", model_gc}, {"__tostring", l_model_tostring}, {NULL, NULL}};
@@ -486,6 +511,7 @@ int lapi_open_model(lua_State *L) {
                                    {"model_set_weights", l_set_weights},
                                    {"model_set_bias", l_set_bias},
                                    {"model_objects", l_objects},
+                                   {"model_population_info", l_population_info},
                                    {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
     return 0;

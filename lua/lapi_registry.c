@@ -139,7 +139,7 @@ static void push_names(lua_State *L, const char *const *names, int n) {
 
 /* core.type_info(kind, name): what a registered type declares, or nil and a message (which
  * lists the known names). kind: "neuron", "block", "rule", "init" (or "initializer"),
- * "activation". */
+ * "activation", "kernel" (doc and usage). */
 static int l_type_info(lua_State *L) {
     const char *kind = luaL_checkstring(L, 1);
     const char *name = luaL_checkstring(L, 2);
@@ -211,10 +211,17 @@ static int l_type_info(lua_State *L) {
         lua_setfield(L, -2, "doc");
         lua_newtable(L);
         lua_setfield(L, -2, "params");
+    } else if (strcmp(kind, "kernel") == 0) {
+        const ap_kernel *t = ap_registry_kernel(r, name);
+        if (!t) return lapi_fail(L, AP_ENOTFOUND);
+        lua_pushstring(L, t->doc ? t->doc : "");
+        lua_setfield(L, -2, "doc");
+        lua_pushstring(L, t->usage ? t->usage : "");
+        lua_setfield(L, -2, "usage");
     } else {
         return lapi_failf(L,
                           "unknown kind of type \"%s\" (known: neuron, block, rule, init, "
-                          "activation)",
+                          "activation, kernel)",
                           kind);
     }
     lua_pushstring(L, kind);

@@ -1,6 +1,7 @@
 /* lapi_sim.c — apical.Sim: compiled simulations as Lua objects: inputs, runs (options table in,
  * statistics and recordings out), reading and writing signals, accumulated updates. Like
  * lapi_model.c, these return nil and the engine's message for the Lua half to raise. */
+#include <math.h>
 #include <string.h>
 
 #include "apical/error.h"
@@ -241,8 +242,8 @@ static void push_stats(lua_State *L, const ap_run_stats *st) {
  * nil, message, stats. opts is the Lua half's normalised table: solver (string), t_end, dt,
  * steps, rtol, atol, max_steps, max_step, init_step, max_order, linsol ("default", "krylov",
  * "dense"), ordered, order {names}, previous {names}, noise {names}, sigma {numbers}, seed,
- * record {names}, times {numbers}, every, keep_state, accumulate, quad_errcon, accumulation
- * ("all", "left", "right"). */
+ * record {names}, times {numbers}, every, settle_tol, keep_state, accumulate, quad_errcon,
+ * accumulation ("all", "left", "right"). */
 static int l_run(lua_State *L) {
     lapi_sim *sim = luaL_checkudata(L, 1, LAPI_SIM);
     ap_sim *s = check_sim(L, 1);
@@ -282,6 +283,7 @@ static int l_run(lua_State *L) {
     o.record = opt_strings(L, "record", &o.n_record);
     o.times = opt_doubles(L, "times", &o.n_times);
     opt_long(L, "every", &o.every);
+    opt_number(L, "settle_tol", &o.settle_tol);
     opt_bool(L, "keep_state", &o.keep_state);
     opt_bool(L, "accumulate", &o.accumulate);
     opt_bool(L, "quad_errcon", &o.quad_errcon);
@@ -358,6 +360,59 @@ static int l_accumulator(lua_State *L) {
     return 3;
 }
 
+/* core.sim_reset(s) -> true, or nil and a message. Counts as a run: results of earlier runs can
+ * no longer read the accumulators. */
+static int l_reset(lua_State *L) {
+    lapi_sim *sim = luaL_checkudata(L, 1, LAPI_SIM);
+    ap_sim *s = check_sim(L, 1);
+    sim->run_id++;
+    int rc = ap_sim_reset(s);
+    if (rc) return lapi_fail(L, rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.sim_set_sample_weights(s, array or nil) -> true, or nil and a message. The array holds
+ * one finite value per sample (shape {batch}, or {batch, 1}). */
+static int l_set_sample_weights(lua_State *L) {
+    ap_sim *s = check_sim(L, 1);
+    if (lua_isnoneornil(L, 2)) {
+        int rc = ap_sim_set_sample_weights(s, NULL);
+        if (rc) return lapi_fail(L, rc);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lapi_array *a = lapi_array_check(L, 2);
+    size_t batch = (size_t)ap_model_batch(ap_sim_model(s));
+    if (!lapi_fits_matrix(a, batch, 1)) {
+        char got[200];
+        lapi_shape_str(a, got, sizeof got);
+        return lapi_failf(L,
+                          "set_sample_weights: got shape %s, expected {%zu} (one weight per "
+                          "sample of the batch)",
+                          got, batch);
+    }
+    for (size_t b = 0; b < a->size; b++)
+        if (!isfinite(a->data[b]))
+            return lapi_failf(L, "set_sample_weights: weight[%zu] = %g is not finite", b + 1,
+                              a->data[b]);
+    int rc = ap_sim_set_sample_weights(s, a->data);
+    if (rc) return lapi_fail(L, rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.sim_accumulate_state(s) -> the new run id, or nil and a message. */
+static int l_accumulate_state(lua_State *L) {
+    lapi_sim *sim = luaL_checkudata(L, 1, LAPI_SIM);
+    ap_sim *s = check_sim(L, 1);
+    sim->run_id++;
+    int rc = ap_sim_accumulate_state(s);
+    if (rc) return lapi_fail(L, rc);
+    lua_pushinteger(L, sim->run_id);
+    return 1;
+}
+
 int lapi_open_sim(lua_State *L) {
     static const luaL_Reg meta[] = {
         {"__gc", sim_gc}, {"__close", sim_gc}, {"__tostring", l_sim_tostring}, {NULL, NULL}};
@@ -376,6 +431,9 @@ int lapi_open_sim(lua_State *L) {
                                    {"sim_read", l_read},
                                    {"sim_run", l_run},
                                    {"sim_accumulator", l_accumulator},
+                                   {"sim_reset", l_reset},
+                                   {"sim_set_sample_weights", l_set_sample_weights},
+                                   {"sim_accumulate_state", l_accumulate_state},
                                    {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
     return 0;

@@ -10,5 +10,7 @@ int ap_builtin_activations_register(ap_registry *r);
 int ap_builtin_initializers_register(ap_registry *r);
 /* Neuron "rate", block "lowpass", rule "hebb" (engine/src/builtin_models.c). */
 int ap_builtin_models_register(ap_registry *r);
+/* Kernel "axpy" (engine/src/builtin_kernels.c): the example of a kernel, y += a x. */
+int ap_builtin_kernels_register(ap_registry *r);
 
 #endif

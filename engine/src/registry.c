@@ -14,9 +14,9 @@
 
 /* How a kind is named in messages: `unknown neuron type "x"`, `activation "y": f is NULL`. */
 static const char *const kind_noun[AP_KIND_COUNT] = {"activation", "initializer", "neuron type",
-                                                     "block type", "rule"};
-static const char *const kind_name[AP_KIND_COUNT] = {"activation", "initializer", "neuron", "block",
-                                                     "rule"};
+                                                     "block type", "rule",        "kernel"};
+static const char *const kind_name[AP_KIND_COUNT] = {"activation", "initializer", "neuron",
+                                                     "block",      "rule",        "kernel"};
 
 const char *ap_kind_name(ap_kind k) {
     return (k >= 0 && k < AP_KIND_COUNT) ? kind_name[k] : "?";
@@ -36,6 +36,7 @@ int ap_registry_new(ap_registry **out) {
     int rc = ap_builtin_activations_register(r);
     if (rc == AP_OK) rc = ap_builtin_initializers_register(r);
     if (rc == AP_OK) rc = ap_builtin_models_register(r);
+    if (rc == AP_OK) rc = ap_builtin_kernels_register(r);
     if (rc != AP_OK) {
         ap_error_prefix(rc, "registering the built-in types: ");
         ap_registry_free(&r);
@@ -330,6 +331,14 @@ static int check_rule(const ap_rule_type *d) {
     return check_params(AP_KIND_RULE, d->name, d->n_params, d->params);
 }
 
+static int check_kernel(const ap_kernel *d) {
+    int rc = check_header(AP_KIND_KERNEL, d->abi_version, d->struct_size,
+                          AP_V1_SIZE(ap_kernel, call), d->name);
+    if (rc) return rc;
+    if (!d->call) return ap_error(AP_EINVAL, "kernel \"%s\": call is NULL", d->name);
+    return AP_OK;
+}
+
 /* ---- registration ------------------------------------------------------------------------- */
 
 /* The shared tail of every ap_registry_add_*: state, validation, uniqueness, storage. */
@@ -378,6 +387,9 @@ static int check_block_v(const void *d) {
 static int check_rule_v(const void *d) {
     return check_rule(d);
 }
+static int check_kernel_v(const void *d) {
+    return check_kernel(d);
+}
 
 int ap_registry_add_activation(ap_registry *r, const ap_activation *d, const char *owner) {
     return add_entry(r, AP_KIND_ACTIVATION, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
@@ -402,6 +414,11 @@ int ap_registry_add_block(ap_registry *r, const ap_block_type *d, const char *ow
 int ap_registry_add_rule(ap_registry *r, const ap_rule_type *d, const char *owner) {
     return add_entry(r, AP_KIND_RULE, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
                      check_rule_v);
+}
+
+int ap_registry_add_kernel(ap_registry *r, const ap_kernel *d, const char *owner) {
+    return add_entry(r, AP_KIND_KERNEL, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
+                     check_kernel_v);
 }
 
 /* ---- look-ups ----------------------------------------------------------------------------- */
@@ -452,6 +469,10 @@ const ap_block_type *ap_registry_block(const ap_registry *r, const char *name) {
 
 const ap_rule_type *ap_registry_rule(const ap_registry *r, const char *name) {
     return lookup(r, AP_KIND_RULE, name);
+}
+
+const ap_kernel *ap_registry_kernel(const ap_registry *r, const char *name) {
+    return lookup(r, AP_KIND_KERNEL, name);
 }
 
 void ap_registry_each(const ap_registry *r,

@@ -416,6 +416,20 @@ function Model:objects()
     return core.model_objects(self)
 end
 
+-- m:population_info(name) -> { name, size, neuron, activation, params = { name = value },
+-- start = "zero" | "settled" }: what a population is, its parameters with defaults filled in
+function Model:population_info(pop)
+    open_model(self, "population_info")
+    local name = pop
+    if type(pop) == "table" and getmetatable(pop) == pop_mt then name = pop.name end
+    if type(name) ~= "string" then
+        raise("population_info: expected a population (a handle or its name), got " .. show(pop))
+    end
+    local info, err = core.model_population_info(self, name)
+    if not info then raise("population_info: " .. err) end
+    return info
+end
+
 -- m:close(): frees the model now (or, while a simulation uses it, when the last one goes).
 function Model:close()
     if not core.is_model(self) then raise("close: call it with a colon on a model (m:close())") end

@@ -76,7 +76,8 @@ end
 
 local RUN_OPTIONS = { "solver", "t_end", "dt", "steps", "rtol", "atol", "max_steps", "max_step",
     "init_step", "max_order", "linear_solver", "ordered", "order", "previous", "noise", "seed",
-    "record", "times", "every", "keep_state", "accumulate", "quad_errcon", "accumulation" }
+    "record", "times", "every", "settle_tol", "keep_state", "accumulate", "quad_errcon",
+    "accumulation" }
 
 local function signal_list(v, what, field)
     if v == nil then return nil end
@@ -159,6 +160,7 @@ local function normalise(opts)
         end
     end
     o.every = errors.check(opts.every, "integer >= 0", what, "every")
+    o.settle_tol = errors.check(opts.settle_tol, "number >= 0", what, "settle_tol")
     o.keep_state = errors.check(opts.keep_state, "boolean", what, "keep_state")
     o.accumulate = errors.check(opts.accumulate, "boolean", what, "accumulate")
     o.quad_errcon = errors.check(opts.quad_errcon, "boolean", what, "quad_errcon")
@@ -258,6 +260,36 @@ function Sim:run(opts)
     end
     if not out.times then out.times = core.zeros({ 0 }) end
     result_private[out] = { sim = self, run_id = res.run_id, rec = rec, names = out.names }
+    return setmetatable(out, result_mt)
+end
+
+-- sim:reset(): the start state (as a run begins) and every signal there, without integrating
+function Sim:reset()
+    open_sim(self, "reset")
+    local ok, err = core.sim_reset(self)
+    if not ok then raise(err) end
+    return self
+end
+
+-- sim:set_sample_weights(w): the weight of each sample in the accumulators (an array or list
+-- of batch numbers; nil: all 1)
+function Sim:set_sample_weights(w)
+    open_sim(self, "set_sample_weights")
+    local a
+    if w ~= nil then a = to_array(w, "set_sample_weights") end
+    local ok, err = core.sim_set_sample_weights(self, a)
+    if not ok then raise(err) end
+    return self
+end
+
+-- sim:accumulate_state() -> a result whose :update(p) is each rule evaluated once at the current
+-- signals (the update of the last state only)
+function Sim:accumulate_state()
+    open_sim(self, "accumulate_state")
+    local run_id, err = core.sim_accumulate_state(self)
+    if not run_id then raise(err) end
+    local out = { names = {}, times = core.zeros({ 0 }) }
+    result_private[out] = { sim = self, run_id = run_id, rec = {}, names = out.names }
     return setmetatable(out, result_mt)
 end
 

@@ -1,5 +1,6 @@
 -- apical/types.lua — type specs ({ kind =, type =, params = }), their constructors (built-in
--- and per plugin), plugin loading and the list of registered types.
+-- and per plugin), kernel calls, plugin loading (with the plugin's Lua half) and the list of
+-- registered types.
 local core = require "apical.core"
 local errors = require "apical.errors"
 errors.internal(debug.getinfo(1, "S").source)
@@ -140,14 +141,49 @@ function M.types()
     return core.types()
 end
 
+-- apical.call(name, { arg = value, ... }): calls the registered kernel `name`. Arguments are
+-- numbers, strings, booleans (passed as 1 / 0), arrays (by reference: what the kernel writes
+-- into them is visible afterwards), models, simulations and optimisers.
+function M.call(name, args)
+    if type(name) ~= "string" then
+        errors.raise("apical.call: the first argument must be a kernel name like \"axpy\", got " ..
+            errors.show(name))
+    end
+    if args == nil then args = {} end
+    if type(args) ~= "table" or getmetatable(args) ~= nil then
+        errors.raise(string.format("kernel %s: expected a table of named arguments like " ..
+            "{ x = X, y = Y }, got %s", name, errors.show(args)))
+    end
+    local ok, err = core.kernel_call(name, args)
+    if not ok then errors.raise(err) end
+end
+
 local ENGINE_KIND = { neuron = "neuron", block = "block", rule = "rule", initializer = "init",
     activation = "activation" }
-local KIND_ORDER = { neuron = 1, block = 2, rule = 3, initializer = 4, activation = 5 }
+local KIND_ORDER = { neuron = 1, block = 2, rule = 3, initializer = 4, activation = 5, kernel = 6 }
 
 local plugins = {}
 
--- apical.plugin "name": loads the plugin and returns a table of constructors for the types it
--- registered under "name." (dfc.pyramidal {...}), and its info { name, version, doc }.
+-- The plugin's Lua half, the module apical.plugins.<name>, if there is one (in package.preload
+-- or on package.path). It must return a function, which is called once with the plugin's table
+-- and info and may add functions to the table. Its errors propagate.
+local function load_lua_half(name, ctors, info)
+    local modname = "apical.plugins." .. name
+    if package.preload[modname] == nil and package.loaded[modname] == nil and
+        package.searchpath(modname, package.path) == nil then
+        return
+    end
+    local mod = require(modname)
+    if type(mod) ~= "function" then
+        errors.raise(string.format("the Lua half of plugin %s (module %s) must return a " ..
+            "function(plugin, info), got %s", name, modname, errors.show(mod)))
+    end
+    mod(ctors, info)
+end
+
+-- apical.plugin "name": loads the plugin and returns a table with a constructor for each type
+-- it registered under "name." (dfc.pyramidal {...}) and a function for each kernel
+-- (dfc.forward {...}), completed by the plugin's Lua half; and its info { name, version, doc }.
 function M.plugin(name)
     if type(name) ~= "string" or name == "" then
         errors.raise("apical.plugin: expected a plugin name like \"dfc\", got " ..
@@ -165,7 +201,7 @@ function M.plugin(name)
     local prefix = info.name .. "."
     local list = {}
     for _, t in ipairs(core.types()) do
-        if t.name:sub(1, #prefix) == prefix and ENGINE_KIND[t.kind] then list[#list + 1] = t end
+        if t.name:sub(1, #prefix) == prefix and KIND_ORDER[t.kind] then list[#list + 1] = t end
     end
     table.sort(list, function(a, b)
         if a.kind ~= b.kind then return KIND_ORDER[a.kind] < KIND_ORDER[b.kind] end
@@ -174,9 +210,24 @@ function M.plugin(name)
     local ctors = {}
     for _, t in ipairs(list) do
         local short = t.name:sub(#prefix + 1)
-        if ctors[short] == nil then ctors[short] = M.constructor(ENGINE_KIND[t.kind], t.name) end
+        if ctors[short] == nil then
+            if t.kind == "kernel" then
+                local kname = t.name
+                ctors[short] = function(args)
+                    return M.call(kname, args)
+                end
+            else
+                ctors[short] = M.constructor(ENGINE_KIND[t.kind], t.name)
+            end
+        end
     end
+    -- cached first, so that the Lua half may call apical.plugin "name" itself
     plugins[name] = { ctors = ctors, info = info }
+    local ok, lerr = pcall(load_lua_half, info.name, ctors, info)
+    if not ok then
+        plugins[name] = nil
+        errors.raise(lerr)
+    end
     return ctors, info
 end
 

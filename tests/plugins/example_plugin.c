@@ -1,6 +1,6 @@
 /* example_plugin.c — the plugin-API tutorial (docs/plugin-api.md walks through it): a plugin
  * "example" that registers the neuron type "example.adaptive", a rate neuron with
- * spike-frequency adaptation, and the activation "example.cube".
+ * spike-frequency adaptation, the activation "example.cube" and the kernel "example.scale".
  *
  * A plugin is a shared module that exports two symbols and nothing else:
  *     const ap_plugin_info ap_plugin_info_v1;                   who it is, which ABI it uses
@@ -108,6 +108,36 @@ static const ap_activation cube = {
     .df = cube_df,
 };
 
+/* ---- the kernel "example.scale" ------------------------------------------------------------ */
+/* A kernel is a C function that callers (Lua scripts, trainers) call by name with named
+ * arguments: example.scale { a = 2, x = X, y = Y } from Lua writes y = a x. Outputs go into
+ * arrays the caller allocated; the kernel allocates nothing. The accessors of registry.h find
+ * the arguments, check their kinds and shapes, and set messages that name the kernel. */
+static int scale_call(const ap_kernel_args *args) {
+    static const char *const known[] = {"a", "x", "y"};
+    int rc = ap_args_check(args, "example.scale", known, 3); /* refuses a misspelt name */
+    if (rc) return rc;
+    double a;
+    if ((rc = ap_arg_number(args, "example.scale", "a", 1, &a))) return rc;
+    /* x: any rows x cols (a 0 in the expected shape means "any size"); y: the same shape */
+    double *x, *y;
+    size_t shape[2];
+    if ((rc = ap_arg_array(args, "example.scale", "x", 1, 2, NULL, &x, shape))) return rc;
+    if ((rc = ap_arg_array(args, "example.scale", "y", 1, 2, shape, &y, NULL))) return rc;
+    for (size_t i = 0; i < shape[0] * shape[1]; i++)
+        y[i] = a * x[i];
+    return 0;
+}
+
+static const ap_kernel scale = {
+    .abi_version = AP_ABI_VERSION,
+    .struct_size = sizeof(ap_kernel),
+    .name = "example.scale",
+    .doc = "y = a x",
+    .usage = "a, x[n, m], y[n, m] (written)",
+    .call = scale_call,
+};
+
 /* ---- the two exported symbols --------------------------------------------------------------- */
 
 /* Read by the host before anything else runs: a plugin built for another major ABI version is
@@ -117,7 +147,7 @@ AP_API const ap_plugin_info ap_plugin_info_v1 = {
     .struct_size = sizeof(ap_plugin_info),
     .name = "example",
     .version = "1.0",
-    .doc = "the plugin-API tutorial: an adapting rate neuron and a cubic activation",
+    .doc = "the plugin-API tutorial: an adapting rate neuron, a cubic activation and a kernel",
 };
 
 /* Registers the plugin's types. On failure return the AP_E* code with ap_error() set; the host
@@ -131,5 +161,7 @@ AP_API int ap_plugin_init(ap_registry *r, uint32_t host_abi) {
                         (unsigned)AP_ABI_MAJOR);
     int rc = ap_registry_add_neuron(r, &adaptive, "example");
     if (rc) return rc; /* the registry has set the message */
-    return ap_registry_add_activation(r, &cube, "example");
+    rc = ap_registry_add_activation(r, &cube, "example");
+    if (rc) return rc;
+    return ap_registry_add_kernel(r, &scale, "example");
 }

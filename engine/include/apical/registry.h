@@ -128,7 +128,8 @@ typedef struct ap_block_type {
     /* Optional: per-block workspace; destroy_data frees it. */
     int (*init_data)(const double *params, int batch, const int *in_size, void **data);
     void (*destroy_data)(void *data);
-    /* Optional: initial state (default zeros). Inputs are valid. */
+    /* Optional: initial state (default zeros), called once the start state's signals are
+     * computed, so inputs are valid; outputs are then recomputed with initial = 1. */
     int (*init_state)(const ap_block_ctx *ctx, double *const *state);
     /* Required: outputs from state and inputs. 0 / >0 recoverable / <0 fatal. */
     int (*output)(const ap_block_ctx *ctx);
@@ -214,9 +215,8 @@ AP_API int ap_arg_string(const ap_kernel_args *a, const char *kernel, const char
                          int required, const char **out);
 /* An array of ndim dimensions whose shape matches `shape` where shape[k] != 0 (AP_ESIZE with
  * both shapes otherwise); its actual shape goes to shape_out (may be NULL). */
-AP_API int ap_arg_array(const ap_kernel_args *a, const char *kernel, const char *name,
-                        int required, int ndim, const size_t *shape, double **data,
-                        size_t *shape_out);
+AP_API int ap_arg_array(const ap_kernel_args *a, const char *kernel, const char *name, int required,
+                        int ndim, const size_t *shape, double **data, size_t *shape_out);
 AP_API int ap_arg_object(const ap_kernel_args *a, const char *kernel, const char *name,
                          ap_arg_kind kind, int required, void **out);
 /* Fails (AP_EINVAL) on an argument whose name is not among known[0..n-1]. */

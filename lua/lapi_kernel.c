@@ -1,0 +1,146 @@
+/* lapi_kernel.c — calling registered kernels from Lua: core.kernel_call(name, {args}) turns a
+ * table of named arguments into ap_arg values (numbers, booleans as 0/1, strings, arrays by
+ * pointer, models, simulations, optimisers) and calls the kernel. Arrays are not copied: what a
+ * kernel writes into them is what Lua sees. */
+#include <string.h>
+
+#include "apical/error.h"
+#include "lapi.h"
+
+/* Fills *arg from the value on top of the stack (key name). Returns 1, or 0 after writing a
+ * message into err. */
+static int to_arg(lua_State *L, const char *kernel, const char *name, ap_arg *arg, char *err,
+                  size_t n) {
+    memset(arg, 0, sizeof *arg);
+    arg->name = name;
+    int t = lua_type(L, -1);
+    if (t == LUA_TNUMBER) {
+        arg->kind = AP_ARG_NUMBER;
+        arg->number = lua_tonumber(L, -1);
+        return 1;
+    }
+    if (t == LUA_TBOOLEAN) {
+        arg->kind = AP_ARG_NUMBER;
+        arg->number = lua_toboolean(L, -1) ? 1.0 : 0.0;
+        return 1;
+    }
+    if (t == LUA_TSTRING) {
+        arg->kind = AP_ARG_STRING;
+        arg->string = lua_tostring(L, -1); /* the string stays in the argument table */
+        return 1;
+    }
+    lapi_array *a = lapi_array_test(L, -1);
+    if (a) {
+        int max = (int)(sizeof arg->shape / sizeof arg->shape[0]);
+        if (a->ndim > max) {
+            snprintf(err, n, "kernel %s: argument %s has %d dimensions, kernels take at most %d",
+                     kernel, name, a->ndim, max);
+            return 0;
+        }
+        arg->kind = AP_ARG_ARRAY;
+        arg->data = a->data;
+        arg->ndim = a->ndim;
+        for (int k = 0; k < a->ndim; k++)
+            arg->shape[k] = a->shape[k];
+        return 1;
+    }
+    lapi_model *mod = luaL_testudata(L, -1, LAPI_MODEL);
+    if (mod) {
+        if (!mod->m || mod->closed) {
+            snprintf(err, n, "kernel %s: argument %s: the model is closed", kernel, name);
+            return 0;
+        }
+        arg->kind = AP_ARG_MODEL;
+        arg->object = mod->m;
+        return 1;
+    }
+    lapi_sim *sim = luaL_testudata(L, -1, LAPI_SIM);
+    if (sim) {
+        if (!sim->s) {
+            snprintf(err, n, "kernel %s: argument %s: the simulation is closed", kernel, name);
+            return 0;
+        }
+        arg->kind = AP_ARG_SIM;
+        arg->object = sim->s;
+        return 1;
+    }
+    lapi_optim *op = luaL_testudata(L, -1, LAPI_OPTIM);
+    if (op) {
+        if (!op->o) {
+            snprintf(err, n, "kernel %s: argument %s: the optimiser is closed", kernel, name);
+            return 0;
+        }
+        arg->kind = AP_ARG_OPTIM;
+        arg->object = op->o;
+        return 1;
+    }
+    if (t == LUA_TTABLE && !lua_getmetatable(L, -1)) {
+        snprintf(err, n,
+                 "kernel %s: argument %s is a table; pass numbers, strings, booleans, arrays "
+                 "(apical.array { ... }), models, simulations or optimisers",
+                 kernel, name);
+        return 0;
+    }
+    if (t == LUA_TTABLE) lua_pop(L, 1); /* its metatable */
+    snprintf(err, n,
+             "kernel %s: argument %s cannot be passed to a kernel (got %s; pass numbers, strings, "
+             "booleans, arrays, models, simulations or optimisers)",
+             kernel, name, luaL_typename(L, -1));
+    return 0;
+}
+
+/* core.kernel_call(name, args) -> true, or nil and a message (the kernel's, which names it). */
+static int l_kernel_call(lua_State *L) {
+    const char *name = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lapi_registry *reg = lapi_registry_get(L);
+    lua_pop(L, 1);
+    if (!reg->r) return lapi_failf(L, "the registry is closed");
+    const ap_kernel *k = ap_registry_kernel(reg->r, name);
+    if (!k) return lapi_fail(L, AP_ENOTFOUND);
+    int count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        count++;
+        lua_pop(L, 1);
+    }
+    ap_arg *args = lapi_scratch(L, (size_t)(count + 1) * sizeof *args);
+    char err[512];
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            const char *what = luaL_typename(L, -2);
+            lua_pop(L, 2);
+            return lapi_failf(L,
+                              "kernel %s: arguments are named (a table like { x = X }), got a "
+                              "positional value (key of type %s)",
+                              name, what);
+        }
+        if (!to_arg(L, name, lua_tostring(L, -2), &args[n], err, sizeof err)) {
+            lua_pop(L, 2);
+            return lapi_failf(L, "%s", err);
+        }
+        n++;
+        lua_pop(L, 1);
+    }
+    ap_kernel_args ka = {n, args};
+    ap_error_clear();
+    int rc = k->call(&ka);
+    if (rc == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    const char *msg = ap_last_error();
+    size_t len = strlen(name);
+    if (!msg || !*msg) return lapi_failf(L, "kernel %s failed: %s", name, ap_strerror(rc));
+    if (strncmp(msg, "kernel ", 7) == 0 && strncmp(msg + 7, name, len) == 0)
+        return lapi_failf(L, "%s", msg);
+    return lapi_failf(L, "kernel %s: %s", name, msg);
+}
+
+int lapi_open_kernel(lua_State *L) {
+    static const luaL_Reg fns[] = {{"kernel_call", l_kernel_call}, {NULL, NULL}};
+    luaL_setfuncs(L, fns, 0);
+    return 0;
+}
