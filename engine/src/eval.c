@@ -205,7 +205,20 @@ int ap_sim_start(ap_sim *s, int keep_state) {
             sim_block *sb = &s->blocks[b];
             for (int k = 0; k < sb->n_state; k++)
                 memset(sb->state[k], 0, B * (size_t)sb->state_size[k] * sizeof(double));
-            if (sb->obj->type->init_state) {
+        }
+    }
+    /* Initial outputs of blocks depend on their state only; then the start state's signals;
+     * then the blocks' own initial states, which may read their (now valid) inputs, and the
+     * signals again if any block set one. */
+    int passes = 1;
+    if (!keep_state)
+        for (int b = 0; b < s->n_blocks; b++)
+            if (s->blocks[b].obj->type->init_state) passes = 2;
+    for (int pass = 0; pass < passes; pass++) {
+        if (pass == 1)
+            for (int b = 0; b < s->n_blocks; b++) {
+                sim_block *sb = &s->blocks[b];
+                if (!sb->obj->type->init_state) continue;
                 sb->ctx.t = 0.0;
                 sb->ctx.initial = 1;
                 rc = sb->obj->type->init_state(&sb->ctx, sb->state);
@@ -213,17 +226,15 @@ int ap_sim_start(ap_sim *s, int keep_state) {
                     return ap_error(AP_EPLUGIN, "block %s (%s): init_state failed (code %d)",
                                     sb->obj->name, sb->obj->type->name, rc);
             }
-        }
+        for (int b = 0; b < s->n_blocks; b++)
+            if ((rc = block_output(s, &s->blocks[b], 0.0, 1)) != 0)
+                return rc < 0 ? rc
+                              : ap_error(AP_ENONFINITE, "block %s: initial output failed (%d)",
+                                         s->blocks[b].obj->name, rc);
+        if ((rc = eval_nodes(s, keep_state ? s->run_order : s->init_order,
+                             keep_state ? s->n_run : s->n_init, 0.0, !keep_state)))
+            return rc < 0 ? rc : ap_error(AP_ENONFINITE, "initial evaluation failed (%d)", rc);
     }
-    /* initial outputs of blocks depend on their state only */
-    for (int b = 0; b < s->n_blocks; b++)
-        if ((rc = block_output(s, &s->blocks[b], 0.0, 1)) != 0)
-            return rc < 0 ? rc
-                          : ap_error(AP_ENONFINITE, "block %s: initial output failed (%d)",
-                                     s->blocks[b].obj->name, rc);
-    if ((rc = eval_nodes(s, keep_state ? s->run_order : s->init_order,
-                         keep_state ? s->n_run : s->n_init, 0.0, !keep_state)))
-        return rc < 0 ? rc : ap_error(AP_ENONFINITE, "initial evaluation failed (%d)", rc);
     long bad = ap_first_nonfinite(s->x, s->n_state);
     if (bad >= 0) {
         char nm[256];

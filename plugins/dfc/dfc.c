@@ -1,0 +1,30 @@
+/* dfc.c — the plugin "dfc" (Deep Feedback Control): its info symbol and entry point, which
+ * register the neuron type dfc.pyramidal, the controllers dfc.pi/.i/.p/.pid, the rules
+ * dfc.forward_rule and dfc.feedback_rule, and the kernels (docs/dfc.md). */
+#include "apical/error.h"
+#include "apical/export.h"
+#include "apical/registry.h"
+#include "dfc_internal.h"
+
+AP_API const ap_plugin_info ap_plugin_info_v1 = {
+    .abi_version = AP_ABI_VERSION,
+    .struct_size = sizeof(ap_plugin_info),
+    .name = "dfc",
+    .version = "0.1",
+    .doc = "Deep Feedback Control: pyramidal neurons, feedback controllers, plasticity rules and "
+           "the kernels of the DFC trainers (feedforward pass, targets, SSA, BP and DFA baselines)",
+};
+
+AP_API int ap_plugin_init(ap_registry *r, uint32_t host_abi) {
+    if ((host_abi >> 16) != AP_ABI_MAJOR)
+        return ap_error(AP_EABI, "dfc: host ABI %u.%u, plugin needs %u.x",
+                        (unsigned)(host_abi >> 16), (unsigned)(host_abi & 0xffffu),
+                        (unsigned)AP_ABI_MAJOR);
+    int rc = dfc_register_pyramidal(r);
+    if (!rc) rc = dfc_register_controllers(r);
+    if (!rc) rc = dfc_register_rules(r);
+    if (!rc) rc = dfc_register_kernels_basic(r);
+    if (!rc) rc = dfc_register_kernel_ssa(r);
+    if (!rc) rc = dfc_register_kernels_baselines(r);
+    return rc;
+}

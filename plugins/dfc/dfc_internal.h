@@ -1,0 +1,69 @@
+/* dfc_internal.h — what the files of the DFC plugin share: the registration functions of each
+ * part, the compartment indices of dfc.pyramidal, and the layered network found in a model by
+ * the naming convention of docs/dfc.md (inputs "x", "target"; populations "h1".."hL";
+ * projections "W1".."WL" onto h<i>.basal and "Q1".."QL" from ctl.u onto h<i>.apical). */
+#ifndef APICAL_DFC_INTERNAL_H
+#define APICAL_DFC_INTERNAL_H
+
+#include <stddef.h>
+
+#include "apical/model.h"
+#include "apical/registry.h"
+
+/* dfc.pyramidal: compartments in declared order (basal and apical feed the soma). */
+enum { DFC_C_BASAL, DFC_C_APICAL, DFC_C_SOMA, DFC_N_COMPARTMENTS };
+
+int dfc_register_pyramidal(ap_registry *r);
+int dfc_register_controllers(ap_registry *r);
+int dfc_register_rules(ap_registry *r);
+int dfc_register_kernels_basic(ap_registry *r);
+int dfc_register_kernel_ssa(ap_registry *r);
+int dfc_register_kernels_baselines(ap_registry *r);
+
+/* ---- the layered network ----------------------------------------------------------------- */
+#define DFC_MAX_LAYERS 64
+
+typedef struct dfc_net {
+    int L;                         /* number of layers (populations h1..hL) */
+    int n[DFC_MAX_LAYERS + 1];     /* n[0] = size of "x", n[i] = size of h<i> */
+    int w_id[DFC_MAX_LAYERS + 1];  /* projection W<i>, i = 1..L */
+    double *W[DFC_MAX_LAYERS + 1]; /* n[i] x n[i-1], row-major (live model arrays) */
+    double *b[DFC_MAX_LAYERS + 1]; /* n[i], or NULL without a bias */
+    int q_id[DFC_MAX_LAYERS + 1];  /* projection Q<i> (-1 when not loaded) */
+    double *Q[DFC_MAX_LAYERS + 1]; /* n[i] x n[L] */
+    const ap_activation *act[DFC_MAX_LAYERS + 1];
+} dfc_net;
+
+/* Finds the network of model m by its names and checks every shape. need_q: also the feedback
+ * projections Q1..QL. Errors name the kernel and the object at fault. */
+int dfc_net_load(ap_model *m, const char *kernel, int need_q, dfc_net *net);
+
+/* Offsets of per-layer B x n[i] blocks (i = 0..L) in one buffer; returns the total length. */
+size_t dfc_layer_offsets(const dfc_net *net, int batch, size_t *off);
+
+/* out (B x n_out) = in (B x n_in) W^T + b (b may be NULL). */
+void dfc_dense(int batch, int n_in, int n_out, const double *in, const double *W, const double *b,
+               double *out);
+
+/* The feedforward pass (2) from r[0] = x: v[i] = W_i r[i-1] + b_i, r[i] = phi_i(v[i]) for
+ * i = 1..L. v[0] is unused; r[0] must hold x. */
+void dfc_forward(const dfc_net *net, int batch, double *const *v, double *const *r);
+
+/* ---- losses ------------------------------------------------------------------------------ */
+typedef enum { DFC_LOSS_MSE = 0, DFC_LOSS_CE } dfc_loss_kind;
+
+/* Reads the string argument `loss` ("mse" or "ce"; required). */
+int dfc_arg_loss(const ap_kernel_args *a, const char *kernel, dfc_loss_kind *kind);
+
+/* g (B x n) = d Loss / d r of the minibatch-mean loss (mse: mean over B n elements of
+ * (r - y)^2; ce: mean over B of -sum y log softmax(r)). per_sample = 1 drops the 1/B. */
+void dfc_loss_grad(dfc_loss_kind kind, int batch, int n, const double *r, const double *y,
+                   int per_sample, double *g);
+
+/* ---- arguments --------------------------------------------------------------------------- */
+/* A B x n array argument: n must match (n > 0); *batch receives B, or must equal it when
+ * *batch > 0 on entry. */
+int dfc_arg_matrix(const ap_kernel_args *a, const char *kernel, const char *name, int required,
+                   int n, int *batch, double **data);
+
+#endif

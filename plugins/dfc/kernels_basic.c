@@ -1,0 +1,250 @@
+/* kernels_basic.c — the plain kernels: the feedforward pass (2), output targets (3), the loss,
+ * the weight-product feedback matrices and the reference's per-sample convergence test. */
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apical/error.h"
+#include "apical/sim.h"
+#include "dfc_internal.h"
+
+/* ---- dfc.forward ------------------------------------------------------------------------- */
+static int k_forward(const ap_kernel_args *a) {
+    static const char *const K = "dfc.forward";
+    static const char *const known[] = {"model", "x", "out"};
+    int rc = ap_args_check(a, K, known, 3);
+    ap_model *m = NULL;
+    if (!rc) rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m);
+    dfc_net net;
+    if (!rc) rc = dfc_net_load(m, K, 0, &net);
+    if (rc) return rc;
+    const int L = net.L;
+    int B = 0;
+    double *x = NULL, *out = NULL;
+    if ((rc = dfc_arg_matrix(a, K, "x", 1, net.n[0], &B, &x))) return rc;
+    if ((rc = dfc_arg_matrix(a, K, "out", 1, net.n[L], &B, &out))) return rc;
+    size_t off[DFC_MAX_LAYERS + 1];
+    size_t total = dfc_layer_offsets(&net, B, off);
+    double *buf = malloc(2 * total * sizeof *buf);
+    if (!buf) return ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, 2 * total);
+    double *v[DFC_MAX_LAYERS + 1], *r[DFC_MAX_LAYERS + 1];
+    for (int i = 0; i <= L; i++) {
+        v[i] = buf + off[i];
+        r[i] = buf + total + off[i];
+    }
+    r[0] = x;   /* read only */
+    r[L] = out; /* the output goes straight to the caller's array */
+    dfc_forward(&net, B, v, r);
+    free(buf);
+    return AP_OK;
+}
+
+/* ---- dfc.targets (3) --------------------------------------------------------------------- */
+/* The model is optional (it only fixes n_L); rL, y and out are B x n_L. */
+static int output_arrays(const ap_kernel_args *a, const char *K, int *B, int *n, double **rL,
+                         double **y) {
+    ap_model *m = NULL;
+    int rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 0, (void **)&m);
+    if (rc) return rc;
+    *n = 0;
+    if (m) {
+        dfc_net net;
+        if ((rc = dfc_net_load(m, K, 0, &net))) return rc;
+        *n = net.n[net.L];
+    }
+    size_t want[2] = {0, (size_t)*n}, got[4] = {0};
+    if ((rc = ap_arg_array(a, K, "rL", 1, 2, want, rL, got))) return rc;
+    if (got[0] < 1 || got[1] < 1 || got[0] > INT32_MAX || got[1] > INT32_MAX)
+        return ap_error(AP_ESIZE, "kernel %s: rL is %zu x %zu", K, got[0], got[1]);
+    *B = (int)got[0];
+    *n = (int)got[1];
+    return dfc_arg_matrix(a, K, "y", 1, *n, B, y);
+}
+
+static int k_targets(const ap_kernel_args *a) {
+    static const char *const K = "dfc.targets";
+    static const char *const known[] = {"model", "rL", "y", "loss", "lambda", "mode", "out"};
+    int rc = ap_args_check(a, K, known, 7);
+    int B = 0, n = 0;
+    double *rL = NULL, *y = NULL, *out = NULL, lambda = 0;
+    dfc_loss_kind loss;
+    const char *mode = "mean";
+    if (!rc) rc = output_arrays(a, K, &B, &n, &rL, &y);
+    if (!rc) rc = dfc_arg_matrix(a, K, "out", 1, n, &B, &out);
+    if (!rc) rc = dfc_arg_loss(a, K, &loss);
+    if (!rc) rc = ap_arg_number(a, K, "lambda", 1, &lambda);
+    if (!rc) rc = ap_arg_string(a, K, "mode", 0, &mode);
+    if (rc) return rc;
+    if (!isfinite(lambda)) return ap_error(AP_EINVAL, "kernel %s: lambda = %g", K, lambda);
+    int per_sample;
+    if (!strcmp(mode, "mean")) {
+        per_sample = 0;
+    } else if (!strcmp(mode, "sample")) {
+        per_sample = 1;
+    } else {
+        return ap_error(AP_EINVAL, "kernel %s: mode = \"%s\" (known: \"mean\", \"sample\")", K,
+                        mode);
+    }
+    const size_t len = (size_t)B * (size_t)n;
+    double *g = malloc(len * sizeof *g);
+    if (!g) return ap_error(AP_ENOMEM, "kernel %s: out of memory", K);
+    /* (3): r* = r - lambda dLoss/dr at the feedforward output */
+    dfc_loss_grad(loss, B, n, rL, y, per_sample, g);
+    for (size_t i = 0; i < len; i++)
+        out[i] = rL[i] - lambda * g[i];
+    free(g);
+    return AP_OK;
+}
+
+/* ---- dfc.loss ---------------------------------------------------------------------------- */
+static int argmax(const double *x, int n) {
+    int k = 0;
+    for (int j = 1; j < n; j++)
+        if (x[j] > x[k]) k = j;
+    return k;
+}
+
+static int k_loss(const ap_kernel_args *a) {
+    static const char *const K = "dfc.loss";
+    static const char *const known[] = {"model", "rL", "y", "loss", "out"};
+    int rc = ap_args_check(a, K, known, 5);
+    int B = 0, n = 0;
+    double *rL = NULL, *y = NULL, *out = NULL;
+    dfc_loss_kind loss;
+    size_t two[1] = {2};
+    if (!rc) rc = output_arrays(a, K, &B, &n, &rL, &y);
+    if (!rc) rc = dfc_arg_loss(a, K, &loss);
+    if (!rc) rc = ap_arg_array(a, K, "out", 1, 1, two, &out, NULL);
+    if (rc) return rc;
+    double sum = 0, correct = 0;
+    for (int s = 0; s < B; s++) {
+        const double *r = rL + (size_t)s * n, *ys = y + (size_t)s * n;
+        if (loss == DFC_LOSS_MSE) {
+            for (int j = 0; j < n; j++)
+                sum += (r[j] - ys[j]) * (r[j] - ys[j]);
+        } else {
+            /* -sum y log softmax(r) = sum y (log z - (r - max)), z = sum exp(r - max) */
+            const double mx = r[argmax(r, n)];
+            double z = 0;
+            for (int j = 0; j < n; j++)
+                z += exp(r[j] - mx);
+            const double lz = log(z);
+            for (int j = 0; j < n; j++)
+                sum += ys[j] * (lz - (r[j] - mx));
+            correct += argmax(r, n) == argmax(ys, n);
+        }
+    }
+    out[0] = loss == DFC_LOSS_MSE ? sum / ((double)B * n) : sum / B;
+    out[1] = correct;
+    return AP_OK;
+}
+
+/* ---- dfc.weight_product ------------------------------------------------------------------ */
+static int k_weight_product(const ap_kernel_args *a) {
+    static const char *const K = "dfc.weight_product";
+    static const char *const known[] = {"model"};
+    int rc = ap_args_check(a, K, known, 1);
+    ap_model *m = NULL;
+    if (!rc) rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m);
+    dfc_net net;
+    if (!rc) rc = dfc_net_load(m, K, 1, &net);
+    if (rc) return rc;
+    const int L = net.L, nL = net.n[L];
+    memset(net.Q[L], 0, (size_t)nL * nL * sizeof(double));
+    for (int j = 0; j < nL; j++)
+        net.Q[L][(size_t)j * nL + j] = 1.0;
+    /* Q_i = W_{i+1}^T Q_{i+1}: (n_i x n_{i+1}) . (n_{i+1} x n_L) */
+    for (int i = L - 1; i >= 1; i--)
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, net.n[i], nL, net.n[i + 1], 1.0,
+                    net.W[i + 1], net.n[i], net.Q[i + 1], nL, 0.0, net.Q[i], nL);
+    return AP_OK;
+}
+
+/* ---- dfc.convergence --------------------------------------------------------------------- */
+static int k_convergence(const ap_kernel_args *a) {
+    static const char *const K = "dfc.convergence";
+    static const char *const known[] = {"model", "sim", "rminus", "alpha", "tol", "out"};
+    int rc = ap_args_check(a, K, known, 6);
+    ap_model *m = NULL;
+    ap_sim *s = NULL;
+    if (!rc) rc = ap_arg_object(a, K, "sim", AP_ARG_SIM, 1, (void **)&s);
+    if (!rc) rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 0, (void **)&m);
+    if (rc) return rc;
+    if (m && m != ap_sim_model(s))
+        return ap_error(AP_EINVAL, "kernel %s: sim was not compiled from model", K);
+    m = ap_sim_model(s);
+    dfc_net net;
+    if ((rc = dfc_net_load(m, K, 0, &net))) return rc;
+    const int n = net.n[net.L];
+    int B = ap_model_batch(m);
+    double *rminus = NULL, *out = NULL, alpha = 0, tol = 1e-5;
+    size_t shape_b[1] = {(size_t)B};
+    if ((rc = dfc_arg_matrix(a, K, "rminus", 1, n, &B, &rminus))) return rc;
+    if ((rc = ap_arg_array(a, K, "out", 1, 1, shape_b, &out, NULL))) return rc;
+    if ((rc = ap_arg_number(a, K, "alpha", 1, &alpha))) return rc;
+    if ((rc = ap_arg_number(a, K, "tol", 0, &tol))) return rc;
+    const size_t len = (size_t)B * (size_t)n;
+    double *buf = malloc(3 * len * sizeof *buf);
+    if (!buf) return ap_error(AP_ENOMEM, "kernel %s: out of memory", K);
+    double *rT = buf, *u = buf + len, *tgt = buf + 2 * len;
+    char name[40];
+    snprintf(name, sizeof name, "h%d.rate", net.L);
+    rc = ap_sim_read(s, name, rT, len);
+    if (!rc) rc = ap_sim_read(s, "ctl.u", u, len);
+    if (!rc) rc = ap_sim_read(s, "target", tgt, len);
+    if (rc) {
+        free(buf);
+        return ap_error_prefix(rc, "kernel %s: ", K);
+    }
+    for (int b = 0; b < B; b++) {
+        const size_t o = (size_t)b * n;
+        double res = 0, norm_rm = 0, err_T = 0, err_0 = 0;
+        for (int j = 0; j < n; j++) {
+            /* the steady state satisfies e = alpha u, i.e. r_L = r* - alpha u */
+            double d = rT[o + j] - (tgt[o + j] - alpha * u[o + j]);
+            res += d * d;
+            norm_rm += rminus[o + j] * rminus[o + j];
+            err_T += (tgt[o + j] - rT[o + j]) * (tgt[o + j] - rT[o + j]);
+            err_0 += (tgt[o + j] - rminus[o + j]) * (tgt[o + j] - rminus[o + j]);
+        }
+        int settled = sqrt(res) < tol * sqrt(norm_rm);
+        int improved = sqrt(err_T) < 0.25 * sqrt(err_0);
+        out[b] = settled && improved ? 1.0 : 0.0;
+    }
+    free(buf);
+    return AP_OK;
+}
+
+static const ap_kernel kernels[] = {
+    {AP_ABI_VERSION, sizeof(ap_kernel), "dfc.forward",
+     "feedforward pass (2): v_i = W_i r_{i-1} + b_i, r_i = phi_i(v_i) from r_0 = x; writes r_L",
+     "model, x[B,n0], out[B,nL]", k_forward},
+    {AP_ABI_VERSION, sizeof(ap_kernel), "dfc.targets",
+     "output targets (3): r* = rL - lambda dLoss/drL; mode \"mean\" (reference: gradient of the "
+     "minibatch-mean loss) or \"sample\" (1/B dropped)",
+     "model (optional), rL[B,nL], y[B,nL], loss = \"mse\"|\"ce\", lambda, mode = "
+     "\"mean\"|\"sample\" (default \"mean\"), out[B,nL]",
+     k_targets},
+    {AP_ABI_VERSION, sizeof(ap_kernel), "dfc.loss",
+     "minibatch-mean loss (mse: mean of (r-y)^2 over B nL; ce: mean over B of -y.log "
+     "softmax(r)) and the number of correct argmax predictions (ce; 0 for mse)",
+     "model (optional), rL[B,nL], y[B,nL], loss = \"mse\"|\"ce\", out[2]", k_loss},
+    {AP_ABI_VERSION, sizeof(ap_kernel), "dfc.weight_product",
+     "fixed feedback weights: Q_L = I, Q_i = W_{i+1}^T ... W_L^T (in place)", "model",
+     k_weight_product},
+    {AP_ABI_VERSION, sizeof(ap_kernel), "dfc.convergence",
+     "the reference's per-sample convergence test after a run: 1 where ||rL(T) - (r* - alpha "
+     "u(T))|| < tol ||rminus|| and ||r* - rL(T)|| < 0.25 ||r* - rminus||, else 0",
+     "model (optional), sim, rminus[B,nL], alpha, tol (default 1e-5), out[B]", k_convergence},
+};
+
+int dfc_register_kernels_basic(ap_registry *r) {
+    for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
+        int rc = ap_registry_add_kernel(r, &kernels[k], "dfc");
+        if (rc) return rc;
+    }
+    return AP_OK;
+}
