@@ -1,0 +1,19 @@
+-- apical.plugins.dfc — the Lua half of the DFC plugin, loaded by apical.plugin "dfc": adds the
+-- layered network constructor (dfc.network), the tasks (dfc.tasks) and the trainers
+-- (dfc.trainer, dfc.train) to the plugin's table of constructors and kernels.
+local network = require "apical.plugins.dfc.network"
+local train = require "apical.plugins.dfc.train"
+local tasks = require "apical.plugins.dfc.tasks"
+
+return function(dfc)
+  network.install(dfc)
+  train.install(dfc)
+  dfc.tasks = {
+    student_teacher = function(o) return tasks.student_teacher(dfc, o) end,
+    mnist = tasks.mnist,
+    fashion_mnist = tasks.fashion_mnist,
+    mnist_autoencoder = tasks.mnist_autoencoder,
+    data_dir = tasks.data_dir,
+  }
+  return dfc
+end

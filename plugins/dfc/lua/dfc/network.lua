@@ -1,0 +1,102 @@
+-- apical.plugins.dfc.network — dfc.network: the layered DFC network of the paper as ordinary
+-- engine objects (populations h1..hL of dfc.pyramidal neurons, forward projections W1..WL with
+-- biases and the forward rule, the controller block "ctl", feedback projections Q1..QL from the
+-- controller to the apical compartments). Every object can be changed afterwards through
+-- net.model, which is an ordinary apical model.
+local apical = require "apical"
+
+local M = {}
+
+local Net = {}
+Net.__index = Net
+
+local defaults = {
+  sizes = nil,            -- { n0, n1, ..., nL } (required)
+  batch = 128,
+  activation = "tanh",    -- hidden layers
+  output_activation = "linear",
+  activations = nil,      -- or one per layer, overriding the two above
+  tau_v = 0.2,            -- soma time constant, as a ratio to tau_u (the reference's time_constant_ratio)
+  tau_A = 0,              -- apical time constant (0: instantaneous)
+  controller = "pi",      -- "pi", "p", "i", "pid"
+  k_p = 0, alpha = 0, tau_u = 1, k_d = 0, tau_d = 1,
+  init = "xavier_normal", -- forward weights (biases start at 0)
+  feedback_init = "xavier_normal", -- Q; the trainers may overwrite it (weight_product)
+  feedback_std = 0.1,     -- std of Q for feedback_init = "normal"
+  seed = 1,
+}
+
+local function check_keys(o, known, what)
+  for k in pairs(o) do
+    if known[k] == nil and k ~= "sizes" and k ~= "activations" then
+      local names = {}
+      for n in pairs(known) do names[#names + 1] = n end
+      table.sort(names)
+      error(string.format("%s: unknown option %q (options: sizes, activations, %s)", what, tostring(k),
+        table.concat(names, ", ")), 3)
+    end
+  end
+end
+
+function M.install(dfc)
+  function dfc.network(o)
+    o = o or {}
+    check_keys(o, defaults, "dfc.network")
+    local c = {}
+    for k, v in pairs(defaults) do c[k] = v end
+    for k, v in pairs(o) do c[k] = v end
+    local sizes = c.sizes
+    if type(sizes) ~= "table" or #sizes < 2 then
+      error("dfc.network: sizes must list at least an input and an output size, e.g. { 15, 10, 10, 5 }", 2)
+    end
+    local L = #sizes - 1
+    local acts = c.activations or {}
+    if c.activations and #acts ~= L then
+      error(string.format("dfc.network: activations lists %d entries for %d layers", #acts, L), 2)
+    end
+    for i = 1, L do acts[i] = acts[i] or (i < L and c.activation or c.output_activation) end
+
+    local m = apical.model { batch = c.batch }
+    local net = setmetatable({ model = m, L = L, sizes = sizes, opts = c, h = {}, W = {}, Q = {},
+      activations = acts }, Net)
+    net.x = m:input { name = "x", size = sizes[1] }
+    net.target = m:input { name = "target", size = sizes[L + 1] }
+    local function init(kind, seed, std)
+      if kind == "normal" then return apical.init.normal { std = std, seed = seed } end
+      if kind == "zeros" then return "zeros" end
+      return apical.init[kind] { seed = seed }
+    end
+    for i = 1, L do
+      net.h[i] = m:population { name = "h" .. i, size = sizes[i + 1],
+        neuron = dfc.pyramidal { tau_v = c.tau_v, tau_A = c.tau_A }, activation = acts[i],
+        start = "settled" }
+      net.W[i] = m:connect(i == 1 and net.x or net.h[i - 1], net.h[i].basal,
+        { name = "W" .. i, bias = true, init = init(c.init, c.seed * 1000 + i),
+          plastic = dfc.forward_rule {} })
+    end
+    local ctype = ({ pi = dfc.pi, p = dfc.p, i = dfc.i, pid = dfc.pid })[c.controller]
+    if not ctype then
+      error(string.format("dfc.network: unknown controller %q (pi, p, i, pid)", tostring(c.controller)), 2)
+    end
+    local cparams = { alpha = c.alpha, tau_u = c.tau_u }
+    if c.controller ~= "i" then cparams.k_p = c.k_p end
+    if c.controller == "p" then cparams.tau_u, cparams.alpha = nil, nil end
+    if c.controller == "pid" then cparams.k_d, cparams.tau_d = c.k_d, c.tau_d end
+    net.ctl = m:block { name = "ctl", type = ctype(cparams), inputs = { rate = net.h[L], target = net.target } }
+    for i = 1, L do
+      net.Q[i] = m:connect(net.ctl.u, net.h[i].apical,
+        { name = "Q" .. i, init = init(c.feedback_init, c.seed * 1000 + 100 + i, c.feedback_std) })
+    end
+    return net
+  end
+end
+
+-- Names of the forward populations in the order the published scheme updates them.
+function Net:layer_names(reverse)
+  local t = {}
+  for i = 1, self.L do t[#t + 1] = "h" .. (reverse and self.L + 1 - i or i) end
+  return t
+end
+
+M.Net = Net
+return M

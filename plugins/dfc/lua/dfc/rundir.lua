@@ -1,0 +1,135 @@
+-- apical.plugins.dfc.rundir — a training run's directory: config.lua (the resolved
+-- configuration), log.csv (one row per epoch, rewritten atomically) and checkpoint/ (weights,
+-- optimiser state and progress after the last completed epoch, replaced atomically), and
+-- resuming a run from it.
+local apical = require "apical"
+
+local M = {}
+local Dir = {}
+Dir.__index = Dir
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function mkdir(path)
+  local ok = os.execute("mkdir -p " .. shell_quote(path))
+  if not ok then error("cannot create directory " .. path, 0) end
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+-- Writes a file atomically: a temporary file next to it, then a rename.
+local function write_atomic(path, text)
+  local tmp = path .. ".tmp"
+  local f = assert(io.open(tmp, "wb"))
+  f:write(text)
+  assert(f:close())
+  assert(os.rename(tmp, path))
+end
+
+-- Lua source for a value (sorted keys, so files compare).
+local function serialize(v, indent)
+  indent = indent or ""
+  if type(v) == "table" then
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    local parts = {}
+    for _, k in ipairs(keys) do
+      local key = type(k) == "number" and ("[" .. k .. "]") or string.format("[%q]", k)
+      parts[#parts + 1] = indent .. "  " .. key .. " = " .. serialize(v[k], indent .. "  ")
+    end
+    return "{\n" .. table.concat(parts, ",\n") .. "\n" .. indent .. "}"
+  elseif type(v) == "string" then
+    return string.format("%q", v)
+  elseif type(v) == "number" then
+    if v % 1 == 0 and math.abs(v) < 2 ^ 53 then return string.format("%d", v) end
+    return string.format("%.17g", v)
+  else
+    return tostring(v)
+  end
+end
+M.serialize = serialize
+
+-- Opens the run directory: a new one, or the one named by cfg.resume (whose checkpoint sets
+-- the starting epoch, the weights and the optimiser state).
+function M.open(cfg, trainer)
+  local d = setmetatable({ log = {}, epoch = 0, best = nil, wall = 0 }, Dir)
+  if cfg.resume ~= "" then
+    d.path = cfg.resume
+    local ck = d.path .. "/checkpoint/state.lua"
+    if not exists(ck) then error("resume: no checkpoint in " .. d.path .. " (" .. ck .. " is missing)", 0) end
+    local state = dofile(ck)
+    d:load(trainer, state)
+    return d
+  end
+  local name = cfg.name ~= "" and cfg.name or (trainer.task.name .. "-" .. cfg.method)
+  d.path = cfg.out_dir .. "/" .. name .. "-" .. os.date("%Y%m%d-%H%M%S")
+  local base, k = d.path, 1
+  while exists(d.path .. "/config.lua") do
+    k = k + 1
+    d.path = base .. "-" .. k
+  end
+  mkdir(d.path)
+  write_atomic(d.path .. "/config.lua", "-- the resolved configuration of this run\nreturn " .. serialize(cfg) .. "\n")
+  return d
+end
+
+function Dir:write_log(columns, rows)
+  local lines = { table.concat(columns, ",") }
+  for _, r in ipairs(rows) do
+    local f = {}
+    for i, c in ipairs(columns) do f[i] = string.format("%.10g", r[c] or 0) end
+    lines[#lines + 1] = table.concat(f, ",")
+  end
+  write_atomic(self.path .. "/log.csv", table.concat(lines, "\n") .. "\n")
+end
+
+local function tensors(trainer)
+  local t = {}
+  for i = 1, trainer.L do
+    t[#t + 1] = { "W" .. i, trainer.net.W[i] }
+    t[#t + 1] = { "Q" .. i, trainer.net.Q[i] }
+  end
+  return t
+end
+
+-- checkpoint/ is written as checkpoint.tmp/ and then renamed into place.
+function Dir:save(trainer, epoch, log, best, wall)
+  local tmp, dst, old = self.path .. "/checkpoint.tmp", self.path .. "/checkpoint", self.path .. "/checkpoint.old"
+  mkdir(tmp)
+  local files = {}
+  for _, e in ipairs(tensors(trainer)) do
+    local name, p = e[1], e[2]
+    p:weights():save_npy(tmp .. "/" .. name .. ".npy")
+    files[#files + 1] = name .. ".npy"
+    if p.has_bias then
+      p:bias():save_npy(tmp .. "/" .. name .. ".bias.npy")
+      files[#files + 1] = name .. ".bias.npy"
+    end
+  end
+  trainer.opt:save(tmp .. "/opt.")
+  local state = { epoch = epoch, log = log, best = best, wall = wall, files = files }
+  write_atomic(tmp .. "/state.lua", "return " .. serialize(state) .. "\n")
+  os.execute("rm -rf " .. shell_quote(old))
+  if exists(dst .. "/state.lua") then assert(os.rename(dst, old)) end
+  assert(os.rename(tmp, dst))
+  os.execute("rm -rf " .. shell_quote(old))
+end
+
+function Dir:load(trainer, state)
+  local dir = self.path .. "/checkpoint"
+  for _, e in ipairs(tensors(trainer)) do
+    local name, p = e[1], e[2]
+    p:load(dir .. "/" .. name .. ".npy", p.has_bias and (dir .. "/" .. name .. ".bias.npy") or nil)
+  end
+  trainer.opt:load(dir .. "/opt.")
+  self.epoch, self.log, self.best, self.wall = state.epoch, state.log, state.best, state.wall
+end
+
+return M
