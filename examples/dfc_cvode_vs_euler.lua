@@ -2,7 +2,7 @@
 -- once with the published fixed-step scheme (declared-order Euler, reference-compatible) and
 -- once with CVODE (BDF), from the same initial weights and minibatch order. Prints both loss
 -- curves' end points, how far apart the two weight updates are on one fixed minibatch, and
--- the time each run took.
+-- the time each run took. Settings of models/student_teacher.lua (per-sample targets, lr/lambda).
 --   build/bin/apical run examples/dfc_cvode_vs_euler.lua [--set epochs=10] [--set rtol=1e-8]
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
@@ -14,7 +14,8 @@ local function config(solver)
   return { task = "student_teacher", hidden = { 10, 10 }, method = "dfc", solver = solver,
     epochs = p.epochs, seed = p.seed, lr = 0.05, lambda = 0.05, k_p = 1.5, alpha = 0.0015,
     tau_v = 0.2, dt = p.dt, tmax = p.tmax, rtol = p.rtol, atol = p.atol, optimizer = "sgd",
-    clip = 1.0, out_dir = p.out_dir, name = "main-" .. solver, progress = p.progress }
+    clip = 1.0, out_dir = p.out_dir, name = "main-" .. solver, progress = p.progress,
+    target_mode = "sample", normalize_lr = true }
 end
 
 -- the update of both schemes on the first minibatch, from the same initial weights

@@ -28,6 +28,6 @@ cmake --build build -j"$(nproc)"
 
 if [ "${1:-}" != "--no-run" ]; then
   echo
-  echo "== main job: examples/stiff_circuit.lua (solvers compared on a stiff circuit) =="
-  build/bin/apical run examples/stiff_circuit.lua
+  echo "== main job: DFC on the student-teacher task, CVODE vs the published Euler scheme =="
+  build/bin/apical run examples/dfc_cvode_vs_euler.lua
 fi

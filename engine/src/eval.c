@@ -298,6 +298,7 @@ static int step_block(ap_sim *s, sim_block *sb, double t, double dt, ap_noise *r
 /* order[k] >= 0: population index; < 0: block -1 - index */
 int ap_sim_ordered_step(ap_sim *s, const int *order, int n_order, double t, double dt,
                         ap_noise *rng) {
+    s->rhs_evals++; /* one sweep evaluates every component once */
     for (int k = 0; k < s->n_snap; k++)
         memcpy(s->snap[k].copy, s->snap[k].src, s->snap[k].count * sizeof(double));
     for (int k = 0; k < n_order; k++) {
