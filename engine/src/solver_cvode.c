@@ -213,6 +213,8 @@ int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
             goto done;
         }
         N_VConst(0.0, yq);
+        N_VEnableFusedOps_Serial(yq, SUNTRUE);
+        ap_nvector_speedup(yq);
         CHECK_CV(CVodeQuadInit(mem, quad, yq));
         CHECK_CV(CVodeQuadSStolerances(mem, o->rtol, o->atol));
         CHECK_CV(CVodeSetQuadErrCon(mem, o->quad_errcon ? SUNTRUE : SUNFALSE));
