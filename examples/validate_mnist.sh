@@ -2,7 +2,8 @@
 # examples/validate_mnist.sh — the MNIST validation of docs/results.md: the paper's
 # configuration (models/mnist.lua) for several methods and seeds, then one Markdown table of
 # test error per epoch (mean and spread over seeds) and wall time per run.
-#   examples/validate_mnist.sh "bp:3 dfc-ssa:10" "42 43 44"      # method:epochs list, seeds
+#   examples/validate_mnist.sh "bp:3 dfc-ssa:10:2e-5 dfc@cvode-bdf:1:2e-5" "42 43 44"
+# (method[@solver]:epochs[:lr] list, then the seeds; lr defaults to the paper's 9.27e-5)
 # Needs the data: scripts/get-data.sh. Runs go to runs/validate/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,14 +12,15 @@ seeds=${2:-"42 43 44"}
 out=runs/validate
 mkdir -p "$out"
 for spec in $specs; do
-  method=${spec%%:*}; epochs=${spec##*:}
+  IFS=: read -r method epochs lr <<< "$spec"
+  lr=${lr:-9.27e-5}
   solver=${method#*@}; [ "$solver" = "$method" ] && solver=euler; method=${method%%@*}
   for seed in $seeds; do
-    name="$method-$solver-seed$seed"
+    name="$method-$solver-lr$lr-seed$seed"
     if ls -d "$out/$name-"* > /dev/null 2>&1; then echo "skip $name (done)"; continue; fi
     echo "== $name ($epochs epochs)"
     build/bin/apical run models/mnist.lua --set method="$method" --set solver="$solver" \
-      --set epochs="$epochs" --set seed="$seed" --set out_dir="$out" --set progress=false \
+      --set epochs="$epochs" --set seed="$seed" --set lr="$lr" --set out_dir="$out" --set progress=false \
       | sed 's/^/   /'
     for d in "$out"/student-teacher-* "$out"/mnist-"$method"-*; do
       [ -d "$d" ] && [ ! -e "$out/$name-run" ] && mv "$d" "$out/$name-run" && break

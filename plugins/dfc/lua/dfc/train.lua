@@ -185,8 +185,17 @@ function Trainer:gradient(X, Y)
       if c.method == "dfc" then sim:run(self.run_opts) end
     end
   end
-  if c.method == "dfc-ss" then sim:accumulate_state() end
-  opt:add_from_sim(sim, -2 / self.B)
+  local T = (c.tmax - 1) * c.dt
+  if c.method == "dfc" and c.solver ~= "euler" and stats.t_reached < T * (1 - 1e-12) then
+    -- stopped early once settled: the rest of the window contributes the settled state's rule
+    local ts = stats.t_reached
+    opt:add_from_sim(sim, -2 / self.B * ts / T)
+    sim:accumulate_state()
+    opt:add_from_sim(sim, -2 / self.B * (T - ts) / T)
+  else
+    if c.method == "dfc-ss" then sim:accumulate_state() end
+    opt:add_from_sim(sim, -2 / self.B)
+  end
   if c.convergence_test then sim:set_sample_weights(nil) end
   return stats
 end
@@ -266,7 +275,8 @@ function Trainer:batch_loss(X, Y)
 end
 
 local log_columns = { "epoch", "train_loss", "valid_loss", "valid_error", "test_loss", "test_error",
-  "wall_seconds", "samples_per_second", "mean_steps", "mean_rhs_evals", "dropped_samples" }
+  "wall_seconds", "samples_per_second", "mean_steps", "mean_rhs_evals", "dropped_samples",
+  "mean_sim_time" }
 
 -- Trains for cfg.epochs epochs; returns { log = rows, best = row, run_dir = path, trainer = t }.
 function Trainer:fit()
@@ -279,7 +289,8 @@ function Trainer:fit()
     local tl, te = self:evaluate(self.task.test)
     local row = { epoch = 0, train_loss = self:evaluate(self.task.train), valid_loss = vl,
       valid_error = ve or 0, test_loss = tl, test_error = te or 0, wall_seconds = 0,
-      samples_per_second = 0, mean_steps = 0, mean_rhs_evals = 0, dropped_samples = 0 }
+      samples_per_second = 0, mean_steps = 0, mean_rhs_evals = 0, dropped_samples = 0,
+      mean_sim_time = 0 }
     log[#log + 1] = row
     best = row
     rd:write_log(log_columns, log)
@@ -289,14 +300,14 @@ function Trainer:fit()
   for epoch = start, c.epochs do
     local bar = c.progress and progress.new(string.format("epoch %d/%d", epoch, c.epochs), n_batches, self.B) or nil
     local t0 = apical.clock()
-    local loss_sum, steps, evals, dropped, nb = 0, 0, 0, 0, 0
+    local loss_sum, steps, evals, dropped, nb, simt = 0, 0, 0, 0, 0, 0
     for X, Y in self.task.train:batches { batch = self.B, shuffle = true, seed = c.seed, epoch = epoch, drop_last = true } do
       local l = self:batch_loss(X, Y)
       local st = self:step(X, Y)
       nb = nb + 1
       loss_sum = loss_sum + l
       if st then
-        steps, evals = steps + st.steps, evals + st.rhs_evals
+        steps, evals, simt = steps + st.steps, evals + st.rhs_evals, simt + st.t_reached
         dropped = dropped + (st.dropped or 0)
       end
       if bar then bar:update(nb, loss_sum / nb) end
@@ -309,7 +320,8 @@ function Trainer:fit()
     local row = { epoch = epoch, train_loss = loss_sum / math.max(nb, 1), valid_loss = vl,
       valid_error = ve or 0, test_loss = tl, test_error = te or 0, wall_seconds = wall,
       samples_per_second = nb * self.B / wall, mean_steps = steps / math.max(nb, 1),
-      mean_rhs_evals = evals / math.max(nb, 1), dropped_samples = dropped }
+      mean_rhs_evals = evals / math.max(nb, 1), dropped_samples = dropped,
+      mean_sim_time = simt / math.max(nb, 1) }
     log[#log + 1] = row
     local better = ve and (ve < best.valid_error) or (not ve and vl < best.valid_loss)
     if better or best.epoch == 0 then best = row end
