@@ -13,6 +13,10 @@ void cli_usage(int to_stderr);
 /* apical run SCRIPT.lua [--set key=value ...] [--traceback] [--] [script arguments] */
 int cli_run(int argc, char **argv);
 
+/* A command written in Lua: runs require(module).main(argv[1..argc-1]) in a Lua state set up
+ * as for `run` (name is arg[0] and the name in messages). */
+int cli_module(const char *name, const char *module, int argc, char **argv);
+
 /* apical plugins */
 int cli_plugins(int argc, char **argv);
 

@@ -26,6 +26,7 @@
 
 typedef struct run_args {
     const char *script;
+    const char *module; /* instead of a script: require(module).main(args...) */
     int traceback;
     int n_sets;
     char **sets; /* "key=value" */
@@ -201,9 +202,18 @@ static int run_script(lua_State *L, const run_args *ra) {
     lua_pushboolean(L, ra->traceback);
     lua_pushcclosure(L, msgh, 1);
     int h = lua_gettop(L);
-    /* "-" is the standard input, as for lua */
-    const char *file = strcmp(ra->script, "-") == 0 ? NULL : ra->script;
-    if (luaL_loadfile(L, file) != LUA_OK) return report(L);
+    if (ra->module) {
+        /* a built-in command written in Lua: require(module).main */
+        lua_getglobal(L, "require");
+        lua_pushstring(L, ra->module);
+        if (lua_pcall(L, 1, 1, h) != LUA_OK) return report(L);
+        lua_getfield(L, -1, "main");
+        lua_remove(L, -2);
+    } else {
+        /* "-" is the standard input, as for lua */
+        const char *file = strcmp(ra->script, "-") == 0 ? NULL : ra->script;
+        if (luaL_loadfile(L, file) != LUA_OK) return report(L);
+    }
     luaL_checkstack(L, ra->n_args + 1, "script arguments");
     for (int i = 0; i < ra->n_args; i++)
         lua_pushstring(L, ra->args[i]);
@@ -219,24 +229,32 @@ static int protected_run(lua_State *L) {
     return 1;
 }
 
+static int run_protected(run_args *ra) {
+    int status;
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        fprintf(stderr, "apical: cannot create a Lua state (out of memory)\n");
+        return CLI_FAIL;
+    }
+    lua_pushcfunction(L, protected_run);
+    lua_pushlightuserdata(L, ra);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK)
+        status = report(L);
+    else
+        status = (int)lua_tointeger(L, -1);
+    lua_close(L);
+    return status;
+}
+
+int cli_module(const char *name, const char *module, int argc, char **argv) {
+    run_args ra = {.script = name, .module = module, .n_args = argc - 1, .args = argv + 1};
+    return run_protected(&ra);
+}
+
 int cli_run(int argc, char **argv) {
     run_args ra;
     int status = parse(argc, argv, &ra);
-    if (status == CLI_OK) {
-        lua_State *L = luaL_newstate();
-        if (!L) {
-            fprintf(stderr, "apical: cannot create a Lua state (out of memory)\n");
-            status = CLI_FAIL;
-        } else {
-            lua_pushcfunction(L, protected_run);
-            lua_pushlightuserdata(L, &ra);
-            if (lua_pcall(L, 1, 1, 0) != LUA_OK)
-                status = report(L);
-            else
-                status = (int)lua_tointeger(L, -1);
-            lua_close(L);
-        }
-    }
+    if (status == CLI_OK) status = run_protected(&ra);
     free(ra.sets);
     free(ra.args);
     return status;

@@ -22,6 +22,9 @@ void cli_usage(int to_stderr) {
           "                 the remaining arguments in `arg` and `...`\n"
           "  plugins        list the plugins in the search path (APICAL_PLUGIN_PATH, the build\n"
           "                 tree, the install prefix) and the types each registers\n"
+          "  plot RUN_DIR [RUN_DIR ...] [--out DIR]\n"
+          "                 draw the standard pictures of finished training runs (PNG, with\n"
+          "                 gnuplot): loss and error curves; several runs on one plot\n"
           "  version        print the versions of apical, its plugin ABI and Lua\n"
           "  help           print this text\n"
           "\n"
@@ -43,6 +46,8 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0) return cli_run(argc - 1, argv + 1);
     if (strcmp(cmd, "plugins") == 0) return cli_plugins(argc - 1, argv + 1);
+    if (strcmp(cmd, "plot") == 0)
+        return cli_module("apical plot", "apical.plot", argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         if (argc > 2) {
             fprintf(stderr, "apical: version takes no arguments\n");

@@ -1,0 +1,45 @@
+-- test_plot.lua — apical.plot: the pictures of a run directory and of several runs, written as
+-- PNG files next to their CSV data; clear errors for what is not a run directory.
+local apical = require "apical"
+local plot = require "apical.plot"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local check = require "check"
+
+local dir = os.tmpname()
+os.remove(dir)
+assert(os.execute("mkdir -p '" .. dir .. "/a' '" .. dir .. "/b'"))
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+local header = "epoch,train_loss,valid_loss,valid_error,test_loss,test_error\n"
+write(dir .. "/a/log.csv", header .. "0,2.3,2.3,0.9,2.3,0.9\n1,0.5,0.4,0.1,0.45,0.12\n2,0.3,0.35,0.08,0.36,0.09\n")
+write(dir .. "/b/log.csv", header .. "0,1.0,1.0,0,1.1,0\n1,0.2,0.25,0,0.26,0\n")
+
+local function is_png(path)
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local sig = f:read(8)
+  f:close()
+  return sig == "\137PNG\r\n\26\n"
+end
+
+local a = plot.run_dir(dir .. "/a")
+check.eq(#a, 2, "classification run: loss and error pictures")
+for _, p in ipairs(a) do check.truthy(is_png(p), p .. " is a PNG") end
+local b = plot.run_dir(dir .. "/b")
+check.eq(#b, 1, "regression run: loss picture only")
+local c = plot.compare({ dir .. "/a", dir .. "/b" }, dir)
+check.eq(#c, 3)
+for _, p in ipairs(c) do check.truthy(is_png(p), p .. " is a PNG") end
+check.fails(function() plot.run_dir(dir) end, "has no log.csv", false)
+check.fails(function() plot.lines { out = dir .. "/x.png", series = { { file = dir .. "/a/log.csv", x = "epoch", y = "nope" } } } end,
+  'has no column "nope"', false)
+-- no temporary files left
+local p = io.popen("ls -a '" .. dir .. "/a'")
+local listing = p:read("a")
+p:close()
+check.truthy(not listing:find("tmp"), "no temporary file left: " .. listing)
+os.execute("rm -rf '" .. dir .. "'")
+check.done("test_plot")
