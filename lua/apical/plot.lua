@@ -50,7 +50,7 @@ function M.lines(o)
     string.format("set terminal pngcairo size %s enhanced font 'sans,11'", o.size or "900,560"),
     "set output " .. gp_string(tmp),
     "set datafile separator ','",
-    "set key inside top right",
+    #o.series > 3 and "set key outside right top" or "set key inside top right",
     "set grid",
     o.title and ("set title " .. gp_string(o.title)) or "",
     o.xlabel and ("set xlabel " .. gp_string(o.xlabel)) or "",
