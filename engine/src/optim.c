@@ -4,6 +4,7 @@
  * equations. */
 #include "apical/optim.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -333,51 +334,72 @@ static void clip_factors(ap_optim *o) {
  * parameters and moments are finite; with write == 1 it applies the step (then the gradient
  * buffer holds the clipped gradient, as after clip_grad_norm_). Returns the index of the first
  * non-finite result, or -1. */
-static long tensor_pass(const ap_optim *o, opt_tensor *t, double *p, double bc1, double bc2_sqrt,
-                        int write) {
+__attribute__((target_clones("avx2", "default"))) static long
+tensor_pass(const ap_optim *o, opt_tensor *t, double *p, double bc1, double bc2_sqrt, int write) {
     const ap_optim_opts *op = &o->o;
     const double lr = op->lr, wd = op->weight_decay, s = t->scale;
+    const size_t n = t->n;
+    double *restrict g = t->g, *restrict m1 = t->m, *restrict v1 = t->v;
+    /* The dry pass only ORs "not finite" flags (written as !(|x| <= DBL_MAX), which is true for
+     * NaN and infinities): a branch-free loop the compiler vectorises; the index is searched
+     * only when a flag is set. */
+    int probe = 0;
     if (op->kind == AP_OPTIM_SGD) {
         const double mu = op->momentum;
-        for (size_t i = 0; i < t->n; i++) {
-            double g = s != 1.0 ? t->g[i] * s : t->g[i];
-            double d = wd != 0 ? g + wd * p[i] : g; /* torch: d_p.add(p, alpha=weight_decay) */
-            double buf = 0;
-            if (t->m) d = buf = mu * t->m[i] + d; /* torch: buf.mul_(momentum).add_(d_p) */
-            double np = p[i] - lr * d;            /* torch: p.add_(d_p, alpha=-lr) */
+        for (size_t i = 0; i < n; i++) {
+            double gi = g[i] * s;
+            double d = gi + wd * p[i];              /* torch: d_p.add(p, alpha=weight_decay) */
+            double buf = m1 ? mu * m1[i] + d : 0.0; /* torch: buf.mul_(momentum).add_(d_p) */
+            if (m1) d = buf;
+            double np = p[i] - lr * d; /* torch: p.add_(d_p, alpha=-lr) */
             if (!write) {
-                if (!isfinite(np) || !isfinite(buf)) return (long)i;
+                probe |= !(fabs(np) <= DBL_MAX) | !(fabs(buf) <= DBL_MAX);
                 continue;
             }
-            t->g[i] = g;
-            if (t->m) t->m[i] = buf;
+            g[i] = gi;
+            if (m1) m1[i] = buf;
             p[i] = np;
         }
-        return -1;
-    }
-    /* Adam, in the order of torch.optim.Adam (1.x):
-     *   grad = grad.add(p, alpha=weight_decay)
-     *   exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-     *   exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-     *   denom = (exp_avg_sq.sqrt() / sqrt(bias_correction2)).add_(eps)
-     *   p.addcdiv_(exp_avg, denom, value=-lr / bias_correction1) */
-    const double b1 = op->beta1, b2 = op->beta2, c1 = 1 - b1, c2 = 1 - b2, eps = op->eps;
-    const double step_size = lr / bc1;
-    for (size_t i = 0; i < t->n; i++) {
-        double g = s != 1.0 ? t->g[i] * s : t->g[i];
-        double d = wd != 0 ? g + wd * p[i] : g;
-        double m = t->m[i] * b1 + c1 * d;
-        double v = t->v[i] * b2 + c2 * d * d;
-        double denom = sqrt(v) / bc2_sqrt + eps;
-        double np = p[i] - step_size * m / denom;
-        if (!write) {
-            if (!isfinite(np) || !isfinite(m) || !isfinite(v)) return (long)i;
-            continue;
+    } else {
+        /* Adam, in the order of torch.optim.Adam (1.x):
+         *   grad = grad.add(p, alpha=weight_decay)
+         *   exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+         *   exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+         *   denom = (exp_avg_sq.sqrt() / sqrt(bias_correction2)).add_(eps)
+         *   p.addcdiv_(exp_avg, denom, value=-lr / bias_correction1) */
+        const double b1 = op->beta1, b2 = op->beta2, c1 = 1 - b1, c2 = 1 - b2, eps = op->eps;
+        const double step_size = lr / bc1;
+        for (size_t i = 0; i < n; i++) {
+            double gi = g[i] * s;
+            double d = gi + wd * p[i];
+            double m = m1[i] * b1 + c1 * d;
+            double v = v1[i] * b2 + c2 * d * d;
+            double denom = sqrt(v) / bc2_sqrt + eps;
+            double np = p[i] - step_size * m / denom;
+            if (!write) {
+                probe |= !(fabs(np) <= DBL_MAX) | !(fabs(m) <= DBL_MAX) | !(fabs(v) <= DBL_MAX);
+                continue;
+            }
+            g[i] = gi;
+            m1[i] = m;
+            v1[i] = v;
+            p[i] = np;
         }
-        t->g[i] = g;
-        t->m[i] = m;
-        t->v[i] = v;
-        p[i] = np;
+    }
+    if (write || !probe) return -1;
+    /* something is not finite: find the first entry, the slow way */
+    for (size_t i = 0; i < n; i++) {
+        double gi = g[i] * s, d = gi + wd * p[i];
+        if (op->kind == AP_OPTIM_SGD) {
+            double buf = m1 ? op->momentum * m1[i] + d : 0.0;
+            if (m1) d = buf;
+            if (!isfinite(p[i] - lr * d) || !isfinite(buf)) return (long)i;
+        } else {
+            double m = m1[i] * op->beta1 + (1 - op->beta1) * d;
+            double v = v1[i] * op->beta2 + (1 - op->beta2) * d * d;
+            double np = p[i] - lr / bc1 * m / (sqrt(v) / bc2_sqrt + op->eps);
+            if (!isfinite(np) || !isfinite(m) || !isfinite(v)) return (long)i;
+        }
     }
     return -1;
 }
