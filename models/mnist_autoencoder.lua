@@ -1,7 +1,8 @@
 -- models/mnist_autoencoder.lua — the MNIST autoencoder of the paper: 784-256-32-256-784,
 -- tanh-linear-tanh hidden layers, linear output, MSE, Adam, 25 epochs, with the MNIST
--- controller settings. (The paper freezes Q_L = I with trained feedback; with the fixed
--- weight-product feedback used here Q_L = I already.)
+-- controller settings. The paper freezes Q_L = I (freeze_QL): with the fixed weight-product
+-- feedback used here Q_L = I already; with --set feedback=trained Q_1..Q_3 are learned in the
+-- sleep phase (the trainer's default feedback-phase settings) and the output layer gets no noise.
 --   build/bin/apical run models/mnist_autoencoder.lua [--set method=dfa] [--set epochs=2]
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
@@ -18,5 +19,5 @@ dfc.train {
   eps = p.eps, clip = 1.0, normalize_lr = true, method = p.method, solver = p.solver,
   epochs = p.epochs, seed = p.seed, lr = p.lr, lambda = p.lambda, k_p = p.k_p, alpha = p.alpha,
   tau_v = p.tau_v, dt = p.dt, tmax = p.tmax, feedback = p.feedback, out_dir = p.out_dir,
-  resume = p.resume, progress = p.progress,
+  resume = p.resume, progress = p.progress, freeze_QL = true,
 }

@@ -5,7 +5,11 @@
 -- with the reference's minibatch-mean targets and plain SGD, every DFC update is 2/B times the
 -- size of BP's at the same learning rate (the 1/B of the mean loss meets the 1/B of the batch
 -- average); --set target_mode=mean gives the reference's form. Feedback: the fixed
--- weight-product feedback (trained feedback comes with the sleep phase).
+-- weight-product feedback; --set feedback=trained learns Q in the sleep phase (12), (13) with
+-- the paper's feedback-phase configuration: k_p_fb = 0.1, alpha_fb = 0.25, tau_v_fb = 0.01,
+-- dt_fb = 0.002, tmax_fb = 50, tau_A = 0.3, sigma = 0.01, SGD with lr_fb = 0.002 (pre-training
+-- lr_fb_init = 0.1), weight decay beta = 0.025, 10 pre-training epochs, 1 feedback epoch after
+-- each forward epoch.
 --   build/bin/apical run models/student_teacher.lua [--set method=dfc-ssa] [--set solver=cvode-bdf]
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
@@ -14,7 +18,9 @@ local p = apical.params {
   method = "dfc", solver = "euler", epochs = 50, seed = 42, lr = 0.05, lambda = 0.05,
   k_p = 1.5, alpha = 0.0015, tau_v = 0.2, dt = 0.005, tmax = 1000, rtol = 1e-6, atol = 1e-8,
   inst_transmission = true, proactive = true, feedback = "weight_product", out_dir = "runs",
-  resume = "", progress = true,
+  resume = "", progress = true, target_mode = "sample", normalize_lr = true,
+  k_p_fb = 0.1, alpha_fb = 0.25, tau_v_fb = 0.01, dt_fb = 0.002, tmax_fb = 50, tau_A = 0.3,
+  sigma = 0.01, lr_fb = 0.002, lr_fb_init = 0.1, beta = 0.025, epochs_fb = 10, extra_fb_epochs = 1,
 }
 
 dfc.train {
@@ -25,4 +31,8 @@ dfc.train {
   inst_transmission = p.inst_transmission, proactive = p.proactive, feedback = p.feedback,
   out_dir = p.out_dir, resume = p.resume, progress = p.progress,
   target_mode = p.target_mode, normalize_lr = p.normalize_lr,
+  k_p_fb = p.k_p_fb, alpha_fb = p.alpha_fb, tau_v_fb = p.tau_v_fb, dt_fb = p.dt_fb,
+  tmax_fb = p.tmax_fb, tau_A = p.tau_A, sigma = p.sigma, optimizer_fb = "sgd", lr_fb = p.lr_fb,
+  lr_fb_init = p.lr_fb_init, beta = p.beta, clip_fb = 1.0, epochs_fb = p.epochs_fb,
+  extra_fb_epochs = p.extra_fb_epochs,
 }

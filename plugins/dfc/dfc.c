@@ -26,5 +26,8 @@ AP_API int ap_plugin_init(ap_registry *r, uint32_t host_abi) {
     if (!rc) rc = dfc_register_kernels_basic(r);
     if (!rc) rc = dfc_register_kernel_ssa(r);
     if (!rc) rc = dfc_register_kernels_baselines(r);
+    if (!rc) rc = dfc_register_kernels_feedback(r);
+    if (!rc) rc = dfc_register_kernels_conditions(r);
+    if (!rc) rc = dfc_register_kernel_pathway(r);
     return rc;
 }

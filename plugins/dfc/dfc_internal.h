@@ -19,6 +19,9 @@ int dfc_register_rules(ap_registry *r);
 int dfc_register_kernels_basic(ap_registry *r);
 int dfc_register_kernel_ssa(ap_registry *r);
 int dfc_register_kernels_baselines(ap_registry *r);
+int dfc_register_kernels_feedback(ap_registry *r);
+int dfc_register_kernels_conditions(ap_registry *r);
+int dfc_register_kernel_pathway(ap_registry *r); /* pathway.c */
 
 /* ---- the layered network ----------------------------------------------------------------- */
 #define DFC_MAX_LAYERS 64
@@ -48,6 +51,22 @@ void dfc_dense(int batch, int n_in, int n_out, const double *in, const double *W
 /* The feedforward pass (2) from r[0] = x: v[i] = W_i r[i-1] + b_i, r[i] = phi_i(v[i]) for
  * i = 1..L. v[0] is unused; r[0] must hold x. */
 void dfc_forward(const dfc_net *net, int batch, double *const *v, double *const *r);
+
+/* ---- the Jacobian of the feedforward output (jacobian.c) ----------------------------------- */
+/* col[i] = first column of layer i in J = [J_1 ... J_L] (and first row in Q = [Q_1; ...; Q_L]),
+ * i = 1..L; returns N = sum n_i. */
+int dfc_net_columns(const dfc_net *net, int *col);
+
+/* phi_i'(v_i^-) at the feedforward state of x (batch x n0): d[i] (batch x n_i) for i = 1..L, in
+ * one buffer *buf that the caller frees. AP_ENOMEM (naming the kernel) on failure. */
+int dfc_ff_derivs(const dfc_net *net, const char *kernel, int batch, const double *x, double **buf,
+                  double **d);
+
+/* J (nL x N, row-major) of sample b: J_L = diag(phi_L'), J_i = J_{i+1} W_{i+1} diag(phi_i'). */
+void dfc_jacobian_sample(const dfc_net *net, double *const *d, int b, double *J);
+
+/* Q (N x nL, row-major) = [Q_1; ...; Q_L] (the net must be loaded with its Q). */
+void dfc_stack_q(const dfc_net *net, double *Q);
 
 /* ---- losses ------------------------------------------------------------------------------ */
 typedef enum { DFC_LOSS_MSE = 0, DFC_LOSS_CE } dfc_loss_kind;

@@ -57,17 +57,39 @@ static void push_q(const dfc_net *net, int s0, int bc, double *const *d, double 
 
 static int k_ssa(const ap_kernel_args *a) {
     static const char *const K = "dfc.ssa";
-    static const char *const known[] = {"model", "x",     "target", "alpha",
-                                        "optim", "scale", "rL_out", "u_out"};
-    int rc = ap_args_check(a, K, known, 8);
+    static const char *const known[] = {"model", "x",      "target", "alpha", "optim",
+                                        "scale", "rL_out", "u_out",  "Qeff"};
+    int rc = ap_args_check(a, K, known, 9);
     ap_model *m = NULL;
     ap_optim *opt = NULL;
+    double *qeff = NULL;
+    size_t qshape[4] = {0};
+    const size_t any2[2] = {0, 0};
     if (!rc) rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m);
     if (!rc) rc = ap_arg_object(a, K, "optim", AP_ARG_OPTIM, 0, (void **)&opt);
+    /* Qeff: the stacked effective feedback [Q_1; ...; Q_L] of a feedback pathway other than
+     * direct (docs/dfc.md, "Feedback pathways"); the model's Q1..QL are then not read */
+    if (!rc) rc = ap_arg_array(a, K, "Qeff", 0, 2, any2, &qeff, qshape);
     dfc_net net;
-    if (!rc) rc = dfc_net_load(m, K, 1, &net);
+    if (!rc) rc = dfc_net_load(m, K, qeff == NULL, &net);
     if (rc) return rc;
     const int L = net.L, nL = net.n[L];
+    if (qeff) {
+        size_t rows = 0;
+        for (int i = 1; i <= L; i++)
+            rows += (size_t)net.n[i];
+        if (qshape[0] != rows || qshape[1] != (size_t)nL)
+            return ap_error(AP_ESIZE,
+                            "kernel %s: Qeff has shape [%zu, %zu], the network needs [%zu, %d] "
+                            "(Q_1..Q_L stacked, n_1 + ... + n_L rows)",
+                            K, qshape[0], qshape[1], rows, nL);
+        /* read only, like the model's weights */
+        double *q = qeff;
+        for (int i = 1; i <= L; i++) {
+            net.Q[i] = q;
+            q += (size_t)net.n[i] * (size_t)nL;
+        }
+    }
     int B = 0;
     double *x = NULL, *target = NULL, *rL_out = NULL, *u_out = NULL, alpha = 0, scale = 1;
     if ((rc = dfc_arg_matrix(a, K, "x", 1, net.n[0], &B, &x))) return rc;
@@ -194,9 +216,11 @@ static const ap_kernel ssa_kernel = {
     "dfc.ssa",
     "DFC-SSA: the linearised steady state of Lemma 1 (6), u_ss = (JQ + alpha I)^{-1} (r* - "
     "r_L^-), propagated layer by layer (v_i = W_i r_{i-1} + b_i + Q_i u_ss); adds scale (-2/B) "
-    "sum_b (phi(v_i) - phi(vB_i)) r_{i-1}^T to the optimiser's gradients",
+    "sum_b (phi(v_i) - phi(vB_i)) r_{i-1}^T to the optimiser's gradients; Qeff replaces Q (the "
+    "effective feedback of a feedback pathway)",
     "model, x[B,n0], target[B,nL], alpha, optim (optional), scale (default 1), rL_out[B,nL] "
-    "(optional), u_out[B,nL] (optional)",
+    "(optional), u_out[B,nL] (optional), Qeff[n1+..+nL,nL] (optional: the feedback matrices "
+    "to use instead of the model's Q1..QL)",
     k_ssa,
 };
 

@@ -4,10 +4,12 @@
 local network = require "apical.plugins.dfc.network"
 local train = require "apical.plugins.dfc.train"
 local tasks = require "apical.plugins.dfc.tasks"
+local sleep = require "apical.plugins.dfc.sleep"
 
 return function(dfc)
   network.install(dfc)
   train.install(dfc)
+  sleep.install(dfc)
   dfc.tasks = {
     student_teacher = function(o) return tasks.student_teacher(dfc, o) end,
     mnist = tasks.mnist,

@@ -53,6 +53,7 @@ typedef struct net_spec {
     const char *ctl; /* "dfc.pi", "dfc.i", "dfc.p", "dfc.pid" */
     double k_p, alpha;
     double w_scale, q_scale; /* uniform weights in [-w_scale, w_scale), Q likewise */
+    int q_plastic;           /* 1: Q1..QL plastic (trainable by an optimiser) */
 } net_spec;
 
 /* Builds x -> h1 -> ... -> hL with W1..WL (bias, forward_rule), ctl reading hL and target,
@@ -102,6 +103,7 @@ static inline ap_model *net_build(const net_spec *sp) {
         ap_connect_spec cs = {0};
         snprintf(name, sizeof name, "Q%d", i);
         cs.name = name;
+        cs.plastic = sp->q_plastic;
         snprintf(tgt, sizeof tgt, "h%d.apical", i);
         CHECK_OK(ap_model_connect(m, "ctl.u", tgt, &cs, &id));
         fill(ap_model_weights(m, id), (size_t)sp->n[i] * sp->n[L], sp->q_scale);

@@ -4,6 +4,7 @@
 -- controller to the apical compartments). Every object can be changed afterwards through
 -- net.model, which is an ordinary apical model.
 local apical = require "apical"
+local pathways = require "apical.plugins.dfc.pathways"
 
 local M = {}
 
@@ -23,7 +24,10 @@ local defaults = {
   init = "xavier_normal", -- forward weights (biases start at 0)
   feedback_init = "xavier_normal", -- Q; the trainers may overwrite it (weight_product)
   feedback_std = 0.1,     -- std of Q for feedback_init = "normal"
+  plastic_feedback = false, -- Q1..QL plastic (trainable by an optimiser: the sleep phase)
   seed = 1,
+  feedback_pathway = "direct", -- "direct", "layerwise", "multilayer", a registered name or a function(net, opts) (pathways.lua)
+  pathway_opts = {},      -- options of the feedback pathway (see docs/dfc.md, "Feedback pathways")
 }
 
 local function check_keys(o, known, what)
@@ -39,6 +43,7 @@ local function check_keys(o, known, what)
 end
 
 function M.install(dfc)
+  pathways.install(dfc, Net)
   function dfc.network(o)
     o = o or {}
     check_keys(o, defaults, "dfc.network")
@@ -83,9 +88,19 @@ function M.install(dfc)
     if c.controller == "p" then cparams.tau_u, cparams.alpha = nil, nil end
     if c.controller == "pid" then cparams.k_d, cparams.tau_d = c.k_d, c.tau_d end
     net.ctl = m:block { name = "ctl", type = ctype(cparams), inputs = { rate = net.h[L], target = net.target } }
-    for i = 1, L do
-      net.Q[i] = m:connect(net.ctl.u, net.h[i].apical,
-        { name = "Q" .. i, init = init(c.feedback_init, c.seed * 1000 + 100 + i, c.feedback_std) })
+    if c.feedback_pathway == "direct" then
+      for i = 1, L do
+        net.Q[i] = m:connect(net.ctl.u, net.h[i].apical,
+          { name = "Q" .. i, init = init(c.feedback_init, c.seed * 1000 + 100 + i, c.feedback_std),
+          plastic = c.plastic_feedback })
+      end
+      pathways.direct(dfc, net)
+    else
+      -- another feedback pathway (pathways.lua): errors without a position point at this call
+      local ok, err = pcall(pathways.build, dfc, net, c.feedback_pathway, c.pathway_opts)
+      if not ok then
+        error(err, (type(err) == "string" and not err:match("^[^:\n]+:%d+: ")) and 2 or 0)
+      end
     end
     return net
   end

@@ -114,6 +114,7 @@ function Dir:save(trainer, epoch, log, best, wall)
     end
   end
   trainer.opt:save(tmp .. "/opt.")
+  for _, e in ipairs(trainer.extra_optimisers or {}) do e[2]:save(tmp .. "/" .. e[1]) end
   local state = { epoch = epoch, log = log, best = best, wall = wall, files = files }
   write_atomic(tmp .. "/state.lua", "return " .. serialize(state) .. "\n")
   os.execute("rm -rf " .. shell_quote(old))
@@ -129,6 +130,7 @@ function Dir:load(trainer, state)
     p:load(dir .. "/" .. name .. ".npy", p.has_bias and (dir .. "/" .. name .. ".bias.npy") or nil)
   end
   trainer.opt:load(dir .. "/opt.")
+  for _, e in ipairs(trainer.extra_optimisers or {}) do e[2]:load(dir .. "/" .. e[1]) end
   self.epoch, self.log, self.best, self.wall = state.epoch, state.log, state.best, state.wall
 end
 

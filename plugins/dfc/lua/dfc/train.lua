@@ -6,6 +6,7 @@ local apical = require "apical"
 local tasks = require "apical.plugins.dfc.tasks"
 local rundir = require "apical.plugins.dfc.rundir"
 local progress = require "apical.plugins.dfc.progress"
+local sleep = require "apical.plugins.dfc.sleep"
 
 local M = {}
 
@@ -15,6 +16,8 @@ M.defaults = {
   task_opts = {},
   method = "dfc",                -- dfc, dfc-ss, dfc-ssa, bp, dfa
   feedback = "weight_product",   -- weight_product (Q_i = W_{i+1}^T..W_L^T, recomputed), given (Q as initialised)
+  feedback_pathway = "direct",   -- direct, layerwise, multilayer or a name given to dfc.pathways.register (pathways.lua)
+  pathway_opts = {},             -- the pathway's options (docs/dfc.md, "Feedback pathways")
   hidden = { 10, 10 },           -- hidden layer sizes (input and output sizes come from the task)
   activation = "tanh",
   output_activation = "linear",
@@ -42,6 +45,19 @@ M.defaults = {
   resume = "",                   -- a run directory to continue
   progress = true,
   eval_batch = 0,                -- 0: batch
+  -- trained feedback (feedback = "trained"): the sleep phase (12), (13) of sleep.lua; the
+  -- defaults are the paper's student-teacher configuration
+  k_p_fb = 0.1, alpha_fb = 0.25, tau_v_fb = 0.01, dt_fb = 0.002, tmax_fb = 50, tau_A = 0.3,
+  sigma = 0.01,                  -- noise on the apical compartments
+  optimizer_fb = "sgd",          -- sgd, adam (with beta1, beta2 and eps_fb)
+  lr_fb = 0.002,                 -- feedback epochs after forward epochs
+  lr_fb_init = 0.1,              -- pre-training epochs (an optimiser of their own)
+  eps_fb = 1e-8,
+  beta = 0.025,                  -- weight decay of the feedback optimisers
+  clip_fb = 1.0,                 -- one norm bound over all Q_i together (0: none)
+  epochs_fb = 10,                -- feedback pre-training epochs, before the first forward epoch
+  extra_fb_epochs = 1,           -- feedback epochs after each forward epoch
+  freeze_QL = false,             -- Q_L = I, left out of the feedback optimisers, no noise on hL
 }
 
 local methods = { dfc = true, ["dfc-ss"] = true, ["dfc-ssa"] = true, bp = true, dfa = true }
@@ -66,8 +82,12 @@ function M.resolve(cfg, level)
   end
   if not methods[c.method] then error(string.format("dfc.train: unknown method %q (dfc, dfc-ss, dfc-ssa, bp, dfa)", c.method), level) end
   if not solvers[c.solver] then error(string.format("dfc.train: unknown solver %q (euler, cvode-bdf, cvode-adams)", c.solver), level) end
-  if c.feedback ~= "weight_product" and c.feedback ~= "given" then
-    error(string.format("dfc.train: unknown feedback %q (weight_product, given)", c.feedback), level)
+  if c.feedback ~= "weight_product" and c.feedback ~= "given" and c.feedback ~= "trained" then
+    error(string.format("dfc.train: unknown feedback %q (weight_product, given, trained)", c.feedback), level)
+  end
+  M.check_feedback(c, level + 1)
+  if c.method == "dfa" and c.feedback_pathway ~= "direct" then
+    error(string.format("dfc.train: method dfa uses Q1..QL as direct feedback; feedback_pathway %q is not direct", c.feedback_pathway), level)
   end
   if c.optimizer ~= "sgd" and c.optimizer ~= "adam" then
     error(string.format("dfc.train: unknown optimizer %q (sgd, adam)", c.optimizer), level)
@@ -102,7 +122,13 @@ function M.trainer(dfc, cfg, level)
   sizes[#sizes + 1] = task.n_out
   local net = dfc.network { sizes = sizes, batch = c.batch, activation = c.activation,
     output_activation = c.output_activation, activations = #c.activations > 0 and c.activations or nil, tau_v = c.tau_v, tau_u = c.tau_u, k_p = c.k_p,
-    alpha = c.alpha, controller = c.controller, init = c.init, seed = c.seed }
+    alpha = c.alpha, controller = c.controller, init = c.init, seed = c.seed,
+    plastic_feedback = c.feedback == "trained",
+    feedback_pathway = c.feedback_pathway, pathway_opts = c.pathway_opts }
+  if c.feedback == "weight_product" and not net.pathway:has_weight_product() then
+    error(string.format("dfc.train: feedback = \"weight_product\" needs a pathway with a weight_product hook; %s has none (use feedback = \"given\")",
+      c.feedback_pathway), (level or 1) + 1)
+  end
   local t = setmetatable({ cfg = c, dfc = dfc, task = task, net = net, L = net.L, B = c.batch,
     n_out = task.n_out }, Trainer)
   local lr = c.normalize_lr and c.lr / c.lambda or c.lr
@@ -114,6 +140,7 @@ function M.trainer(dfc, cfg, level)
     oo.momentum = c.momentum
   end
   t.opt = apical.optim[c.optimizer](oo)
+  if c.feedback == "trained" or c.freeze_QL then t:setup_feedback() end
   t.rminus = apical.zeros { c.batch, task.n_out }
   t.rstar = apical.zeros { c.batch, task.n_out }
   t.mask = apical.zeros { c.batch }
@@ -131,9 +158,8 @@ function Trainer:solver_options()
     o.solver, o.dt, o.steps, o.ordered = "euler", c.dt, c.tmax - 1, true
     -- instant transmission: layers in increasing order, each reading the new rate below;
     -- otherwise decreasing order, each reading the rate below from the previous step
-    local order = { "ctl" }
-    for _, n in ipairs(self.net:layer_names(not c.inst_transmission)) do order[#order + 1] = n end
-    o.order = order
+    -- (the feedback pathway's populations, if any, right after the controller: pathways.lua)
+    o.order = self.net:update_order(not c.inst_transmission)
     -- proactive controller: the apical compartments read u[k+1]; otherwise u[k]
     if not c.proactive then o.previous = { "ctl.u" } end
     o.accumulation = "all" -- the reference averages over all tmax points
@@ -164,10 +190,11 @@ function Trainer:gradient(X, Y)
     dfc.dfa { model = m, x = X, y = Y, loss = self.task.loss, optim = opt }
     return nil
   end
-  if c.feedback == "weight_product" then dfc.weight_product { model = m } end
+  if c.feedback == "weight_product" then net:set_weight_product() end -- dfc.weight_product for direct feedback
   self:targets(X, Y)
   if c.method == "dfc-ssa" then
-    dfc.ssa { model = m, x = X, target = self.rstar, alpha = c.alpha, optim = opt }
+    -- Qeff: the effective feedback of a pathway other than direct (nil for direct feedback)
+    dfc.ssa { model = m, x = X, target = self.rstar, alpha = c.alpha, optim = opt, Qeff = net:ssa_feedback() }
     return nil
   end
   local sim = self.sim
@@ -284,16 +311,21 @@ function Trainer:fit()
   local rd = rundir.open(c, self)
   local log, start = rd.log, rd.epoch + 1
   local best = rd.best
-  if start == 1 then
+  if start == 1 and #log == 0 then
+    -- trained feedback: the pre-training epochs (forward weights untouched)
+    local fb = self:feedback_phase(0)
+    if fb then rd.wall = (rd.wall or 0) + fb.wall end
     local vl, ve = self:evaluate(self.task.valid)
     local tl, te = self:evaluate(self.task.test)
     local row = { epoch = 0, train_loss = self:evaluate(self.task.train), valid_loss = vl,
       valid_error = ve or 0, test_loss = tl, test_error = te or 0, wall_seconds = 0,
       samples_per_second = 0, mean_steps = 0, mean_rhs_evals = 0, dropped_samples = 0,
       mean_sim_time = 0 }
+    self:feedback_columns(row, fb)
     log[#log + 1] = row
     best = row
-    rd:write_log(log_columns, log)
+    rd:write_log(self:log_columns(), log)
+    if fb and c.checkpoint then rd:save(self, 0, log, best, rd.wall) end
   end
   local n_batches = self.task.train:size() // self.B
   local total_wall = rd.wall or 0
@@ -315,6 +347,8 @@ function Trainer:fit()
     local wall = apical.clock() - t0
     total_wall = total_wall + wall
     if bar then bar:finish(loss_sum / math.max(nb, 1)) end
+    local fb = self:feedback_phase(epoch) -- trained feedback: extra_fb_epochs feedback epochs
+    if fb then total_wall = total_wall + fb.wall end
     local vl, ve = self:evaluate(self.task.valid)
     local tl, te = self:evaluate(self.task.test)
     local row = { epoch = epoch, train_loss = loss_sum / math.max(nb, 1), valid_loss = vl,
@@ -322,14 +356,155 @@ function Trainer:fit()
       samples_per_second = nb * self.B / wall, mean_steps = steps / math.max(nb, 1),
       mean_rhs_evals = evals / math.max(nb, 1), dropped_samples = dropped,
       mean_sim_time = simt / math.max(nb, 1) }
+    self:feedback_columns(row, fb)
     log[#log + 1] = row
     local better = ve and (ve < best.valid_error) or (not ve and vl < best.valid_loss)
     if better or best.epoch == 0 then best = row end
-    rd:write_log(log_columns, log)
+    rd:write_log(self:log_columns(), log)
     if c.checkpoint then rd:save(self, epoch, log, best, total_wall) end
   end
   rd.total_wall = total_wall
   return { log = log, best = best, run_dir = rd.path, trainer = self, wall = total_wall }
+end
+
+-- ---- trained feedback: the sleep phase (sleep.lua) ------------------------------------------
+
+-- Checks the feedback-phase options (with feedback = "trained", or freeze_QL).
+function M.check_feedback(c, level)
+  level = level + 1
+  local function bad(k, what)
+    error(string.format("dfc.train: %s = %s must be %s", k, tostring(c[k]), what), level)
+  end
+  for _, k in ipairs { "k_p_fb", "sigma", "beta", "clip_fb", "eps_fb" } do
+    if not (c[k] >= 0) then bad(k, ">= 0") end
+  end
+  for _, k in ipairs { "alpha_fb", "tau_v_fb", "dt_fb", "tau_A", "lr_fb", "lr_fb_init" } do
+    if not (c[k] > 0) then bad(k, "> 0") end
+  end
+  if c.tmax_fb < 2 or c.tmax_fb % 1 ~= 0 then bad("tmax_fb", "an integer >= 2") end
+  for _, k in ipairs { "epochs_fb", "extra_fb_epochs" } do
+    if c[k] < 0 or c[k] % 1 ~= 0 then bad(k, "an integer >= 0") end
+  end
+  if c.optimizer_fb ~= "sgd" and c.optimizer_fb ~= "adam" then
+    error(string.format("dfc.train: unknown optimizer_fb %q (sgd, adam)", c.optimizer_fb), level)
+  end
+  if (c.feedback == "trained" or c.freeze_QL) and (c.feedback_pathway or "direct") ~= "direct" then
+    error(string.format("dfc.train: %s acts on direct feedback (Q1..QL); feedback_pathway %q is " ..
+      "not direct", c.feedback == "trained" and 'feedback = "trained"' or "freeze_QL",
+      c.feedback_pathway), level)
+  end
+end
+
+-- Q_L = I for freeze_QL; with trained feedback the sleep network and the two feedback
+-- optimisers (pre-training with lr_fb_init, later epochs with lr_fb), over Q_1..Q_L (Q_L left
+-- out with freeze_QL), weight decay beta, one clipping norm over all Q_i.
+function Trainer:setup_feedback()
+  local c, net, L = self.cfg, self.net, self.L
+  if c.freeze_QL then
+    local n = net.sizes[L + 1]
+    local I = apical.zeros { n, n }
+    for j = 1, n do I[(j - 1) * n + j] = 1 end
+    net.Q[L]:set_weights(I)
+  end
+  if c.feedback ~= "trained" then return end
+  self.sleep = sleep.new(self.dfc, net, { k_p_fb = c.k_p_fb, alpha_fb = c.alpha_fb,
+    tau_v_fb = c.tau_v_fb, dt_fb = c.dt_fb, tmax_fb = c.tmax_fb, tau_A = c.tau_A,
+    sigma = c.sigma, freeze_QL = c.freeze_QL }, "dfc.train")
+  local proj = {}
+  for i = 1, L do
+    if not (c.freeze_QL and i == L) then proj[#proj + 1] = net.Q[i] end
+  end
+  if #proj == 0 then error("dfc.train: freeze_QL leaves no feedback weights to train (one layer)", 0) end
+  self.fb_proj = proj
+  local function make(lr)
+    local o = { model = net.model, projections = proj, lr = lr, weight_decay = c.beta,
+      clip = c.clip_fb > 0 and c.clip_fb or nil, clip_mode = c.clip_fb > 0 and "global" or "none" }
+    if c.optimizer_fb == "adam" then
+      o.beta1, o.beta2, o.eps = c.beta1, c.beta2, c.eps_fb
+    end
+    return apical.optim[c.optimizer_fb](o)
+  end
+  self.opt_fb_init = make(c.lr_fb_init)
+  self.opt_fb = make(c.lr_fb)
+  -- the run directory saves these next to the forward optimiser (rundir.lua)
+  self.extra_optimisers = { { "opt_fb_init.", self.opt_fb_init }, { "opt_fb.", self.opt_fb } }
+  -- Condition 2 for the log: on the first validation samples (fewer for wide outputs, whose
+  -- Jacobians are large)
+  local valid = self.task.valid
+  local n = math.min(valid:size(), net.sizes[L + 1] > 100 and 4 or 32)
+  if n > 0 then
+    for X in valid:subset(1, n):batches { batch = n } do self.c2_x = apical.array(X) end
+    self.c2_out = apical.zeros { n }
+  end
+end
+
+-- One feedback epoch (number k, which fixes the shuffling and the noise seeds): every training
+-- minibatch, a sleep-phase run, the feedback update (13), a step of the pre-training (init) or
+-- the later optimiser. Returns { grad_norm = mean over minibatches of the norm of the Q update
+-- before clipping and weight decay, batches = count }.
+function Trainer:feedback_epoch(k, init, label)
+  local c = self.cfg
+  local opt = init and self.opt_fb_init or self.opt_fb
+  local n_batches = self.task.train:size() // self.B
+  local bar = c.progress and label and progress.new(label, n_batches, self.B) or nil
+  local nb, norm_sum = 0, 0
+  for X in self.task.train:batches { batch = self.B, shuffle = true, seed = sleep.shuffle_seed(c.seed),
+      epoch = k, drop_last = true } do
+    nb = nb + 1
+    opt:zero()
+    self.sleep:gradient(X, opt, sleep.noise_seed(c.seed, k, nb))
+    opt:step()
+    local sq = 0
+    for _, p in ipairs(self.fb_proj) do sq = sq + opt:norms(p) ^ 2 end
+    norm_sum = norm_sum + math.sqrt(sq)
+    if bar then bar:update(nb, norm_sum / nb) end
+  end
+  if bar then bar:finish(norm_sum / math.max(nb, 1)) end
+  return { grad_norm = norm_sum / math.max(nb, 1), batches = nb }
+end
+
+-- Mean Condition 2 over the logging samples (-1 when J J^T is singular for one of them: the
+-- log and the checkpoint's state.lua hold finite numbers only).
+function Trainer:condition2()
+  if not self.c2_x then return 0 end
+  local ok = pcall(self.dfc.condition2, { model = self.net.model, x = self.c2_x, out = self.c2_out })
+  if not ok then return -1 end
+  return self.c2_out:sum() / #self.c2_out
+end
+
+-- The feedback epochs that follow forward epoch `epoch` (0: the pre-training); nil unless the
+-- feedback is trained. Feedback epochs are numbered 1..epochs_fb (pre-training), then
+-- epochs_fb + (epoch - 1) extra_fb_epochs + 1, ...: a resumed run repeats the same ones.
+function Trainer:feedback_phase(epoch)
+  local c = self.cfg
+  if c.feedback ~= "trained" then return nil end
+  local t0 = apical.clock()
+  local n = epoch == 0 and c.epochs_fb or c.extra_fb_epochs
+  local first = epoch == 0 and 1 or c.epochs_fb + (epoch - 1) * c.extra_fb_epochs + 1
+  local sum = 0
+  for j = 1, n do
+    local label = epoch == 0 and string.format("feedback pre-training %d/%d", j, n)
+      or string.format("feedback %d/%d after epoch %d", j, n, epoch)
+    sum = sum + self:feedback_epoch(first + j - 1, epoch == 0, label).grad_norm
+  end
+  return { epochs = n, grad_norm = n > 0 and sum / n or 0, condition2 = self:condition2(),
+    wall = apical.clock() - t0 }
+end
+
+local fb_columns = { "fb_epochs", "fb_grad_norm", "fb_condition2", "fb_wall_seconds" }
+
+function Trainer:log_columns()
+  if self.cfg.feedback ~= "trained" then return log_columns end
+  local cols = {}
+  for _, k in ipairs(log_columns) do cols[#cols + 1] = k end
+  for _, k in ipairs(fb_columns) do cols[#cols + 1] = k end
+  return cols
+end
+
+function Trainer:feedback_columns(row, fb)
+  if not fb then return end
+  row.fb_epochs, row.fb_grad_norm, row.fb_condition2, row.fb_wall_seconds =
+    fb.epochs, fb.grad_norm, fb.condition2, fb.wall
 end
 
 function M.install(dfc)

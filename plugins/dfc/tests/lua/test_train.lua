@@ -41,6 +41,47 @@ for i = 1, straight.trainer.L do
   for k = 1, #a do assert(a[k] == b[k], "W" .. i .. " differs after resuming") end
 end
 
+-- resume with trained feedback (1 pre-training epoch, then 1 feedback epoch after each forward
+-- epoch): the feedback optimisers' state, the feedback shuffling and the sleep-phase noise seeds
+-- are restored too; from the checkpoint after a forward epoch and from the one written right
+-- after the pre-training (epochs = 0)
+local function same_run(a, b, what)
+  assert(#a.log == #b.log, what .. ": log length")
+  for e = 1, #a.log do
+    for _, k in ipairs { "train_loss", "valid_loss", "test_loss", "fb_grad_norm", "fb_condition2" } do
+      assert(a.log[e][k] == b.log[e][k],
+        string.format("%s: epoch %d %s: %.17g vs %.17g", what, e - 1, k, a.log[e][k], b.log[e][k]))
+    end
+  end
+  for i = 1, a.trainer.L do
+    for _, p in ipairs { "W", "Q" } do
+      local x, y = a.trainer.net[p][i]:weights(), b.trainer.net[p][i]:weights()
+      for k = 1, #x do assert(x[k] == y[k], what .. ": " .. p .. i .. " differs after resuming") end
+    end
+  end
+end
+local fb = { feedback = "trained", epochs_fb = 1 }
+local function fbcfg(extra)
+  local e = {}
+  for k, v in pairs(fb) do e[k] = v end
+  for k, v in pairs(extra) do e[k] = v end
+  return cfg("dfc", e)
+end
+local fb_straight = dfc.train(fbcfg { epochs = 2, name = "fb-straight" })
+assert(fb_straight.log[1].fb_epochs == 1 and fb_straight.log[2].fb_epochs == 1)
+assert(fb_straight.log[1].fb_grad_norm > 0 and fb_straight.log[3].fb_condition2 > 0)
+local fb_part = dfc.train(fbcfg { epochs = 1, name = "fb-part" })
+same_run(fb_straight, dfc.train(fbcfg { epochs = 2, resume = fb_part.run_dir }), "trained feedback")
+local fb_pre = dfc.train(fbcfg { epochs = 0, name = "fb-pre" })
+same_run(fb_straight, dfc.train(fbcfg { epochs = 2, resume = fb_pre.run_dir }), "trained feedback from epoch 0")
+local fh = assert(io.open(fb_straight.run_dir .. "/log.csv"))
+local fb_header = fh:read("l")
+fh:close()
+assert(fb_header:match(",fb_epochs,fb_grad_norm,fb_condition2,fb_wall_seconds$"), fb_header)
+assert(io.open(fb_straight.run_dir .. "/checkpoint/opt_fb.Q1.m.npy") == nil) -- SGD: no moments
+assert(io.open(fb_straight.run_dir .. "/checkpoint/opt_fb.steps.npy")):close()
+assert(io.open(fb_straight.run_dir .. "/checkpoint/opt_fb_init.steps.npy")):close()
+
 -- the run directory
 local f = assert(io.open(straight.run_dir .. "/log.csv"))
 local header = f:read("l")

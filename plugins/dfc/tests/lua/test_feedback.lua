@@ -1,0 +1,179 @@
+-- test_feedback.lua — feedback learning in the sleep phase (12), (13), direct feedback:
+-- Theorem 6 on a linear network with frozen forward weights (Q is driven into the row space of
+-- J, Condition 2 >= 0.99, and within 10 degrees of J^T (J J^T + gamma I)^{-1} for the best gamma
+-- of a log-spaced sweep); stability (Condition 3) restored by the trainer's pre-training from a
+-- destabilising Q (eigenvalues of J Q with real parts below -alpha); the trainer's options.
+local apical = require "apical"
+local dfc = apical.plugin "dfc"
+
+local passed, failed = 0, 0
+local function test(name, fn)
+  local ok, err = pcall(fn)
+  if ok then
+    passed = passed + 1
+    print("ok   " .. name)
+  else
+    failed = failed + 1
+    print("FAIL " .. name .. ": " .. tostring(err))
+  end
+end
+
+-- ---- small dense linear algebra ----------------------------------------------------------
+-- J^T (J J^T + gamma I)^{-1} for J (m x n, flat row-major, 1-based), as a flat n x m list.
+local function damped_pinv(J, m, n, gamma)
+  local A = {}
+  for a = 1, m do
+    A[a] = {}
+    for b = 1, m do
+      local s = 0
+      for k = 1, n do s = s + J[(a - 1) * n + k] * J[(b - 1) * n + k] end
+      A[a][b] = s + (a == b and gamma or 0)
+    end
+    for b = 1, m do A[a][m + b] = a == b and 1 or 0 end
+  end
+  for c = 1, m do -- Gauss-Jordan with partial pivoting
+    local p = c
+    for r = c + 1, m do if math.abs(A[r][c]) > math.abs(A[p][c]) then p = r end end
+    A[c], A[p] = A[p], A[c]
+    local d = A[c][c]
+    for b = 1, 2 * m do A[c][b] = A[c][b] / d end
+    for r = 1, m do
+      if r ~= c then
+        local f = A[r][c]
+        for b = 1, 2 * m do A[r][b] = A[r][b] - f * A[c][b] end
+      end
+    end
+  end
+  local T = {}
+  for r = 1, n do
+    for c = 1, m do
+      local s = 0
+      for a = 1, m do s = s + J[(a - 1) * n + r] * A[a][m + c] end
+      T[#T + 1] = s
+    end
+  end
+  return T
+end
+
+local function angle(a, b)
+  local ab, aa, bb = 0, 0, 0
+  for k = 1, #a do ab, aa, bb = ab + a[k] * b[k], aa + a[k] ^ 2, bb + b[k] ^ 2 end
+  return math.deg(math.acos(math.max(-1, math.min(1, ab / math.sqrt(aa * bb)))))
+end
+
+local function stacked_q(net)
+  local q = {}
+  for i = 1, net.L do
+    local w = net.Q[i]:weights()
+    for k = 1, #w do q[#q + 1] = w[k] end
+  end
+  return q
+end
+
+-- ---- Theorem 6 ---------------------------------------------------------------------------
+test("theorem 6: linear network, Q -> J^T (J J^T + gamma I)^{-1}", function()
+  local B = 32
+  local net = dfc.network { sizes = { 6, 5, 4, 3 }, batch = B, activation = "linear",
+    output_activation = "linear", plastic_feedback = true, seed = 3 }
+  -- the theorem's separation of timescales: a soma much faster than the apical compartment
+  -- (tau_v_fb = dt_fb); with the toy configuration's tau_v_fb = 0.01 the somatic lag of each
+  -- layer biases Q slightly off the row space of J (Condition 2 settles near 0.989)
+  local sleep = dfc.sleep(net, { tau_v_fb = 0.002 })
+  local opt = apical.optim.sgd { model = net.model, projections = net.Q, lr = 0.3,
+    weight_decay = 0.025, clip = 1, clip_mode = "global" }
+  local X = apical.zeros { B, 6 }
+  for k = 1, #X do X[k] = 2 * math.sin(12.9898 * k) end
+  local x1 = apical.zeros { 1, 6 }
+  for k = 1, 6 do x1[k] = X[k] end
+  local J = apical.zeros { 1, 3, 12 }
+  dfc.jacobian { model = net.model, x = x1, out = J }
+  local c2 = apical.zeros { 1 }
+  local function measure()
+    dfc.condition2 { model = net.model, x = x1, out = c2 }
+    local q, best, best_gamma = stacked_q(net), math.huge, 0
+    for e = -3, 3, 0.25 do
+      local a = angle(q, damped_pinv(J, 3, 12, 10 ^ e))
+      if a < best then best, best_gamma = a, 10 ^ e end
+    end
+    return c2[1], best, best_gamma
+  end
+  local c0, a0 = measure()
+  print(string.format("  initial Q: Condition 2 %.4f, angle %.1f deg", c0, a0))
+  assert(c0 < 0.9 and a0 > 30, "the initial Q is already aligned: the test cannot fail")
+  for it = 1, 600 do
+    if it == 401 then opt:set_lr(0.03) end -- settle the noisy steps
+    opt:zero()
+    sleep:gradient(X, opt, it)
+    opt:step()
+  end
+  local c, a, g = measure()
+  print(string.format("  after 600 sleep-phase steps: Condition 2 %.5f, angle %.2f deg (gamma %.3g)", c, a, g))
+  assert(c >= 0.99, "Condition 2 = " .. c)
+  assert(a <= 10, "angle " .. a)
+  -- linear: the same J for every input
+  local c2b = apical.zeros { B }
+  dfc.condition2 { model = net.model, x = X, out = c2b }
+  for b = 1, B do assert(math.abs(c2b[b] - c) < 1e-9) end
+end)
+
+-- ---- stability (Condition 3) ------------------------------------------------------------
+test("stability: pre-training moves the eigenvalues of J Q above -alpha", function()
+  local alpha = 0.0015
+  local t = dfc.trainer { task = "student_teacher", feedback = "trained", hidden = { 6, 5 },
+    alpha = alpha, epochs_fb = 40, progress = false, seed = 5,
+    task_opts = { n_in = 4, n_out = 3, n_train = 1280, n_valid = 64, n_test = 64 } }
+  local net = t.net
+  -- a destabilising start: Q = -(W_{i+1}^T ... W_L^T), so J Q ~ -J J^T
+  dfc.weight_product { model = net.model }
+  for i = 1, net.L do
+    local w = net.Q[i]:weights()
+    for k = 1, #w do w[k] = -w[k] end
+    net.Q[i]:set_weights(w)
+  end
+  local X
+  for x in t.task.valid:batches { batch = 64 } do X = apical.array(x) end
+  local re, im = apical.zeros { 64, 3 }, apical.zeros { 64, 3 }
+  local function range()
+    dfc.jq_eigen { model = net.model, x = X, out_re = re, out_im = im }
+    local lo, hi = math.huge, -math.huge
+    for k = 1, #re do lo, hi = math.min(lo, re[k]), math.max(hi, re[k]) end
+    return lo, hi
+  end
+  local lo0, hi0 = range()
+  print(string.format("  before: real parts of eig(J Q) in [%.3g, %.3g]", lo0, hi0))
+  assert(hi0 < -alpha, "the initial Q is not destabilising: the test cannot fail")
+  local fb = t:feedback_phase(0)
+  local lo, hi = range()
+  print(string.format("  after %d pre-training epochs (%.2f s): real parts in [%.3g, %.3g], Condition 2 %.3f",
+    fb.epochs, fb.wall, lo, hi, fb.condition2))
+  assert(lo > -alpha, "smallest real part " .. lo)
+end)
+
+-- ---- options -----------------------------------------------------------------------------
+test("trainer options", function()
+  local function fails(cfg, needle)
+    local ok, err = pcall(dfc.trainer, cfg)
+    assert(not ok, "expected an error with " .. needle)
+    assert(tostring(err):find(needle, 1, true), tostring(err) .. " lacks " .. needle)
+  end
+  local small = { n_train = 256, n_valid = 64, n_test = 64 }
+  fails({ feedback = "learned", task_opts = small }, 'unknown feedback "learned"')
+  fails({ feedback = "trained", tau_A = 0, task_opts = small }, "tau_A = 0 must be > 0")
+  fails({ feedback = "trained", tmax_fb = 1.5, task_opts = small }, "tmax_fb = 1.5")
+  fails({ feedback = "trained", optimizer_fb = "rmsprop", task_opts = small }, 'unknown optimizer_fb "rmsprop"')
+  fails({ feedback = "trained", feedback_pathway = "layerwise", task_opts = small }, "not direct")
+  -- freeze_QL: Q_L = I stays, the optimisers hold Q_1..Q_{L-1} only
+  local t = dfc.trainer { feedback = "trained", freeze_QL = true, epochs_fb = 1, progress = false,
+    optimizer_fb = "adam", task_opts = small }
+  t:feedback_phase(0)
+  local q = t.net.Q[t.L]:weights()
+  local n = t.net.sizes[t.L + 1]
+  for r = 1, n do
+    for c = 1, n do assert(q[(r - 1) * n + c] == (r == c and 1 or 0), "Q_L changed") end
+  end
+  assert(#t.fb_proj == t.L - 1)
+  assert(t.opt_fb_init.steps == 256 // 128 and t.opt_fb.steps == 0)
+end)
+
+print(string.format("%d passed, %d failed", passed, failed))
+if failed > 0 then os.exit(1) end
