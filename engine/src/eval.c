@@ -311,6 +311,31 @@ int ap_sim_ordered_step(ap_sim *s, const int *order, int n_order, double t, doub
 
 /* ---- plasticity rules -------------------------------------------------------------------- */
 
+/* The rule's factors of projection pr at the current signals: pre (batch x cols) preset to the
+ * source, post (batch x rows) from the rule, each sample's row of post multiplied by
+ * w * sample weight. */
+static int rule_factors(ap_sim *s, sim_proj *pr, double *post, double *pre, double w) {
+    const int B = s->B;
+    sim_acc *a = pr->acc;
+    const ap_proj_obj *po = pr->obj;
+    const int rows = po->rows;
+    memcpy(pre, pr->src, (size_t)B * (size_t)po->cols * sizeof(double));
+    a->ctx.t = s->eval_t;
+    int rc = po->rule->factors(&a->ctx, post, pre);
+    if (rc)
+        return rc > 0 ? rc
+                      : ap_error(AP_EPLUGIN, "projection %s: rule %s failed (code %d)", po->name,
+                                 po->rule->name, rc);
+    if (s->sample_w || w != 1.0)
+        for (int b = 0; b < B; b++) {
+            double *row = post + (size_t)b * rows;
+            const double wb = s->sample_w ? w * s->sample_w[b] : w;
+            for (int j = 0; j < rows; j++)
+                row[j] *= wb;
+        }
+    return 0;
+}
+
 int ap_sim_accumulate(ap_sim *s, double w, double *quad) {
     const int B = s->B;
     for (int i = 0; i < s->n_projs; i++) {
@@ -319,20 +344,8 @@ int ap_sim_accumulate(ap_sim *s, double w, double *quad) {
         if (!a) continue;
         const ap_proj_obj *po = pr->obj;
         const int rows = po->rows, cols = po->cols;
-        memcpy(a->pre, pr->src, (size_t)B * (size_t)cols * sizeof(double));
-        a->ctx.t = s->eval_t;
-        int rc = po->rule->factors(&a->ctx, a->post, a->pre);
-        if (rc)
-            return rc > 0 ? rc
-                          : ap_error(AP_EPLUGIN, "projection %s: rule %s failed (code %d)",
-                                     po->name, po->rule->name, rc);
-        if (s->sample_w)
-            for (int b = 0; b < B; b++) {
-                double *row = a->post + (size_t)b * rows;
-                const double wb = s->sample_w[b];
-                for (int j = 0; j < rows; j++)
-                    row[j] *= wb;
-            }
+        int rc = rule_factors(s, pr, a->post, a->pre, 1.0);
+        if (rc) return rc;
         double *dW = quad ? quad + a->quad_off : a->dW;
         double *db = quad ? dW + (size_t)rows * cols : a->db;
         /* dW (rows x cols) += w * post^T (rows x B) . pre (B x cols) */
@@ -348,6 +361,54 @@ int ap_sim_accumulate(ap_sim *s, double w, double *quad) {
         }
     }
     return 0;
+}
+
+/* Adds the slots of accumulator a (projection pr) to dW and db, and empties them. */
+static void flush_acc(ap_sim *s, sim_proj *pr) {
+    sim_acc *a = pr->acc;
+    if (a->n_slots <= 0) return;
+    /* every slot's samples act as one batch of n_slots * B samples */
+    const int K = a->n_slots * s->B;
+    const int rows = pr->obj->rows, cols = pr->obj->cols;
+    /* dW (rows x cols) += post^T (rows x K) . pre (K x cols) */
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rows, cols, K, 1.0, a->stack_post, rows,
+                a->stack_pre, cols, 1.0, a->dW, cols);
+    if (pr->obj->b)
+        for (int k = 0; k < K; k++) {
+            const double *row = a->stack_post + (size_t)k * rows;
+            for (int j = 0; j < rows; j++)
+                a->db[j] += row[j];
+        }
+    a->n_slots = 0;
+}
+
+int ap_sim_acc_push(ap_sim *s, double w) {
+    if (s->acc_cap <= 0) return ap_sim_accumulate(s, w, NULL);
+    const size_t B = (size_t)s->B;
+    for (int i = 0; i < s->n_projs; i++) {
+        sim_proj *pr = &s->projs[i];
+        sim_acc *a = pr->acc;
+        if (!a) continue;
+        const size_t rows = (size_t)pr->obj->rows, cols = (size_t)pr->obj->cols;
+        const size_t slot = (size_t)a->n_slots * B;
+        double *post = a->stack_post + slot * rows, *pre = a->stack_pre + slot * cols;
+        int rc = rule_factors(s, pr, post, pre, w);
+        if (rc) return rc;
+        if (a->n_slots > 0 && memcmp(pre, pre - B * cols, B * cols * sizeof *pre) == 0) {
+            /* same presynaptic factor as the last slot (a held input, for one) */
+            double *last = post - B * rows;
+            for (size_t k = 0; k < B * rows; k++)
+                last[k] += post[k];
+        } else if (++a->n_slots == s->acc_cap) {
+            flush_acc(s, pr);
+        }
+    }
+    return 0;
+}
+
+void ap_sim_acc_flush(ap_sim *s) {
+    for (int i = 0; i < s->n_projs; i++)
+        if (s->projs[i].acc) flush_acc(s, &s->projs[i]);
 }
 
 /* ---- recording --------------------------------------------------------------------------- */

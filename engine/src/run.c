@@ -189,6 +189,44 @@ void ap_sim_live_inputs(ap_sim *s) {
         }
 }
 
+int ap_acc_stack_points(int B) {
+    int k = (AP_ACC_STACK_ROWS + B / 2) / (B > 0 ? B : 1);
+    return k > 1 ? k : 1;
+}
+
+void ap_sim_acc_stacks_free(ap_sim *s) {
+    for (int i = 0; i < s->n_projs; i++) {
+        sim_acc *a = s->projs[i].acc;
+        if (!a) continue;
+        free(a->stack_post);
+        free(a->stack_pre);
+        a->stack_post = a->stack_pre = NULL;
+        a->n_slots = 0;
+    }
+    s->acc_cap = 0;
+}
+
+int ap_sim_acc_stacks(ap_sim *s, int points) {
+    ap_sim_acc_stacks_free(s);
+    const size_t rows = (size_t)points * (size_t)s->B;
+    for (int i = 0; i < s->n_projs; i++) {
+        sim_acc *a = s->projs[i].acc;
+        if (!a) continue;
+        const ap_proj_obj *po = s->projs[i].obj;
+        a->stack_post = malloc(rows * (size_t)po->rows * sizeof(double));
+        a->stack_pre = malloc(rows * (size_t)po->cols * sizeof(double));
+        if (!a->stack_post || !a->stack_pre) {
+            ap_sim_acc_stacks_free(s);
+            return ap_error(AP_ENOMEM,
+                            "out of memory for the accumulation stacks of %s (%zu x (%d + %d) "
+                            "values)",
+                            po->name, rows, po->rows, po->cols);
+        }
+    }
+    s->acc_cap = points;
+    return AP_OK;
+}
+
 void ap_sim_clear_acc(ap_sim *s) {
     for (int i = 0; i < s->n_projs; i++) {
         sim_acc *a = s->projs[i].acc;
@@ -291,8 +329,17 @@ int ap_sim_run(ap_sim *s, const ap_run_opts *o, ap_run_stats *stats) {
     s->bad_index = -1;
     s->rhs_evals = 0;
     s->ordered = o->ordered;
-    if ((rc = ap_sim_start(s, o->keep_state))) return rc;
+    /* Fixed-step solvers accumulate at every point: the factors of K points are stacked and
+     * added in one dgemm per projection. The stacks live for this run only (allocated here,
+     * never in the time loop; CVODE's quadrature does not use them). */
+    if (s->acc_on && is_fixed(o->solver) && (rc = ap_sim_acc_stacks(s, ap_acc_stack_points(s->B))))
+        return rc;
+    if ((rc = ap_sim_start(s, o->keep_state))) {
+        ap_sim_acc_stacks_free(s);
+        return rc;
+    }
     rc = is_fixed(o->solver) ? ap_solve_fixed(s, o, stats) : ap_solve_cvode(s, o, stats);
+    ap_sim_acc_stacks_free(s);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     stats->wall_seconds =
         (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);

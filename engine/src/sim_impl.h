@@ -57,6 +57,11 @@ typedef struct sim_acc {
     double *scratch;
     size_t quad_off; /* offset in the CVODE quadrature vector */
     ap_rule_ctx ctx;
+    /* per run (ap_sim_acc_stacks): the factors of up to s->acc_cap points, stacked as
+     * (slots x batch) x rows and (slots x batch) x cols, weights already applied to post; a
+     * point whose pre equals the last slot's adds its post to that slot */
+    double *stack_post, *stack_pre;
+    int n_slots; /* slots in use, not yet added to dW and db */
 } sim_acc;
 
 typedef struct sim_proj {
@@ -115,6 +120,7 @@ struct ap_sim {
     double acc_weight;
     double *sample_w; /* per-sample weights of the accumulators, or NULL (all 1) */
     int acc_on;
+    int acc_cap; /* slots a stack holds (0: no stacks, every point is its own dgemm) */
     int ordered;
     /* last evaluation, for reuse by the quadrature */
     double eval_t;
@@ -137,6 +143,22 @@ int ap_sim_ordered_step(ap_sim *s, const int *order, int n_order, double t, doub
 /* Accumulates every rule at the current signals with weight w (dW += w * post^T pre). With
  * quad != NULL, writes the integrands into quad instead (CVODE quadrature). */
 int ap_sim_accumulate(ap_sim *s, double w, double *quad);
+/* Stack depth for batch B: K points with K * B about AP_ACC_STACK_ROWS (at least 1), so
+ * that the accumulation is one dgemm with inner dimension K * B instead of K with B. */
+#define AP_ACC_STACK_ROWS 1024
+int ap_acc_stack_points(int B);
+/* Allocates the stacks of every accumulator for `points` points (run.c, when a run starts);
+ * ap_sim_acc_stacks_free releases them (when it ends). */
+int ap_sim_acc_stacks(ap_sim *s, int points);
+void ap_sim_acc_stacks_free(ap_sim *s);
+/* Like ap_sim_accumulate(s, w, NULL), but the factors go to the stacks, which are added to
+ * the accumulators (one dgemm each) when full; without stacks, accumulates at once. A point
+ * whose presynaptic factor equals (bitwise) that of the last slot, as when the source is a
+ * model input, only adds its post to that slot: post1^T pre + post2^T pre = (post1 + post2)^T
+ * pre. The sum equals the point-by-point one up to rounding. */
+int ap_sim_acc_push(ap_sim *s, double w);
+/* Adds what the stacks hold to dW and db and empties them; call before reading the sums. */
+void ap_sim_acc_flush(ap_sim *s);
 /* Names state variable i: "h1.soma[sample 3, unit 17]". */
 void ap_sim_describe(const ap_sim *s, size_t i, char *buf, size_t n);
 /* Index of the first non-finite entry of v (length s->n_state), or -1. */

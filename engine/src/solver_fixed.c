@@ -64,7 +64,8 @@ static int observe(ap_sim *s, const ap_run_opts *o, long k, long n, double t, co
                   (s->acc_points == AP_ACC_RIGHT && k > 0);
         if (use) {
             s->eval_t = t;
-            if ((rc = ap_sim_accumulate(s, 1.0, NULL)))
+            /* stacked: the dgemm runs once every few points (and at the end of the run) */
+            if ((rc = ap_sim_acc_push(s, 1.0)))
                 return rc < 0 ? rc : ap_error(AP_ENONFINITE, "rule failed at t = %g", t);
             s->acc_weight += 1.0;
         }
@@ -73,7 +74,9 @@ static int observe(ap_sim *s, const ap_run_opts *o, long k, long n, double t, co
 }
 
 static void finish_acc(ap_sim *s) {
-    if (!s->acc_on || s->acc_weight <= 0) return;
+    if (!s->acc_on) return;
+    ap_sim_acc_flush(s); /* the points still stacked, also after an early stop */
+    if (s->acc_weight <= 0) return;
     for (int i = 0; i < s->n_projs; i++) {
         sim_acc *a = s->projs[i].acc;
         if (!a) continue;
