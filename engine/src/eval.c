@@ -12,6 +12,23 @@
 #include "sim_impl.h"
 
 /* drive of compartment c of population p: bias + projections + feeds */
+/* The contribution of every dense projection from an input, for the whole run. */
+static void fill_input_caches(ap_sim *s) {
+    const int B = s->B;
+    for (int i = 0; i < s->n_projs; i++) {
+        sim_proj *pr = &s->projs[i];
+        if (!pr->cache) continue;
+        const ap_proj_obj *po = pr->obj;
+        const int n = pr->n_tgt;
+        if (po->b)
+            for (int b = 0; b < B; b++)
+                memcpy(pr->cache + (size_t)b * n, po->b, (size_t)n * sizeof(double));
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, n, pr->n_src, 1.0, pr->src,
+                    pr->n_src, po->W, pr->n_src, po->b ? 1.0 : 0.0, pr->cache, n);
+    }
+    s->input_cache_valid = 1;
+}
+
 static void compute_drive(ap_sim *s, sim_pop *sp, int c, int use_prev) {
     sim_comp *sc = &sp->comp[c];
     const int B = s->B, n = sp->n;
@@ -22,7 +39,16 @@ static void compute_drive(ap_sim *s, sim_pop *sp, int c, int use_prev) {
         const sim_proj *pr = &s->projs[sc->projs[k]];
         const ap_proj_obj *po = pr->obj;
         const double *src = use_prev && pr->src_prev ? pr->src_prev : pr->src;
-        if (po->kind == AP_DENSE) {
+        if (pr->cache) {
+            /* inputs do not change during a run: their products are computed once */
+            if (!s->input_cache_valid) fill_input_caches(s);
+            if (first)
+                memcpy(d, pr->cache, len * sizeof *d);
+            else
+                for (size_t i = 0; i < len; i++)
+                    d[i] += pr->cache[i];
+            first = 0;
+        } else if (po->kind == AP_DENSE) {
             if (po->b) {
                 if (first) {
                     for (int b = 0; b < B; b++)
@@ -187,6 +213,7 @@ int ap_sim_eval(ap_sim *s, double t, const double *y, double *ydot) {
 }
 
 int ap_sim_start(ap_sim *s, int keep_state) {
+    s->input_cache_valid = 0; /* weights may have changed since the last run */
     const size_t B = (size_t)s->B;
     int rc;
     if (!keep_state) {

@@ -416,6 +416,9 @@ static int setup_projs(ap_sim *s) {
                 AP_ESIZE, "%sprojection %s: weights are %d x %d, the signals need %d x %d",
                 origin_of(po->origin), po->name, po->rows, po->cols, tgt.size, src.size);
         sp->src = signal_ptr(s, &src);
+        if (src.kind == AP_SIG_INPUT && po->kind == AP_DENSE &&
+            !(sp->cache = xcalloc((size_t)s->B * (size_t)tgt.size, sizeof(double), &fail)))
+            return ap_error(AP_ENOMEM, "out of memory for projection %s", po->name);
         sp->tgt_pop = tgt.obj;
         sp->tgt_comp = tgt.port;
         sim_comp *sc = &s->pops[tgt.obj].comp[tgt.port];
@@ -606,6 +609,7 @@ void ap_sim_free(ap_sim **ps) {
         free(sb->state_sigma);
     }
     for (int i = 0; i < s->n_projs && s->projs; i++) {
+        free(s->projs[i].cache);
         sim_acc *a = s->projs[i].acc;
         if (!a) continue;
         free(a->dW);
@@ -651,6 +655,8 @@ int ap_sim_get_state(const ap_sim *s, double *y) {
 }
 
 int ap_sim_rhs(ap_sim *s, double t, const double *y, double *ydot) {
+    /* outside a run the weights may have changed: products of inputs are recomputed */
+    s->input_cache_valid = 0;
     int rc = ap_sim_eval(s, t, y, ydot);
     if (rc > 0) {
         char nm[256];
@@ -675,6 +681,7 @@ int ap_sim_set_input(ap_sim *s, const char *name, const double *data, size_t cou
             return ap_error(AP_ENONFINITE, "input %s: value [sample %zu, unit %zu] = %g", name,
                             k / (size_t)r.size, k % (size_t)r.size, data[k]);
     memcpy(s->input[r.obj], data, count * sizeof *data);
+    s->input_cache_valid = 0;
     return AP_OK;
 }
 

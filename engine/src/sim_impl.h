@@ -71,6 +71,9 @@ typedef struct sim_proj {
     const double *src_prev; /* snapshot source (ordered mode), or NULL */
     int tgt_pop, tgt_comp;
     sim_acc *acc; /* NULL without a rule */
+    /* dense projections from an input: source . W^T + b, computed once per run (inputs are
+     * held during a run), batch x n_tgt; NULL for other projections */
+    double *cache;
 } sim_proj;
 
 typedef enum { NODE_COMP, NODE_RATE, NODE_BLOCK } node_kind;
@@ -129,6 +132,7 @@ struct ap_sim {
     long bad_index;
     double bad_value;
     long rhs_evals;
+    int input_cache_valid; /* the projections' caches match the inputs and weights */
 };
 
 /* Evaluates every instantaneous signal at (t, y) (y is copied into s->x unless it is s->x)

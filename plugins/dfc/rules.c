@@ -43,10 +43,10 @@ static int forward_factors(const ap_rule_ctx *c, double *post, double *pre) {
     const size_t n = (size_t)c->batch * (size_t)c->n_post;
     const double scale = c->params[FW_SCALE];
     double *phi_b = c->scratch;
-    c->activation->f(n, c->value[DFC_C_SOMA], post);
+    /* phi(v) is the population's rate, already computed: only phi(vB) is new */
     c->activation->f(n, c->value[DFC_C_BASAL], phi_b);
     for (size_t i = 0; i < n; i++)
-        post[i] = scale * (post[i] - phi_b[i]);
+        post[i] = scale * (c->rate[i] - phi_b[i]);
     return all_finite(post, n) ? 0 : 1;
 }
 

@@ -426,13 +426,14 @@ static void test_convergence_mask(void) {
 static void test_rules(void) {
     enum { RB = 2, NP = 3 };
     double basal[RB * NP], apical[RB * NP], soma[RB * NP], post[RB * NP], pre[RB * 2],
-        scratch[RB * NP];
+        scratch[RB * NP], rate[RB * NP];
     fill(basal, RB * NP, 1.0);
     fill(apical, RB * NP, 1.0);
     fill(soma, RB * NP, 1.0);
     fill(pre, RB * 2, 1.0);
     const double *values[3] = {basal, apical, soma};
     const ap_activation *act = ap_registry_activation(reg, "tanh");
+    if (act) act->f(RB * NP, soma, rate); /* the population's rate, as the engine provides it */
     ap_rule_ctx c = {.batch = RB,
                      .n_pre = 2,
                      .n_post = NP,
@@ -440,7 +441,7 @@ static void test_rules(void) {
                      .n_compartments = 3,
                      .value = values,
                      .drive = values,
-                     .rate = NULL,
+                     .rate = rate,
                      .activation = act,
                      .target_compartment = 0,
                      .scratch = scratch};
