@@ -31,7 +31,7 @@ static int param_index(const ap_neuron_type *t, const char *name) {
 }
 
 /* Pointer to the buffer behind a resolved signal. */
-static const double *signal_ptr(const ap_sim *s, const ap_sigref *r) {
+const double *ap_sim_signal_ptr(const ap_sim *s, const ap_sigref *r) {
     switch (r->kind) {
     case AP_SIG_INPUT:
         return s->input[r->obj];
@@ -415,7 +415,7 @@ static int setup_projs(ap_sim *s) {
             return ap_error(
                 AP_ESIZE, "%sprojection %s: weights are %d x %d, the signals need %d x %d",
                 origin_of(po->origin), po->name, po->rows, po->cols, tgt.size, src.size);
-        sp->src = signal_ptr(s, &src);
+        sp->src = ap_sim_signal_ptr(s, &src);
         if (src.kind == AP_SIG_INPUT && po->kind == AP_DENSE &&
             !(sp->cache = xcalloc((size_t)s->B * (size_t)tgt.size, sizeof(double), &fail)))
             return ap_error(AP_ENOMEM, "out of memory for projection %s", po->name);
@@ -476,7 +476,7 @@ static int wire(ap_sim *s) {
     for (int i = 0; i < s->n_projs; i++) {
         ap_sigref src;
         ap_model_resolve(m, s->projs[i].obj->source, &src);
-        s->projs[i].src = signal_ptr(s, &src);
+        s->projs[i].src = ap_sim_signal_ptr(s, &src);
     }
     for (int b = 0; b < s->n_blocks; b++) {
         sim_block *sb = &s->blocks[b];
@@ -484,7 +484,7 @@ static int wire(ap_sim *s) {
             ap_sigref r;
             int rc = ap_model_resolve(m, sb->obj->inputs[k], &r);
             if (rc) return rc;
-            sb->in_live[k] = sb->in[k] = signal_ptr(s, &r);
+            sb->in_live[k] = sb->in[k] = ap_sim_signal_ptr(s, &r);
         }
         sb->ctx = (ap_block_ctx){.batch = s->B,
                                  .params = sb->obj->params,
@@ -693,7 +693,7 @@ int ap_sim_read(ap_sim *s, const char *signal, double *dst, size_t count) {
     if (count != need)
         return ap_error(AP_ESIZE, "read %s: room for %zu values, it has batch %d x %d = %zu",
                         signal, count, s->B, r.size, need);
-    memcpy(dst, signal_ptr(s, &r), need * sizeof *dst);
+    memcpy(dst, ap_sim_signal_ptr(s, &r), need * sizeof *dst);
     return AP_OK;
 }
 
@@ -708,7 +708,7 @@ int ap_sim_write_state(ap_sim *s, const char *signal, const double *src, size_t 
     if (count != need)
         return ap_error(AP_ESIZE, "write %s: got %zu values, expected batch %d x %d = %zu", signal,
                         count, s->B, r.size, need);
-    memcpy((double *)signal_ptr(s, &r), src, need * sizeof *src);
+    memcpy((double *)ap_sim_signal_ptr(s, &r), src, need * sizeof *src);
     s->eval_valid = 0;
     return AP_OK;
 }

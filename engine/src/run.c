@@ -146,25 +146,7 @@ static int setup_recording(ap_sim *s, const ap_run_opts *o, long n_steps) {
         sr->name = malloc(nm);
         if (!sr->name) return ap_error(AP_ENOMEM, "out of memory");
         memcpy(sr->name, o->record[k], nm);
-        double tmp;
-        (void)tmp;
-        switch (r.kind) {
-        case AP_SIG_INPUT:
-            sr->src = s->input[r.obj];
-            break;
-        case AP_SIG_COMPARTMENT:
-            sr->src = s->pops[r.obj].comp[r.port].value;
-            break;
-        case AP_SIG_RATE:
-            sr->src = s->pops[r.obj].rate;
-            break;
-        case AP_SIG_BLOCK_OUTPUT:
-            sr->src = s->blocks[r.obj].out[r.port];
-            break;
-        case AP_SIG_BLOCK_STATE:
-            sr->src = s->blocks[r.obj].state[r.port];
-            break;
-        }
+        sr->src = ap_sim_signal_ptr(s, &r);
         sr->width = s->B * r.size;
         sr->cap = cap;
         if (cap) {
@@ -249,24 +231,7 @@ static int setup_snapshots(ap_sim *s, const ap_run_opts *o) {
         ap_sigref r;
         int rc = ap_model_resolve(s->m, o->previous[k], &r);
         if (rc) return ap_error_prefix(rc, "previous: ");
-        const double *src = NULL;
-        switch (r.kind) {
-        case AP_SIG_INPUT:
-            src = s->input[r.obj];
-            break;
-        case AP_SIG_COMPARTMENT:
-            src = s->pops[r.obj].comp[r.port].value;
-            break;
-        case AP_SIG_RATE:
-            src = s->pops[r.obj].rate;
-            break;
-        case AP_SIG_BLOCK_OUTPUT:
-            src = s->blocks[r.obj].out[r.port];
-            break;
-        case AP_SIG_BLOCK_STATE:
-            src = s->blocks[r.obj].state[r.port];
-            break;
-        }
+        const double *src = ap_sim_signal_ptr(s, &r);
         sim_snapshot *sn = &s->snap[k];
         sn->src = src;
         sn->count = (size_t)s->B * (size_t)r.size;

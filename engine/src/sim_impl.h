@@ -167,6 +167,8 @@ void ap_sim_acc_flush(ap_sim *s);
 void ap_sim_describe(const ap_sim *s, size_t i, char *buf, size_t n);
 /* Index of the first non-finite entry of v (length s->n_state), or -1. */
 long ap_first_nonfinite(const double *v, size_t n);
+/* The buffer behind a resolved signal (batch x size values). */
+const double *ap_sim_signal_ptr(const ap_sim *s, const ap_sigref *r);
 /* Points every projection and block input back at live signals (no snapshots). */
 void ap_sim_live_inputs(ap_sim *s);
 /* Largest |v[i]| over n values. */
