@@ -139,7 +139,7 @@ static void run_case(const char *ctl, double k_p, double tau_A_engine, double ta
     ap_model *m = net_build(&sp);
     ref R;
     memset(&R, 0, sizeof R);
-    char name[8];
+    char name[16];
     for (int i = 1; i <= L; i++) {
         snprintf(name, sizeof name, "W%d", i);
         memcpy(R.W[i], proj_w(m, name), (size_t)N[i] * N[i - 1] * sizeof(double));

@@ -36,7 +36,7 @@ static void test_jacobian_finite_differences(void) {
     double worst = 0;
     int col = 0;
     for (int i = 1; i <= 3; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "W%d", i);
         double *b = proj_b(m, name);
         for (int j = 0; j < sp.n[i]; j++, col++) {
@@ -85,7 +85,7 @@ static void inv_jjt(const double *J, int n, double *Mi) {
 static void set_q(ap_model *m, const int *n, const double *Q) {
     int row = 0;
     for (int i = 1; i <= 3; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "Q%d", i);
         memcpy(proj_w(m, name), Q + (size_t)row * 2, (size_t)n[i] * 2 * sizeof(double));
         row += n[i];

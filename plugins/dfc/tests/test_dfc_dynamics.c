@@ -48,7 +48,7 @@ enum { NUPD = 4 * 3 + 4 + 3 * 4 + 3 + 2 * 3 + 2 };
 static void read_update(ap_sim *s, ap_model *m, double *out) {
     const int rows[] = {0, 4, 3, 2}, cols[] = {0, 3, 4, 3};
     size_t k = 0;
-    char name[8];
+    char name[16];
     for (int i = 1; i <= L; i++) {
         snprintf(name, sizeof name, "W%d", i);
         const double *dW = NULL, *db = NULL;

@@ -32,7 +32,7 @@ static void hand_forward(ap_model *m, int L, const int *n, const char *out_act, 
     for (int j = 0; j < n[0]; j++)
         r[0][j] = x[j];
     for (int i = 1; i <= L; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "W%d", i);
         const double *W = proj_w(m, name), *b = proj_b(m, name);
         for (int j = 0; j < n[i]; j++) {
@@ -654,7 +654,7 @@ static void test_sleep_phase(void) {
     CHECK(max_abs(va[0] + (size_t)T * B * 4, B * 4) > 1e-3);
     /* the accumulated update: the mean over the T + 1 points of -(1/sigma^2) vA u^T */
     for (int i = 1; i <= L; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "Q%d", i);
         const double *dQ, *db;
         double weight;

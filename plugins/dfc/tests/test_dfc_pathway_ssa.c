@@ -86,7 +86,7 @@ static ap_model *build_pathway(ap_model *m) {
 
 /* Q1..QL of a model, stacked */
 static void stack_q(ap_model *m, double *q) {
-    char name[8];
+    char name[16];
     for (int i = 1; i <= L; i++) {
         snprintf(name, sizeof name, "Q%d", i);
         size_t n = (size_t)sizes[i] * NL;
@@ -99,7 +99,7 @@ static void stack_q(ap_model *m, double *q) {
 enum { NUPD = N1 * N0 + N1 + N2 * N1 + N2 + NL * N2 + NL };
 static void read_grads(ap_optim *o, ap_model *m, double *out) {
     size_t k = 0;
-    char name[8];
+    char name[16];
     for (int i = 1; i <= L; i++) {
         snprintf(name, sizeof name, "W%d", i);
         int id = proj_id(m, name);
@@ -198,7 +198,7 @@ static void test_qeff_replaces_q(void) {
     CHECK(!same(&own, &with_arg));
     /* write q_other into the model's Q1..QL */
     const double *q = q_other;
-    char name[8];
+    char name[16];
     for (int i = 1; i <= L; i++) {
         snprintf(name, sizeof name, "Q%d", i);
         memcpy(proj_w(m, name), q, (size_t)sizes[i] * NL * sizeof *q);
@@ -222,7 +222,7 @@ static void test_pathway_model(void) {
     double qeff[NQ * NL] = {0};
     const double *F = proj_w(p, "F");
     double *row = qeff;
-    char name[8];
+    char name[16];
     for (int i = 1; i <= L; i++) {
         snprintf(name, sizeof name, "Q%d", i);
         const double *Q = proj_w(p, name);

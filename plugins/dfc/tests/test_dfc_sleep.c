@@ -110,7 +110,7 @@ static ap_model *sleep_model(ref *R) {
     rng_state = 777;
     ap_model *m = net_build(&sp);
     memset(R, 0, sizeof *R);
-    char name[8];
+    char name[16];
     for (int i = 1; i <= L; i++) {
         snprintf(name, sizeof name, "W%d", i);
         memcpy(R->W[i], proj_w(m, name), (size_t)N[i] * N[i - 1] * sizeof(double));

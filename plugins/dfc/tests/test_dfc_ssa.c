@@ -29,7 +29,7 @@ enum { NUPD = 5 * N0 + 5 + 4 * 5 + 4 + NL * 4 + NL };
 static void read_grads(ap_optim *o, ap_model *m, double *out) {
     const int rows[] = {0, 5, 4, NL}, cols[] = {0, N0, 5, 4};
     size_t k = 0;
-    char name[8];
+    char name[16];
     for (int i = 1; i <= L; i++) {
         snprintf(name, sizeof name, "W%d", i);
         int id = proj_id(m, name);
@@ -145,7 +145,7 @@ static void test_ssa_matches_steady_state(void) {
 static void test_ssa_singular(void) {
     ap_model *m = build();
     for (int i = 1; i <= L; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "Q%d", i);
         int rows = i == 1 ? 5 : i == 2 ? 4 : NL;
         memset(proj_w(m, name), 0, (size_t)rows * NL * sizeof(double));
