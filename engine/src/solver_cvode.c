@@ -22,7 +22,8 @@
 typedef struct cv_run {
     ap_sim *s;
     double settle_tol;
-    char msg[512]; /* CVODE's own last message */
+    long extra_evals; /* evaluations CVODE does not count: quadrature misses, root function */
+    char msg[512];    /* CVODE's own last message */
 } cv_run;
 
 static int rhs(sunrealtype t, N_Vector y, N_Vector ydot, void *ud) {
@@ -38,6 +39,7 @@ static int quad(sunrealtype t, N_Vector y, N_Vector yQdot, void *ud) {
     /* CVODES usually asks for the quadrature right after the right-hand side at the same
      * point: reuse that evaluation when it is the same state. */
     if (!(s->eval_valid && s->eval_t == t && memcmp(yd, s->x, s->n_state * sizeof *yd) == 0)) {
+        r->extra_evals++;
         int rc = ap_sim_eval(s, t, yd, s->ydot);
         if (rc) return rc < 0 ? -1 : rc;
     }
@@ -49,6 +51,7 @@ static int quad(sunrealtype t, N_Vector y, N_Vector yQdot, void *ud) {
 static int settle_root(sunrealtype t, N_Vector y, sunrealtype *g, void *ud) {
     cv_run *r = ud;
     ap_sim *s = r->s;
+    r->extra_evals++;
     int rc = ap_sim_eval(s, t, N_VGetArrayPointer(y), s->ydot);
     if (rc) return rc < 0 ? -1 : 1;
     g[0] = ap_max_abs(s->ydot, s->n_state) - r->settle_tol;
@@ -302,6 +305,7 @@ int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
     }
 done:
     if (mem) get_stats(mem, st, s, krylov);
+    st->rhs_evals += r.extra_evals;
     if (!rc) st->t_reached = t; /* the solution's time, not CVODE's internal one */
     if (mem) CVodeFree(&mem);
     if (ls) SUNLinSolFree(ls);
