@@ -56,9 +56,9 @@ typedef struct net_spec {
     int q_plastic;           /* 1: Q1..QL plastic (trainable by an optimiser) */
 } net_spec;
 
-/* Builds x -> h1 -> ... -> hL with W1..WL (bias, forward_rule), ctl reading hL and target,
- * Q1..QL from ctl.u onto the apical compartments. */
-static inline ap_model *net_build(const net_spec *sp) {
+/* Builds x -> h1 -> ... -> hL with W1..WL (bias, forward_rule) and ctl reading hL and target:
+ * everything but the feedback. */
+static inline ap_model *net_build_forward(const net_spec *sp) {
     ap_model *m = NULL;
     char name[32], src[32], tgt[32];
     CHECK_OK(ap_model_new(&m, reg, sp->B));
@@ -98,6 +98,15 @@ static inline ap_model *net_build(const net_spec *sp) {
         fill(ap_model_weights(m, id), (size_t)sp->n[i] * sp->n[i - 1], sp->w_scale);
         fill(ap_model_bias(m, id), (size_t)sp->n[i], 0.3 * sp->w_scale);
     }
+    return m;
+}
+
+/* net_build_forward plus Q1..QL from ctl.u onto the apical compartments. */
+static inline ap_model *net_build(const net_spec *sp) {
+    ap_model *m = net_build_forward(sp);
+    if (!m) return NULL;
+    char name[32], tgt[32];
+    const int L = sp->L;
     for (int i = 1; i <= L; i++) {
         int id;
         ap_connect_spec cs = {0};

@@ -11,7 +11,7 @@
 enum { B = 4, L = 3, N0 = 4, N1 = 5, N2 = 4, NL = 3, NQ = N1 + N2 + NL, NG = 7 };
 static const int sizes[L + 1] = {N0, N1, N2, NL};
 
-static ap_model *build(void) {
+static net_spec spec(void) {
     net_spec sp = {.B = B,
                    .L = L,
                    .n = {N0, N1, N2, NL},
@@ -23,6 +23,11 @@ static ap_model *build(void) {
                    .alpha = 0.1,
                    .w_scale = 0.9,
                    .q_scale = 0.5};
+    return sp;
+}
+
+static ap_model *build(void) {
+    net_spec sp = spec();
     rng_state = 4242;
     return net_build(&sp);
 }
@@ -30,43 +35,16 @@ static ap_model *build(void) {
 /* The same network (weights copied from m) whose feedback goes through an instantaneous linear
  * population g of NG units: F (NG x NL): ctl.u -> g.soma, Q_i (n_i x NG): g -> h_i.apical. */
 static ap_model *build_pathway(ap_model *m) {
-    ap_model *p = NULL;
-    char name[32], src[32], tgt[32];
-    CHECK_OK(ap_model_new(&p, reg, B));
+    net_spec sp = spec();
+    ap_model *p = net_build_forward(&sp);
+    char name[32], tgt[32];
     if (!p) return NULL;
-    CHECK_OK(ap_model_add_input(p, "x", N0));
-    CHECK_OK(ap_model_add_input(p, "target", NL));
-    ap_param pp[2] = {{"tau_v", 0.2}, {"tau_A", 0.0}};
-    const char *act[] = {NULL, "tanh", "tanh", "linear"};
-    for (int i = 1; i <= L; i++) {
-        snprintf(name, sizeof name, "h%d", i);
-        CHECK_OK(ap_model_add_population(p, name, sizes[i], "dfc.pyramidal", act[i], pp, 2));
-        CHECK_OK(ap_model_set_start(p, name, AP_START_SETTLED));
-    }
-    ap_param cp[2] = {{"k_p", 1.0}, {"alpha", 0.1}};
-    const char *ports[] = {"rate", "target"};
-    const char *sigs[] = {"h3", "target"};
-    CHECK_OK(ap_model_add_block(p, "ctl", "dfc.pi", cp, 2, ports, sigs, 2));
     ap_param gp[1] = {{"tau", 0.0}};
     CHECK_OK(ap_model_add_population(p, "g", NG, "rate", "linear", gp, 1));
     for (int i = 1; i <= L; i++) {
-        int id;
-        ap_connect_spec cs = {0};
         snprintf(name, sizeof name, "W%d", i);
-        cs.name = name;
-        cs.kind = AP_DENSE;
-        cs.bias = 1;
-        cs.plastic = 1;
-        if (i == 1)
-            snprintf(src, sizeof src, "x");
-        else
-            snprintf(src, sizeof src, "h%d", i - 1);
-        snprintf(tgt, sizeof tgt, "h%d.basal", i);
-        CHECK_OK(ap_model_connect(p, src, tgt, &cs, &id));
-        CHECK_OK(ap_model_add_rule(p, id, "dfc.forward_rule", NULL, 0));
-        memcpy(ap_model_weights(p, id), proj_w(m, name),
-               (size_t)sizes[i] * sizes[i - 1] * sizeof(double));
-        memcpy(ap_model_bias(p, id), proj_b(m, name), (size_t)sizes[i] * sizeof(double));
+        memcpy(proj_w(p, name), proj_w(m, name), (size_t)sizes[i] * sizes[i - 1] * sizeof(double));
+        memcpy(proj_b(p, name), proj_b(m, name), (size_t)sizes[i] * sizeof(double));
     }
     int id;
     ap_connect_spec cf = {0};
