@@ -15,7 +15,9 @@ M.defaults = {
   task = "student_teacher",      -- student_teacher, mnist, fashion_mnist, mnist_autoencoder
   task_opts = {},
   method = "dfc",                -- dfc, dfc-ss, dfc-ssa, bp, dfa
-  feedback = "weight_product",   -- weight_product (Q_i = W_{i+1}^T..W_L^T, recomputed), given (Q as initialised)
+  feedback = "weight_product",   -- weight_product (Q_i = W_{i+1}^T..W_L^T at initialisation, then fixed: the
+                                 -- paper's fixed variants), weight_product_tracking (recomputed before every
+                                 -- minibatch), given (Q as initialised or loaded), trained (sleep phase)
   feedback_pathway = "direct",   -- direct, layerwise, multilayer or a name given to dfc.pathways.register (pathways.lua)
   pathway_opts = {},             -- the pathway's options (docs/dfc.md, "Feedback pathways")
   hidden = { 10, 10 },           -- hidden layer sizes (input and output sizes come from the task)
@@ -62,6 +64,7 @@ M.defaults = {
 
 local methods = { dfc = true, ["dfc-ss"] = true, ["dfc-ssa"] = true, bp = true, dfa = true }
 local solvers = { euler = true, ["cvode-bdf"] = true, ["cvode-adams"] = true }
+local feedbacks = { weight_product = true, weight_product_tracking = true, given = true, trained = true }
 
 -- Fills defaults, refuses unknown keys and bad values (naming them).
 function M.resolve(cfg, level)
@@ -82,8 +85,8 @@ function M.resolve(cfg, level)
   end
   if not methods[c.method] then error(string.format("dfc.train: unknown method %q (dfc, dfc-ss, dfc-ssa, bp, dfa)", c.method), level) end
   if not solvers[c.solver] then error(string.format("dfc.train: unknown solver %q (euler, cvode-bdf, cvode-adams)", c.solver), level) end
-  if c.feedback ~= "weight_product" and c.feedback ~= "given" and c.feedback ~= "trained" then
-    error(string.format("dfc.train: unknown feedback %q (weight_product, given, trained)", c.feedback), level)
+  if not feedbacks[c.feedback] then
+    error(string.format("dfc.train: unknown feedback %q (weight_product, weight_product_tracking, given, trained)", c.feedback), level)
   end
   M.check_feedback(c, level + 1)
   if c.method == "dfa" and c.feedback_pathway ~= "direct" then
@@ -125,10 +128,14 @@ function M.trainer(dfc, cfg, level)
     alpha = c.alpha, controller = c.controller, init = c.init, seed = c.seed,
     plastic_feedback = c.feedback == "trained",
     feedback_pathway = c.feedback_pathway, pathway_opts = c.pathway_opts }
-  if c.feedback == "weight_product" and not net.pathway:has_weight_product() then
-    error(string.format("dfc.train: feedback = \"weight_product\" needs a pathway with a weight_product hook; %s has none (use feedback = \"given\")",
-      c.feedback_pathway), (level or 1) + 1)
+  local wp = c.feedback:sub(1, 14) == "weight_product"
+  if wp and not net.pathway:has_weight_product() then
+    error(string.format("dfc.train: feedback = \"%s\" needs a pathway with a weight_product hook; %s has none (use feedback = \"given\")",
+      c.feedback, c.feedback_pathway), (level or 1) + 1)
   end
+  -- the paper's fixed variants (App. F.2): Q set from the initial forward weights, then
+  -- frozen (DFA keeps its random Q; a resumed run loads Q from the checkpoint)
+  if c.feedback == "weight_product" and c.method:sub(1, 3) == "dfc" then net:set_weight_product() end
   local t = setmetatable({ cfg = c, dfc = dfc, task = task, net = net, L = net.L, B = c.batch,
     n_out = task.n_out }, Trainer)
   local lr = c.normalize_lr and c.lr / c.lambda or c.lr
@@ -190,7 +197,8 @@ function Trainer:gradient(X, Y)
     dfc.dfa { model = m, x = X, y = Y, loss = self.task.loss, optim = opt }
     return nil
   end
-  if c.feedback == "weight_product" then net:set_weight_product() end -- dfc.weight_product for direct feedback
+  -- dfc.weight_product for direct feedback, the pathway's hook otherwise
+  if c.feedback == "weight_product_tracking" then net:set_weight_product() end
   self:targets(X, Y)
   if c.method == "dfc-ssa" then
     -- Qeff: the effective feedback of a pathway other than direct (nil for direct feedback)
