@@ -1,7 +1,8 @@
 /* kernels_conditions.c — the measures of App. F.1 that the feedback tests need, per sample at
  * the feedforward state: the Jacobian J = [J_1 ... J_L] (dfc.jacobian), Condition 2
  * ||P Q||_F / ||Q||_F with P = J^T (J J^T)^{-1} J (dfc.condition2), and the eigenvalues of J Q
- * (dfc.jq_eigen; Condition 3 asks for real parts > -alpha).
+ * (dfc.jq_eigen; Condition 3 asks for real parts > -alpha). Both take the stacked Q from the
+ * model's Q1..QL or, for a feedback pathway, from the optional argument Q (its effective feedback).
  *
  * This file includes GSL's headers (gsl_eigen_nonsymm, GSL's BLAS interface), which clash with
  * OpenBLAS's cblas.h: it must not include cblas.h. The Jacobian itself is computed in
@@ -48,7 +49,9 @@ typedef struct work {
     double *mem;
 } work;
 
-static int work_new(const dfc_net *net, const char *K, work *w) {
+/* Q: the stacked feedback N x nL to use (a pathway's effective feedback), or NULL for the
+ * model's Q1..QL. */
+static int work_new(const dfc_net *net, const char *K, const double *Q, work *w) {
     int col[DFC_MAX_LAYERS + 1];
     w->N = dfc_net_columns(net, col);
     w->nL = net->n[net->L];
@@ -60,7 +63,34 @@ static int work_new(const dfc_net *net, const char *K, work *w) {
     w->Q = w->J + nJ;
     w->A = w->Q + nJ;
     w->M = w->A + nA;
-    dfc_stack_q(net, w->Q);
+    if (Q)
+        memcpy(w->Q, Q, nJ * sizeof(double));
+    else
+        dfc_stack_q(net, w->Q);
+    return AP_OK;
+}
+
+/* The optional argument Q: the stacked effective feedback [Q_1; ...; Q_L] (N x n_L) of a
+ * feedback pathway (dfc.effective_feedback), read instead of the model's Q1..QL, which then need
+ * not exist nor be n_i x n_L. *q stays NULL without it. */
+static int arg_q(const ap_kernel_args *a, const char *K, double **q) {
+    const size_t any2[2] = {0, 0};
+    return ap_arg_array(a, K, "Q", 0, 2, any2, q, NULL);
+}
+
+static int check_q(const dfc_net *net, const ap_kernel_args *a, const char *K) {
+    size_t shape[4] = {0};
+    double *q = NULL;
+    const size_t any2[2] = {0, 0};
+    int rc = ap_arg_array(a, K, "Q", 0, 2, any2, &q, shape);
+    if (rc || !q) return rc;
+    int col[DFC_MAX_LAYERS + 1];
+    const int N = dfc_net_columns(net, col), nL = net->n[net->L];
+    if (shape[0] != (size_t)N || shape[1] != (size_t)nL)
+        return ap_error(AP_ESIZE,
+                        "kernel %s: Q has shape [%zu, %zu], the network needs [%d, %d] (Q_1..Q_L "
+                        "stacked, n_1 + ... + n_L rows)",
+                        K, shape[0], shape[1], N, nL);
     return AP_OK;
 }
 
@@ -78,20 +108,22 @@ static void jq(const dfc_net *net, double *const *d, int b, work *w) {
  * M = J J^T = C C^T (Cholesky): ||P Q||_F = ||C^{-1} A||_F. Only n_L x n_L matrices beyond J. */
 static int k_condition2(const ap_kernel_args *a) {
     static const char *const K = "dfc.condition2";
-    static const char *const known[] = {"model", "x", "out"};
-    int rc = ap_args_check(a, K, known, 3);
+    static const char *const known[] = {"model", "x", "out", "Q"};
+    int rc = ap_args_check(a, K, known, 4);
     if (rc) return rc;
     dfc_net net;
     int B = 0;
-    double *x = NULL, *buf = NULL, *d[DFC_MAX_LAYERS + 1], *out = NULL;
+    double *x = NULL, *buf = NULL, *d[DFC_MAX_LAYERS + 1], *out = NULL, *q = NULL;
     ap_model *m = NULL;
     if ((rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m))) return rc;
-    if ((rc = dfc_net_load(m, K, 1, &net))) return rc;
+    if ((rc = arg_q(a, K, &q))) return rc;
+    if ((rc = dfc_net_load(m, K, q == NULL, &net))) return rc;
+    if ((rc = check_q(&net, a, K))) return rc;
     if ((rc = dfc_arg_matrix(a, K, "x", 1, net.n[0], &B, &x))) return rc;
     size_t shape[1] = {(size_t)B};
     if ((rc = ap_arg_array(a, K, "out", 1, 1, shape, &out, NULL))) return rc;
     work w;
-    if ((rc = work_new(&net, K, &w))) return rc;
+    if ((rc = work_new(&net, K, q, &w))) return rc;
     if ((rc = dfc_ff_derivs(&net, K, B, x, &buf, d))) {
         free(w.mem);
         return rc;
@@ -173,21 +205,23 @@ static int eig_cmp(const void *pa, const void *pb) {
 
 static int k_jq_eigen(const ap_kernel_args *a) {
     static const char *const K = "dfc.jq_eigen";
-    static const char *const known[] = {"model", "x", "out_re", "out_im"};
-    int rc = ap_args_check(a, K, known, 4);
+    static const char *const known[] = {"model", "x", "out_re", "out_im", "Q"};
+    int rc = ap_args_check(a, K, known, 5);
     if (rc) return rc;
     dfc_net net;
     int B = 0;
-    double *x = NULL, *buf = NULL, *d[DFC_MAX_LAYERS + 1], *re = NULL, *im = NULL;
+    double *x = NULL, *buf = NULL, *d[DFC_MAX_LAYERS + 1], *re = NULL, *im = NULL, *q = NULL;
     ap_model *m = NULL;
     if ((rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m))) return rc;
-    if ((rc = dfc_net_load(m, K, 1, &net))) return rc;
+    if ((rc = arg_q(a, K, &q))) return rc;
+    if ((rc = dfc_net_load(m, K, q == NULL, &net))) return rc;
+    if ((rc = check_q(&net, a, K))) return rc;
     if ((rc = dfc_arg_matrix(a, K, "x", 1, net.n[0], &B, &x))) return rc;
     const int nL = net.n[net.L];
     if ((rc = dfc_arg_matrix(a, K, "out_re", 1, nL, &B, &re))) return rc;
     if ((rc = dfc_arg_matrix(a, K, "out_im", 1, nL, &B, &im))) return rc;
     work w;
-    if ((rc = work_new(&net, K, &w))) return rc;
+    if ((rc = work_new(&net, K, q, &w))) return rc;
     gsl_vector_complex *ev = gsl_vector_complex_alloc((size_t)nL);
     gsl_eigen_nonsymm_workspace *ws = gsl_eigen_nonsymm_alloc((size_t)nL);
     eig *e = malloc((size_t)nL * sizeof *e);
@@ -240,11 +274,15 @@ static const ap_kernel kernels[] = {
     {AP_ABI_VERSION, sizeof(ap_kernel), "dfc.condition2",
      "Condition 2 per sample: ||P Q||_F / ||Q||_F with P = J^T (J J^T)^{-1} J and Q = [Q_1; ...; "
      "Q_L] (1: the columns of Q lie in the row space of J)",
-     "model, x[B,n0], out[B] (written)", k_condition2},
+     "model, x[B,n0], out[B] (written), Q[N,nL] (optional: the stacked effective feedback of a "
+     "feedback pathway, used instead of the model's Q1..QL)",
+     k_condition2},
     {AP_ABI_VERSION, sizeof(ap_kernel), "dfc.jq_eigen",
      "the eigenvalues of J Q per sample (GSL's nonsymmetric eigensolver), sorted by ascending "
      "real part, then imaginary part; Condition 3 asks for real parts > -alpha",
-     "model, x[B,n0], out_re[B,nL], out_im[B,nL] (written)", k_jq_eigen},
+     "model, x[B,n0], out_re[B,nL], out_im[B,nL] (written), Q[N,nL] (optional: the stacked "
+     "effective feedback of a feedback pathway, used instead of the model's Q1..QL)",
+     k_jq_eigen},
 };
 
 int dfc_register_kernels_conditions(ap_registry *r) {

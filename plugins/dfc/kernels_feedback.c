@@ -1,9 +1,13 @@
-/* kernels_feedback.c — the sleep phase (12), (13) of direct feedback learning (Q_i: ctl.u ->
- * h<i>.apical): dfc.copy_weights keeps a second network (the noisy sleep-phase simulation) in
- * step with the trained one, and dfc.feedback_grad turns the recordings of a sleep-phase run
- * into the reference's descent direction for every Q_i, one dgemm per layer. */
+/* kernels_feedback.c — the sleep phase (12), (13) of feedback learning: dfc.copy_weights keeps a
+ * second network (the noisy sleep-phase simulation) in step with the trained one, and
+ * dfc.feedback_grad turns the recordings of a sleep-phase run into the reference's descent
+ * direction for the synapses that end on the apical compartments, Q<i>, one dgemm per layer:
+ * with direct feedback (Q_i: ctl.u -> h<i>.apical) the presynaptic factor is u, with a feedback
+ * pathway (plugins/dfc/lua/dfc/pathways.lua) it is the recorded output of the population that
+ * Q<i> reads (docs/dfc.md, "Trained feedback through a pathway"). */
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "apical/error.h"
@@ -59,26 +63,59 @@ static int k_copy_weights(const ap_kernel_args *a) {
 }
 
 /* ---- dfc.feedback_grad (13) -------------------------------------------------------------- */
+/* The synapses that rule (13) trains: Q<i> of `m`, dense, n_i rows, ending on h<i>.apical; with
+ * direct feedback (pre == NULL) n_L columns, otherwise any number (the width of its presynaptic
+ * signal, checked against the recording). */
+static int load_q(ap_model *m, const char *K, const dfc_net *net, int i, int direct, int *id,
+                  int *cols) {
+    char name[32], tgt[48];
+    snprintf(name, sizeof name, "Q%d", i);
+    snprintf(tgt, sizeof tgt, "h%d.apical", i);
+    int rc = ap_model_find_projection(m, name, id);
+    if (rc) return ap_error_prefix(rc, "kernel %s: ", K);
+    ap_projection_info pi;
+    if ((rc = ap_model_projection_info(m, *id, &pi))) return rc;
+    if (pi.kind != AP_DENSE)
+        return ap_error(AP_EINVAL, "kernel %s: projection %s must be dense", K, name);
+    if (strcmp(pi.target, tgt))
+        return ap_error(AP_EINVAL, "kernel %s: projection %s ends on %s, not on %s", K, name,
+                        pi.target, tgt);
+    if (pi.rows != net->n[i] || (direct && pi.cols != net->n[net->L]))
+        return ap_error(AP_ESIZE, "kernel %s: projection %s is %d x %d, h%d needs %d x %s", K, name,
+                        pi.rows, pi.cols, i, net->n[i], direct ? "n_L" : "(any)");
+    *cols = pi.cols;
+    return AP_OK;
+}
+
 static int k_feedback_grad(const ap_kernel_args *a) {
     static const char *const K = "dfc.feedback_grad";
-    static const char *const known[] = {"model", "sim", "optim", "sigma", "scale"};
-    int rc = ap_args_check(a, K, known, 5);
+    static const char *const known[] = {"model", "sim", "optim", "sigma", "scale", "pre", "lag"};
+    int rc = ap_args_check(a, K, known, 7);
     ap_model *m = NULL;
     ap_sim *s = NULL;
     ap_optim *opt = NULL;
-    double sigma = 0, scale = 1;
+    double sigma = 0, scale = 1, *pre = NULL, *lag = NULL;
+    size_t pre_shape[4] = {0}, lag_shape[4] = {0};
+    const size_t any1[1] = {0};
     if (!rc) rc = ap_arg_object(a, K, "sim", AP_ARG_SIM, 1, (void **)&s);
     if (!rc) rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 0, (void **)&m);
     if (!rc) rc = ap_arg_object(a, K, "optim", AP_ARG_OPTIM, 1, (void **)&opt);
     if (!rc) rc = ap_arg_number(a, K, "sigma", 1, &sigma);
     if (!rc) rc = ap_arg_number(a, K, "scale", 0, &scale);
+    /* pre, lag: a feedback pathway (docs/dfc.md, "Trained feedback through a pathway") */
+    if (!rc) rc = ap_arg_array(a, K, "pre", 0, 1, any1, &pre, pre_shape);
+    if (!rc) rc = ap_arg_array(a, K, "lag", 0, 1, any1, &lag, lag_shape);
     if (rc) return rc;
     if (!(sigma >= 0) || !isfinite(sigma) || !isfinite(scale))
         return ap_error(AP_EINVAL, "kernel %s: sigma = %g, scale = %g", K, sigma, scale);
+    if (lag && !pre)
+        return ap_error(AP_EINVAL, "kernel %s: lag needs pre (the presynaptic recordings)", K);
     ap_model *ms = ap_sim_model(s);
     if (!m) m = ms;
     dfc_net net, snet;
-    if ((rc = dfc_net_load(m, K, 1, &net))) return rc;
+    /* direct feedback: Q1..QL are n_i x n_L (checked by dfc_net_load); a pathway's Q<i> have
+     * the width of their presynaptic signal */
+    if ((rc = dfc_net_load(m, K, pre == NULL, &net))) return rc;
     if (ms != m) {
         /* the simulation may run a copy of the network (the sleep network): same sizes */
         if ((rc = dfc_net_load(ms, K, 0, &snet))) return rc;
@@ -93,50 +130,92 @@ static int k_feedback_grad(const ap_kernel_args *a) {
                                 K, i, snet.n[i], net.n[i]);
     }
     const int L = net.L, nL = net.n[L], B = ap_model_batch(ms);
+    if (pre && pre_shape[0] != (size_t)L)
+        return ap_error(AP_ESIZE, "kernel %s: pre has %zu entries, the network has %d layers", K,
+                        pre_shape[0], L);
+    if (lag && lag_shape[0] != (size_t)L)
+        return ap_error(AP_ESIZE, "kernel %s: lag has %zu entries, the network has %d layers", K,
+                        lag_shape[0], L);
 
-    /* recording 0 is ctl.u, recording i is h<i>.apical, every step of one run */
-    const double *rec[DFC_MAX_LAYERS + 1];
+    /* per layer: Q<i>'s id and width, the recording of its presynaptic signal, the lag */
+    int q_id[DFC_MAX_LAYERS + 1], cols[DFC_MAX_LAYERS + 1], src[DFC_MAX_LAYERS + 1];
+    int shift[DFC_MAX_LAYERS + 1];
+    for (int i = 1; i <= L; i++) {
+        q_id[i] = net.q_id[i], cols[i] = nL, src[i] = 0, shift[i] = 1;
+        if (!pre) continue;
+        if ((rc = load_q(m, K, &net, i, 0, &q_id[i], &cols[i]))) return rc;
+        const double p = pre[i - 1], l = lag ? lag[i - 1] : 1;
+        if (!(p == 0 || (p > L && p <= 1024)) || p != floor(p))
+            return ap_error(AP_EINVAL,
+                            "kernel %s: pre[%d] = %g must be 0 (ctl.u) or a recording index > %d "
+                            "(after h1.apical..h%d.apical)",
+                            K, i, p, L, L);
+        if (l != 1 && l != 2)
+            return ap_error(AP_EINVAL, "kernel %s: lag[%d] = %g must be 1 or 2", K, i, l);
+        src[i] = (int)p, shift[i] = (int)l;
+    }
+
+    /* recording 0 is ctl.u, recording i is h<i>.apical, every step of one run; a pathway adds
+     * the presynaptic signals after them */
+    int n_rec = L + 1;
+    for (int i = 1; i <= L; i++)
+        if (src[i] + 1 > n_rec) n_rec = src[i] + 1;
+    const double *rec[1025];
+    int width[1025];
     size_t n_times = 0;
-    for (int k = 0; k <= L; k++) {
+    for (int k = 0; k < n_rec; k++) {
         const double *data;
         size_t nt;
-        int width;
-        if ((rc = ap_sim_recording(s, k, &data, NULL, &nt, &width)))
+        if ((rc = ap_sim_recording(s, k, &data, NULL, &nt, &width[k])))
             return ap_error(rc,
                             "kernel %s: the sim has no recording %d; record {\"ctl.u\", "
-                            "\"h1.apical\", ..., \"h%d.apical\"} in this order, every step",
-                            K, k, L);
-        const int want = B * (k == 0 ? nL : net.n[k]);
-        if (width != want)
-            return ap_error(AP_ESIZE,
-                            "kernel %s: recording %d is %d values wide, %s needs %d (record "
-                            "{\"ctl.u\", \"h1.apical\", ..., \"h%d.apical\"} in this order)",
-                            K, k, width, k == 0 ? "ctl.u" : "h<i>.apical", want, L);
+                            "\"h1.apical\", ..., \"h%d.apical\"%s} in this order, every step",
+                            K, k, L, pre ? ", the presynaptic signals of pre" : "");
         if (k == 0) n_times = nt;
         if (nt != n_times)
             return ap_error(AP_ESIZE, "kernel %s: recording %d has %zu points, recording 0 has %zu",
                             K, k, nt, n_times);
         rec[k] = data;
     }
+    for (int k = 0; k <= L; k++) {
+        const int want = B * (k == 0 ? nL : net.n[k]);
+        if (width[k] != want)
+            return ap_error(AP_ESIZE,
+                            "kernel %s: recording %d is %d values wide, %s needs %d (record "
+                            "{\"ctl.u\", \"h1.apical\", ..., \"h%d.apical\"} in this order)",
+                            K, k, width[k], k == 0 ? "ctl.u" : "h<i>.apical", want, L);
+    }
+    for (int i = 1; i <= L; i++)
+        if (width[src[i]] != B * cols[i])
+            return ap_error(AP_ESIZE,
+                            "kernel %s: recording %d (the presynaptic signal of Q%d) is %d "
+                            "values wide, Q%d has %d columns (%d values for a batch of %d)",
+                            K, src[i], i, width[src[i]], i, cols[i], B * cols[i], B);
     if (n_times < 2)
         return ap_error(AP_EINVAL, "kernel %s: the recordings have %zu points; at least 2 needed",
                         K, n_times);
-    const size_t T = n_times - 1;
-    if (T * (size_t)B > (size_t)1 << 30)
-        return ap_error(AP_ESIZE, "kernel %s: %zu points x %d samples are too many", K, T, B);
-    const int TB = (int)(T * (size_t)B);
+    for (int i = 1; i <= L; i++)
+        if (n_times < (size_t)shift[i] + 1)
+            return ap_error(AP_EINVAL,
+                            "kernel %s: the recordings have %zu points; lag %d needs at least %d",
+                            K, n_times, shift[i], shift[i] + 1);
+    if ((n_times - 1) * (size_t)B > (size_t)1 << 30)
+        return ap_error(AP_ESIZE, "kernel %s: %zu points x %d samples are too many", K, n_times - 1,
+                        B);
     const double s_eff = fmax(sigma, 0.01);
-    /* (13), the reference's accumulation: g_Q_i = 1/(s^2 T B) sum_t sum_b vA_i[t] u[t+1]^T;
-     * the points t = 0..T-1 of vA_i and t = 1..T of u are contiguous (T B) x n blocks */
-    const double c = scale / (s_eff * s_eff * (double)T * (double)B);
-    const double *U = rec[0] + (size_t)B * nL; /* u[1..T] */
     for (int i = 1; i <= L; i++) {
-        double *g = ap_optim_grad_w(opt, net.q_id[i]);
+        double *g = ap_optim_grad_w(opt, q_id[i]);
         if (!g) continue; /* Q_i is not trained by this optimiser (e.g. a frozen Q_L) */
-        const int ni = net.n[i];
-        /* g (n_i x n_L) += c VA^T (n_i x TB) . U (TB x n_L) */
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ni, nL, TB, c, rec[i], ni, U, nL, 1.0,
-                    g, nL);
+        /* (13), the reference's accumulation: g_Q_i = 1/(s^2 T B) sum_t sum_b vA_i[t] p[t+lag]^T
+         * over the T = points - lag pairs; direct feedback: p = u, lag 1. The points t = 0..T-1
+         * of vA_i and t = lag..lag+T-1 of p are contiguous (T B) x n blocks */
+        const size_t T = n_times - (size_t)shift[i];
+        const int TB = (int)(T * (size_t)B), ni = net.n[i], ci = cols[i];
+        const double c = scale / (s_eff * s_eff * (double)T * (double)B);
+        const double *P = rec[src[i]] + (size_t)shift[i] * B * ci;
+        /* g (n_i x c_i) += c VA^T (n_i x TB) . P (TB x c_i) */
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ni, ci, TB, c, rec[i], ni, P, ci, 1.0,
+                    g, ci);
     }
     return AP_OK;
 }
@@ -151,7 +230,9 @@ static const ap_kernel kernels[] = {
      "sum_b vA_i[t] u[t+1]^T (s = max(sigma, 0.01), T = points - 1) to the optimiser's Q_i "
      "gradients, from the recordings {ctl.u, h1.apical, ..., hL.apical} of the sim's last run",
      "model (optional: the sim's model; the network whose Q_i the optimiser trains), sim, optim, "
-     "sigma, scale (default 1)",
+     "sigma, scale (default 1), pre[L] (optional, a feedback pathway: the recording index of "
+     "Q_i's presynaptic signal p, 0 = ctl.u or > L), lag[L] (optional, 1 or 2: vA_i[t] pairs "
+     "with p[t+lag], default 1; T = points - lag)",
      k_feedback_grad},
 };
 
