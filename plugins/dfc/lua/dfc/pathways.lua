@@ -169,6 +169,9 @@ local function check_common(o, what)
     end
   end
   if o.shared ~= nil and type(o.shared) ~= "boolean" then bad("shared", "true or false") end
+  if o.inner_init ~= nil and o.inner_init ~= "orthogonal" then
+    bad("inner_init", "\"orthogonal\" or nil (the network's feedback_init)")
+  end
 end
 
 -- Products W_{i+1}^T ... W_L^T (arrays n_i x n_L), the weight-product feedback, for i = 1..L.
@@ -195,11 +198,48 @@ local function identity_pad(rows, cols)
   return padded(identity(math.min(rows, cols)), rows, cols)
 end
 
+-- Orthonormalises the weights of projection p in place (modified Gram-Schmidt): orthonormal
+-- columns when it has at least as many rows as columns (W^T W = I), orthonormal rows otherwise.
+-- The pathway option inner_init = "orthogonal" uses it on the weights inside a pathway (F...):
+-- with W^T W = I along the chain, G_i = d p_i / d u has G_i^T G_i = I and trained feedback
+-- (sleep.lua) then moves the effective feedback exactly as it moves direct feedback (Theorem 6).
+local function orthonormalise(p)
+  local W = p:weights()
+  local rows, cols = p.rows, p.cols
+  local tall = rows >= cols
+  local nv, len = tall and cols or rows, tall and rows or cols
+  local function at(v, k) -- entry k of vector v (a column when tall, a row otherwise)
+    return tall and ((k - 1) * cols + v) or ((v - 1) * cols + k)
+  end
+  for v = 1, nv do
+    for w = 1, v - 1 do
+      local d = 0
+      for k = 1, len do d = d + W[at(v, k)] * W[at(w, k)] end
+      for k = 1, len do W[at(v, k)] = W[at(v, k)] - d * W[at(w, k)] end
+    end
+    local nrm = 0
+    for k = 1, len do nrm = nrm + W[at(v, k)] ^ 2 end
+    nrm = math.sqrt(nrm)
+    if not (nrm > 1e-12) then error("dfc.network: inner_init = \"orthogonal\": degenerate draw for " .. p.name, 0) end
+    for k = 1, len do W[at(v, k)] = W[at(v, k)] / nrm end
+  end
+  p:set_weights(W)
+end
+
+-- A projection inside a pathway (not onto an apical compartment): initialised like the
+-- network's feedback, or orthonormalised (inner_init = "orthogonal").
+local function inner(net, o, source, target, name)
+  local orth = o.inner_init == "orthogonal"
+  local p = M.connect(net, source, target, { name = name, init = orth and "normal" or nil })
+  if orth then orthonormalise(p) end
+  return p
+end
+
 -- layerwise: ctl.u -> h_L.apical (Q_L) and ctl.u -> g_{L-1} (F_{L-1}); g_i -> g_{i-1} (F_{i-1})
 -- and g_i -> h_i.apical (Q_i). Options: activation ("linear"), tau (0), sizes (of g_1..g_{L-1},
--- default n_1..n_{L-1}).
+-- default n_1..n_{L-1}), inner_init (nil: the F_i as the network's feedback_init; "orthogonal").
 builders.layerwise = function(net, o)
-  check_opts(o, { activation = true, tau = true, sizes = true }, "layerwise")
+  check_opts(o, { activation = true, tau = true, sizes = true, inner_init = true }, "layerwise")
   check_common(o, "layerwise")
   if o.sizes and #o.sizes ~= net.L - 1 then
     error(string.format("dfc.network: feedback_pathway layerwise: sizes lists %d entries for the %d feedback populations g1..g%d",
@@ -212,7 +252,7 @@ builders.layerwise = function(net, o)
   for i = L - 1, 1, -1 do
     local size = (o.sizes and o.sizes[i]) or n[i + 1]
     net.g[i] = M.population(net, { name = "g" .. i, size = size, activation = o.activation, tau = o.tau })
-    M.connect(net, prev, net.g[i].soma, { name = "F" .. i })
+    inner(net, o, prev, net.g[i].soma, "F" .. i)
     prev = net.g[i]
   end
   net.Q[L] = M.connect(net, u, net.h[L].apical, { name = "Q" .. L })
@@ -239,9 +279,10 @@ end
 -- feedback populations fb1..fbK (sizes `hidden`) from ctl.u, the last feeding every h_i.apical;
 -- shared = false: one chain fb<i>_1..fb<i>_K per layer. Options: shared (true), hidden (a size or
 -- a list; default the largest n_i when shared, n_i per layer), activation ("linear"; "tanh" for
--- the nonlinear variant), tau (0).
+-- the nonlinear variant), tau (0), inner_init (nil or "orthogonal", for the F...).
 builders.multilayer = function(net, o)
-  check_opts(o, { shared = true, hidden = true, activation = true, tau = true }, "multilayer")
+  check_opts(o, { shared = true, hidden = true, activation = true, tau = true, inner_init = true },
+    "multilayer")
   check_common(o, "multilayer")
   local L, n = net.L, net.sizes
   local u = net.ctl.u
@@ -255,7 +296,7 @@ builders.multilayer = function(net, o)
     local prev = u
     for k, size in ipairs(sizes) do
       local pop = M.population(net, { name = prefix .. k, size = size, activation = o.activation, tau = o.tau })
-      M.connect(net, prev, pop.soma, { name = fprefix .. k })
+      inner(net, o, prev, pop.soma, fprefix .. k)
       prev = pop
     end
     return prev

@@ -1,12 +1,34 @@
--- apical.plugins.dfc.sleep — the sleep phase of DFC (12), (13) for direct feedback weights
--- (Q_i: ctl.u -> h<i>.apical): a second network of the same sizes, sharing nothing but copied
--- weights, with the feedback-phase settings (k_p_fb, alpha_fb, tau_v_fb, a dynamic apical
--- compartment tau_A > 0), driven to the feedforward output r_L^- (so the controller only
--- fights noise) while white noise sigma enters every apical compartment. Simulated with the
--- reference's scheme: euler-maruyama in declared order {ctl, h1..hL} (instantaneous
--- transmission), the apical compartments reading u[k] (previous = {"ctl.u"}), tmax_fb - 1
--- steps of dt_fb, ctl.u and every h<i>.apical recorded at every step; dfc.feedback_grad turns
--- the recordings into the reference's descent direction for the Q_i.
+-- apical.plugins.dfc.sleep — the sleep phase of DFC (12), (13): a second network of the same
+-- sizes and the same feedback pathway, sharing nothing but copied weights, with the
+-- feedback-phase settings (k_p_fb, alpha_fb, tau_v_fb, a dynamic apical compartment tau_A > 0),
+-- driven to the feedforward output r_L^- (so the controller only fights noise) while white noise
+-- sigma enters every apical compartment. Simulated with the reference's scheme: euler-maruyama
+-- in the order {ctl, the pathway's populations, h1..hL} (instantaneous transmission), ctl.u read
+-- as u[k] (previous = {"ctl.u"}), tmax_fb - 1 steps of dt_fb, ctl.u, every h<i>.apical and the
+-- presynaptic signals of the Q<i> recorded at every step; dfc.feedback_grad turns the
+-- recordings into the reference's descent direction for the Q<i>.
+--
+-- Which synapses learn. Rule (13) trains the synapses that end on the apical compartments, Q<i>
+-- (for direct feedback Q_i: ctl.u -> h<i>.apical), with dQ_i = -(1/s^2) vA_i p_i^T - beta Q_i
+-- and p_i the presynaptic rate of Q<i>: u for direct feedback (and for a pathway's Q<i> fed by
+-- ctl.u, such as layerwise Q_L), the output of the feedback population Q<i> reads otherwise
+-- (layerwise g_i, multilayer fbK / fb<i>_K). The pathway's other weights (layerwise F_i, a
+-- multilayer network's hidden weights F...) stay as they are: App. H extends the feedback
+-- learning results "by learning the synaptic strengths connecting the feedback path to the
+-- network layers according to the proposed feedback learning rule (13)", and (13) needs the
+-- apical compartment's noisy potential as its postsynaptic factor, which only synapses onto an
+-- apical compartment see. For a linear pathway, Q_eff_i = Q_i G_i with G_i = d p_i / d u, the
+-- update of Q_i is the direct rule's update of Q_eff_i times G_i^T (the chain rule through the
+-- fixed G_i), so Q_eff_i moves by that update times G_i^T G_i.
+--
+-- Time shifts. The reference pairs vA_i[t] with u[t+1]: the controller output that the apical
+-- update of step t+2 reads (vA[k+1] reads u[k]). The analogue for a pathway is the presynaptic
+-- value that the apical update of step t+2 reads: for a signal in `previous` (ctl.u) p[t+1], for
+-- a pathway population (stepped after the controller, before the layers, reading u[k]) p[t+2],
+-- which carries u[t+1] as well (a linear instantaneous pathway has p[k+1] = G u[k]). So each
+-- layer pairs vA_i[t] with p_i[t + lag_i], lag_i = 1 or 2, over its T_i = tmax_fb - lag_i pairs,
+-- scaled by 1/(s^2 T_i B); direct feedback keeps lag 1 and T = tmax_fb - 1, the reference's
+-- numbers.
 local M = {}
 
 local Sleep = {}
@@ -64,25 +86,68 @@ local function check(o, what)
   return c
 end
 
--- dfc.sleep(net, opts): the sleep phase of the dfc.network `net` (whose Q_i are trained).
+-- The presynaptic signal of the sleep network's Q<i> as a recordable name and its lag (above):
+-- ctl.u (lag 1) or a signal of a pathway population or block (lag 2).
+local function presynaptic(sn, i, what)
+  local q = sn.Q[i]
+  local src = q.source
+  if src == "ctl" or src == "ctl.u" then return "ctl.u", 1 end
+  local obj, part = src:match("^([^.]+)%.?(.*)$")
+  local pw = sn.pathway
+  local inside = false
+  for _, n in ipairs(pw.populations) do
+    if n == obj then
+      inside = true
+      if part == "" then part = "rate" end
+    end
+  end
+  for _, n in ipairs(pw.blocks) do if n == obj then inside = true end end
+  if not inside or part == "" then
+    error(string.format("%s: Q%d reads %s; the sleep phase trains synapses onto h%d.apical fed by " ..
+      "ctl.u or by a population of the feedback pathway %s", what, i, src, i, pw.name), 3)
+  end
+  return obj .. "." .. part, 2
+end
+
+-- dfc.sleep(net, opts): the sleep phase of the dfc.network `net` (whose Q<i> are trained).
 function M.new(dfc, net, o, what)
   what = what or "dfc.sleep"
   local c = check(o or {}, what)
   local L = net.L
+  local direct = net.pathway.name == "direct"
   local sn = dfc.network { sizes = net.sizes, batch = net.opts.batch, activations = net.activations,
     tau_v = c.tau_v_fb, tau_A = c.tau_A, controller = c.controller or net.opts.controller,
     k_p = c.k_p_fb, alpha = c.alpha_fb, tau_u = c.tau_u or net.opts.tau_u, init = "zeros",
-    feedback_init = "zeros", k_d = net.opts.k_d, tau_d = net.opts.tau_d }
+    feedback_init = "zeros", k_d = net.opts.k_d, tau_d = net.opts.tau_d,
+    feedback_pathway = net.opts.feedback_pathway, pathway_opts = net.opts.pathway_opts }
   local s = setmetatable({ dfc = dfc, net = net, snet = sn, cfg = c, L = L, B = net.opts.batch,
-    sigma = c.sigma }, Sleep)
+    sigma = c.sigma, direct = direct }, Sleep)
   s.sim = sn.model:compile()
   s.rminus = require("apical").zeros { s.B, net.sizes[L + 1] }
-  local order, noise, record = { "ctl" }, {}, { "ctl.u" }
+  local order, noise, record = sn:update_order(false), {}, { "ctl.u" }
   for i = 1, L do
-    order[#order + 1] = "h" .. i
     record[#record + 1] = "h" .. i .. ".apical"
     -- a frozen Q_L is not learned, and the output layer gets no noise (App. F)
     if not (c.freeze_QL and i == L) then noise[#noise + 1] = { "h" .. i .. ".apical", c.sigma } end
+  end
+  if not direct then
+    -- the presynaptic signals of the Q<i>, recorded after h1.apical..hL.apical (pre: their
+    -- recording indices, 0 for ctl.u), and the pathway's weights to copy before every run
+    local apical = require "apical"
+    s.pre, s.lag = apical.zeros { L }, apical.zeros { L }
+    local index = {}
+    for i = 1, L do
+      local sig, lag = presynaptic(sn, i, what)
+      if sig ~= "ctl.u" and not index[sig] then
+        record[#record + 1] = sig
+        index[sig] = #record - 1
+      end
+      s.pre[i], s.lag[i] = index[sig] or 0, lag
+    end
+    s.copy = {}
+    for _, p in ipairs(net.pathway.projections) do
+      s.copy[#s.copy + 1] = { p, sn.model:projection(p.name) }
+    end
   end
   s.run_opts = { solver = "euler-maruyama", dt = c.dt_fb, steps = c.tmax_fb - 1, ordered = true,
     order = order, previous = { "ctl.u" }, noise = noise, seed = 0, record = record, every = 1,
@@ -91,10 +156,19 @@ function M.new(dfc, net, o, what)
 end
 
 -- One noisy run for the inputs X (batch x n0) with the trained network's current weights;
--- returns the run's result (recordings ctl.u, h1.apical, ..., hL.apical at every step).
+-- returns the run's result (recordings ctl.u, h1.apical, ..., hL.apical at every step, then
+-- the presynaptic signals of a pathway's Q<i>).
 function Sleep:run(X, seed)
   local dfc, m = self.dfc, self.net.model
-  dfc.copy_weights { from = m, to = self.snet.model, which = "WQ" }
+  if self.direct then
+    dfc.copy_weights { from = m, to = self.snet.model, which = "WQ" }
+  else
+    dfc.copy_weights { from = m, to = self.snet.model, which = "W" }
+    for _, pq in ipairs(self.copy) do
+      pq[2]:set_weights(pq[1]:weights())
+      if pq[1].has_bias then pq[2]:set_bias(pq[1]:bias()) end
+    end
+  end
   -- the output target is the feedforward output: the controller only fights the noise
   dfc.forward { model = m, x = X, out = self.rminus }
   self.sim:set_input("x", X)
@@ -103,12 +177,12 @@ function Sleep:run(X, seed)
   return self.sim:run(self.run_opts)
 end
 
--- Adds the sleep phase's descent direction for the Q_i of the trained network (13) into the
--- optimiser `opt` (an optimiser over some of its Q_i); returns the run's statistics.
+-- Adds the sleep phase's descent direction for the Q<i> of the trained network (13) into the
+-- optimiser `opt` (an optimiser over some of its Q<i>); returns the run's statistics.
 function Sleep:gradient(X, opt, seed, scale)
   local out = self:run(X, seed)
   self.dfc.feedback_grad { model = self.net.model, sim = self.sim, optim = opt,
-    sigma = self.sigma, scale = scale or 1 }
+    sigma = self.sigma, scale = scale or 1, pre = self.pre, lag = self.lag }
   return out.stats
 end
 

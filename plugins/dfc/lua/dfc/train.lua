@@ -396,10 +396,11 @@ function M.check_feedback(c, level)
   if c.optimizer_fb ~= "sgd" and c.optimizer_fb ~= "adam" then
     error(string.format("dfc.train: unknown optimizer_fb %q (sgd, adam)", c.optimizer_fb), level)
   end
-  if (c.feedback == "trained" or c.freeze_QL) and (c.feedback_pathway or "direct") ~= "direct" then
-    error(string.format("dfc.train: %s acts on direct feedback (Q1..QL); feedback_pathway %q is " ..
-      "not direct", c.feedback == "trained" and 'feedback = "trained"' or "freeze_QL",
-      c.feedback_pathway), level)
+  -- trained feedback works through any pathway (sleep.lua trains the Q<i> onto the apical
+  -- compartments); freeze_QL sets Q_L = I, which only direct feedback's n_L x n_L Q_L can hold
+  if c.freeze_QL and (c.feedback_pathway or "direct") ~= "direct" then
+    error(string.format("dfc.train: freeze_QL acts on direct feedback (Q_L = I); feedback_pathway " ..
+      "%q is not direct", c.feedback_pathway), level)
   end
 end
 
@@ -443,6 +444,16 @@ function Trainer:setup_feedback()
   if n > 0 then
     for X in valid:subset(1, n):batches { batch = n } do self.c2_x = apical.array(X) end
     self.c2_out = apical.zeros { n }
+  end
+  if net.pathway.name ~= "direct" then
+    -- Condition 2 of a pathway: of its effective feedback (dfc.condition2's argument Q)
+    function self.condition2(t)
+      if not t.c2_x then return 0 end
+      local ok = pcall(t.dfc.condition2, { model = t.net.model, x = t.c2_x, out = t.c2_out,
+        Q = t.net:ssa_feedback() })
+      if not ok then return -1 end
+      return t.c2_out:sum() / #t.c2_out
+    end
   end
 end
 

@@ -161,7 +161,9 @@ test("trainer options", function()
   fails({ feedback = "trained", tau_A = 0, task_opts = small }, "tau_A = 0 must be > 0")
   fails({ feedback = "trained", tmax_fb = 1.5, task_opts = small }, "tmax_fb = 1.5")
   fails({ feedback = "trained", optimizer_fb = "rmsprop", task_opts = small }, 'unknown optimizer_fb "rmsprop"')
-  fails({ feedback = "trained", feedback_pathway = "layerwise", task_opts = small }, "not direct")
+  -- trained feedback works through any pathway (test_pathway_feedback.lua); Q_L = I needs direct
+  fails({ feedback = "trained", feedback_pathway = "layerwise", freeze_QL = true, task_opts = small },
+    'freeze_QL acts on direct feedback (Q_L = I); feedback_pathway "layerwise" is not direct')
   -- freeze_QL: Q_L = I stays, the optimisers hold Q_1..Q_{L-1} only
   local t = dfc.trainer { feedback = "trained", freeze_QL = true, epochs_fb = 1, progress = false,
     optimizer_fb = "adam", task_opts = small }
