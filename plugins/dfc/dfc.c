@@ -12,7 +12,8 @@ AP_API const ap_plugin_info ap_plugin_info_v1 = {
     .name = "dfc",
     .version = "0.1",
     .doc = "Deep Feedback Control: pyramidal neurons, feedback controllers, plasticity rules and "
-           "the kernels of the DFC trainers (feedforward pass, targets, SSA, BP and DFA baselines)",
+           "the kernels of the DFC trainers (feedforward pass, targets, SSA, BP and DFA baselines) "
+           "and of the measures of App. F.1",
 };
 
 AP_API int ap_plugin_init(ap_registry *r, uint32_t host_abi) {
@@ -28,6 +29,8 @@ AP_API int ap_plugin_init(ap_registry *r, uint32_t host_abi) {
     if (!rc) rc = dfc_register_kernels_baselines(r);
     if (!rc) rc = dfc_register_kernels_feedback(r);
     if (!rc) rc = dfc_register_kernels_conditions(r);
+    if (!rc) rc = dfc_register_kernels_measures(r);
+    if (!rc) rc = dfc_register_kernels_alignment(r);
     if (!rc) rc = dfc_register_kernel_pathway(r);
     return rc;
 }

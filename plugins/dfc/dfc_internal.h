@@ -21,7 +21,9 @@ int dfc_register_kernel_ssa(ap_registry *r);
 int dfc_register_kernels_baselines(ap_registry *r);
 int dfc_register_kernels_feedback(ap_registry *r);
 int dfc_register_kernels_conditions(ap_registry *r);
-int dfc_register_kernel_pathway(ap_registry *r); /* pathway.c */
+int dfc_register_kernels_measures(ap_registry *r);  /* kernels_measures.c */
+int dfc_register_kernels_alignment(ap_registry *r); /* kernels_alignment.c */
+int dfc_register_kernel_pathway(ap_registry *r);    /* pathway.c */
 
 /* ---- the layered network ----------------------------------------------------------------- */
 #define DFC_MAX_LAYERS 64

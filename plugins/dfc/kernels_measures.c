@@ -1,0 +1,333 @@
+/* kernels_measures.c — the per-sample measures of App. F.1 beyond those of
+ * kernels_conditions.c: Condition 1 at the feedforward state (dfc.condition1) and the
+ * stability of the linearised network + controller system (dfc.stability). The reference
+ * updates of the alignment angles are in kernels_alignment.c.
+ *
+ * This file includes GSL's headers (gsl_eigen_nonsymm, LU): it must not include cblas.h. */
+#include <gsl/gsl_eigen.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_linalg.h>
+#include <gsl/gsl_matrix.h>
+#include <gsl/gsl_permutation.h>
+#include <gsl/gsl_vector.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apical/error.h"
+#include "dfc_internal.h"
+
+/* ---- dfc.condition1 ---------------------------------------------------------------------- */
+/* (214)-(215): with the layer norms s_i = ||r_i^-|| of layers i = 0..L-1 (the input r_0 = x
+ * included, the output excluded), out = std_i s_i / mean_i s_i, the population standard
+ * deviation (divided by L, not L - 1). 0: every layer has the same norm. */
+static int k_condition1(const ap_kernel_args *a) {
+    static const char *const K = "dfc.condition1";
+    static const char *const known[] = {"model", "x", "out"};
+    int rc = ap_args_check(a, K, known, 3);
+    if (rc) return rc;
+    dfc_net net;
+    int B = 0;
+    double *x = NULL, *out = NULL;
+    ap_model *m = NULL;
+    if ((rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m))) return rc;
+    if ((rc = dfc_net_load(m, K, 0, &net))) return rc;
+    if ((rc = dfc_arg_matrix(a, K, "x", 1, net.n[0], &B, &x))) return rc;
+    size_t shape[1] = {(size_t)B};
+    if ((rc = ap_arg_array(a, K, "out", 1, 1, shape, &out, NULL))) return rc;
+    const int L = net.L;
+    size_t off[DFC_MAX_LAYERS + 1];
+    const size_t total = dfc_layer_offsets(&net, B, off);
+    double *buf = malloc(2 * total * sizeof *buf);
+    if (!buf) return ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, 2 * total);
+    double *v[DFC_MAX_LAYERS + 1], *r[DFC_MAX_LAYERS + 1];
+    for (int i = 0; i <= L; i++) {
+        v[i] = buf + off[i];
+        r[i] = buf + total + off[i];
+    }
+    r[0] = x; /* read only */
+    dfc_forward(&net, B, v, r);
+    for (int b = 0; b < B && !rc; b++) {
+        double s[DFC_MAX_LAYERS], mean = 0, var = 0;
+        for (int i = 0; i < L; i++) {
+            const double *ri = r[i] + (size_t)b * net.n[i];
+            double n2 = 0;
+            for (int j = 0; j < net.n[i]; j++)
+                n2 += ri[j] * ri[j];
+            s[i] = sqrt(n2);
+            mean += s[i] / L;
+        }
+        for (int i = 0; i < L; i++)
+            var += (s[i] - mean) * (s[i] - mean) / L;
+        if (!(mean > 0) || !isfinite(mean))
+            rc = ap_error(AP_EINVAL,
+                          "kernel %s: the mean layer norm is %g for sample %d (Condition 1 needs "
+                          "a nonzero activity)",
+                          K, mean, b);
+        else
+            out[b] = sqrt(var) / mean;
+    }
+    free(buf);
+    return rc;
+}
+
+/* ---- dfc.stability ----------------------------------------------------------------------- */
+/* The network and controller of the forward phase, with instantaneous basal and apical
+ * compartments (1), (4)/(208):
+ *     tau_v dv_i/dt    = -v_i + W_i phi_{i-1}(v_{i-1}) + b_i + Q_i u   (phi_0(v_0) = x, fixed)
+ *     tau_u du_int/dt  = e - alpha u,   u = u_int + k_p e,   e = r* - phi_L(v_L).
+ * State s = (v_1, ..., v_L, u_int), N + n_L values (v_i from row col[i] = n_1 + ... + n_{i-1},
+ * u_int from row N). Its Jacobian at a point with D_i = diag(phi_i'(v_i)):
+ *     d(dv_i)/dv_i     = -I / tau_v
+ *     d(dv_i)/dv_{i-1} = W_i D_{i-1} / tau_v                  (i >= 2)
+ *     d(dv_i)/dv_L    += -k_p Q_i D_L / tau_v                 (u depends on v_L through k_p e)
+ *     d(dv_i)/du_int   = Q_i / tau_v
+ *     d(du_int)/dv_L   = -(1 - alpha k_p) D_L / tau_u         (e - alpha u = (1 - alpha k_p) e
+ *     d(du_int)/du_int = -alpha I / tau_u                      - alpha u_int)
+ * The target r* does not enter the matrix: it only moves the point (the steady state). */
+
+/* The DFC-SSA steady state of Lemma 1 (6) for sample b, as dfc.ssa computes it:
+ * u = (J Q + alpha I)^{-1} (r* - r_L^-), v_i = W_i r_{i-1} + b_i + Q_i u from r_0 = x. Writes
+ * v_i to vs (N values, layers stacked); dff holds phi'(v^-) of the batch, J (n_L x N), A
+ * (n_L x n_L), u and r (max n_i) are scratch. */
+static int ssa_point(const dfc_net *net, const char *K, int b, const double *x,
+                     const double *target, double alpha, double *const *dff, const double *rff_L,
+                     double *J, double *A, double *u, double *ra, double *rb, gsl_permutation *perm,
+                     double *vs) {
+    const int L = net->L, nL = net->n[L];
+    int col[DFC_MAX_LAYERS + 1];
+    const int N = dfc_net_columns(net, col);
+    dfc_jacobian_sample(net, dff, b, J);
+    /* A = J Q + alpha I, Q stacked: sum_i J_i Q_i */
+    for (int p = 0; p < nL; p++)
+        for (int q = 0; q < nL; q++) {
+            double s = p == q ? alpha : 0.0;
+            for (int i = 1; i <= L; i++)
+                for (int j = 0; j < net->n[i]; j++)
+                    s += J[(size_t)p * N + col[i] + j] * net->Q[i][(size_t)j * nL + q];
+            A[(size_t)p * nL + q] = s;
+        }
+    for (int k = 0; k < nL; k++)
+        u[k] = target[(size_t)b * nL + k] - rff_L[(size_t)b * nL + k];
+    gsl_matrix_view Av = gsl_matrix_view_array(A, (size_t)nL, (size_t)nL);
+    gsl_vector_view uv = gsl_vector_view_array(u, (size_t)nL);
+    int sign = 0, st = gsl_linalg_LU_decomp(&Av.matrix, perm, &sign);
+    for (int k = 0; k < nL && !st; k++)
+        if (A[(size_t)k * nL + k] == 0) st = GSL_ESING;
+    if (!st) st = gsl_linalg_LU_svx(&Av.matrix, perm, &uv.vector);
+    if (st)
+        return ap_error(AP_EINVAL,
+                        "kernel %s: JQ + alpha I is singular for sample %d (GSL: %s); alpha = %g",
+                        K, b, gsl_strerror(st), alpha);
+    const double *rp = x + (size_t)b * net->n[0];
+    for (int i = 1; i <= L; i++) {
+        const int ni = net->n[i], np = net->n[i - 1];
+        double *vi = vs + col[i], *ri = (i % 2) ? ra : rb;
+        for (int j = 0; j < ni; j++) {
+            double s = net->b[i] ? net->b[i][j] : 0.0;
+            for (int k = 0; k < np; k++)
+                s += net->W[i][(size_t)j * np + k] * rp[k];
+            for (int k = 0; k < nL; k++)
+                s += net->Q[i][(size_t)j * nL + k] * u[k];
+            vi[j] = s;
+        }
+        net->act[i]->f((size_t)ni, vi, ri);
+        rp = ri;
+    }
+    for (int k = 0; k < N; k++)
+        if (!isfinite(vs[k]))
+            return ap_error(AP_ENONFINITE, "kernel %s: non-finite steady state (sample %d)", K, b);
+    return AP_OK;
+}
+
+/* The (N + n_L)^2 matrix above (row-major) from D (N values, layers stacked). */
+static void system_matrix(const dfc_net *net, const double *D, double alpha, double k_p,
+                          double tau_v, double tau_u, double *S) {
+    const int L = net->L, nL = net->n[L];
+    int col[DFC_MAX_LAYERS + 1];
+    const int N = dfc_net_columns(net, col), n = N + nL;
+    memset(S, 0, (size_t)n * n * sizeof *S);
+    const double *DL = D + col[L];
+    for (int i = 1; i <= L; i++) {
+        const int ni = net->n[i], np = net->n[i - 1];
+        for (int j = 0; j < ni; j++) {
+            double *row = S + (size_t)(col[i] + j) * n;
+            row[col[i] + j] -= 1.0 / tau_v;
+            if (i >= 2)
+                for (int k = 0; k < np; k++)
+                    row[col[i - 1] + k] +=
+                        net->W[i][(size_t)j * np + k] * D[col[i - 1] + k] / tau_v;
+            const double *q = net->Q[i] + (size_t)j * nL;
+            for (int k = 0; k < nL; k++) {
+                row[col[L] + k] -= k_p * q[k] * DL[k] / tau_v;
+                row[N + k] += q[k] / tau_v;
+            }
+        }
+    }
+    for (int k = 0; k < nL; k++) {
+        double *row = S + (size_t)(N + k) * n;
+        row[col[L] + k] = -(1.0 - alpha * k_p) * DL[k] / tau_u;
+        row[N + k] = -alpha / tau_u;
+    }
+}
+
+typedef struct eig {
+    double re, im;
+} eig;
+
+static int eig_cmp(const void *pa, const void *pb) {
+    const eig *x = pa, *y = pb;
+    if (x->re != y->re) return x->re < y->re ? -1 : 1;
+    if (x->im != y->im) return x->im < y->im ? -1 : 1;
+    return 0;
+}
+
+static int k_stability(const ap_kernel_args *a) {
+    static const char *const K = "dfc.stability";
+    static const char *const known[] = {"model", "x", "target", "alpha",  "k_p",   "tau_v",
+                                        "tau_u", "v", "out",    "out_re", "out_im"};
+    int rc = ap_args_check(a, K, known, 11);
+    if (rc) return rc;
+    dfc_net net;
+    ap_model *m = NULL;
+    if ((rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m))) return rc;
+    if ((rc = dfc_net_load(m, K, 1, &net))) return rc;
+    const int L = net.L, nL = net.n[L];
+    int col[DFC_MAX_LAYERS + 1];
+    const int N = dfc_net_columns(&net, col), n = N + nL;
+    int B = 0;
+    double *x = NULL, *target = NULL, *vin = NULL, *out = NULL, *re = NULL, *im = NULL;
+    double alpha = 0, k_p = 0, tau_v = 0, tau_u = 1;
+    /* with v, the point is given: x and target are not read (and may be left out) */
+    if ((rc = dfc_arg_matrix(a, K, "v", 0, N, &B, &vin))) return rc;
+    if ((rc = dfc_arg_matrix(a, K, "x", vin == NULL, net.n[0], &B, &x))) return rc;
+    if ((rc = dfc_arg_matrix(a, K, "target", vin == NULL, nL, &B, &target))) return rc;
+    if ((rc = ap_arg_number(a, K, "alpha", 1, &alpha))) return rc;
+    if ((rc = ap_arg_number(a, K, "k_p", 1, &k_p))) return rc;
+    if ((rc = ap_arg_number(a, K, "tau_v", 1, &tau_v))) return rc;
+    if ((rc = ap_arg_number(a, K, "tau_u", 0, &tau_u))) return rc;
+    if (!isfinite(alpha)) return ap_error(AP_EINVAL, "kernel %s: alpha = %g", K, alpha);
+    if (!isfinite(k_p)) return ap_error(AP_EINVAL, "kernel %s: k_p = %g", K, k_p);
+    if (!(tau_v > 0) || !isfinite(tau_v))
+        return ap_error(AP_EINVAL, "kernel %s: tau_v = %g, must be > 0", K, tau_v);
+    if (!(tau_u > 0) || !isfinite(tau_u))
+        return ap_error(AP_EINVAL, "kernel %s: tau_u = %g, must be > 0", K, tau_u);
+    size_t shape[1] = {(size_t)B};
+    if ((rc = ap_arg_array(a, K, "out", 1, 1, shape, &out, NULL))) return rc;
+    if ((rc = dfc_arg_matrix(a, K, "out_re", 0, n, &B, &re))) return rc;
+    if ((rc = dfc_arg_matrix(a, K, "out_im", 0, n, &B, &im))) return rc;
+    if ((re == NULL) != (im == NULL))
+        return ap_error(AP_EINVAL, "kernel %s: give out_re and out_im together", K);
+
+    /* the system matrix; D and the point v (N each); J, A, u, two rate vectors */
+    int max_n = 1;
+    for (int i = 0; i <= L; i++)
+        if (net.n[i] > max_n) max_n = net.n[i];
+    const size_t n_ws = (size_t)n * n + 2 * (size_t)N + (size_t)nL * N + (size_t)nL * nL +
+                        (size_t)nL + 2 * (size_t)max_n;
+    double *ws_mem = malloc(n_ws * sizeof *ws_mem), *ffbuf = NULL, *dff[DFC_MAX_LAYERS + 1];
+    gsl_vector_complex *ev = gsl_vector_complex_alloc((size_t)n);
+    gsl_eigen_nonsymm_workspace *ews = gsl_eigen_nonsymm_alloc((size_t)n);
+    gsl_permutation *perm = gsl_permutation_alloc((size_t)nL);
+    eig *e = malloc((size_t)n * sizeof *e);
+    gsl_error_handler_t *old = NULL;
+    if (!ws_mem || !ev || !ews || !perm || !e) {
+        rc = ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, n_ws);
+        goto done;
+    }
+    double *S = ws_mem, *D = S + (size_t)n * n, *vp = D + N, *J = vp + N;
+    double *A = J + (size_t)nL * N, *u = A + (size_t)nL * nL, *ra = u + nL, *rb = ra + max_n;
+    /* without v: the feedforward state (r_L^- for delta_L, phi' for J) of the whole batch */
+    double *rffL = NULL;
+    if (!vin) {
+        size_t off[DFC_MAX_LAYERS + 1];
+        const size_t total = dfc_layer_offsets(&net, B, off);
+        ffbuf = malloc(3 * total * sizeof *ffbuf);
+        if (!ffbuf) {
+            rc = ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, 3 * total);
+            goto done;
+        }
+        double *v[DFC_MAX_LAYERS + 1], *r[DFC_MAX_LAYERS + 1];
+        for (int i = 0; i <= L; i++) {
+            v[i] = ffbuf + off[i];
+            r[i] = ffbuf + total + off[i];
+            dff[i] = ffbuf + 2 * total + off[i];
+        }
+        r[0] = x; /* read only */
+        dfc_forward(&net, B, v, r);
+        for (int i = 1; i <= L; i++)
+            net.act[i]->df((size_t)B * (size_t)net.n[i], v[i], dff[i]);
+        rffL = r[L];
+    }
+    /* GSL's default error handler aborts; report failures as error codes, then restore it */
+    old = gsl_set_error_handler_off();
+    for (int b = 0; b < B && !rc; b++) {
+        if (vin) {
+            memcpy(vp, vin + (size_t)b * N, (size_t)N * sizeof *vp);
+        } else if ((rc = ssa_point(&net, K, b, x, target, alpha, dff, rffL, J, A, u, ra, rb, perm,
+                                   vp))) {
+            break;
+        }
+        for (int i = 1; i <= L; i++)
+            net.act[i]->df((size_t)net.n[i], vp + col[i], D + col[i]);
+        system_matrix(&net, D, alpha, k_p, tau_v, tau_u, S);
+        gsl_matrix_view Sv = gsl_matrix_view_array(S, (size_t)n, (size_t)n);
+        int st = gsl_eigen_nonsymm(&Sv.matrix, ev, ews);
+        if (st) {
+            rc = ap_error(AP_EINVAL,
+                          "kernel %s: the eigenvalues of the system matrix did not converge for "
+                          "sample %d (GSL: %s)",
+                          K, b, gsl_strerror(st));
+            break;
+        }
+        for (int k = 0; k < n; k++) {
+            gsl_complex z = gsl_vector_complex_get(ev, (size_t)k);
+            e[k].re = GSL_REAL(z);
+            e[k].im = GSL_IMAG(z);
+        }
+        qsort(e, (size_t)n, sizeof *e, eig_cmp);
+        out[b] = e[n - 1].re;
+        if (!isfinite(out[b])) {
+            rc = ap_error(AP_ENONFINITE, "kernel %s: non-finite eigenvalue for sample %d", K, b);
+            break;
+        }
+        if (re)
+            for (int k = 0; k < n; k++) {
+                re[(size_t)b * n + k] = e[k].re;
+                im[(size_t)b * n + k] = e[k].im;
+            }
+    }
+    gsl_set_error_handler(old);
+done:
+    if (ews) gsl_eigen_nonsymm_free(ews);
+    if (ev) gsl_vector_complex_free(ev);
+    if (perm) gsl_permutation_free(perm);
+    free(e);
+    free(ffbuf);
+    free(ws_mem);
+    return rc;
+}
+
+static const ap_kernel kernels[] = {
+    {AP_ABI_VERSION, sizeof(ap_kernel), "dfc.condition1",
+     "Condition 1 per sample at the feedforward state: std_i ||r_i|| / mean_i ||r_i|| over the "
+     "layers i = 0..L-1 (the input included, the output excluded; population std); 0: equal "
+     "norms",
+     "model, x[B,n0], out[B] (written)", k_condition1},
+    {AP_ABI_VERSION, sizeof(ap_kernel), "dfc.stability",
+     "the largest real part of the eigenvalues of the linearised network + controller system "
+     "(state v_1..v_L, u_int; instantaneous basal and apical compartments) per sample, at the "
+     "DFC-SSA steady state of Lemma 1 or at the given somatic potentials v; < 0: stable",
+     "model, x[B,n0], target[B,nL] (x and target not needed with v), alpha, k_p, tau_v, tau_u "
+     "(default 1), v[B,N] (optional: the point, layers 1..L stacked), out[B] (written), "
+     "out_re[B,N+nL], out_im[B,N+nL] (optional: every eigenvalue, ascending real part)",
+     k_stability},
+};
+
+int dfc_register_kernels_measures(ap_registry *r) {
+    for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
+        int rc = ap_registry_add_kernel(r, &kernels[k], "dfc");
+        if (rc) return rc;
+    }
+    return AP_OK;
+}
