@@ -13,14 +13,17 @@
 -- the trainer recomputes before every minibatch (feedback = "weight_product"). The script prints
 -- the pathway, its effective feedback (analytic and by central differences on a probe model),
 -- trains the student-teacher task end to end and simulates a few samples of the trained
--- network with CVODE.
+-- network with CVODE. A second part trains the pathway's feedback weights instead (feedback =
+-- "trained": the sleep phase's rule (13) on the synapses that end on the apical compartments,
+-- Q1..Q3, with presynaptic rates s and u; S stays fixed) and prints Condition 2 of the
+-- pathway's effective feedback before and after.
 --   build/bin/apical run examples/custom_pathway.lua [--set method=dfc] [--set epochs=20]
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
 
 local p = apical.params { method = "dfc-ssa", epochs = 10, n_train = 2560, n_valid = 256,
   n_test = 256, batch = 128, lr = 0.01, solver = "euler", tmax = 100, dt = 0.05, seed = 3,
-  samples = 4, out_dir = "runs", progress = false, feedback = "weight_product" }
+  samples = 4, out_dir = "runs", progress = false, feedback = "weight_product", epochs_fb = 10 }
 
 -- ---- the pathway -------------------------------------------------------------------------------
 dfc.pathways.register("skip", function(net, opts)
@@ -98,3 +101,23 @@ for ti = 1, #out.times do
   for k = 1, math.min(p.samples, B) * nL do e = e + (rstar[k] - rec[(ti - 1) * B * nL + k]) ^ 2 end
   print(string.format("  t = %4g: |r* - r_L| / |r* - r_L^-| = %.2e", out.times[ti], math.sqrt(e / e0)))
 end
+
+-- ---- trained feedback through the pathway ------------------------------------------------------
+-- The sleep phase (docs/dfc.md, "Trained feedback through a pathway"): Q1 and Q3 learn with the
+-- rate of s as their presynaptic factor, Q2 with u; S is not trained. Condition 2 is that of the
+-- effective feedback (dfc.condition2's argument Q), on the trainer's logging samples.
+local tf = dfc.trainer { task = "student_teacher", feedback_pathway = "skip", method = "dfc-ssa",
+  feedback = "trained", optimizer = "adam", lr = p.lr, epochs = p.epochs, batch = p.batch,
+  epochs_fb = p.epochs_fb, seed = p.seed, out_dir = p.out_dir, progress = p.progress,
+  name = "custom-pathway-trained-feedback",
+  task_opts = { n_train = p.n_train, n_valid = p.n_valid, n_test = p.n_test } }
+local c0 = tf:condition2()
+local S0 = tf.net.model:projection("S"):weights()
+local rf = tf:fit()
+local S1 = tf.net.model:projection("S"):weights()
+for k = 1, #S0 do assert(S0[k] == S1[k], "S is inside the pathway: the sleep phase leaves it alone") end
+print(string.format("trained feedback through the skip pathway: Condition 2 %.4f (initial) -> %.4f " ..
+  "(after %d pre-training epochs) -> %.4f (after %d epochs); test loss %.4g",
+  c0, rf.log[1].fb_condition2, p.epochs_fb, rf.log[#rf.log].fb_condition2, p.epochs,
+  rf.log[#rf.log].test_loss))
+assert(rf.log[1].fb_condition2 > c0, "feedback training did not raise Condition 2")
