@@ -137,6 +137,22 @@ test("rule (13) through a layerwise pathway: hand sum over one run", function()
     end
     print(string.format("  sigma %g: largest relative difference from the hand sum %.2g", sigma, rel))
     assert(rel < 1e-14, "relative difference " .. rel)
+    -- the arguments' errors
+    local function fails(extra, needle)
+      local a = { model = net.model, sim = sleep.sim, optim = opt, sigma = sigma }
+      for k, v in pairs(extra) do a[k] = v end
+      local ok, err = pcall(dfc.feedback_grad, a)
+      assert(not ok and tostring(err):find(needle, 1, true), tostring(err) .. " lacks " .. needle)
+    end
+    fails({ lag = sleep.lag }, "lag needs pre")
+    fails({ pre = apical.zeros { 2 } }, "pre has 2 entries, the network has 3 layers")
+    local bad = sleep.pre:copy()
+    bad[1] = 2
+    fails({ pre = bad }, "pre[1] = 2 must be 0 (ctl.u) or a recording index > 3")
+    bad[1] = 0 -- Q1 reads g1 (4 wide), ctl.u is 2 wide
+    fails({ pre = bad, lag = sleep.lag }, "recording 0 (the presynaptic signal of Q1) is 4 values wide, Q1 has 4 columns")
+    -- without pre: direct feedback's shapes, which the pathway's Q1 (4 x 4) lacks
+    fails({}, "projection Q1 is 4 x 4, the network needs 4 x 2")
   end
 end)
 
