@@ -184,17 +184,33 @@ static int eig_cmp(const void *pa, const void *pb) {
 
 static int k_stability(const ap_kernel_args *a) {
     static const char *const K = "dfc.stability";
-    static const char *const known[] = {"model", "x", "target", "alpha",  "k_p",   "tau_v",
-                                        "tau_u", "v", "out",    "out_re", "out_im"};
-    int rc = ap_args_check(a, K, known, 11);
+    static const char *const known[] = {"model", "x", "target", "alpha",  "k_p",    "tau_v",
+                                        "tau_u", "v", "out",    "out_re", "out_im", "Q"};
+    int rc = ap_args_check(a, K, known, 12);
     if (rc) return rc;
     dfc_net net;
     ap_model *m = NULL;
+    double *qeff = NULL;
+    size_t qshape[4] = {0};
+    const size_t any2[2] = {0, 0};
     if ((rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m))) return rc;
-    if ((rc = dfc_net_load(m, K, 1, &net))) return rc;
+    /* Q: the stacked effective feedback of a feedback pathway (as dfc.condition2 takes it),
+     * read instead of the model's Q1..QL; the pathway is then taken as instantaneous */
+    if ((rc = ap_arg_array(a, K, "Q", 0, 2, any2, &qeff, qshape))) return rc;
+    if ((rc = dfc_net_load(m, K, qeff == NULL, &net))) return rc;
     const int L = net.L, nL = net.n[L];
     int col[DFC_MAX_LAYERS + 1];
     const int N = dfc_net_columns(&net, col), n = N + nL;
+    if (qeff) {
+        if (qshape[0] != (size_t)N || qshape[1] != (size_t)nL)
+            return ap_error(
+                AP_ESIZE,
+                "kernel %s: Q has shape [%zu, %zu], the network needs [%d, %d] (Q_1..Q_L "
+                "stacked, n_1 + ... + n_L rows)",
+                K, qshape[0], qshape[1], N, nL);
+        for (int i = 1; i <= L; i++)
+            net.Q[i] = qeff + (size_t)col[i] * nL; /* read only */
+    }
     int B = 0;
     double *x = NULL, *target = NULL, *vin = NULL, *out = NULL, *re = NULL, *im = NULL;
     double alpha = 0, k_p = 0, tau_v = 0, tau_u = 1;
@@ -320,7 +336,8 @@ static const ap_kernel kernels[] = {
      "DFC-SSA steady state of Lemma 1 or at the given somatic potentials v; < 0: stable",
      "model, x[B,n0], target[B,nL] (x and target not needed with v), alpha, k_p, tau_v, tau_u "
      "(default 1), v[B,N] (optional: the point, layers 1..L stacked), out[B] (written), "
-     "out_re[B,N+nL], out_im[B,N+nL] (optional: every eigenvalue, ascending real part)",
+     "out_re[B,N+nL], out_im[B,N+nL] (optional: every eigenvalue, ascending real part), "
+     "Q[N,nL] (optional: the stacked feedback to use instead of the model's Q1..QL)",
      k_stability},
 };
 

@@ -396,6 +396,28 @@ static void test_stability_network(void) {
         CHECK_NEAR(pre, det, 1e-9 * fabs(det));
         CHECK(fabs(pim) < 1e-9 * fabs(det));
     }
+    /* the stacked feedback as the argument Q, on the same network without Q1..QL */
+    double Qs[N * NL], out_q[B];
+    int row = 0;
+    for (int i = 1; i <= 3; i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "Q%d", i);
+        memcpy(Qs + row * NL, proj_w(m, nm), (size_t)sp.n[i] * NL * sizeof(double));
+        row += sp.n[i];
+    }
+    rng_state = 321;
+    ap_model *mf = net_build_forward(&sp);
+    CHECK(max_abs_diff(proj_w(mf, "W2"), proj_w(m, "W2"), 12) == 0);
+    CHECK_OK(KCALL("dfc.stability", M(mf), a_mat("x", x, B, 3), a_mat("target", t, B, NL),
+                   a_num("alpha", alpha), a_num("k_p", k_p), a_num("tau_v", tau_v),
+                   a_vec("out", out_q, B), a_mat("Q", Qs, N, NL)));
+    for (int b = 0; b < B; b++)
+        CHECK_NEAR(out_q[b], out_d[b], 1e-13);
+    CHECK_FAILS(KCALL("dfc.stability", M(mf), a_mat("x", x, B, 3), a_mat("target", t, B, NL),
+                      a_num("alpha", alpha), a_num("k_p", k_p), a_num("tau_v", tau_v),
+                      a_vec("out", out_q, B), a_mat("Q", Qs, N - 1, NL)),
+                AP_ESIZE, "Q has shape [8, 2]");
+    ap_model_free(&mf);
     ap_model_free(&m);
 }
 
