@@ -31,13 +31,49 @@ local function gp_string(s)
   return '"' .. tostring(s):gsub("\\", "\\\\"):gsub('"', '\\"') .. '"'
 end
 
+-- Runs a gnuplot script that writes `tmp`, then renames it to `out`.
+local function gnuplot(script, tmp, out)
+  local gp = io.popen("gnuplot 2>&1 > /dev/null", "w")
+  if not gp then error("plot: cannot start gnuplot (install gnuplot-nox)", 0) end
+  gp:write(script)
+  local ok, _, code = gp:close()
+  if not ok or not exists(tmp) then
+    os.remove(tmp)
+    error(string.format("plot: gnuplot failed drawing %s (exit %s); is gnuplot-nox installed?", out,
+      tostring(code)), 0)
+  end
+  assert(os.rename(tmp, out))
+  return out
+end
+
 -- Draws one PNG: o.out, o.title, o.xlabel, o.ylabel, o.logy, o.size ("900,560"), and
 -- o.series = { { file = csv, x = column name, y = column name, title = , style = "lines" } }.
-function M.lines(o)
-  assert(type(o.out) == "string", "plot.lines: out (a .png path) is required")
-  assert(type(o.series) == "table" and #o.series > 0, "plot.lines: series is required")
+-- Whether column `name` of a CSV file holds at least one finite number.
+function M.has_data(csv, name)
+  local k = M.columns(csv)[name]
+  if not k then return false end
+  local first = true
+  for line in io.lines(csv) do
+    if not first then
+      local i = 0
+      for v in line:gmatch("[^,]+") do
+        i = i + 1
+        if i == k then
+          local x = tonumber(v)
+          if x and x == x and math.abs(x) < math.huge then return true end
+          break
+        end
+      end
+    end
+    first = false
+  end
+  return false
+end
+
+-- The gnuplot `plot` clauses of a list of series.
+local function plot_clauses(series)
   local parts = {}
-  for _, s in ipairs(o.series) do
+  for _, s in ipairs(series) do
     local cols = M.columns(s.file)
     local x, y = cols[s.x], cols[s.y]
     if not x then error(string.format("plot: %s has no column %q", s.file, s.x), 0) end
@@ -45,6 +81,13 @@ function M.lines(o)
     parts[#parts + 1] = string.format("%s using %d:%d with %s lw 2 title %s", gp_string(s.file), x, y,
       s.style or "linespoints", gp_string(s.title or s.y))
   end
+  return parts
+end
+
+function M.lines(o)
+  assert(type(o.out) == "string", "plot.lines: out (a .png path) is required")
+  assert(type(o.series) == "table" and #o.series > 0, "plot.lines: series is required")
+  local parts = plot_clauses(o.series)
   local tmp = o.out .. ".tmp.png"
   local script = table.concat({
     string.format("set terminal pngcairo size %s enhanced font 'sans,11'", o.size or "900,560"),
@@ -58,17 +101,86 @@ function M.lines(o)
     o.logy and "set logscale y" or "",
     "plot " .. table.concat(parts, ", \\\n     "),
   }, "\n") .. "\n"
-  local gp = io.popen("gnuplot 2>&1 > /dev/null", "w")
-  if not gp then error("plot: cannot start gnuplot (install gnuplot-nox)", 0) end
-  gp:write(script)
-  local ok, _, code = gp:close()
-  if not ok or not exists(tmp) then
-    os.remove(tmp)
-    error(string.format("plot: gnuplot failed drawing %s (exit %s); is gnuplot-nox installed?", o.out,
-      tostring(code)), 0)
+  return gnuplot(script, tmp, o.out)
+end
+
+-- Several line plots in one PNG (gnuplot's multiplot): o.out, o.title, o.layout ({ rows,
+-- columns }), o.size, o.panels = { { title =, xlabel =, ylabel =, logy =, series = (as for
+-- M.lines) }, ... }. Every panel shares one legend placement (inside, top right).
+function M.panels(o)
+  assert(type(o.out) == "string", "plot.panels: out (a .png path) is required")
+  assert(type(o.panels) == "table" and #o.panels > 0, "plot.panels: panels is required")
+  local rows, cols = o.layout and o.layout[1] or #o.panels, o.layout and o.layout[2] or 1
+  local tmp = o.out .. ".tmp.png"
+  local lines = {
+    string.format("set terminal pngcairo size %s enhanced font 'sans,10'", o.size or (cols * 520 .. "," .. rows * 380)),
+    "set output " .. gp_string(tmp),
+    "set datafile separator ','",
+    string.format("set multiplot layout %d,%d%s", rows, cols, o.title and (" title " .. gp_string(o.title)) or ""),
+    "set grid", "set key inside top right font ',8'",
+  }
+  for _, pnl in ipairs(o.panels) do
+    lines[#lines + 1] = "set title " .. gp_string(pnl.title or "")
+    lines[#lines + 1] = "set xlabel " .. gp_string(pnl.xlabel or "")
+    lines[#lines + 1] = "set ylabel " .. gp_string(pnl.ylabel or "")
+    lines[#lines + 1] = pnl.logy and "set logscale y" or "unset logscale y"
+    -- series without a finite value are left out; a panel left empty says so
+    local series = {}
+    for _, sr in ipairs(pnl.series) do
+      if M.has_data(sr.file, sr.y) then series[#series + 1] = sr end
+    end
+    if #series > 0 then
+      lines[#lines + 1] = "plot " .. table.concat(plot_clauses(series), ", \\\n     ")
+    else
+      lines[#lines + 1] = "set label 1 'no data' at graph 0.5, 0.5 center"
+      lines[#lines + 1] = "plot [0:1] [0:1] NaN notitle"
+      lines[#lines + 1] = "unset label 1"
+    end
   end
-  assert(os.rename(tmp, o.out))
-  return o.out
+  lines[#lines + 1] = "unset multiplot"
+  return gnuplot(table.concat(lines, "\n") .. "\n", tmp, o.out)
+end
+
+-- The panels of the measures (measures.csv, dfc.train's measures_every) of the Fig. 3 kind:
+-- Condition 2, the angle with the MN update, Condition 1, the angle with the GN update, the
+-- stability and the angle with the DFC-SSA update; `runs` = { { dir =, title = }, ... }.
+function M.measures(runs, out, title)
+  local spec = {
+    { "condition2", "Condition 2 (||PQ||_F / ||Q||_F)" }, { "angle_mn", "angle with MN update (deg)" },
+    { "condition1", "Condition 1 (std/mean of layer norms)" }, { "angle_gn", "angle with GN update (deg)" },
+    { "stability", "max Re eig, linearised system" }, { "angle_ssa", "angle with DFC-SSA update (deg)" },
+  }
+  local panels = {}
+  for k, sp in ipairs(spec) do
+    local series = {}
+    for _, r in ipairs(runs) do
+      series[#series + 1] = { file = r.dir .. "/measures.csv", x = "iteration", y = sp[1], title = r.title,
+        style = "lines" }
+    end
+    panels[k] = { title = string.char(64 + k) .. ": " .. sp[2], xlabel = "iteration", series = series }
+  end
+  return M.panels { out = out, title = title, layout = { 3, 2 }, panels = panels }
+end
+
+-- A headerless numeric CSV matrix drawn as a grey-scale image (row 1 at the top): o.file,
+-- o.out, o.title, o.size, o.cbrange ({ lo, hi }: the grey scale; values outside are clipped).
+function M.image(o)
+  assert(type(o.out) == "string", "plot.image: out (a .png path) is required")
+  if not exists(o.file) then error("plot: cannot read " .. tostring(o.file), 0) end
+  local tmp = o.out .. ".tmp.png"
+  local script = table.concat({
+    string.format("set terminal pngcairo size %s enhanced font 'sans,11'", o.size or "900,280"),
+    "set output " .. gp_string(tmp),
+    "set datafile separator ','",
+    "set palette grey",
+    o.cbrange and string.format("set cbrange [%.17g:%.17g]", o.cbrange[1], o.cbrange[2]) or "",
+    "unset colorbox", "unset xtics", "unset ytics", "unset border",
+    "set yrange [] reverse",
+    "set size ratio -1",
+    o.title and ("set title " .. gp_string(o.title)) or "",
+    "plot " .. gp_string(o.file) .. " matrix with image notitle",
+  }, "\n") .. "\n"
+  return gnuplot(script, tmp, o.out)
 end
 
 local function run_name(dir)
@@ -101,6 +213,24 @@ function M.run_dir(dir)
         { file = csv, x = "epoch", y = "valid_error", title = "valid" },
         { file = csv, x = "epoch", y = "test_error", title = "test" } } }
   end
+  if exists(dir .. "/measures.csv") then
+    out[#out + 1] = M.measures({ { dir = dir, title = name } }, dir .. "/measures.png", name .. ": measures")
+  end
+  if exists(dir .. "/reconstructions.csv") then
+    -- the grey scale of the inputs (the top half) for both rows
+    local rows = {}
+    for line in io.lines(dir .. "/reconstructions.csv") do rows[#rows + 1] = line end
+    local lo, hi = math.huge, -math.huge
+    for k = 1, #rows // 2 do
+      for v in rows[k]:gmatch("[^,]+") do
+        local x = tonumber(v)
+        if x then lo, hi = math.min(lo, x), math.max(hi, x) end
+      end
+    end
+    out[#out + 1] = M.image { file = dir .. "/reconstructions.csv", out = dir .. "/reconstructions.png",
+      title = name .. ": test inputs (top), reconstructions (bottom)",
+      cbrange = hi > lo and { lo, hi } or nil }
+  end
   return out
 end
 
@@ -117,6 +247,13 @@ function M.compare(dirs, out_dir)
     written[#written + 1] = M.lines { out = out_dir .. "/compare-" .. measure .. ".png",
       title = measure:gsub("_", " "), xlabel = "epoch", ylabel = measure:gsub("_", " "),
       logy = measure ~= "test_error", series = series }
+  end
+  local runs = {}
+  for _, d in ipairs(dirs) do
+    if exists(d .. "/measures.csv") then runs[#runs + 1] = { dir = d, title = run_name(d) } end
+  end
+  if #runs == #dirs then
+    written[#written + 1] = M.measures(runs, out_dir .. "/compare-measures.png", "measures")
   end
   return written
 end

@@ -48,6 +48,9 @@ local function serialize(v, indent)
   elseif type(v) == "string" then
     return string.format("%q", v)
   elseif type(v) == "number" then
+    -- NaN and infinities as expressions Lua reads back (a measure that failed is NaN)
+    if v ~= v then return "0/0" end
+    if v == math.huge or v == -math.huge then return v > 0 and "1/0" or "-1/0" end
     if v % 1 == 0 and math.abs(v) < 2 ^ 53 then return string.format("%d", v) end
     return string.format("%.17g", v)
   else
@@ -80,14 +83,35 @@ function M.open(cfg, trainer)
   return d
 end
 
-function Dir:write_log(columns, rows)
+-- A CSV file `name` in the run directory (written atomically): a header of the columns, then
+-- one line per row (a table keyed by column; missing values are 0).
+function Dir:write_csv(name, columns, rows)
   local lines = { table.concat(columns, ",") }
   for _, r in ipairs(rows) do
     local f = {}
-    for i, c in ipairs(columns) do f[i] = string.format("%.10g", r[c] or 0) end
+    for i, c in ipairs(columns) do
+      local v = r[c] or 0
+      f[i] = v ~= v and "nan" or string.format("%.10g", v)
+    end
     lines[#lines + 1] = table.concat(f, ",")
   end
-  write_atomic(self.path .. "/log.csv", table.concat(lines, "\n") .. "\n")
+  write_atomic(self.path .. "/" .. name, table.concat(lines, "\n") .. "\n")
+end
+
+function Dir:write_log(columns, rows)
+  self:write_csv("log.csv", columns, rows)
+end
+
+-- A headerless numeric matrix (a table of rows) as CSV: pictures drawn with gnuplot's
+-- `matrix` mode (the autoencoder's reconstructions).
+function Dir:write_matrix(name, rows)
+  local lines = {}
+  for i, r in ipairs(rows) do
+    local f = {}
+    for j, v in ipairs(r) do f[j] = string.format("%.6g", v) end
+    lines[i] = table.concat(f, ",")
+  end
+  write_atomic(self.path .. "/" .. name, table.concat(lines, "\n") .. "\n")
 end
 
 local function tensors(trainer)
@@ -115,7 +139,8 @@ function Dir:save(trainer, epoch, log, best, wall)
   end
   trainer.opt:save(tmp .. "/opt.")
   for _, e in ipairs(trainer.extra_optimisers or {}) do e[2]:save(tmp .. "/" .. e[1]) end
-  local state = { epoch = epoch, log = log, best = best, wall = wall, files = files }
+  local state = { epoch = epoch, log = log, best = best, wall = wall, files = files,
+    measure_rows = trainer.measure_rows }
   write_atomic(tmp .. "/state.lua", "return " .. serialize(state) .. "\n")
   os.execute("rm -rf " .. shell_quote(old))
   if exists(dst .. "/state.lua") then assert(os.rename(dst, old)) end
@@ -132,6 +157,7 @@ function Dir:load(trainer, state)
   trainer.opt:load(dir .. "/opt.")
   for _, e in ipairs(trainer.extra_optimisers or {}) do e[2]:load(dir .. "/" .. e[1]) end
   self.epoch, self.log, self.best, self.wall = state.epoch, state.log, state.best, state.wall
+  if trainer.measure_rows then trainer.measure_rows = state.measure_rows or {} end
 end
 
 return M

@@ -67,7 +67,8 @@ local function idx_task(name, dir, n_train, autoencoder)
   if autoencoder then
     -- targets are the inputs themselves
     local function ae(ds) return apical.dataset.arrays { inputs = ds:inputs(), targets = ds:inputs() } end
-    return { train = ae(train), valid = ae(valid), test = ae(test), loss = "mse", n_in = 784, n_out = 784, name = name }
+    return { train = ae(train), valid = ae(valid), test = ae(test), loss = "mse", n_in = 784, n_out = 784, name = name,
+      image = { 28, 28 } }
   end
   return { train = train, valid = valid, test = test, loss = "ce", n_in = 784, n_out = 10, name = name }
 end

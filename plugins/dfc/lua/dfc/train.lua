@@ -47,6 +47,12 @@ M.defaults = {
   resume = "",                   -- a run directory to continue
   progress = true,
   eval_batch = 0,                -- 0: batch
+  -- the measures of App. F.1 (measures.lua) on the training minibatch, before the optimiser's
+  -- step, every measures_every minibatches (0: never): rows in measures.csv, epoch means in
+  -- log.csv
+  measures_every = 0,
+  measures_gamma = 0,            -- damping of the minimum-norm reference update
+  measures_gamma_gn = 0,         -- damping of the Gauss-Newton reference update (0: pseudoinverse)
   -- trained feedback (feedback = "trained"): the sleep phase (12), (13) of sleep.lua; the
   -- defaults are the paper's student-teacher configuration
   k_p_fb = 0.1, alpha_fb = 0.25, tau_v_fb = 0.01, dt_fb = 0.002, tmax_fb = 50, tau_A = 0.3,
@@ -99,6 +105,12 @@ function M.resolve(cfg, level)
     if not (c[k] > 0) then error(string.format("dfc.train: %s = %s must be > 0", k, tostring(c[k])), level) end
   end
   if c.tmax < 2 or c.tmax % 1 ~= 0 then error(string.format("dfc.train: tmax = %s must be an integer >= 2", tostring(c.tmax)), level) end
+  if c.measures_every < 0 or c.measures_every % 1 ~= 0 then
+    error(string.format("dfc.train: measures_every = %s must be an integer >= 0", tostring(c.measures_every)), level)
+  end
+  for _, k in ipairs { "measures_gamma", "measures_gamma_gn" } do
+    if not (c[k] >= 0) then error(string.format("dfc.train: %s = %s must be >= 0", k, tostring(c[k])), level) end
+  end
   if c.batch < 1 or c.batch % 1 ~= 0 then error(string.format("dfc.train: batch = %s must be a positive integer", tostring(c.batch)), level) end
   return c
 end
@@ -153,6 +165,11 @@ function M.trainer(dfc, cfg, level)
   t.mask = apical.zeros { c.batch }
   if c.method == "dfc" or c.method == "dfc-ss" then t.sim = net.model:compile() end
   t.run_opts = t:solver_options()
+  if c.measures_every > 0 then
+    t.ms = dfc.measures_new(net, { alpha = c.alpha, k_p = c.k_p, tau_v = c.tau_v, tau_u = c.tau_u,
+      gamma = c.measures_gamma, gamma_gn = c.measures_gamma_gn })
+    t.measure_rows = {}
+  end
   return t
 end
 
@@ -235,12 +252,59 @@ function Trainer:gradient(X, Y)
   return stats
 end
 
--- One optimiser step on a minibatch.
-function Trainer:step(X, Y)
+-- One optimiser step on a minibatch; `iteration` (counting minibatches from 1 over the whole
+-- run) decides whether the measures are taken first.
+function Trainer:step(X, Y, iteration, epoch)
   self.opt:zero()
   local stats = self:gradient(X, Y)
+  if self.ms and iteration and (iteration - 1) % self.cfg.measures_every == 0 then
+    self:measure(X, Y, iteration, epoch)
+  end
   self.opt:step()
   return stats
+end
+
+-- The measures' columns (measures.csv): the conditions, the stability and the angles of the
+-- update with each reference, all layers together and per layer.
+local measure_kinds = { "bp", "mn", "gn", "ssa" }
+local measure_main = { "condition1", "condition2", "condition3", "stability",
+  "angle_bp", "angle_mn", "angle_gn", "angle_ssa" }
+
+function Trainer:measure_columns()
+  local cols = { "iteration", "epoch" }
+  for _, k in ipairs(measure_main) do cols[#cols + 1] = k end
+  for _, k in ipairs(measure_kinds) do
+    for i = 1, self.L do cols[#cols + 1] = string.format("angle_%s_%d", k, i) end
+  end
+  return cols
+end
+
+-- Measures the update the optimiser holds (before its step) on minibatch (X, Y): a row of
+-- measures.csv (NaN for a measure that failed numerically).
+function Trainer:measure(X, Y, iteration, epoch)
+  local c = self.cfg
+  if c.method == "bp" or c.method == "dfa" then self:targets(X, Y) end
+  local r = self.ms:compute { x = X, target = self.rstar, y = Y, loss = self.task.loss, update = self.opt }
+  local nan = 0 / 0
+  local row = { iteration = iteration, epoch = epoch, condition1 = r.condition1 or nan,
+    condition2 = r.condition2 or nan, condition3 = r.condition3 or nan, stability = r.stability or nan }
+  for _, k in ipairs(measure_kinds) do
+    local a = r.angles and r.angles[k]
+    row["angle_" .. k] = a and a.all or nan
+    for i = 1, self.L do row[string.format("angle_%s_%d", k, i)] = a and a[i] or nan end
+  end
+  self.measure_rows[#self.measure_rows + 1] = row
+end
+
+-- Epoch means of the measures (over the rows of `epoch`, NaNs left out) into a log row.
+function Trainer:measure_means(row, epoch)
+  for _, k in ipairs(measure_main) do
+    local sum, n = 0, 0
+    for _, m in ipairs(self.measure_rows) do
+      if m.epoch == epoch and m[k] == m[k] then sum, n = sum + m[k], n + 1 end
+    end
+    row[k] = n > 0 and sum / n or 0 / 0
+  end
 end
 
 -- Loss and error (classification: fraction misclassified) of the feedforward network over a
@@ -330,6 +394,7 @@ function Trainer:fit()
       samples_per_second = 0, mean_steps = 0, mean_rhs_evals = 0, dropped_samples = 0,
       mean_sim_time = 0 }
     self:feedback_columns(row, fb)
+    if self.ms then self:measure_means(row, 0) end -- none yet: NaN
     log[#log + 1] = row
     best = row
     rd:write_log(self:log_columns(), log)
@@ -343,7 +408,7 @@ function Trainer:fit()
     local loss_sum, steps, evals, dropped, nb, simt = 0, 0, 0, 0, 0, 0
     for X, Y in self.task.train:batches { batch = self.B, shuffle = true, seed = c.seed, epoch = epoch, drop_last = true } do
       local l = self:batch_loss(X, Y)
-      local st = self:step(X, Y)
+      local st = self:step(X, Y, (epoch - 1) * n_batches + nb + 1, epoch)
       nb = nb + 1
       loss_sum = loss_sum + l
       if st then
@@ -365,14 +430,43 @@ function Trainer:fit()
       mean_rhs_evals = evals / math.max(nb, 1), dropped_samples = dropped,
       mean_sim_time = simt / math.max(nb, 1) }
     self:feedback_columns(row, fb)
+    if self.ms then
+      self:measure_means(row, epoch)
+      rd:write_csv("measures.csv", self:measure_columns(), self.measure_rows)
+    end
     log[#log + 1] = row
     local better = ve and (ve < best.valid_error) or (not ve and vl < best.valid_loss)
     if better or best.epoch == 0 then best = row end
     rd:write_log(self:log_columns(), log)
     if c.checkpoint then rd:save(self, epoch, log, best, total_wall) end
   end
+  if self.task.image then self:write_reconstructions(rd) end
   rd.total_wall = total_wall
   return { log = log, best = best, run_dir = rd.path, trainer = self, wall = total_wall }
+end
+
+-- An image task (the autoencoder): the first `n` test images (top row) and the network's
+-- feedforward outputs (bottom row) side by side, one pixel per matrix entry, written to
+-- reconstructions.csv for `apical plot` (reconstructions.png).
+function Trainer:write_reconstructions(rd, n)
+  local h, w = self.task.image[1], self.task.image[2]
+  local test = self.task.test
+  n = math.min(n or 8, test:size())
+  local out = apical.zeros { n, self.n_out }
+  local X
+  for Xb in test:subset(1, n):batches { batch = n } do X = apical.array(Xb) end
+  self.dfc.forward { model = self.net.model, x = X, out = out }
+  local rows = {}
+  for part, src in ipairs { X, out } do
+    for y = 1, h do
+      local row = {}
+      for k = 0, n - 1 do
+        for x = 1, w do row[#row + 1] = src[k * h * w + (y - 1) * w + x] end
+      end
+      rows[(part - 1) * h + y] = row
+    end
+  end
+  rd:write_matrix("reconstructions.csv", rows)
 end
 
 -- ---- trained feedback: the sleep phase (sleep.lua) ------------------------------------------
@@ -445,16 +539,6 @@ function Trainer:setup_feedback()
     for X in valid:subset(1, n):batches { batch = n } do self.c2_x = apical.array(X) end
     self.c2_out = apical.zeros { n }
   end
-  if net.pathway.name ~= "direct" then
-    -- Condition 2 of a pathway: of its effective feedback (dfc.condition2's argument Q)
-    function self.condition2(t)
-      if not t.c2_x then return 0 end
-      local ok = pcall(t.dfc.condition2, { model = t.net.model, x = t.c2_x, out = t.c2_out,
-        Q = t.net:ssa_feedback() })
-      if not ok then return -1 end
-      return t.c2_out:sum() / #t.c2_out
-    end
-  end
 end
 
 -- One feedback epoch (number k, which fixes the shuffling and the noise seeds): every training
@@ -483,10 +567,12 @@ function Trainer:feedback_epoch(k, init, label)
 end
 
 -- Mean Condition 2 over the logging samples (-1 when J J^T is singular for one of them: the
--- log and the checkpoint's state.lua hold finite numbers only).
+-- log and the checkpoint's state.lua hold finite numbers only); a pathway other than direct is
+-- measured by its effective feedback.
 function Trainer:condition2()
   if not self.c2_x then return 0 end
-  local ok = pcall(self.dfc.condition2, { model = self.net.model, x = self.c2_x, out = self.c2_out })
+  local ok = pcall(self.dfc.condition2, { model = self.net.model, x = self.c2_x, out = self.c2_out,
+    Q = self.net:ssa_feedback() })
   if not ok then return -1 end
   return self.c2_out:sum() / #self.c2_out
 end
@@ -513,10 +599,14 @@ end
 local fb_columns = { "fb_epochs", "fb_grad_norm", "fb_condition2", "fb_wall_seconds" }
 
 function Trainer:log_columns()
-  if self.cfg.feedback ~= "trained" then return log_columns end
   local cols = {}
   for _, k in ipairs(log_columns) do cols[#cols + 1] = k end
-  for _, k in ipairs(fb_columns) do cols[#cols + 1] = k end
+  if self.cfg.feedback == "trained" then
+    for _, k in ipairs(fb_columns) do cols[#cols + 1] = k end
+  end
+  if self.ms then
+    for _, k in ipairs(measure_main) do cols[#cols + 1] = k end
+  end
   return cols
 end
 

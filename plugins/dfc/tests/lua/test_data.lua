@@ -49,4 +49,38 @@ local ae = dfc.tasks.mnist_autoencoder()
 local x, y = ae.valid:sample(3)
 for i = 1, 784 do assert(x[i] == y[i]) end
 assert(ae.loss == "mse" and ae.train:target_dim() == 784)
+
+-- the autoencoder's run directory gets reconstructions.csv: 28 rows of the first 8 test images
+-- side by side, then 28 rows of the network's outputs for them
+local tmp = os.tmpname()
+os.remove(tmp)
+assert(os.execute("mkdir -p '" .. tmp .. "'"))
+local r = dfc.train { task = "mnist_autoencoder", task_opts = { n_train = 256 }, hidden = { 16, 4, 16 },
+  activations = { "tanh", "linear", "tanh", "linear" }, method = "dfa", epochs = 1, out_dir = tmp,
+  progress = false, checkpoint = false }
+local rows = {}
+for line in io.lines(r.run_dir .. "/reconstructions.csv") do
+  local row = {}
+  for v in line:gmatch("[^,]+") do row[#row + 1] = tonumber(v) end
+  assert(#row == 8 * 28, "a row of 8 images 28 pixels wide")
+  rows[#rows + 1] = row
+end
+assert(#rows == 56, "28 rows of inputs, 28 of outputs")
+local out = apical.zeros { 8, 784 }
+local X8 = apical.zeros { 8, 784 }
+for k = 1, 8 do
+  local xk = ae.test:sample(k)
+  for i = 1, 784 do X8[(k - 1) * 784 + i] = xk[i] end
+end
+dfc.forward { model = r.trainer.net.model, x = X8, out = out }
+for k = 0, 7 do
+  for py = 1, 28 do
+    for px = 1, 28 do
+      local i = k * 784 + (py - 1) * 28 + px
+      assert(math.abs(rows[py][k * 28 + px] - X8[i]) <= 1e-6, "input pixel")
+      assert(math.abs(rows[28 + py][k * 28 + px] - out[i]) <= 1e-5 * (1 + math.abs(out[i])), "output pixel")
+    end
+  end
+end
+os.execute("rm -rf '" .. tmp .. "'")
 print("1 passed, 0 failed")
