@@ -1,0 +1,66 @@
+-- fig3.lua — the paper's Fig. 3 on the student-teacher task: Condition 2, the alignment with
+-- the minimum-norm (MN) update, Condition 1, the alignment with the Gauss-Newton (GN) update,
+-- the stability of the linearised network + controller and the alignment with the DFC-SSA
+-- update, over training, for DFC, DFC-SS and DFC-SSA with trained and with fixed feedback and
+-- for DFA. Every method trains with the paper's student-teacher configuration
+-- (models/student_teacher.lua) and records the measures every `every` minibatches; the
+-- picture is fig3.png in `out`, with each run's measures.csv and log.csv beside it, and a
+-- table of each measure's mean over the last epoch is printed (and written to fig3.md).
+--   build/bin/apical run examples/fig3.lua [--set epochs=20] [--set every=5] [--set out=runs/fig3]
+local apical = require "apical"
+local dfc = apical.plugin "dfc"
+local plot = require "apical.plot"
+
+local p = apical.params { epochs = 20, every = 5, out = "runs/fig3", seed = 42, solver = "euler",
+  progress = false }
+
+-- the paper's student-teacher configuration (models/student_teacher.lua)
+local base = {
+  task = "student_teacher", hidden = { 10, 10 }, activation = "tanh", output_activation = "linear",
+  batch = 128, optimizer = "sgd", clip = 1.0, lr = 0.05, lambda = 0.05, normalize_lr = true,
+  target_mode = "sample", k_p = 1.5, alpha = 0.0015, tau_v = 0.2, dt = 0.005, tmax = 1000,
+  solver = p.solver, seed = p.seed, epochs = p.epochs, measures_every = p.every, progress = p.progress,
+  k_p_fb = 0.1, alpha_fb = 0.25, tau_v_fb = 0.01, dt_fb = 0.002, tmax_fb = 50, tau_A = 0.3,
+  sigma = 0.01, optimizer_fb = "sgd", lr_fb = 0.002, lr_fb_init = 0.1, beta = 0.025, clip_fb = 1.0,
+  epochs_fb = 10, extra_fb_epochs = 1, out_dir = p.out,
+}
+
+local runs = {
+  { "DFC", "dfc", "trained" }, { "DFC-SS", "dfc-ss", "trained" }, { "DFC-SSA", "dfc-ssa", "trained" },
+  { "DFC (fixed)", "dfc", "weight_product" }, { "DFC-SS (fixed)", "dfc-ss", "weight_product" },
+  { "DFC-SSA (fixed)", "dfc-ssa", "weight_product" }, { "DFA", "dfa", "given" },
+}
+
+os.execute("mkdir -p '" .. p.out .. "'")
+local done = {}
+for _, r in ipairs(runs) do
+  local cfg = {}
+  for k, v in pairs(base) do cfg[k] = v end
+  cfg.method, cfg.feedback = r[2], r[3]
+  cfg.name = r[1]:lower():gsub("[%s%(%)]+", "-"):gsub("%-$", "")
+  local t0 = apical.clock()
+  local res = dfc.train(cfg)
+  done[#done + 1] = { dir = res.run_dir, title = r[1], res = res, wall = apical.clock() - t0 }
+end
+
+local png = plot.measures(done, p.out .. "/fig3.png",
+  string.format("student-teacher, %d epochs (measures every %d minibatches)", p.epochs, p.every))
+
+-- the last epoch's means of every measure, one row per method
+local cols = { "condition2", "angle_mn", "condition1", "angle_gn", "stability", "angle_ssa", "angle_bp" }
+local lines = { "| method | final test loss | " .. table.concat(cols, " | ") .. " | wall s |",
+  "|---" .. string.rep("|---", #cols + 2) .. "|" }
+for _, d in ipairs(done) do
+  local last = d.res.log[#d.res.log]
+  local f = {}
+  for i, k in ipairs(cols) do f[i] = string.format("%.4g", last[k]) end
+  lines[#lines + 1] = string.format("| %s | %.4g | %s | %.0f |", d.title, last.test_loss,
+    table.concat(f, " | "), d.wall)
+end
+local text = table.concat(lines, "\n") .. "\n"
+io.write("\n", text)
+local f = assert(io.open(p.out .. "/fig3.md.tmp", "w"))
+f:write(text)
+f:close()
+assert(os.rename(p.out .. "/fig3.md.tmp", p.out .. "/fig3.md"))
+print(png)
