@@ -7,22 +7,24 @@
 -- picture is fig3.png in `out`, with each run's measures.csv and log.csv beside it, and a
 -- table of each measure's mean over the last epoch is printed (and written to fig3.md).
 --   build/bin/apical run examples/fig3.lua [--set epochs=20] [--set every=5] [--set out=runs/fig3]
+-- (tmax, epochs_fb and n_train shorten the paper's 1000 steps, 10 pre-training epochs and
+-- 5000 training samples for a quick look)
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
 local plot = require "apical.plot"
 
 local p = apical.params { epochs = 20, every = 5, out = "runs/fig3", seed = 42, solver = "euler",
-  progress = false }
+  progress = false, tmax = 1000, epochs_fb = 10, n_train = 5000 }
 
 -- the paper's student-teacher configuration (models/student_teacher.lua)
 local base = {
   task = "student_teacher", hidden = { 10, 10 }, activation = "tanh", output_activation = "linear",
   batch = 128, optimizer = "sgd", clip = 1.0, lr = 0.05, lambda = 0.05, normalize_lr = true,
-  target_mode = "sample", k_p = 1.5, alpha = 0.0015, tau_v = 0.2, dt = 0.005, tmax = 1000,
+  target_mode = "sample", k_p = 1.5, alpha = 0.0015, tau_v = 0.2, dt = 0.005, tmax = p.tmax,
   solver = p.solver, seed = p.seed, epochs = p.epochs, measures_every = p.every, progress = p.progress,
   k_p_fb = 0.1, alpha_fb = 0.25, tau_v_fb = 0.01, dt_fb = 0.002, tmax_fb = 50, tau_A = 0.3,
   sigma = 0.01, optimizer_fb = "sgd", lr_fb = 0.002, lr_fb_init = 0.1, beta = 0.025, clip_fb = 1.0,
-  epochs_fb = 10, extra_fb_epochs = 1, out_dir = p.out,
+  epochs_fb = p.epochs_fb, extra_fb_epochs = 1, out_dir = p.out, task_opts = { n_train = p.n_train },
 }
 
 local runs = {

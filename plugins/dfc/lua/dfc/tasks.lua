@@ -63,7 +63,10 @@ local function idx_task(name, dir, n_train, autoencoder)
   end
   local train_all = apical.dataset.idx(files[1], files[2], 10)
   local test = apical.dataset.idx(files[3], files[4], 10)
-  local train, valid = train_all:split(n_train)
+  -- the reference's split: the first 55,000 images train, the last 5,000 validate; a smaller
+  -- n_train keeps the same validation set and trains on the first n_train images
+  local train, valid = train_all:split(math.max(n_train, 55000))
+  if n_train < 55000 then train = train:subset(1, n_train) end
   if autoencoder then
     -- targets are the inputs themselves
     local function ae(ds) return apical.dataset.arrays { inputs = ds:inputs(), targets = ds:inputs() } end
