@@ -558,6 +558,414 @@ static void test_mn_gn_brute_force(void) {
     ap_model_free(&m);
 }
 
+/* ---- dfc.gn_update with more rows than parameters (B n_L > P) ------------------------------ */
+/* A layered network read once from the model for the hand computations below. */
+typedef struct hand_net {
+    int L, n[NET_MAX + 1], P, pc[NET_MAX + 1];
+    int tanh_act[NET_MAX + 1];
+    const double *W[NET_MAX + 1], *b[NET_MAX + 1];
+} hand_net;
+
+static hand_net hand_load(ap_model *m, const net_spec *sp) {
+    hand_net h = {.L = sp->L};
+    for (int i = 0; i <= sp->L; i++)
+        h.n[i] = sp->n[i];
+    for (int i = 1; i <= sp->L; i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "W%d", i);
+        h.W[i] = proj_w(m, nm);
+        h.b[i] = proj_b(m, nm);
+        h.tanh_act[i] = !strcmp(sp->act[i], "tanh");
+        h.pc[i] = h.P;
+        h.P += sp->n[i] * (sp->n[i - 1] + 1);
+    }
+    return h;
+}
+
+/* J_W of one sample (n_L x P, row-major, columns W_1, b_1, ..., W_L, b_L as fd_jw) by the chain
+ * rule written out here, from a forward pass of its own; r_L into rL. Layers of <= 64. */
+static void jw_sample(const hand_net *h, const double *x, double *JW, double *rL) {
+    double r[NET_MAX + 1][64], dv[NET_MAX + 1][64], g[64], gp[64];
+    const int L = h->L, nL = h->n[L], P = h->P;
+    memcpy(r[0], x, (size_t)h->n[0] * sizeof(double));
+    for (int i = 1; i <= L; i++)
+        for (int j = 0; j < h->n[i]; j++) {
+            double v = h->b[i][j];
+            for (int a = 0; a < h->n[i - 1]; a++)
+                v += h->W[i][j * h->n[i - 1] + a] * r[i - 1][a];
+            r[i][j] = h->tanh_act[i] ? tanh(v) : v;
+            dv[i][j] = h->tanh_act[i] ? 1 - r[i][j] * r[i][j] : 1;
+        }
+    memcpy(rL, r[L], (size_t)nL * sizeof(double));
+    for (int k = 0; k < nL; k++) {
+        for (int j = 0; j < nL; j++)
+            g[j] = j == k ? dv[L][j] : 0; /* d r_L[k] / d v_L */
+        for (int i = L; i >= 1; i--) {
+            const int ni = h->n[i], np = h->n[i - 1];
+            double *row = JW + (size_t)k * P + h->pc[i];
+            for (int j = 0; j < ni; j++) {
+                for (int a = 0; a < np; a++)
+                    row[j * np + a] = g[j] * r[i - 1][a];
+                row[ni * np + j] = g[j];
+            }
+            if (i == 1) break;
+            for (int a = 0; a < np; a++) {
+                double s = 0;
+                for (int j = 0; j < ni; j++)
+                    s += h->W[i][j * np + a] * g[j];
+                gp[a] = s * dv[i - 1][a];
+            }
+            memcpy(g, gp, (size_t)np * sizeof(double));
+        }
+    }
+}
+
+/* y = J^+ d for J (R x P, row-major) by a one-sided Jacobi SVD written out here: columns of
+ * A = J V rotated until orthogonal, then y = sum_j V_j (A_j . d) / s_j^2 over the s_j = |A_j|
+ * above max(R, P) eps s_max (dgelsd's cut in the kernel). Returns the rank. */
+static int pinv_apply(const double *J, int R, int P, const double *d, double *y) {
+    double *A = malloc((size_t)R * P * sizeof *A), *V = calloc((size_t)P * P, sizeof *V);
+    memcpy(A, J, (size_t)R * P * sizeof *A);
+    for (int p = 0; p < P; p++)
+        V[p * P + p] = 1;
+    for (int sweep = 0, rotated = 1; rotated && sweep < 100; sweep++) {
+        rotated = 0;
+        for (int p = 0; p < P; p++)
+            for (int q = p + 1; q < P; q++) {
+                double al = 0, be = 0, ga = 0;
+                for (int r = 0; r < R; r++) {
+                    const double ap = A[r * P + p], aq = A[r * P + q];
+                    al += ap * ap, be += aq * aq, ga += ap * aq;
+                }
+                if (ga == 0 || fabs(ga) <= 1e-15 * sqrt(al * be)) continue;
+                rotated = 1;
+                const double zeta = (be - al) / (2 * ga);
+                const double t = (zeta >= 0 ? 1 : -1) / (fabs(zeta) + sqrt(1 + zeta * zeta));
+                const double c = 1 / sqrt(1 + t * t), s = c * t;
+                for (int r = 0; r < R; r++) {
+                    const double ap = A[r * P + p], aq = A[r * P + q];
+                    A[r * P + p] = c * ap - s * aq, A[r * P + q] = s * ap + c * aq;
+                }
+                for (int r = 0; r < P; r++) {
+                    const double vp = V[r * P + p], vq = V[r * P + q];
+                    V[r * P + p] = c * vp - s * vq, V[r * P + q] = s * vp + c * vq;
+                }
+            }
+    }
+    double smax = 0;
+    for (int j = 0; j < P; j++) {
+        double s2 = 0;
+        for (int r = 0; r < R; r++)
+            s2 += A[r * P + j] * A[r * P + j];
+        smax = fmax(smax, sqrt(s2));
+    }
+    const double tol = (R > P ? R : P) * 2.220446049250313e-16 * smax;
+    int rank = 0;
+    memset(y, 0, (size_t)P * sizeof *y);
+    for (int j = 0; j < P; j++) {
+        double s2 = 0, ad = 0;
+        for (int r = 0; r < R; r++)
+            s2 += A[r * P + j] * A[r * P + j], ad += A[r * P + j] * d[r];
+        if (sqrt(s2) <= tol) continue;
+        rank++;
+        for (int k = 0; k < P; k++)
+            y[k] += V[k * P + j] * ad / s2;
+    }
+    free(A);
+    free(V);
+    return rank;
+}
+
+static double rel_diff(const double *got, const double *want, int n) {
+    return max_abs_diff(got, want, n) / max_abs(want, n);
+}
+
+/* A 2-3-2 network (P = 17) and B = 12 samples: 24 stacked rows. tanh hidden layer: J_bar of
+ * full column rank; all linear: rank 6 (the symmetry W_2 A^{-1}, A W_1, A b_1), J_bar^T J_bar
+ * singular too. gamma = 0 against the Jacobi pseudoinverse, gamma > 0 against the dual system
+ * solved by elimination; J_W by the chain rule, itself checked against central differences. */
+static void test_gn_more_rows_than_params(void) {
+    enum { B = 12, NL = 2, R = B * NL, P = 17 };
+    net_spec sp = {.B = B,
+                   .L = 2,
+                   .n = {2, 3, 2},
+                   .act = {NULL, "tanh", "linear"},
+                   .tau_v = 0.2,
+                   .ctl = "dfc.pi",
+                   .k_p = 1,
+                   .alpha = 0.1,
+                   .w_scale = 0.9,
+                   .q_scale = 0.9};
+    for (int lin = 0; lin < 2; lin++) {
+        sp.act[1] = lin ? "linear" : "tanh";
+        rng_state = 99;
+        ap_model *m = net_build(&sp);
+        const hand_net h = hand_load(m, &sp);
+        CHECK(h.P == P);
+        double x[B * 2], rl[R], t[R], dl[R], JW[R * P], fd[R * P], y[P], want[P], got[P];
+        fill(x, B * 2, 1.5);
+        for (int b = 0; b < B; b++)
+            jw_sample(&h, x + 2 * b, JW + b * NL * P, rl + b * NL);
+        CHECK(fd_jw(m, &sp, x, B, fd) == P);
+        const double efd = max_abs_diff(JW, fd, R * P);
+        CHECK(efd < 1e-8);
+        for (int k = 0; k < R; k++) {
+            t[k] = rl[k] + 0.3 * urand();
+            dl[k] = t[k] - rl[k];
+        }
+        ap_optim *o = optim_over_w(m, 2);
+        const double scale = 0.7, s = scale * (-2.0 / B);
+        /* gamma = 0: J_bar^+ delta_bar */
+        const int rank = pinv_apply(JW, R, P, dl, y);
+        for (int k = 0; k < P; k++)
+            want[k] = s * y[k];
+        CHECK_OK(ap_optim_zero(o));
+        CHECK_OK(KCALL("dfc.gn_update", M(m), a_mat("x", x, B, 2), a_mat("target", t, B, NL),
+                       a_num("gamma", 0), OPT(o), a_num("scale", scale)));
+        CHECK(read_grads(o, m, &sp, got) == P);
+        double err = rel_diff(got, want, P);
+        printf("gn_update, %s 2-3-2, %d rows, P = %d (rank %d; J_W vs central differences %.2g): "
+               "gamma = 0 vs Jacobi pseudoinverse %.3g relative\n",
+               lin ? "linear" : "tanh", R, P, rank, efd, err);
+        CHECK(rank == (lin ? 6 : P));
+        CHECK(err < 1e-8);
+        /* the least-squares residual is orthogonal to J_bar's columns */
+        double res[R], nres = 0, nd = 0;
+        for (int r = 0; r < R; r++) {
+            res[r] = -dl[r];
+            for (int k = 0; k < P; k++)
+                res[r] += JW[r * P + k] * got[k] / s;
+        }
+        for (int k = 0; k < P; k++) {
+            double a = 0, bd = 0;
+            for (int r = 0; r < R; r++)
+                a += JW[r * P + k] * res[r], bd += JW[r * P + k] * dl[r];
+            nres = fmax(nres, fabs(a)), nd = fmax(nd, fabs(bd));
+        }
+        CHECK(nres < 1e-10 * nd);
+        /* gamma > 0: J_bar^T (J_bar J_bar^T + gamma I)^{-1} delta_bar by elimination */
+        const double gammas[] = {0.05, 1e-3};
+        for (int gi = 0; gi < 2; gi++) {
+            double G[R * R], c[R];
+            for (int p = 0; p < R; p++) {
+                c[p] = dl[p];
+                for (int q = 0; q < R; q++) {
+                    double sum = p == q ? gammas[gi] : 0;
+                    for (int k = 0; k < P; k++)
+                        sum += JW[p * P + k] * JW[q * P + k];
+                    G[p * R + q] = sum;
+                }
+            }
+            solve(G, c, R);
+            for (int k = 0; k < P; k++) {
+                want[k] = 0;
+                for (int r = 0; r < R; r++)
+                    want[k] += s * JW[r * P + k] * c[r];
+            }
+            CHECK_OK(ap_optim_zero(o));
+            CHECK_OK(KCALL("dfc.gn_update", M(m), a_mat("x", x, B, 2), a_mat("target", t, B, NL),
+                           a_num("gamma", gammas[gi]), OPT(o), a_num("scale", scale)));
+            read_grads(o, m, &sp, got);
+            err = rel_diff(got, want, P);
+            printf("  gamma = %g (primal P x P) vs the dual solved by elimination: %.3g relative\n",
+                   gammas[gi], err);
+            CHECK(err < 1e-8);
+        }
+        ap_optim_free(&o);
+        ap_model_free(&m);
+    }
+}
+
+/* Where both forms apply: B = 3 samples of the 3-4-3-2 network (6 rows <= 39 parameters: the
+ * dual system) against the same samples repeated K = 16 times (96 rows: the primal system for
+ * gamma > 0, the SVD for gamma = 0, J_bar of rank 6). Repeating the rows scales J_bar^T J_bar
+ * and J_bar^T delta_bar by K, so with gamma K the update is the same, and J_bar^+ delta_bar is
+ * unchanged; the buffers differ by the -2/B factor only (1/K). */
+static void test_gn_regimes_agree(void) {
+    enum { B = 3, K = 16, NL = 2, BK = B * K };
+    net_spec sp = spec3(B);
+    rng_state = 4242;
+    ap_model *m = net_build(&sp);
+    double x[B * 3], t[B * NL], rl[B * NL], xk[BK * 3], tk[BK * NL], g1[64], gk[64];
+    fill(x, B * 3, 1.2);
+    CHECK_OK(KCALL("dfc.forward", M(m), a_mat("x", x, B, 3), a_mat("out", rl, B, NL)));
+    for (int k = 0; k < B * NL; k++)
+        t[k] = rl[k] + 0.2 * urand();
+    for (int r = 0; r < K; r++) {
+        memcpy(xk + r * B * 3, x, sizeof x);
+        memcpy(tk + r * B * NL, t, sizeof t);
+    }
+    ap_optim *o = optim_over_w(m, 3);
+    const double gammas[] = {0, 0.05, 1e-3};
+    for (int gi = 0; gi < 3; gi++) {
+        CHECK_OK(ap_optim_zero(o));
+        CHECK_OK(KCALL("dfc.gn_update", M(m), a_mat("x", x, B, 3), a_mat("target", t, B, NL),
+                       a_num("gamma", gammas[gi]), OPT(o)));
+        const int P = read_grads(o, m, &sp, g1);
+        CHECK_OK(ap_optim_zero(o));
+        CHECK_OK(KCALL("dfc.gn_update", M(m), a_mat("x", xk, BK, 3), a_mat("target", tk, BK, NL),
+                       a_num("gamma", gammas[gi] * K), OPT(o)));
+        read_grads(o, m, &sp, gk);
+        for (int k = 0; k < P; k++)
+            gk[k] *= K;
+        const double err = rel_diff(gk, g1, P);
+        printf("gn_update, gamma = %g: %d rows (dual) vs %d rows (%s): %.3g relative\n", gammas[gi],
+               B * NL, BK * NL, gammas[gi] > 0 ? "primal" : "SVD", err);
+        CHECK(err < 1e-9);
+        CHECK(max_abs(g1, P) > 1e-3);
+    }
+    ap_optim_free(&o);
+    ap_model_free(&m);
+}
+
+/* The paper's student-teacher student, 15-10-10-5 (P = 325), with a minibatch of 128 (640 rows):
+ * the case where the dual J_bar J_bar^T is singular. gamma = 0 satisfies the normal equations
+ * J_bar^T (J_bar dW - delta_bar) = 0 and is the limit of the damped (primal) updates. The
+ * angle with the MN update is printed, not checked: the least-squares fit is dominated by
+ * J_bar's small singular directions (30 degrees from the gamma = 1e-2 update). */
+static void test_gn_student_teacher(void) {
+    enum { B = 128, NL = 5, R = B * NL, P = 325 };
+    net_spec sp = {.B = B,
+                   .L = 3,
+                   .n = {15, 10, 10, 5},
+                   .act = {NULL, "tanh", "tanh", "linear"},
+                   .tau_v = 0.2,
+                   .ctl = "dfc.pi",
+                   .k_p = 1,
+                   .alpha = 0.1,
+                   .w_scale = 0.5,
+                   .q_scale = 0.5};
+    rng_state = 31337;
+    ap_model *m = net_build(&sp);
+    const hand_net h = hand_load(m, &sp);
+    CHECK(h.P == P);
+    double *JW = malloc((size_t)R * P * sizeof *JW), x[B * 15], rl[R], t[R], dl[R];
+    fill(x, B * 15, 1.0);
+    for (int b = 0; b < B; b++)
+        jw_sample(&h, x + 15 * b, JW + (size_t)b * NL * P, rl + b * NL);
+    for (int k = 0; k < R; k++) {
+        t[k] = rl[k] + 0.1 * urand();
+        dl[k] = t[k] - rl[k];
+    }
+    ap_optim *o = optim_over_w(m, 3);
+    double g0[P], gd[P], mn[P], y[P], res[R];
+    CHECK_OK(ap_optim_zero(o));
+    CHECK_OK(KCALL("dfc.gn_update", M(m), a_mat("x", x, B, 15), a_mat("target", t, B, NL),
+                   a_num("gamma", 0), OPT(o)));
+    CHECK(read_grads(o, m, &sp, g0) == P);
+    for (int k = 0; k < P; k++)
+        y[k] = g0[k] / (-2.0 / B);
+    double nres = 0, nd = 0;
+    for (int r = 0; r < R; r++) {
+        res[r] = -dl[r];
+        for (int k = 0; k < P; k++)
+            res[r] += JW[(size_t)r * P + k] * y[k];
+    }
+    for (int k = 0; k < P; k++) {
+        double a = 0, bd = 0;
+        for (int r = 0; r < R; r++)
+            a += JW[(size_t)r * P + k] * res[r], bd += JW[(size_t)r * P + k] * dl[r];
+        nres = fmax(nres, fabs(a)), nd = fmax(nd, fabs(bd));
+    }
+    CHECK_OK(ap_optim_zero(o));
+    CHECK_OK(KCALL("dfc.mn_update", M(m), a_mat("x", x, B, 15), a_mat("target", t, B, NL),
+                   a_num("gamma", 0), OPT(o)));
+    read_grads(o, m, &sp, mn);
+    printf("gn_update, 15-10-10-5, B = 128: normal equations |J^T (J dW - delta)| = %.3g of "
+           "|J^T delta| %.3g; angle with MN %.2f degrees\n",
+           nres, nd, angle_deg(g0, mn, P));
+    CHECK(nres < 1e-10 * nd);
+    /* the damped updates tend to it as gamma -> 0 */
+    double prev = 180;
+    for (int e = 2; e <= 8; e += 2) {
+        CHECK_OK(ap_optim_zero(o));
+        CHECK_OK(KCALL("dfc.gn_update", M(m), a_mat("x", x, B, 15), a_mat("target", t, B, NL),
+                       a_num("gamma", pow(10.0, -e)), OPT(o)));
+        read_grads(o, m, &sp, gd);
+        const double ang = angle_deg(gd, g0, P), err = rel_diff(gd, g0, P);
+        printf("  gamma = 1e-%d: %.3g degrees, %.3g relative from gamma = 0\n", e, ang, err);
+        CHECK(ang < prev);
+        prev = ang;
+        if (e == 8) CHECK(err < 1e-3);
+    }
+    free(JW);
+    ap_optim_free(&o);
+    ap_model_free(&m);
+}
+
+/* The primal system beyond the SVD's size, J_bar^T J_bar accumulated over chunks of rows: one
+ * tanh layer 4 -> 3 (P = 15, n_L = 3) and 94000 samples (B n_L P = 4.2e6 > 2^22), gamma = 0
+ * (full column rank: Cholesky of J_bar^T J_bar) and gamma > 0, against the normal equations
+ * summed and solved (Gauss-Jordan) here in long double. (A deeper tanh network's J_bar^T J_bar
+ * is too ill-conditioned for a 1e-8 check of a Cholesky solve.) */
+static void test_gn_primal_chunked(void) {
+    enum { B = 94000, N0 = 4, NL = 3, P = 15 };
+    net_spec sp = {.B = 1,
+                   .L = 1,
+                   .n = {N0, NL},
+                   .act = {NULL, "tanh"},
+                   .tau_v = 0.2,
+                   .ctl = "dfc.pi",
+                   .k_p = 1,
+                   .alpha = 0.1,
+                   .w_scale = 0.5,
+                   .q_scale = 1};
+    rng_state = 2718;
+    ap_model *m = net_build(&sp);
+    const hand_net h = hand_load(m, &sp);
+    CHECK(h.P == P);
+    double *x = malloc((size_t)B * N0 * sizeof *x), *t = malloc((size_t)B * NL * sizeof *t);
+    fill(x, (size_t)B * N0, 1.5);
+    long double A[P * P] = {0}, g[P] = {0};
+    for (int b = 0; b < B; b++) {
+        double J[NL * P], rl[NL];
+        jw_sample(&h, x + (size_t)b * N0, J, rl);
+        for (int k = 0; k < NL; k++) {
+            double *tk = t + (size_t)b * NL + k;
+            *tk = rl[k] + 0.2 * urand();
+            for (int p = 0; p < P; p++) {
+                g[p] += (long double)J[k * P + p] * (*tk - rl[k]);
+                for (int q = 0; q < P; q++)
+                    A[p * P + q] += (long double)J[k * P + p] * J[k * P + q];
+            }
+        }
+    }
+    ap_optim *o = optim_over_w(m, 1);
+    const double gammas[] = {0, 0.5};
+    for (int gi = 0; gi < 2; gi++) {
+        long double Ag[P * P], yl[P];
+        double want[P], got[P];
+        for (int p = 0; p < P; p++) {
+            yl[p] = g[p];
+            for (int q = 0; q < P; q++)
+                Ag[p * P + q] = A[p * P + q] + (p == q ? gammas[gi] : 0);
+        }
+        /* Gauss-Jordan in long double, pivots on the diagonal (A is positive definite) */
+        for (int c = 0; c < P; c++)
+            for (int r = 0; r < P; r++) {
+                if (r == c) continue;
+                const long double f = Ag[r * P + c] / Ag[c * P + c];
+                for (int k = c; k < P; k++)
+                    Ag[r * P + k] -= f * Ag[c * P + k];
+                yl[r] -= f * yl[c];
+            }
+        for (int p = 0; p < P; p++)
+            want[p] = (double)(yl[p] / Ag[p * P + p]) * (-2.0 / B);
+        CHECK_OK(ap_optim_zero(o));
+        CHECK_OK(KCALL("dfc.gn_update", M(m), a_mat("x", x, B, N0), a_mat("target", t, B, NL),
+                       a_num("gamma", gammas[gi]), OPT(o)));
+        CHECK(read_grads(o, m, &sp, got) == P);
+        const double err = rel_diff(got, want, P);
+        printf("gn_update, 4-3, B = %d (chunked J^T J), gamma = %g: %.3g relative\n", B, gammas[gi],
+               err);
+        CHECK(err < 1e-8);
+    }
+    free(x);
+    free(t);
+    ap_optim_free(&o);
+    ap_model_free(&m);
+}
+
 /* ---- the issue's known-answer case --------------------------------------------------------- */
 /* A linear 3-4-3-2 network rescaled so that ||r_0|| = ||r_1|| = ||r_2|| for the sample
  * (Condition 1), Q = J^T (J J^T)^{-1} (Condition 2, J Q = I): the DFC-SSA update and the MN
@@ -740,21 +1148,74 @@ static void test_errors(void) {
     CHECK_FAILS(KCALL("dfc.mn_update", M(ms), a_mat("x", x, 2, 3), a_mat("target", t, 2, 2),
                       a_num("gamma", 0), OPT(os)),
                 AP_EINVAL, "singular for sample 0");
-    CHECK_FAILS(KCALL("dfc.gn_update", M(ms), a_mat("x", x, 2, 3), a_mat("target", t, 2, 2),
-                      a_num("gamma", 0), OPT(os)),
-                AP_EINVAL, "singular");
-    /* with damping it is fine (and zero) */
-    CHECK_OK(KCALL("dfc.gn_update", M(ms), a_mat("x", x, 2, 3), a_mat("target", t, 2, 2),
-                   a_num("gamma", 1e-3), OPT(os)));
+    /* GN with gamma = 0 is J_bar^+ delta_bar, defined for any J_bar: 0 here (the SVD, after the
+     * dual Cholesky fails); with damping it is 0 too */
+    double gz[64];
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(ap_optim_zero(os));
+        CHECK_OK(KCALL("dfc.gn_update", M(ms), a_mat("x", x, 2, 3), a_mat("target", t, 2, 2),
+                       a_num("gamma", k ? 1e-3 : 0), OPT(os)));
+        CHECK(max_abs(gz, read_grads(os, ms, &ss, gz)) == 0);
+    }
     ap_optim_free(&os);
     ap_model_free(&ms);
-    /* the GN system's size limit: B n_L = 2 * 6000 rows */
-    double *xb = calloc(6000 * 3, sizeof(double)), *tb = calloc(6000 * 2, sizeof(double));
-    CHECK_FAILS(KCALL("dfc.gn_update", M(m), a_mat("x", xb, 6000, 3), a_mat("target", tb, 6000, 2),
-                      a_num("gamma", 0.1), OPT(o)),
-                AP_EINVAL, "B n_L = 12000 rows");
+    /* the GN system's size limit: min(B n_L, P) = min(12000, 24002) rows, refused before any
+     * allocation of the stacked Jacobians */
+    net_spec sw = {.B = 2,
+                   .L = 2,
+                   .n = {1, 6000, 2},
+                   .act = {NULL, "tanh", "linear"},
+                   .tau_v = 0.2,
+                   .ctl = "dfc.pi",
+                   .k_p = 1,
+                   .alpha = 0.1,
+                   .w_scale = 0.1,
+                   .q_scale = 0.1};
+    ap_model *mw = net_build(&sw);
+    ap_optim *ow = optim_over_w(mw, 2);
+    double *xb = calloc(6000, sizeof(double)), *tb = calloc(6000 * 2, sizeof(double));
+    CHECK_FAILS(KCALL("dfc.gn_update", M(mw), a_mat("x", xb, 6000, 1), a_mat("target", tb, 6000, 2),
+                      a_num("gamma", 0.1), OPT(ow)),
+                AP_EINVAL, "12000 x 12000 (the smaller of B n_L = 12000 rows and P = 24002");
+    /* gamma = 0, a singular dual system (saturated output) and J_bar too large for the SVD:
+     * B n_L P = 400 x 12002 values */
+    ap_optim_free(&ow);
+    ap_model_free(&mw);
+    sw.n[1] = 2000;
+    sw.n[0] = 3;
+    sw.act[2] = "tanh";
+    mw = net_build(&sw);
+    ow = optim_over_w(mw, 2);
+    proj_b(mw, "W2")[0] = proj_b(mw, "W2")[1] = 100;
+    CHECK_FAILS(KCALL("dfc.gn_update", M(mw), a_mat("x", xb, 200, 3), a_mat("target", tb, 200, 2),
+                      a_num("gamma", 0), OPT(ow)),
+                AP_EINVAL, "needs B n_L P = 4800800 values of J_bar");
     free(xb);
     free(tb);
+    ap_optim_free(&ow);
+    ap_model_free(&mw);
+    /* gamma > 0 negligible against the curvature of a rank-deficient J_bar (a linear 2-3-2
+     * network, 24 rows, 17 parameters, rank 6): refused, not garbage */
+    net_spec sl = {.B = 12,
+                   .L = 2,
+                   .n = {2, 3, 2},
+                   .act = {NULL, "linear", "linear"},
+                   .tau_v = 0.2,
+                   .ctl = "dfc.pi",
+                   .w_scale = 0.9,
+                   .q_scale = 0.9};
+    ap_model *ml = net_build(&sl);
+    ap_optim *ol = optim_over_w(ml, 2);
+    double xl[24], tl[24];
+    fill(xl, 24, 1);
+    fill(tl, 24, 1);
+    CHECK_FAILS(KCALL("dfc.gn_update", M(ml), a_mat("x", xl, 12, 2), a_mat("target", tl, 12, 2),
+                      a_num("gamma", 1e-20), OPT(ol)),
+                AP_EINVAL, "J_bar^T J_bar + gamma I (17 x 17, all samples) is singular or");
+    CHECK_OK(KCALL("dfc.gn_update", M(ml), a_mat("x", xl, 12, 2), a_mat("target", tl, 12, 2),
+                   a_num("gamma", 0), OPT(ol)));
+    ap_optim_free(&ol);
+    ap_model_free(&ml);
 
     /* dfc.stability */
     const char *K = "dfc.stability";
@@ -820,6 +1281,10 @@ int main(void) {
     RUN(test_stability_scalar);
     RUN(test_stability_network);
     RUN(test_mn_gn_brute_force);
+    RUN(test_gn_more_rows_than_params);
+    RUN(test_gn_regimes_agree);
+    RUN(test_gn_student_teacher);
+    RUN(test_gn_primal_chunked);
     RUN(test_issue_case);
     RUN(test_errors);
     ap_registry_free(&reg);
