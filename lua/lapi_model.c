@@ -287,6 +287,17 @@ static int l_add_rule(lua_State *L) {
     return 1;
 }
 
+/* core.model_set_rule_aux(m, where, id, signal or nil) */
+static int l_set_rule_aux(lua_State *L) {
+    ap_model *m = model_at(L, 1, 2);
+    int id = (int)luaL_checkinteger(L, 3);
+    const char *sig = luaL_optstring(L, 4, NULL);
+    int rc = ap_model_set_rule_aux(m, id, sig);
+    if (rc) return lapi_fail(L, rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* core.model_signal_size(m, name) -> n, or nil and a message. */
 static int l_signal_size(lua_State *L) {
     ap_model *m = check_model(L, 1);
@@ -502,6 +513,7 @@ int lapi_open_model(lua_State *L) {
                                    {"model_add_block", l_add_block},
                                    {"model_connect", l_connect},
                                    {"model_add_rule", l_add_rule},
+                                   {"model_set_rule_aux", l_set_rule_aux},
                                    {"model_signal_size", l_signal_size},
                                    {"model_n_projections", l_n_projections},
                                    {"model_find_projection", l_find_projection},

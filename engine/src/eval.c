@@ -348,11 +348,16 @@ static int rule_factors(ap_sim *s, sim_proj *pr, double *post, double *pre, doub
     const int rows = po->rows;
     memcpy(pre, pr->src, (size_t)B * (size_t)po->cols * sizeof(double));
     a->ctx.t = s->eval_t;
+    ap_error_clear();
     int rc = po->rule->factors(&a->ctx, post, pre);
-    if (rc)
-        return rc > 0 ? rc
-                      : ap_error(AP_EPLUGIN, "projection %s: rule %s failed (code %d)", po->name,
-                                 po->rule->name, rc);
+    if (rc > 0) return rc;
+    if (rc) {
+        /* keep the rule's own message (ap_error) when it left one */
+        if (*ap_last_error())
+            return ap_error_prefix(rc, "projection %s: rule %s: ", po->name, po->rule->name);
+        return ap_error(AP_EPLUGIN, "projection %s: rule %s failed (code %d)", po->name,
+                        po->rule->name, rc);
+    }
     if (s->sample_w || w != 1.0)
         for (int b = 0; b < B; b++) {
             double *row = post + (size_t)b * rows;

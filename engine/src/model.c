@@ -83,6 +83,8 @@ void ap_model_free(ap_model **pm) {
         free(p->W);
         free(p->b);
         free(p->rule_params);
+        free(p->aux);
+        free(p->aux_origin);
     }
     free(m->inputs);
     free(m->pops);
@@ -642,6 +644,32 @@ int ap_model_add_rule(ap_model *m, int id, const char *rule, const ap_param *par
     }
     p->rule = t;
     p->rule_params = vals;
+    return AP_OK;
+}
+
+int ap_model_set_rule_aux(ap_model *m, int id, const char *signal) {
+    if (id < 0 || id >= m->n_projs)
+        return ap_error(AP_EINVAL, "%sno projection with index %d", where(m->origin), id);
+    ap_proj_obj *p = &m->projs[id];
+    if (!p->rule)
+        return ap_error(AP_EINVAL,
+                        "%sprojection \"%s\": an auxiliary rule signal needs a rule (add the rule "
+                        "first)",
+                        where(m->origin), p->name);
+    char *aux = NULL, *org = NULL;
+    if (signal) {
+        aux = dupstr(signal);
+        org = dupstr(m->origin);
+        if (!aux || (m->origin && !org)) {
+            free(aux);
+            free(org);
+            return ap_error(AP_ENOMEM, "out of memory");
+        }
+    }
+    free(p->aux);
+    free(p->aux_origin);
+    p->aux = aux;
+    p->aux_origin = org;
     return AP_OK;
 }
 

@@ -36,6 +36,7 @@ typedef struct ap_proj_obj {
     int plastic;
     const ap_rule_type *rule;
     double *rule_params;
+    char *aux, *aux_origin; /* the rule's auxiliary signal and where it was set, or NULL */
 } ap_proj_obj;
 
 typedef struct ap_obj_ref {

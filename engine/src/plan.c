@@ -437,6 +437,16 @@ static int setup_projs(ap_sim *s) {
             a->scratch = xcalloc(B * (size_t)po->rows, sizeof(double), &fail);
             if (fail)
                 return ap_error(AP_ENOMEM, "out of memory for the accumulator of %s", po->name);
+            if (po->aux) {
+                /* the rule's auxiliary signal: any signal of the model, resolved now that
+                 * every object exists (it may be declared after the projection) */
+                ap_sigref ar;
+                if ((rc = ap_model_resolve(m, po->aux, &ar)))
+                    return ap_error_prefix(
+                        rc, "%sprojection %s: rule %s: auxiliary signal \"%s\": ",
+                        origin_of(po->aux_origin), po->name, po->rule->name, po->aux);
+                sp->n_aux = ar.size;
+            }
             a->quad_off = s->quad_size;
             s->quad_size += (size_t)po->rows * (size_t)po->cols + (po->b ? (size_t)po->rows : 0);
             s->n_acc++;
@@ -477,6 +487,12 @@ static int wire(ap_sim *s) {
         ap_sigref src;
         ap_model_resolve(m, s->projs[i].obj->source, &src);
         s->projs[i].src = ap_sim_signal_ptr(s, &src);
+        if (s->projs[i].acc && s->projs[i].obj->aux) {
+            ap_sigref ar;
+            int rc = ap_model_resolve(m, s->projs[i].obj->aux, &ar);
+            if (rc) return rc;
+            s->projs[i].aux = ap_sim_signal_ptr(s, &ar);
+        }
     }
     for (int b = 0; b < s->n_blocks; b++) {
         sim_block *sb = &s->blocks[b];
@@ -511,7 +527,9 @@ static int wire(ap_sim *s) {
                                      .rate = tp->rate,
                                      .activation = tp->obj->act,
                                      .target_compartment = pr->tgt_comp,
-                                     .scratch = pr->acc->scratch};
+                                     .scratch = pr->acc->scratch,
+                                     .aux = pr->aux,
+                                     .n_aux = pr->aux ? pr->n_aux : 0};
     }
     return AP_OK;
 }

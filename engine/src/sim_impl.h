@@ -70,7 +70,9 @@ typedef struct sim_proj {
     const double *src;      /* live source */
     const double *src_prev; /* snapshot source (ordered mode), or NULL */
     int tgt_pop, tgt_comp;
-    sim_acc *acc; /* NULL without a rule */
+    sim_acc *acc;      /* NULL without a rule */
+    const double *aux; /* the rule's auxiliary signal (live), or NULL */
+    int n_aux;
     /* dense projections from an input: source . W^T + b, computed once per run (inputs are
      * held during a run), batch x n_tgt; NULL for other projections */
     double *cache;

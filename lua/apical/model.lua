@@ -311,7 +311,8 @@ local function make_projection(self, d, id)
     return h
 end
 
--- m:connect(source, target, { name =, kind =, bias =, init =, plastic = }) -> projection
+-- m:connect(source, target, { name =, kind =, bias =, init =, plastic =, aux = }) -> projection
+-- aux (with plastic = a rule): the rule's auxiliary signal (m:set_rule_aux)
 function Model:connect(source, target, opts)
     local d = building(self, "connect")
     local src = errors.signal(source, "connect: the source (argument 1)")
@@ -319,7 +320,7 @@ function Model:connect(source, target, opts)
     local what = string.format("connect %s -> %s", src, tgt)
     if opts == nil then opts = {} end
     opts_table(opts, what, "{ init = apical.init.normal { std = 0.1 }, bias = true }")
-    errors.fields(opts, { "name", "kind", "bias", "init", "plastic" }, what)
+    errors.fields(opts, { "name", "kind", "bias", "init", "plastic", "aux" }, what)
     local spec = {}
     spec.name = errors.check(opts.name, "string", what, "name")
     spec.kind = errors.choice(opts.kind, { "dense", "one_to_one" }, what, "kind", "dense")
@@ -347,6 +348,14 @@ function Model:connect(source, target, opts)
         raise(string.format("%s: field plastic must be true, false or a rule spec like " ..
             "apical.hebb { eta = 0.1 }, got %s", what, show(plastic)))
     end
+    local aux
+    if opts.aux ~= nil then
+        if not rule then
+            raise(what .. ": field aux names a plasticity rule's auxiliary signal; it needs " ..
+                "plastic = a rule spec")
+        end
+        aux = errors.signal(opts.aux, what .. ": field aux")
+    end
     local where = errors.where()
     local id, err = core.model_connect(self, where, src, tgt, spec)
     if not id then raise(err) end
@@ -354,7 +363,65 @@ function Model:connect(source, target, opts)
         local ok, e = core.model_add_rule(self, where, id, rule.type, rule.params)
         if not ok then raise(e) end
     end
-    return make_projection(self, d, id)
+    if aux then
+        local ok, e = core.model_set_rule_aux(self, where, id, aux)
+        if not ok then raise(e) end
+    end
+    local h = make_projection(self, d, id)
+    h.aux = aux
+    return h
+end
+
+-- m:add_rule(projection, rule spec [, { aux = signal }]) -> projection: attaches a plasticity
+-- rule to a dense projection made earlier (what connect's plastic = rule does), with an
+-- optional auxiliary signal (m:set_rule_aux). The projection keeps its plastic flag (made with
+-- plastic = true, an optimiser may train it; without, the rule only accumulates).
+function Model:add_rule(proj, spec, opts)
+    local d = building(self, "add_rule")
+    local h = proj
+    if type(proj) == "string" then h = d.proj_by_name[proj] end
+    local pp = h ~= nil and proj_private[h] or nil
+    if not pp or pp.model ~= self then
+        raise("add_rule: argument 1 must be a projection of this model (a handle or a name), " ..
+            "got " .. show(proj))
+    end
+    local what = string.format("add_rule %s", h.name)
+    local rule = types.check(spec, "rule", what .. ": argument 2")
+    if h.kind ~= "dense" then raise(what .. ": a plasticity rule needs a dense projection") end
+    if opts == nil then opts = {} end
+    opts_table(opts, what, "{ aux = \"lp.output\" }")
+    errors.fields(opts, { "aux" }, what)
+    local aux
+    if opts.aux ~= nil then aux = errors.signal(opts.aux, what .. ": field aux") end
+    local where = errors.where()
+    local ok, e = core.model_add_rule(self, where, pp.id, rule.type, rule.params)
+    if not ok then raise(e) end
+    if aux then
+        ok, e = core.model_set_rule_aux(self, where, pp.id, aux)
+        if not ok then raise(e) end
+    end
+    h.rule, h.aux = rule.type, aux
+    return h
+end
+
+-- m:set_rule_aux(projection, signal) -> projection: gives the projection's plasticity rule an
+-- auxiliary signal (any signal name or handle; nil removes it), resolved at m:compile(), so it
+-- may be declared later. The rule reads it as its ctx->aux (docs/plugin-api.md).
+function Model:set_rule_aux(proj, sig)
+    local d = building(self, "set_rule_aux")
+    local h = proj
+    if type(proj) == "string" then h = d.proj_by_name[proj] end
+    local pp = h ~= nil and proj_private[h] or nil
+    if not pp or pp.model ~= self then
+        raise("set_rule_aux: argument 1 must be a projection of this model (a handle or a " ..
+            "name), got " .. show(proj))
+    end
+    local name
+    if sig ~= nil then name = errors.signal(sig, "set_rule_aux: the signal (argument 2)") end
+    local ok, e = core.model_set_rule_aux(self, errors.where(), pp.id, name)
+    if not ok then raise(e) end
+    h.aux = name
+    return h
 end
 
 -- m:compile() -> simulation

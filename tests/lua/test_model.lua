@@ -145,6 +145,42 @@ check.fails(function() m:get("nope") end, 'the model has no object "nope"')
 check.fails(function() apical.model { batch = 0 } end, "field batch must be a positive integer, got 0")
 check.fails(function() apical.model { bacth = 2 } end, "unknown field bacth")
 
+-- a rule's auxiliary signal (m:set_rule_aux, connect's aux): resolved at compile time, errors
+-- point at the line that named it
+do
+    local ma = apical.model { batch = 2 }
+    local xa = ma:input { name = "x", size = 3 }
+    local ha = ma:population { name = "h", size = 2 }
+    local pa = ma:connect(xa, ha.soma, { plastic = apical.hebb {}, aux = "lp.output" })
+    check.eq(pa.aux, "lp.output")
+    local pb = ma:connect(xa, ha.soma, { name = "pb", plastic = apical.hebb {} })
+    check.eq(pb.aux, nil)
+    check.eq(ma:set_rule_aux(pb, xa).aux, "x")
+    check.eq(ma:set_rule_aux("pb", nil).aux, nil)
+    check.fails(function() ma:connect(xa, ha.soma, { name = "pc", aux = "x" }) end, "field aux names a plasticity rule's auxiliary signal; it needs plastic = a rule spec")
+    local pc = ma:connect(xa, ha.soma, { name = "pc" })
+    check.fails(function() ma:set_rule_aux(pc, "x") end, 'projection "pc": an auxiliary rule signal needs a rule')
+    check.fails(function() ma:set_rule_aux("nope", "x") end, "set_rule_aux: argument 1 must be a projection of this model")
+    check.fails(function() ma:set_rule_aux(pb, 3) end, "set_rule_aux: the signal (argument 2) must be a signal")
+    -- declared after the projection that names it
+    ma:block { name = "lp", type = apical.lowpass { tau = 0.5 }, inputs = { input = xa } }
+    ma:set_rule_aux(pb, "nope.output"); local line = debug.getinfo(1, "l").currentline
+    local err = check.fails(function() ma:compile() end, 'projection pb: rule hebb: auxiliary signal "nope.output": no signal "nope.output"', false)
+    check.truthy(err:find("test_model.lua:" .. line .. ":", 1, true), "the aux error names the line of set_rule_aux: " .. err)
+    ma:set_rule_aux(pb, nil)
+    -- m:add_rule: a rule (and its auxiliary signal) for a projection made earlier
+    local pd = ma:connect(xa, ha.soma, { name = "pd", plastic = true })
+    check.eq(pd.rule, nil)
+    check.eq(ma:add_rule(pd, apical.hebb { eta = 2 }, { aux = "lp.output" }).rule, "hebb")
+    check.eq(pd.aux, "lp.output")
+    check.fails(function() ma:add_rule(pd, apical.hebb {}) end, 'projection "pd" has a rule (hebb) already')
+    check.fails(function() ma:add_rule(pc, apical.rate {}) end, 'expected a rule spec')
+    check.fails(function() ma:add_rule(pc, apical.hebb {}, { aux = "x", eta = 1 }) end, "unknown field eta")
+    local sa = ma:compile()
+    sa:set_input("x", { { 1, 2, 3 }, { 4, 5, 6 } })
+    sa:run { solver = "euler", dt = 0.1, steps = 3 }
+end
+
 -- a failed load changes nothing: the weights are checked before the bias file is read
 local before = p1:weights()
 check.fails(function() p1:load(wpath, "/nonexistent.npy") end, "cannot open")

@@ -167,7 +167,7 @@ static void test_load_broken(void) {
     const ap_plugin_info *info = (const ap_plugin_info *)&info; /* must be reset to NULL */
 
     CHECK_FAILS(ap_plugin_load(r, "badabi", &info), AP_EABI, "built for ABI 2.3");
-    CHECK(strstr(ap_last_error(), "ABI 1.0"));
+    CHECK(strstr(ap_last_error(), "ABI 1.1"));
     CHECK(strstr(ap_last_error(), "apical_badabi.so"));
     CHECK(info == NULL);
 

@@ -228,7 +228,7 @@ static void test_bad_headers(void) {
     a.abi_version = ((AP_ABI_MAJOR + 1) << 16) | 2;
     CHECK_FAILS(ap_registry_add_activation(r, &a, "t"), AP_EABI, "ABI 2.2");
     CHECK(strstr(ap_last_error(), "t.act"));
-    CHECK(strstr(ap_last_error(), "ABI 1.0"));
+    CHECK(strstr(ap_last_error(), "ABI 1.1"));
 
     a = act_desc("t.act");
     a.abi_version = AP_ABI_VERSION + 7; /* a newer minor version is accepted */

@@ -87,6 +87,17 @@ AP_API int ap_model_connect(ap_model *m, const char *source, const char *target,
 AP_API int ap_model_add_rule(ap_model *m, int id, const char *rule, const ap_param *params,
                              int n_params);
 
+/* Gives the rule of projection `id` an auxiliary signal: any signal name (a compartment, a
+ * rate, a block output or state, an input) whose current value the rule reads as ctx->aux
+ * (batch x size) at every point where it is evaluated (CVODE quadrature, fixed-step and
+ * stacked accumulation, ap_sim_accumulate_state). A rule that needs a presynaptic factor other
+ * than the projection's source uses it, e.g. pre - aux with aux a "lowpass" block of the source
+ * (a high-pass filtered source). The name is resolved when the model is compiled, so the signal
+ * may be declared later; an unknown name fails the compilation with AP_ENOTFOUND naming the
+ * projection and the signal. NULL removes the auxiliary signal. Fails with AP_EINVAL when the
+ * projection does not exist or has no rule yet (call ap_model_add_rule first), AP_ENOMEM. */
+AP_API int ap_model_set_rule_aux(ap_model *m, int id, const char *signal);
+
 /* ---- inspection and parameters ----------------------------------------------------------- */
 typedef struct ap_projection_info {
     const char *name, *source, *target;

@@ -13,9 +13,11 @@ extern "C" {
 #endif
 
 /* ABI: a plugin built against a different major version is refused. Minor versions only add
- * fields at the end of descriptors; the host reads a descriptor only as far as its struct_size. */
+ * fields at the end of descriptors and contexts; the host reads a descriptor only as far as its
+ * struct_size. History: 1.1 appended aux and n_aux to ap_rule_ctx (a plugin that reads them
+ * should check that the host's minor version, passed to ap_plugin_init, is >= 1). */
 #define AP_ABI_MAJOR 1u
-#define AP_ABI_MINOR 0u
+#define AP_ABI_MINOR 1u
 #define AP_ABI_VERSION ((AP_ABI_MAJOR << 16) | AP_ABI_MINOR)
 
 typedef struct ap_registry ap_registry;
@@ -140,7 +142,11 @@ typedef struct ap_block_type {
 /* ---- plasticity rules -------------------------------------------------------------------- */
 /* A rule in outer-product form: dW/dt = sum over the batch of post^T pre (n_post x n_pre) and
  * db/dt = sum over the batch of post. The rule writes `post` (batch x n_post) and may replace
- * the presynaptic factor (batch x n_pre, preset to the projection's source signal). */
+ * the presynaptic factor (batch x n_pre, preset to the projection's source signal).
+ * A rule may read one auxiliary signal besides its source, named per projection with
+ * ap_model_set_rule_aux (for example a low-pass filtered copy of the source, so that the rule
+ * can use the high-pass factor pre - aux): `aux` is its current value (batch x n_aux, the same
+ * evaluation point as pre and the compartments), NULL and n_aux = 0 when none is set. */
 typedef struct ap_rule_ctx {
     int batch;
     double t;
@@ -155,6 +161,9 @@ typedef struct ap_rule_ctx {
     const ap_activation *activation;
     int target_compartment; /* the compartment the projection ends on */
     double *scratch;        /* batch x n_post scratch, free to use */
+    /* ABI 1.1: the projection's auxiliary signal (ap_model_set_rule_aux), or NULL / 0 */
+    const double *aux;
+    int n_aux;
 } ap_rule_ctx;
 
 typedef struct ap_rule_type {
