@@ -456,7 +456,7 @@ static void test_rules(void) {
         CHECK_NEAR(post[q], 0.5 * (tanh(soma[q]) - tanh(basal[q])), 1e-16);
     /* the feedback rule: sigma below 0.01 counts as 0.01 */
     c.target_compartment = 1;
-    double p_fb[2] = {0.001, 1.0};
+    double p_fb[3] = {0.001, 1.0, 0.0}; /* sigma, scale, highpass */
     c.params = p_fb;
     CHECK_OK(fb->factors(&c, post, pre));
     for (int q = 0; q < RB * NP; q++)
@@ -466,6 +466,25 @@ static void test_rules(void) {
     CHECK_OK(fb->factors(&c, post, pre));
     for (int q = 0; q < RB * NP; q++)
         CHECK_NEAR(post[q], -3.0 * apical[q] / (0.2 * 0.2), 1e-13);
+    /* highpass = 1 (App. C.3): the presynaptic factor is u - aux; it needs an aux of u's size */
+    p_fb[2] = 1.0;
+    double u[RB * 2], u_lp[RB * 2];
+    fill(u, RB * 2, 1.0);
+    fill(u_lp, RB * 2, 1.0);
+    memcpy(pre, u, sizeof pre);
+    CHECK_FAILS(fb->factors(&c, post, pre), AP_EINVAL, "highpass = 1 needs an auxiliary signal");
+    c.aux = u_lp;
+    c.n_aux = 3;
+    CHECK_FAILS(fb->factors(&c, post, pre), AP_ESIZE, "auxiliary signal has 3 values");
+    c.n_aux = 2;
+    CHECK_OK(fb->factors(&c, post, pre));
+    for (int q = 0; q < RB * 2; q++)
+        CHECK_NEAR(pre[q], u[q] - u_lp[q], 0);
+    for (int q = 0; q < RB * NP; q++)
+        CHECK_NEAR(post[q], -3.0 * apical[q] / (0.2 * 0.2), 1e-13);
+    c.aux = NULL;
+    c.n_aux = 0;
+    p_fb[2] = 0.0;
     /* the rules refuse a projection onto the wrong compartment */
     c.target_compartment = 2;
     CHECK_FAILS(fb->factors(&c, post, pre), AP_EINVAL, "apical compartment");
