@@ -9,8 +9,12 @@
 -- the paper's feedback-phase configuration: k_p_fb = 0.1, alpha_fb = 0.25, tau_v_fb = 0.01,
 -- dt_fb = 0.002, tmax_fb = 50, tau_A = 0.3, sigma = 0.01, SGD with lr_fb = 0.002 (pre-training
 -- lr_fb_init = 0.1), weight decay beta = 0.025, 10 pre-training epochs, 1 feedback epoch after
--- each forward epoch.
+-- each forward epoch. --set single_phase=true (with feedback=trained) merges the sleep phase into
+-- forward learning (App. C.3): noisy forward simulations (sigma, tau_A, euler-maruyama) train Q
+-- with the high-pass filtered u - u_lp (tau_hp) while W learns; the pre-training stays, the
+-- feedback epochs after forward epochs go.
 --   build/bin/apical run models/student_teacher.lua [--set method=dfc-ssa] [--set solver=cvode-bdf]
+--   build/bin/apical run models/student_teacher.lua --set feedback=trained --set single_phase=true
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
 
@@ -21,6 +25,7 @@ local p = apical.params {
   resume = "", progress = true, target_mode = "sample", normalize_lr = true,
   k_p_fb = 0.1, alpha_fb = 0.25, tau_v_fb = 0.01, dt_fb = 0.002, tmax_fb = 50, tau_A = 0.3,
   sigma = 0.01, lr_fb = 0.002, lr_fb_init = 0.1, beta = 0.025, epochs_fb = 10, extra_fb_epochs = 1,
+  single_phase = false, tau_hp = 1.0,
 }
 
 dfc.train {
@@ -34,5 +39,7 @@ dfc.train {
   k_p_fb = p.k_p_fb, alpha_fb = p.alpha_fb, tau_v_fb = p.tau_v_fb, dt_fb = p.dt_fb,
   tmax_fb = p.tmax_fb, tau_A = p.tau_A, sigma = p.sigma, optimizer_fb = "sgd", lr_fb = p.lr_fb,
   lr_fb_init = p.lr_fb_init, beta = p.beta, clip_fb = 1.0, epochs_fb = p.epochs_fb,
-  extra_fb_epochs = p.extra_fb_epochs,
+  -- single phase: no feedback epochs after forward epochs
+  extra_fb_epochs = not p.single_phase and p.extra_fb_epochs or nil,
+  single_phase = p.single_phase, tau_hp = p.tau_hp,
 }

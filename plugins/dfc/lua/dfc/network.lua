@@ -43,7 +43,15 @@ local function check_keys(o, known, what)
 end
 
 function M.install(dfc)
+  M.dfc = dfc
   pathways.install(dfc, Net)
+  -- the high-pass filter's block (Net:add_highpass) is stepped right after the controller
+  local base_order = Net.update_order
+  function Net:update_order(reverse)
+    local t = base_order(self, reverse)
+    if self.highpass then table.insert(t, 2, self.highpass.name) end
+    return t
+  end
   function dfc.network(o)
     o = o or {}
     check_keys(o, defaults, "dfc.network")
@@ -104,6 +112,35 @@ function M.install(dfc)
     end
     return net
   end
+end
+
+-- Single-phase learning (App. C.3): a "lowpass" block ctl_lp (tau_hp dy/dt = u - y, y(0) = 0)
+-- fed by ctl.u, and the rule (200) on the feedback weights Q<i> of `layers` (default 1..L):
+-- dfc.feedback_rule { sigma = sigma, highpass = 1 } with the block's output u_lp as its
+-- auxiliary signal, so its presynaptic factor is the high-pass filtered u - u_lp. Direct
+-- feedback only; call before the model is compiled. The block comes right after ctl in
+-- net:update_order (it reads this step's u). Returns the block's handle (net.highpass).
+function Net:add_highpass(tau_hp, sigma, layers)
+  if self.pathway.name ~= "direct" then
+    error(string.format("add_highpass: single-phase feedback learning needs direct feedback (Q_i: " ..
+      "ctl.u -> h<i>.apical); the network's pathway is %s", self.pathway.name), 2)
+  end
+  if type(tau_hp) ~= "number" or not (tau_hp > 0) then
+    error(string.format("add_highpass: tau_hp = %s must be > 0", tostring(tau_hp)), 2)
+  end
+  if self.highpass then error("add_highpass: the network has its high-pass filter already", 2) end
+  local dfc = M.dfc
+  local m = self.model
+  self.highpass = m:block { name = "ctl_lp", type = apical.lowpass { tau = tau_hp },
+    inputs = { input = self.ctl.u } }
+  local rule = dfc.feedback_rule { sigma = sigma, highpass = 1 }
+  for _, i in ipairs(layers or {}) do
+    m:add_rule(self.Q[i], rule, { aux = self.highpass.output })
+  end
+  if not layers then
+    for i = 1, self.L do m:add_rule(self.Q[i], rule, { aux = self.highpass.output }) end
+  end
+  return self.highpass
 end
 
 -- Names of the forward populations in the order the published scheme updates them.

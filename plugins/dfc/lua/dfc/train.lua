@@ -66,6 +66,15 @@ M.defaults = {
   epochs_fb = 10,                -- feedback pre-training epochs, before the first forward epoch
   extra_fb_epochs = 1,           -- feedback epochs after each forward epoch
   freeze_QL = false,             -- Q_L = I, left out of the feedback optimisers, no noise on hL
+  -- single-phase learning (App. C.3; needs method dfc, feedback trained, solver euler, direct
+  -- feedback): every forward-phase simulation is noisy (sigma on the apical compartments, which
+  -- become dynamic with tau_A; euler-maruyama in the published order) and accumulates both the
+  -- forward rule (5) and the feedback rule (200) with the high-pass factor u - u_lp (u_lp: u
+  -- low-pass filtered with tau_hp); both optimisers step after every minibatch (the feedback
+  -- one is opt_fb: lr_fb, beta, clip_fb). The epochs_fb pre-training epochs stay (sleep phase);
+  -- there are no feedback epochs after forward epochs (extra_fb_epochs must be 0 or unset)
+  single_phase = false,
+  tau_hp = 1.0,                  -- time constant of the low-pass filter of u (ratio to tau_u)
 }
 
 local methods = { dfc = true, ["dfc-ss"] = true, ["dfc-ssa"] = true, bp = true, dfa = true }
@@ -112,7 +121,47 @@ function M.resolve(cfg, level)
     if not (c[k] >= 0) then error(string.format("dfc.train: %s = %s must be >= 0", k, tostring(c[k])), level) end
   end
   if c.batch < 1 or c.batch % 1 ~= 0 then error(string.format("dfc.train: batch = %s must be a positive integer", tostring(c.batch)), level) end
+  if c.single_phase then M.check_single_phase(c, cfg or {}, level + 1) end
   return c
+end
+
+-- single_phase: the combinations it makes sense with (App. C.3 merges the sleep phase into the
+-- continuous forward phase: the feedback rule needs the whole noisy trajectory).
+function M.check_single_phase(c, cfg, level)
+  level = level + 1
+  local function refuse(msg, ...) error("dfc.train: single_phase = true " .. string.format(msg, ...), level) end
+  if c.method ~= "dfc" then
+    refuse("needs method = \"dfc\" (the feedback rule is integrated over the noisy forward " ..
+      "simulation); method %q has %s", c.method,
+      c.method == "dfc-ss" and "a forward update from the last state only" or "no such simulation")
+  end
+  if c.feedback ~= "trained" then
+    refuse("needs feedback = \"trained\" (it trains Q during forward learning); feedback is %q", c.feedback)
+  end
+  if c.solver ~= "euler" then
+    refuse("needs solver = \"euler\" (the noise needs euler-maruyama in the published order); " ..
+      "solver %q cannot simulate noise", c.solver)
+  end
+  if c.feedback_pathway ~= "direct" then
+    refuse("needs feedback_pathway = \"direct\" (the high-pass filter acts on u, the " ..
+      "presynaptic signal of direct feedback); feedback_pathway is %q", c.feedback_pathway)
+  end
+  if c.convergence_test then
+    refuse("cannot use convergence_test: a noisy simulation never settles to the tolerance of the test")
+  end
+  if cfg.extra_fb_epochs and cfg.extra_fb_epochs ~= 0 then
+    refuse("trains Q during forward learning, so it has no feedback epochs after forward epochs: " ..
+      "extra_fb_epochs = %s must be 0 (or unset)", tostring(cfg.extra_fb_epochs))
+  end
+  c.extra_fb_epochs = 0
+  if not (c.tau_hp > 0) then refuse("needs tau_hp > 0, got %s", tostring(c.tau_hp)) end
+  if not (c.sigma > 0) then refuse("needs noise: sigma = %s must be > 0", tostring(c.sigma)) end
+end
+
+-- The noise seed of a single-phase forward simulation (epoch, minibatch number over the run):
+-- a stream apart from the sleep phase's.
+function M.forward_noise_seed(seed, epoch, iteration)
+  return sleep.noise_seed(seed ~ 0x51A6E5, epoch, iteration)
 end
 
 local Trainer = {}
@@ -139,7 +188,17 @@ function M.trainer(dfc, cfg, level)
     output_activation = c.output_activation, activations = #c.activations > 0 and c.activations or nil, tau_v = c.tau_v, tau_u = c.tau_u, k_p = c.k_p,
     alpha = c.alpha, controller = c.controller, init = c.init, seed = c.seed,
     plastic_feedback = c.feedback == "trained",
-    feedback_pathway = c.feedback_pathway, pathway_opts = c.pathway_opts }
+    feedback_pathway = c.feedback_pathway, pathway_opts = c.pathway_opts,
+    -- single phase: the apical compartments are dynamic (they carry the noise)
+    tau_A = c.single_phase and c.tau_A or nil }
+  if c.single_phase then
+    -- rule (200) on the trained Q_i (not on a frozen Q_L), u_lp = ctl_lp.output
+    local layers = {}
+    for i = 1, net.L do
+      if not (c.freeze_QL and i == net.L) then layers[#layers + 1] = i end
+    end
+    net:add_highpass(c.tau_hp, c.sigma, layers)
+  end
   local wp = c.feedback:sub(1, 14) == "weight_product"
   if wp and not net.pathway:has_weight_product() then
     error(string.format("dfc.train: feedback = \"%s\" needs a pathway with a weight_product hook; %s has none (use feedback = \"given\")",
@@ -187,6 +246,14 @@ function Trainer:solver_options()
     -- proactive controller: the apical compartments read u[k+1]; otherwise u[k]
     if not c.proactive then o.previous = { "ctl.u" } end
     o.accumulation = "all" -- the reference averages over all tmax points
+    if c.single_phase then
+      -- App. C.3: white noise on every apical compartment whose Q is trained (not on hL with
+      -- freeze_QL, as in the sleep phase), the seed set per minibatch (Trainer:step)
+      o.solver, o.seed, o.noise = "euler-maruyama", 0, {}
+      for i = 1, self.L do
+        if not (c.freeze_QL and i == self.L) then o.noise[#o.noise + 1] = { "h" .. i .. ".apical", c.sigma } end
+      end
+    end
   else
     o.solver, o.t_end, o.rtol, o.atol = c.solver, (c.tmax - 1) * c.dt, c.rtol, c.atol
     if c.settle_tol > 0 then o.settle_tol = c.settle_tol end
@@ -249,18 +316,35 @@ function Trainer:gradient(X, Y)
     opt:add_from_sim(sim, -2 / self.B)
   end
   if c.convergence_test then sim:set_sample_weights(nil) end
+  if c.single_phase then
+    -- (200) accumulated over the same run: the engine's time average of -(1/s^2) vA (u - u_lp)^T
+    -- summed over the batch; the descent direction is -1/B times it (the sleep phase's
+    -- 1/(s^2 T B) scaling), beta is the optimiser's weight decay
+    self.opt_fb:add_from_sim(sim, -1 / self.B)
+  end
   return stats
 end
 
 -- One optimiser step on a minibatch; `iteration` (counting minibatches from 1 over the whole
 -- run) decides whether the measures are taken first.
 function Trainer:step(X, Y, iteration, epoch)
+  local c = self.cfg
   self.opt:zero()
+  if c.single_phase then
+    self.opt_fb:zero()
+    self.run_opts.seed = M.forward_noise_seed(c.seed, epoch or 0, iteration or 0)
+  end
   local stats = self:gradient(X, Y)
   if self.ms and iteration and (iteration - 1) % self.cfg.measures_every == 0 then
     self:measure(X, Y, iteration, epoch)
   end
   self.opt:step()
+  if c.single_phase then
+    self.opt_fb:step()
+    local sq = 0
+    for _, p in ipairs(self.fb_proj) do sq = sq + self.opt_fb:norms(p) ^ 2 end
+    self.sp_norm_sum, self.sp_batches = (self.sp_norm_sum or 0) + math.sqrt(sq), (self.sp_batches or 0) + 1
+  end
   return stats
 end
 
@@ -592,7 +676,13 @@ function Trainer:feedback_phase(epoch)
       or string.format("feedback %d/%d after epoch %d", j, n, epoch)
     sum = sum + self:feedback_epoch(first + j - 1, epoch == 0, label).grad_norm
   end
-  return { epochs = n, grad_norm = n > 0 and sum / n or 0, condition2 = self:condition2(),
+  local norm = n > 0 and sum / n or 0
+  if c.single_phase and epoch > 0 then
+    -- Q learnt during the forward epoch: the mean norm of its minibatch updates
+    norm = (self.sp_norm_sum or 0) / math.max(self.sp_batches or 0, 1)
+    self.sp_norm_sum, self.sp_batches = 0, 0
+  end
+  return { epochs = n, grad_norm = norm, condition2 = self:condition2(),
     wall = apical.clock() - t0 }
 end
 
