@@ -14,7 +14,7 @@ local dfc = apical.plugin "dfc"
 local plot = require "apical.plot"
 
 local p = apical.params { epochs = 20, every = 5, out = "runs/fig3", seed = 42, solver = "euler",
-  progress = false, tmax = 1000, epochs_fb = 10, n_train = 5000 }
+  progress = false, tmax = 1000, epochs_fb = 10, n_train = 5000, gamma = 0, gamma_gn = 0 }
 
 -- the paper's student-teacher configuration (models/student_teacher.lua)
 local base = {
@@ -22,6 +22,7 @@ local base = {
   batch = 128, optimizer = "sgd", clip = 1.0, lr = 0.05, lambda = 0.05, normalize_lr = true,
   target_mode = "sample", k_p = 1.5, alpha = 0.0015, tau_v = 0.2, dt = 0.005, tmax = p.tmax,
   solver = p.solver, seed = p.seed, epochs = p.epochs, measures_every = p.every, progress = p.progress,
+  measures_gamma = p.gamma, measures_gamma_gn = p.gamma_gn, -- 0: the paper's undamped MN and GN (App. F.1)
   k_p_fb = 0.1, alpha_fb = 0.25, tau_v_fb = 0.01, dt_fb = 0.002, tmax_fb = 50, tau_A = 0.3,
   sigma = 0.01, optimizer_fb = "sgd", lr_fb = 0.002, lr_fb_init = 0.1, beta = 0.025, clip_fb = 1.0,
   epochs_fb = p.epochs_fb, extra_fb_epochs = 1, out_dir = p.out, task_opts = { n_train = p.n_train },
