@@ -3,15 +3,32 @@
 -- difference of the DFC weight update, as functions of Euler's dt (same simulated time), next
 -- to the cost of each; CVODE at several tolerances for comparison. Writes a CSV and a picture.
 --   build/bin/apical run examples/euler_vs_cvode.lua [--set epochs=3] [--set out=runs/euler-vs-cvode]
+--   build/bin/apical run examples/euler_vs_cvode.lua --set run=runs/<a finished run directory>
+-- Without `run`, a student-teacher network trained briefly with DFC-SSA is used over T; with
+-- it, the network of that run's last checkpoint (any task, e.g. MNIST) over its own simulated
+-- time (tmax - 1) dt, with its controller settings.
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
 local plot = require "apical.plot"
-local p = apical.params { epochs = 3, T = 5.0, out = "runs/euler-vs-cvode", seed = 42 }
+local p = apical.params { epochs = 3, T = 5.0, out = "runs/euler-vs-cvode", seed = 42, run = "" }
 
--- a network trained briefly with DFC-SSA (fast), then one fixed minibatch
-local r = dfc.train { task = "student_teacher", method = "dfc-ssa", optimizer = "adam", lr = 0.01,
-  epochs = p.epochs, seed = p.seed, progress = false, checkpoint = false, out_dir = p.out }
-local t = r.trainer
+local t
+if p.run ~= "" then
+  -- the trained network of a run directory: its configuration, resumed at its last epoch
+  local cfg = dofile(p.run .. "/config.lua")
+  local state = dofile(p.run .. "/checkpoint/state.lua")
+  cfg.resume, cfg.epochs, cfg.progress, cfg.measures_every = p.run, state.epoch, false, 0
+  if cfg.method == "bp" or cfg.method == "dfa" or cfg.method == "dfc-ssa" then cfg.method = "dfc" end
+  t = dfc.trainer(cfg)
+  t:fit()
+  p.T = (cfg.tmax - 1) * cfg.dt
+  print(string.format("network of %s (epoch %d), T = %g", p.run, state.epoch, p.T))
+else
+  -- a network trained briefly with DFC-SSA (fast), then one fixed minibatch
+  local r = dfc.train { task = "student_teacher", method = "dfc-ssa", optimizer = "adam", lr = 0.01,
+    epochs = p.epochs, seed = p.seed, progress = false, checkpoint = false, out_dir = p.out }
+  t = r.trainer
+end
 local X, Y
 for bx, by in t.task.test:batches { batch = t.B } do X, Y = bx, by break end
 t:targets(X, Y)
