@@ -25,7 +25,7 @@ local p = apical.params {
   resume = "", progress = true, target_mode = "sample", normalize_lr = true,
   k_p_fb = 0.1, alpha_fb = 0.25, tau_v_fb = 0.01, dt_fb = 0.002, tmax_fb = 50, tau_A = 0.3,
   sigma = 0.01, lr_fb = 0.002, lr_fb_init = 0.1, beta = 0.025, epochs_fb = 10, extra_fb_epochs = 1,
-  single_phase = false, tau_hp = 1.0,
+  single_phase = false, tau_hp = 1.0, measures_every = 0,
 }
 
 dfc.train {
@@ -42,4 +42,5 @@ dfc.train {
   -- single phase: no feedback epochs after forward epochs
   extra_fb_epochs = not p.single_phase and p.extra_fb_epochs or nil,
   single_phase = p.single_phase, tau_hp = p.tau_hp,
+  measures_every = p.measures_every, -- the App. F.1 measures into measures.csv (0: off)
 }
