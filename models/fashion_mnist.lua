@@ -13,14 +13,14 @@ local p = apical.params {
   method = "dfc", solver = "euler", epochs = 100, seed = 42, lr = 9.27e-5, lambda = 0.0779,
   eps = 9.45e-8, k_p = 2.0, alpha = 0.00139, tau_v = 0.2, dt = 0.02, tmax = 1000, rtol = 1e-6,
   atol = 1e-8, settle_tol = 0.0, convergence_test = true, feedback = "weight_product",
-  out_dir = "runs", resume = "", progress = true, n_train = 55000,
+  out_dir = "runs", resume = "", progress = true, n_train = 55000, measures_every = 0,
   k_p_fb = 0.157, alpha_fb = 0.613, tau_v_fb = 0.0063, dt_fb = 0.00203, tmax_fb = 48,
   tau_A = 0.325, sigma = 0.00152, lr_fb = 5.27e-4, lr_fb_init = 3.17e-4, eps_fb = 1.56e-6,
   beta = 0.001, epochs_fb = 10, extra_fb_epochs = 2,
 }
 
 dfc.train {
-  task = "fashion_mnist", task_opts = { n_train = p.n_train }, hidden = { 256, 256, 256 }, activation = "tanh", output_activation = "linear",
+  task = "fashion_mnist", task_opts = { n_train = p.n_train }, measures_every = p.measures_every, hidden = { 256, 256, 256 }, activation = "tanh", output_activation = "linear",
   batch = 128, optimizer = "adam", beta1 = 0.99, beta2 = 0.99, eps = p.eps, clip = 1.0,
   normalize_lr = true, method = p.method, solver = p.solver, epochs = p.epochs, seed = p.seed,
   lr = p.lr, lambda = p.lambda, k_p = p.k_p, alpha = p.alpha, tau_v = p.tau_v, dt = p.dt,

@@ -17,8 +17,9 @@ AP_API const ap_plugin_info ap_plugin_info_v1 = {
 };
 
 AP_API int ap_plugin_init(ap_registry *r, uint32_t host_abi) {
-    if ((host_abi >> 16) != AP_ABI_MAJOR)
-        return ap_error(AP_EABI, "dfc: host ABI %u.%u, plugin needs %u.x",
+    /* 1.1: the rule context's aux signal (dfc.feedback_rule's high-pass factor) */
+    if ((host_abi >> 16) != AP_ABI_MAJOR || (host_abi & 0xffffu) < 1u)
+        return ap_error(AP_EABI, "dfc: host ABI %u.%u, plugin needs %u.1 or later",
                         (unsigned)(host_abi >> 16), (unsigned)(host_abi & 0xffffu),
                         (unsigned)AP_ABI_MAJOR);
     int rc = dfc_register_pyramidal(r);
