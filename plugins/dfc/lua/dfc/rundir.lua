@@ -59,6 +59,43 @@ local function serialize(v, indent)
 end
 M.serialize = serialize
 
+-- Options a resumed run may change: how long it goes on and how it reports.
+local may_change = { resume = true, epochs = true, progress = true, checkpoint = true, eval_batch = true,
+  name = true, out_dir = true }
+
+local function same(a, b)
+  if type(a) ~= type(b) then return false end
+  if type(a) ~= "table" then return a == b or (a ~= a and b ~= b) end
+  for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
+local function show(v)
+  if type(v) == "number" then return string.format("%.10g", v) end
+  return (serialize(v):gsub("%s+", " "))
+end
+
+-- A resumed run must be the same run: every option but those above as the run directory's
+-- config.lua has it (a changed one is an error naming it and both values).
+local function check_same_config(path, cfg)
+  local ok, saved = pcall(dofile, path .. "/config.lua")
+  if not ok or type(saved) ~= "table" then
+    error("resume: cannot read " .. path .. "/config.lua: " .. tostring(saved), 0)
+  end
+  local keys = {}
+  for k in pairs(cfg) do keys[#keys + 1] = k end
+  for k in pairs(saved) do if cfg[k] == nil then keys[#keys + 1] = k end end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    if not may_change[k] and not same(cfg[k], saved[k]) then
+      error(string.format("resume: option %s is %s here but %s in %s/config.lua; a resumed run " ..
+        "keeps its configuration (only epochs, progress, checkpoint, eval_batch, name and out_dir may change)",
+        k, show(cfg[k]), show(saved[k]), path), 0)
+    end
+  end
+end
+
 -- Opens the run directory: a new one, or the one named by cfg.resume (whose checkpoint sets
 -- the starting epoch, the weights and the optimiser state).
 function M.open(cfg, trainer)
@@ -68,6 +105,7 @@ function M.open(cfg, trainer)
     local ck = d.path .. "/checkpoint/state.lua"
     if not exists(ck) then error("resume: no checkpoint in " .. d.path .. " (" .. ck .. " is missing)", 0) end
     local state = dofile(ck)
+    check_same_config(d.path, cfg)
     d:load(trainer, state)
     return d
   end

@@ -86,6 +86,13 @@ for k = 1, #a do
 end
 ok("measures across a resume")
 
+-- a resumed run keeps its configuration: a changed option is refused, naming it
+local okr, errr = pcall(dfc.train, cfg("dfc", { resume = part.run_dir, lr = 0.1 }))
+assert(not okr and errr:find("resume: option lr is 0.1 here but 0.05 in", 1, true), errr)
+okr, errr = pcall(dfc.train, cfg("dfc", { resume = part.run_dir, task_opts = { n_train = 320, n_valid = 64, n_test = 64 } }))
+assert(not okr and errr:find("option task_opts is", 1, true), errr)
+ok("resume refuses a changed configuration")
+
 -- bad values are refused
 local okc, err = pcall(dfc.train, cfg("dfc", { measures_every = -1 }))
 assert(not okc and err:find("measures_every = %-1 must be an integer >= 0"), err)
