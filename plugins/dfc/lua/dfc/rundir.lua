@@ -78,7 +78,7 @@ end
 
 -- A resumed run must be the same run: every option but those above as the run directory's
 -- config.lua has it (a changed one is an error naming it and both values).
-local function check_same_config(path, cfg)
+local function check_same_config(path, cfg, defaults)
   local ok, saved = pcall(dofile, path .. "/config.lua")
   if not ok or type(saved) ~= "table" then
     error("resume: cannot read " .. path .. "/config.lua: " .. tostring(saved), 0)
@@ -88,10 +88,13 @@ local function check_same_config(path, cfg)
   for k in pairs(saved) do if cfg[k] == nil then keys[#keys + 1] = k end end
   table.sort(keys)
   for _, k in ipairs(keys) do
-    if not may_change[k] and not same(cfg[k], saved[k]) then
+    -- an option newer than the run directory counts as saved at its default
+    local was = saved[k]
+    if was == nil and defaults then was = defaults[k] end
+    if not may_change[k] and not same(cfg[k], was) then
       error(string.format("resume: option %s is %s here but %s in %s/config.lua; a resumed run " ..
         "keeps its configuration (only epochs, progress, checkpoint, eval_batch, name and out_dir may change)",
-        k, show(cfg[k]), show(saved[k]), path), 0)
+        k, show(cfg[k]), show(was), path), 0)
     end
   end
 end
@@ -105,7 +108,7 @@ function M.open(cfg, trainer)
     local ck = d.path .. "/checkpoint/state.lua"
     if not exists(ck) then error("resume: no checkpoint in " .. d.path .. " (" .. ck .. " is missing)", 0) end
     local state = dofile(ck)
-    check_same_config(d.path, cfg)
+    check_same_config(d.path, cfg, trainer.defaults)
     d:load(trainer, state)
     return d
   end

@@ -208,7 +208,7 @@ function M.trainer(dfc, cfg, level)
   -- frozen (DFA keeps its random Q; a resumed run loads Q from the checkpoint)
   if c.feedback == "weight_product" and c.method:sub(1, 3) == "dfc" then net:set_weight_product() end
   local t = setmetatable({ cfg = c, dfc = dfc, task = task, net = net, L = net.L, B = c.batch,
-    n_out = task.n_out }, Trainer)
+    n_out = task.n_out, defaults = M.defaults }, Trainer)
   local lr = c.normalize_lr and c.lr / c.lambda or c.lr
   local oo = { model = net.model, projections = net.W, lr = lr,
     clip = c.clip > 0 and c.clip or nil, clip_mode = c.clip > 0 and "per_tensor" or "none" }
