@@ -1,5 +1,5 @@
 -- fig3.lua — the paper's Fig. 3 on the student-teacher task: Condition 2, the alignment with
--- the minimum-norm (MN) update, Condition 1, the alignment with the Gauss-Newton (GN) update,
+-- the weighted minimum-norm (MN) update of Theorem 3, Condition 1, the alignment with the Gauss-Newton (GN) update,
 -- the stability of the linearised network + controller and the alignment with the DFC-SSA
 -- update, over training, for DFC, DFC-SS and DFC-SSA with trained and with fixed feedback and
 -- for DFA. Every method trains with the paper's student-teacher configuration
@@ -50,7 +50,7 @@ local png = plot.measures(done, p.out .. "/fig3.png",
   string.format("student-teacher, %d epochs (measures every %d minibatches)", p.epochs, p.every))
 
 -- the last epoch's means of every measure, one row per method
-local cols = { "condition2", "angle_mn", "condition1", "angle_gn", "stability", "angle_ssa", "angle_bp" }
+local cols = { "condition2", "angle_wmn", "condition1", "angle_gn", "stability", "angle_ssa", "angle_mn", "angle_bp" }
 local lines = { "| method | final test loss | " .. table.concat(cols, " | ") .. " | wall s |",
   "|---" .. string.rep("|---", #cols + 2) .. "|" }
 for _, d in ipairs(done) do

@@ -142,11 +142,11 @@ function M.panels(o)
 end
 
 -- The panels of the measures (measures.csv, dfc.train's measures_every) of the Fig. 3 kind:
--- Condition 2, the angle with the MN update, Condition 1, the angle with the GN update, the
+-- Condition 2, the angle with the weighted MN update (Theorem 3), Condition 1, the angle with the GN update, the
 -- stability and the angle with the DFC-SSA update; `runs` = { { dir =, title = }, ... }.
 function M.measures(runs, out, title)
   local spec = {
-    { "condition2", "Condition 2 (||PQ||_F / ||Q||_F)" }, { "angle_mn", "angle with MN update (deg)" },
+    { "condition2", "Condition 2 (||PQ||_F / ||Q||_F)" }, { "angle_wmn", "angle with weighted MN update (deg)" },
     { "condition1", "Condition 1 (std/mean of layer norms)" }, { "angle_gn", "angle with GN update (deg)" },
     { "stability", "max Re eig, linearised system" }, { "angle_ssa", "angle with DFC-SSA update (deg)" },
   }

@@ -57,6 +57,7 @@ typedef struct align {
     size_t P;                      /* parameters: sum_i n_i (n_{i-1} + beta_i) */
     size_t pc[DFC_MAX_LAYERS + 1]; /* first parameter of W_i (b_i follows it) in J_W's columns */
     double gamma, scale;
+    int weighted; /* dfc.mn_update: the weighted MN update of Theorem 3 */
     double *x, *target;
     double *v[DFC_MAX_LAYERS + 1], *r[DFC_MAX_LAYERS + 1], *d[DFC_MAX_LAYERS + 1];
     double *beta;  /* beta[i] = 1 with a bias, else 0 (i = 1..L) */
@@ -73,9 +74,10 @@ static void align_free(align *w) {
 
 /* Reads the arguments and the network's shape; nothing is allocated yet. */
 static int align_parse(const ap_kernel_args *a, const char *K, align *w) {
-    static const char *const known[] = {"model", "x", "target", "gamma", "optim", "scale"};
+    static const char *const known[] = {"model", "x",     "target",  "gamma",
+                                        "optim", "scale", "weighted"};
     memset(w, 0, sizeof *w);
-    int rc = ap_args_check(a, K, known, 6);
+    int rc = ap_args_check(a, K, known, 7);
     ap_model *m = NULL;
     if (!rc) rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m);
     if (!rc) rc = ap_arg_object(a, K, "optim", AP_ARG_OPTIM, 1, (void **)&w->opt);
@@ -90,6 +92,11 @@ static int align_parse(const ap_kernel_args *a, const char *K, align *w) {
     if ((rc = dfc_arg_matrix(a, K, "target", 1, w->nL, &w->B, &w->target))) return rc;
     if ((rc = ap_arg_number(a, K, "gamma", 1, &w->gamma))) return rc;
     if ((rc = ap_arg_number(a, K, "scale", 0, &w->scale))) return rc;
+    double weighted = 0;
+    if ((rc = ap_arg_number(a, K, "weighted", 0, &weighted))) return rc;
+    if (weighted != 0 && weighted != 1)
+        return ap_error(AP_EINVAL, "kernel %s: weighted = %g, must be 0 or 1", K, weighted);
+    w->weighted = weighted == 1;
     if (!(w->gamma >= 0) || !isfinite(w->gamma))
         return ap_error(AP_EINVAL, "kernel %s: gamma = %g, must be finite and >= 0", K, w->gamma);
     if (!isfinite(w->scale)) return ap_error(AP_EINVAL, "kernel %s: scale = %g", K, w->scale);
@@ -237,7 +244,10 @@ static int k_mn_update(const ap_kernel_args *a) {
         for (int i = 1; i <= net->L; i++) {
             const int np = net->n[i - 1];
             const double *rp = w.r[i - 1] + (size_t)b * np;
-            const double kappa = cblas_ddot(np, rp, 1, rp, 1) + w.beta[i];
+            /* weighted (Theorem 3): dv = J^T (J J^T + gamma I)^{-1} delta, dW_i = dv_i r_{i-1}^T,
+             * i.e. every layer's share with weight 1 (the weight-space MN update weights layer
+             * i by ||r_{i-1}||^2 + 1[bias]; the two agree when Condition 1 holds) */
+            const double kappa = w.weighted ? 1.0 : cblas_ddot(np, rp, 1, rp, 1) + w.beta[i];
             cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, nL, net->n[i], kappa, J + w.col[i],
                         N, 1.0, M, nL);
         }
@@ -370,6 +380,8 @@ static int k_gn_update(const ap_kernel_args *a) {
     static const char *const K = "dfc.gn_update";
     align w;
     int rc = align_parse(a, K, &w);
+    if (!rc && w.weighted)
+        rc = ap_error(AP_EINVAL, "kernel %s: weighted applies to dfc.mn_update only", K);
     if (rc) {
         align_free(&w);
         return rc;
@@ -438,7 +450,11 @@ static const ap_kernel kernels[] = {
      "the damped minimum-norm update (217) per sample, dW^b = J_W^T (J_W J_W^T + gamma I)^{-1} "
      "(r* - r_L^-) with J_W = d r_L / d(all W_i, b_i) at the feedforward state; adds scale "
      "(-2/B) sum_b dW^b to the optimiser's gradients (dfc.ssa's sign and scaling)",
-     "model, x[B,n0], target[B,nL], gamma (>= 0), optim, scale (default 1)", k_mn_update},
+     "model, x[B,n0], target[B,nL], gamma (>= 0), optim, scale (default 1), weighted (0 or 1, "
+     "default 0: with 1 the weighted MN update of Theorem 3, dv = J^T (J J^T + gamma I)^{-1} "
+     "delta_L, dW_i = dv_i r_{i-1}^T, db_i = dv_i: the weight-space MN update when Condition 1 "
+     "holds)",
+     k_mn_update},
     {AP_ABI_VERSION, sizeof(ap_kernel), "dfc.gn_update",
      "the damped Gauss-Newton update (128) of the minibatch, dW = (J_bar^T J_bar + gamma I)^{-1} "
      "J_bar^T delta_bar = J_bar^T (J_bar J_bar^T + gamma I)^{-1} delta_bar with J_bar the "

@@ -35,9 +35,11 @@ end
 local Measures = {}
 Measures.__index = Measures
 
-local KINDS = { "bp", "mn", "gn", "ssa" }
+-- the references: BP gradient, damped MN update, weighted MN update (Theorem 3: each layer's
+-- share weighted by 1 / ||r_{i-1}||^2, the ideal of Fig. 3B), damped GN update, DFC-SSA update
+local KINDS = { "bp", "mn", "wmn", "gn", "ssa" }
 local SKIPPABLE = { condition1 = true, condition2 = true, condition3 = true, stability = true,
-  bp = true, mn = true, gn = true, ssa = true }
+  bp = true, mn = true, wmn = true, gn = true, ssa = true }
 local NEW_OPTS = { alpha = true, k_p = true, tau_v = true, tau_u = true, gamma = true,
   gamma_gn = true }
 local COMPUTE_ARGS = { x = true, target = true, y = true, loss = true, lambda = true,
@@ -259,6 +261,11 @@ function Measures:compute(a)
     S.mn:zero()
     dfc.mn_update { model = m, x = X, target = T, gamma = gamma, optim = S.mn }
     refs.mn = self:layers(S.mn)
+  end)
+  try("wmn", function()
+    S.wmn:zero()
+    dfc.mn_update { model = m, x = X, target = T, gamma = gamma, optim = S.wmn, weighted = 1 }
+    refs.wmn = self:layers(S.wmn)
   end)
   try("gn", function()
     S.gn:zero()

@@ -350,9 +350,9 @@ end
 
 -- The measures' columns (measures.csv): the conditions, the stability and the angles of the
 -- update with each reference, all layers together and per layer.
-local measure_kinds = { "bp", "mn", "gn", "ssa" }
+local measure_kinds = { "bp", "mn", "wmn", "gn", "ssa" }
 local measure_main = { "condition1", "condition2", "condition3", "stability",
-  "angle_bp", "angle_mn", "angle_gn", "angle_ssa" }
+  "angle_bp", "angle_mn", "angle_wmn", "angle_gn", "angle_ssa" }
 
 function Trainer:measure_columns()
   local cols = { "iteration", "epoch" }

@@ -214,5 +214,66 @@ test("errors", function()
   assert(bad.errors.stability:find("tau_v = -1", 1, true), tostring(bad.errors.stability))
 end)
 
+-- Theorem 3: with Condition 2 exact (Q = J^T (J J^T)^{-1}) and lambda, alpha, gamma -> 0, the
+-- DFC-SSA update is the weighted MN update (each layer weighted by 1 / (||r_{i-1}||^2 + 1)),
+-- whatever Condition 1: on a linear network whose layer norms differ, the angle to the
+-- weighted MN update shrinks with lambda while the one to the plain MN update does not.
+test("weighted MN update (Theorem 3)", function()
+  local net = dfc.network { sizes = { 3, 4, 3, 2 }, batch = 1, activation = "linear",
+    output_activation = "linear", k_p = 1.5, alpha = 1e-9, tau_v = 0.2, seed = 11 }
+  local X = apical.array({ 2.0, -1.0, 0.5 }, { 1, 3 })
+  -- layer norms far apart (Condition 1 violated): W2 scaled up
+  local W2 = net.W[2]:weights()
+  for k = 1, #W2 do W2[k] = 5 * W2[k] end
+  net.W[2]:set_weights(W2)
+  -- J (1 x 2 x N) and Q = J^T (J J^T)^{-1} (N x 2) into Q1..Q3
+  local N = 4 + 3 + 2
+  local J = apical.zeros { 1, 2, N }
+  dfc.jacobian { model = net.model, x = X, out = J }
+  local a, b, c = 0, 0, 0 -- J J^T = [a b; b c]
+  for k = 1, N do
+    a, b, c = a + J[k] ^ 2, b + J[k] * J[N + k], c + J[N + k] ^ 2
+  end
+  local det = a * c - b * b
+  local inv = { c / det, -b / det, -b / det, a / det }
+  local row = 0
+  for i, n in ipairs { 4, 3, 2 } do
+    local q = apical.zeros { n, 2 }
+    for r = 1, n do
+      local j1, j2 = J[row + r], J[N + row + r]
+      q[(r - 1) * 2 + 1] = j1 * inv[1] + j2 * inv[3]
+      q[(r - 1) * 2 + 2] = j1 * inv[2] + j2 * inv[4]
+    end
+    net.Q[i]:set_weights(q)
+    row = row + n
+  end
+  local ms = dfc.measures_new(net, { gamma = 1e-12 })
+  local rminus = apical.zeros { 1, 2 }
+  dfc.forward { model = net.model, x = X, out = rminus }
+  local c1 = apical.zeros { 1 }
+  dfc.condition1 { model = net.model, x = X, out = c1 }
+  assert(c1[1] > 0.2, "Condition 1 is far from satisfied: " .. c1[1])
+  local prev
+  for _, lambda in ipairs { 1e-2, 1e-4, 1e-6 } do
+    local T = apical.array({ rminus[1] + lambda * 0.7, rminus[2] - lambda * 0.4 }, { 1, 2 })
+    local r = ms:compute { x = X, target = T, skip = { "stability", "condition3" } }
+    local u = ms.scratch.ssa
+    local upd = ms:compute { x = X, target = T, update = u, alpha = 1e-9, skip = { "stability", "condition3" } }
+    assert(math.abs(r.condition2 - 1) < 1e-9, "Condition 2 = " .. r.condition2)
+    local w, m = upd.angles.wmn.all, upd.angles.mn.all
+    print(string.format("   lambda %g: angle to weighted MN %.3g deg, to MN %.3g deg", lambda, w, m))
+    assert(m > 5, "the plain MN update differs when Condition 1 fails")
+    if prev then assert(w < prev / 10 or w < 1e-6, "weighted MN angle shrinks with lambda") end
+    prev = w
+  end
+  assert(prev < 1e-3, "weighted MN angle at lambda 1e-6: " .. prev)
+  local T = apical.zeros { 1, 2 }
+  local o = apical.optim.sgd { model = net.model, projections = net.W, lr = 1 }
+  fails(function() dfc.mn_update { model = net.model, x = X, target = T, gamma = 0, optim = o, weighted = 2 } end,
+    "weighted = 2, must be 0 or 1")
+  fails(function() dfc.gn_update { model = net.model, x = X, target = T, gamma = 0, optim = o, weighted = 1 } end,
+    "weighted applies to dfc.mn_update only")
+end)
+
 print(string.format("%d passed, %d failed", passed, failed))
 if failed > 0 then os.exit(1) end
