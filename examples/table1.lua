@@ -9,7 +9,9 @@
 -- the table's heading: the paper trains 100 epochs (25 for the autoencoder) on 55,000 samples.
 --   build/bin/apical run examples/table1.lua --set epochs=1 --set seeds=42,43,44 \
 --     [--set tasks=mnist,fashion_mnist,mnist_autoencoder] [--set methods=bp,dfa,dfc-ssa] \
---     [--set n_train=55000] [--set epochs_fb=10] [--set out=runs/table1]
+--     [--set n_train=55000] [--set epochs_fb=10] [--set out=runs/table1] [--set render_only=true]
+-- (render_only: no training, the table from what results.csv holds; a cell with fewer runs
+-- than seeds says how many it has)
 -- Needs the data (scripts/get-data.sh).
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
@@ -17,7 +19,7 @@ local dfc = apical.plugin "dfc"
 local p = apical.params { epochs = 1, seeds = "42,43,44", n_train = 55000, epochs_fb = 10,
   tasks = "mnist,fashion_mnist,mnist_autoencoder",
   methods = "bp,dfa,dfc,dfc-ss,dfc-ssa,dfc-fixed,dfc-ss-fixed,dfc-ssa-fixed",
-  out = "runs/table1", progress = false }
+  out = "runs/table1", progress = false, render_only = false }
 
 local MODEL = { mnist = "models/mnist.lua", fashion_mnist = "models/fashion_mnist.lua",
   mnist_autoencoder = "models/mnist_autoencoder.lua" }
@@ -107,7 +109,7 @@ for _, task in ipairs(tasks) do
     for _, seed in ipairs(seeds) do
       if find(task, mk, seed) then
         print(string.format("%s %s seed %d: done (%s)", task, mk, seed, results_csv))
-      else
+      elseif not p.render_only then
         local cfg = {}
         for k, v in pairs(base) do cfg[k] = v end
         local m = METHOD[mk]
@@ -159,8 +161,14 @@ for _, mk in ipairs(methods) do
     end
     if #xs > 0 then
       local m, sd = stats(xs)
-      local fmt = task == "mnist_autoencoder" and " %.4f ± %.4f | %.0f |" or " %.2f ± %.2f | %.0f |"
-      row[#row + 1] = string.format(fmt, m, sd, (stats(ws)))
+      local fmt = task == "mnist_autoencoder" and "%.4f ± %.4f" or "%.2f ± %.2f"
+      local cell = string.format(fmt, m, sd)
+      if #xs < #seeds then
+        cell = string.format(task == "mnist_autoencoder" and "%.4f" or "%.2f", m)
+        if #xs > 1 then cell = string.format(fmt, m, sd) end
+        cell = cell .. string.format(" (%d seed%s)", #xs, #xs > 1 and "s" or "")
+      end
+      row[#row + 1] = string.format(" %s | %.0f |", cell, (stats(ws)))
     else
       row[#row + 1] = " — | — |"
     end
