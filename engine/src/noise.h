@@ -1,17 +1,13 @@
-/* noise.h — seeded Gaussian white noise for the stochastic solvers (internal). Kept apart
- * from the BLAS code because GSL's randist header drags in GSL's own CBLAS declarations. */
-#ifndef APICAL_NOISE_H
-#define APICAL_NOISE_H
+/* noise.h — Gaussian white noise for the stochastic solvers (internal half of
+ * apical/noise.h). */
+#ifndef APICAL_NOISE_IMPL_H
+#define APICAL_NOISE_IMPL_H
 
 #include <stddef.h>
-#include <stdint.h>
 
-typedef struct ap_noise ap_noise;
+#include "apical/noise.h"
 
-/* Mersenne twister (GSL mt19937) seeded with seed; NULL when out of memory. */
-ap_noise *ap_noise_new(uint64_t seed);
-void ap_noise_free(ap_noise *g);
-/* x[i] += scale * N(0, 1) for i < n, drawn in index order. */
+/* x[i] += scale * z[i] for i < n, z the stream's next n draws (as ap_noise_normal). */
 void ap_noise_add(ap_noise *g, double *x, size_t n, double scale);
 
 #endif

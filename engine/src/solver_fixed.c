@@ -125,10 +125,7 @@ int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
     for (int k = 0; k < o->n_times; k++)
         tidx[k] = lround(o->times[k] / dt);
     if (o->solver == AP_SOLVER_EULER_MARUYAMA) {
-        if (!(rng = ap_noise_new(o->seed))) {
-            rc = ap_error(AP_ENOMEM, "out of memory");
-            goto done;
-        }
+        if ((rc = ap_noise_new(&rng, o->seed))) goto done;
     }
     if (o->solver == AP_SOLVER_RK4) {
         k2 = malloc((N ? N : 1) * sizeof *k2);
@@ -214,7 +211,7 @@ int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
 done:
     st->rhs_evals = s->rhs_evals;
     st->last_step = dt;
-    ap_noise_free(rng);
+    ap_noise_free(&rng);
     free(tidx);
     free(order);
     free(k2);

@@ -7,6 +7,7 @@
 
 #include "apical/error.h"
 #include "apical/model.h"
+#include "apical/noise.h"
 #include "apical/registry.h"
 #include "apical/sim.h"
 #include "check.h"
@@ -216,6 +217,50 @@ static void test_ornstein_uhlenbeck(void) {
     CHECK(first == first2 && mean == mean2 && var == var2);
     ou_run(8, &mean3, &var3, &first3);
     CHECK(first != first3);
+}
+
+/* Two steps by hand: x += dt / tau (0 - x) + sigma sqrt(dt) / tau z, z the seed's stream
+ * (apical/noise.h) in state order, sample-major, one step after another. */
+static void test_euler_maruyama_draws(void) {
+    enum { EB = 3, EN = 5 };
+    const double tau = 0.5, sigma = 0.4, dt = 0.01;
+    ap_model *m;
+    CHECK_OK(ap_model_new(&m, reg, EB));
+    ap_param p = {"tau", tau};
+    CHECK_OK(ap_model_add_population(m, "o", EN, "rate", "linear", &p, 1));
+    CHECK_OK(ap_model_set_start_value(m, "o.soma", 1.0));
+    ap_sim *s;
+    CHECK_OK(ap_model_compile(m, &s));
+    ap_run_opts o;
+    ap_run_opts_default(&o);
+    o.solver = AP_SOLVER_EULER_MARUYAMA;
+    o.dt = dt;
+    o.steps = 2;
+    const char *noise[] = {"o.soma"};
+    double sg[] = {sigma};
+    o.noise = noise;
+    o.sigma = sg;
+    o.n_noise = 1;
+    o.seed = 0x123456789ABCDEFu;
+    CHECK_OK(ap_sim_run(s, &o, NULL));
+    double got[EB * EN], want[EB * EN], z[EB * EN];
+    CHECK_OK(ap_sim_read(s, "o.soma", got, EB * EN));
+    ap_noise *g;
+    CHECK_OK(ap_noise_new(&g, o.seed));
+    for (int i = 0; i < EB * EN; i++)
+        want[i] = 1.0;
+    for (int k = 0; k < 2; k++) {
+        ap_noise_normal(g, z, EB * EN);
+        for (int i = 0; i < EB * EN; i++) {
+            want[i] += dt / tau * (0.0 - want[i]);
+            want[i] += sigma * sqrt(dt) / tau * z[i];
+        }
+    }
+    ap_noise_free(&g);
+    for (int i = 0; i < EB * EN; i++)
+        CHECK(fabs(got[i] - want[i]) <= 1e-15);
+    ap_sim_free(&s);
+    ap_model_free(&m);
 }
 
 /* ---- a stiff linear circuit: time constants 1e-4 and 1 ---------------------------------- */
@@ -642,6 +687,7 @@ int main(void) {
     RUN(test_convergence_orders);
     RUN(test_record_times_cvode);
     RUN(test_ornstein_uhlenbeck);
+    RUN(test_euler_maruyama_draws);
     RUN(test_stiff);
     RUN(test_ordered_euler_by_hand);
     RUN(test_accumulator_hebb);

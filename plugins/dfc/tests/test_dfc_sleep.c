@@ -1,12 +1,12 @@
 /* test_dfc_sleep.c — the sleep phase (12), (13) of direct feedback learning, number for number:
  * the engine's euler-maruyama in declared order against a direct implementation of the
  * reference's noisy scheme (Algorithm 1 with noise on the apical compartments, u[k] in the
- * apical update, instantaneous transmission) that draws the same normals (GSL's mt19937 seeded
- * like the engine, ziggurat, in the engine's order); dfc.feedback_grad against the hand-computed
- * shifted sum of the same trajectory; dfc.copy_weights. */
-#include <gsl/gsl_randist.h>
-#include <gsl/gsl_rng.h>
+ * apical update, instantaneous transmission) that draws the same normals (the engine's stream
+ * of the run's seed, apical/noise.h, in the engine's order); dfc.feedback_grad against the
+ * hand-computed shifted sum of the same trajectory; dfc.copy_weights. */
 #include <math.h>
+
+#include "apical/noise.h"
 
 #include "dfc_test.h"
 
@@ -63,7 +63,7 @@ static void ref_init(ref *R) {
 
 /* One step k -> k+1. The normals of layer i are drawn as the engine draws them: B x n_i values
  * in index order (sample-major) when layer i is stepped. */
-static void ref_step(ref *R, gsl_rng *rng, int k) {
+static void ref_step(ref *R, ap_noise *rng, int k) {
     const int nL = N[L];
     double u_new[B * 2];
     for (int q = 0; q < B * nL; q++) {
@@ -73,8 +73,7 @@ static void ref_step(ref *R, gsl_rng *rng, int k) {
     }
     for (int i = 1; i <= L; i++) {
         double xi[B * 4];
-        for (int q = 0; q < B * N[i]; q++)
-            xi[q] = gsl_ran_gaussian_ziggurat(rng, 1.0);
+        ap_noise_normal(rng, xi, (size_t)B * N[i]);
         for (int s = 0; s < B; s++) {
             basal(R, i, s, i == 1 ? R->x : R->r[i - 1], R->vB[i]);
             for (int j = 0; j < N[i]; j++) {
@@ -150,12 +149,12 @@ static void sleep_opts(ap_run_opts *o, int steps) {
 
 /* The reference trajectory of `steps` steps. */
 static void ref_run(ref *R, int steps) {
-    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-    gsl_rng_set(rng, SEED);
+    ap_noise *rng;
+    CHECK_OK(ap_noise_new(&rng, SEED));
     ref_init(R);
     for (int k = 0; k < steps; k++)
         ref_step(R, rng, k);
-    gsl_rng_free(rng);
+    ap_noise_free(&rng);
 }
 
 static double rel(double got, double want) {

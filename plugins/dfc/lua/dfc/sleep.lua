@@ -50,8 +50,8 @@ local function mix(z)
   return z ~ (z >> 31)
 end
 
--- The noise seed of one sleep-phase minibatch, from (seed, epoch, minibatch): 31 bits, as
--- GSL's mt19937 uses the low 32 bits of its seed.
+-- The noise seed of one sleep-phase minibatch, from (seed, epoch, minibatch): 31 bits (the
+-- engine's stream takes 64, but the seeds stay what they were when it took 32).
 function M.noise_seed(seed, epoch, minibatch)
   return mix(mix(mix(seed) ~ epoch) ~ minibatch) & 0x7fffffff
 end
