@@ -454,9 +454,11 @@ int ap_sim_record(ap_sim *s, double t) {
             double *d = realloc(r->data, nc * (size_t)r->width * sizeof *d);
             if (!d) return ap_error(AP_ENOMEM, "out of memory recording %s", r->name);
             r->data = d;
+            r->data_alloc = nc * (size_t)r->width;
             double *tt = realloc(r->times, nc * sizeof *tt);
             if (!tt) return ap_error(AP_ENOMEM, "out of memory recording %s", r->name);
             r->times = tt;
+            r->times_alloc = nc;
             r->cap = nc;
         }
         memcpy(r->data + r->n * (size_t)r->width, r->src, (size_t)r->width * sizeof(double));

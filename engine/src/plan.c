@@ -577,14 +577,12 @@ fail:
     return rc;
 }
 
+/* Forgets the last run's recordings and snapshots. The recorders' buffers stay for the next
+ * run (a sleep-phase run records tens of MB: fresh memory every run cost page faults);
+ * ap_sim_free releases them. */
 static void free_run_buffers(ap_sim *s) {
-    for (int k = 0; k < s->n_rec; k++) {
-        free(s->rec[k].name);
-        free(s->rec[k].data);
-        free(s->rec[k].times);
-    }
-    free(s->rec);
-    s->rec = NULL;
+    for (int k = 0; k < s->n_rec; k++)
+        s->rec[k].n = 0;
     s->n_rec = 0;
     for (int k = 0; k < s->n_snap; k++)
         free(s->snap[k].copy);
@@ -597,6 +595,12 @@ void ap_sim_free(ap_sim **ps) {
     if (!ps || !*ps) return;
     ap_sim *s = *ps;
     free_run_buffers(s);
+    for (int k = 0; k < s->rec_slots; k++) {
+        free(s->rec[k].name);
+        free(s->rec[k].data);
+        free(s->rec[k].times);
+    }
+    free(s->rec);
     for (int p = 0; p < s->n_pops && s->pops; p++) {
         sim_pop *sp = &s->pops[p];
         for (int c = 0; c < sp->n_comp && sp->comp; c++) {
@@ -769,12 +773,22 @@ double ap_max_abs(const double *v, size_t n) {
 }
 
 long ap_first_nonfinite(const double *v, size_t n) {
-    /* summing first is cheap and usually proves there is nothing to look for */
+    /* Summing v[i] * 0 (0 when finite, NaN otherwise) first is cheap and usually proves there
+     * is nothing to look for. Eight partial sums, because one running sum is a chain of
+     * dependent additions the compiler may not reorder; the verdict does not depend on the
+     * order. */
+    double part[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            part[j] += v[i + j] * 0.0;
     double acc = 0.0;
-    for (size_t i = 0; i < n; i++)
+    for (int j = 0; j < 8; j++)
+        acc += part[j];
+    for (; i < n; i++)
         acc += v[i] * 0.0;
     if (acc == 0.0) return -1;
-    for (size_t i = 0; i < n; i++)
+    for (i = 0; i < n; i++)
         if (!isfinite(v[i])) return (long)i;
     return -1;
 }

@@ -129,11 +129,26 @@ static int check_opts(const ap_sim *s, const ap_run_opts *o, double *t_end, long
     return AP_OK;
 }
 
+/* Makes sure *buf holds at least need elements of size sz (contents not kept). */
+static int reserve(void **buf, size_t *alloc, size_t need, size_t sz) {
+    if (need <= *alloc) return 0;
+    free(*buf);
+    *alloc = 0;
+    if (!(*buf = malloc(need * sz))) return -1;
+    *alloc = need;
+    return 0;
+}
+
+/* The recorders of this run, in the buffers of earlier runs where they are large enough. */
 static int setup_recording(ap_sim *s, const ap_run_opts *o, long n_steps) {
     if (o->n_record == 0) return AP_OK;
-    s->rec = calloc((size_t)o->n_record, sizeof *s->rec);
-    if (!s->rec) return ap_error(AP_ENOMEM, "out of memory");
-    s->n_rec = o->n_record;
+    if (o->n_record > s->rec_slots) {
+        sim_rec *r = realloc(s->rec, (size_t)o->n_record * sizeof *r);
+        if (!r) return ap_error(AP_ENOMEM, "out of memory");
+        memset(r + s->rec_slots, 0, (size_t)(o->n_record - s->rec_slots) * sizeof *r);
+        s->rec = r;
+        s->rec_slots = o->n_record;
+    }
     size_t cap = (size_t)o->n_times;
     if (is_fixed(o->solver) && o->every > 0) cap += (size_t)(n_steps / o->every) + 1;
     if (!is_fixed(o->solver) && o->every > 0) cap += 64;
@@ -143,19 +158,20 @@ static int setup_recording(ap_sim *s, const ap_run_opts *o, long n_steps) {
         if (rc) return ap_error_prefix(rc, "record: ");
         sim_rec *sr = &s->rec[k];
         size_t nm = strlen(o->record[k]) + 1;
-        sr->name = malloc(nm);
-        if (!sr->name) return ap_error(AP_ENOMEM, "out of memory");
+        if (reserve((void **)&sr->name, &sr->name_alloc, nm, 1))
+            return ap_error(AP_ENOMEM, "out of memory");
         memcpy(sr->name, o->record[k], nm);
         sr->src = ap_sim_signal_ptr(s, &r);
         sr->width = s->B * r.size;
-        sr->cap = cap;
-        if (cap) {
-            sr->data = malloc(cap * (size_t)sr->width * sizeof(double));
-            sr->times = malloc(cap * sizeof(double));
-            if (!sr->data || !sr->times)
-                return ap_error(AP_ENOMEM, "out of memory: recording %s needs %zu x %d values",
-                                sr->name, cap, sr->width);
-        }
+        sr->n = 0;
+        s->n_rec = k + 1; /* counted as it is set up: an error leaves every earlier one valid */
+        if (reserve((void **)&sr->data, &sr->data_alloc, cap * (size_t)sr->width, sizeof(double)) ||
+            reserve((void **)&sr->times, &sr->times_alloc, cap, sizeof(double)))
+            return ap_error(AP_ENOMEM, "out of memory: recording %s needs %zu x %d values",
+                            sr->name, cap, sr->width);
+        /* what the buffers hold, perhaps more than this run asked for */
+        size_t fit = sr->width > 0 ? sr->data_alloc / (size_t)sr->width : sr->times_alloc;
+        sr->cap = fit < sr->times_alloc ? fit : sr->times_alloc;
     }
     return AP_OK;
 }

@@ -91,7 +91,10 @@ typedef struct sim_rec {
     int width; /* batch x n */
     double *data;
     double *times;
-    size_t n, cap;
+    size_t n, cap; /* points recorded, points data and times hold */
+    /* allocated sizes (values in data, in times, bytes of name): the buffers outlive a run
+     * and are reused by the next, which grows them only when it needs more */
+    size_t data_alloc, times_alloc, name_alloc;
 } sim_rec;
 
 typedef struct sim_snapshot {
@@ -119,6 +122,7 @@ struct ap_sim {
     sim_snapshot *snap;
     int n_rec;
     sim_rec *rec;
+    int rec_slots; /* recorders allocated in rec (kept across runs, >= n_rec) */
     int n_acc;
     size_t quad_size;
     ap_acc_points acc_points;
