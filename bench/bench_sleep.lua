@@ -1,0 +1,43 @@
+-- bench_sleep.lua — one sleep-phase (feedback) minibatch of the MNIST network (784-256-256-256-10,
+-- batch 128, the paper's feedback settings: 48 euler-maruyama steps, recordings, rule (13), Adam)
+-- against a baseline timed in the same run on the same minibatches: 48 feedforward passes of the
+-- network (dfc.forward: the layers' dgemm and tanh, no engine run, so untouched by the solver,
+-- noise and recording code). Medians over `reps` minibatches.
+--   OPENBLAS_NUM_THREADS=1 build/bin/apical run bench/bench_sleep.lua [--set reps=15]
+local apical = require "apical"
+local dfc = apical.plugin "dfc"
+local p = apical.params { reps = 15 }
+
+local function median(t)
+  table.sort(t)
+  local n = #t
+  return n % 2 == 1 and t[(n + 1) // 2] or 0.5 * (t[n // 2] + t[n // 2 + 1])
+end
+
+local t = dfc.trainer { task = "mnist", task_opts = { n_train = 128 * (p.reps + 1) },
+  hidden = { 256, 256, 256 }, method = "dfc-ssa", feedback = "trained", optimizer_fb = "adam",
+  k_p_fb = 0.157, alpha_fb = 0.613, tau_v_fb = 0.0063, dt_fb = 0.00203, tmax_fb = 48,
+  tau_A = 0.325, sigma = 0.00152, progress = false,
+  checkpoint = false }
+local out = apical.zeros { 128, 10 }
+local sleep, ssa, k = {}, {}, 0
+for X, Y in t.task.train:batches { batch = 128 } do
+  local t0 = apical.clock()
+  t.opt_fb:zero()
+  t.sleep:gradient(X, t.opt_fb, 1000 + k)
+  t.opt_fb:step()
+  local t1 = apical.clock()
+  for _ = 1, 48 do dfc.forward { model = t.net.model, x = X, out = out } end
+  local t2 = apical.clock()
+  if k > 0 then -- the first minibatch warms caches and allocators
+    sleep[#sleep + 1], ssa[#ssa + 1] = t1 - t0, t2 - t1
+  end
+  k = k + 1
+  if k > p.reps then break end
+end
+local ms, mf = median(sleep), median(ssa)
+print("| measure | value |")
+print("|---|---|")
+print(string.format("| sleep-phase minibatch, s (median of %d) | %.4f |", #sleep, ms))
+print(string.format("| 48 feedforward passes, s (baseline) | %.4f |", mf))
+print(string.format("| **ratio sleep / 48 feedforward passes** | **%.2f** |", ms / mf))
