@@ -243,7 +243,8 @@ static void push_stats(lua_State *L, const ap_run_stats *st) {
  * steps, rtol, atol, max_steps, max_step, init_step, max_order, linsol ("default", "krylov",
  * "dense"), ordered, order {names}, previous {names}, noise {names}, sigma {numbers}, seed,
  * record {names}, times {numbers}, every, settle_tol, keep_state, accumulate, quad_errcon,
- * accumulation ("all", "left", "right"). */
+ * accumulation ("all", "left", "right"), copy_recordings (default true; false: the recordings
+ * stay in the simulation, for kernels that read them, and the result's list is empty). */
 static int l_run(lua_State *L) {
     lapi_sim *sim = luaL_checkudata(L, 1, LAPI_SIM);
     ap_sim *s = check_sim(L, 1);
@@ -287,6 +288,8 @@ static int l_run(lua_State *L) {
     opt_bool(L, "keep_state", &o.keep_state);
     opt_bool(L, "accumulate", &o.accumulate);
     opt_bool(L, "quad_errcon", &o.quad_errcon);
+    int copy = 1;
+    opt_bool(L, "copy_recordings", &copy);
     ap_acc_points points = AP_ACC_ALL;
     if (lua_getfield(L, 2, "accumulation") != LUA_TNIL) {
         static const char *const modes[] = {"all", "left", "right", NULL};
@@ -311,7 +314,7 @@ static int l_run(lua_State *L) {
     lua_setfield(L, -2, "stats");
     int batch = ap_model_batch(ap_sim_model(s));
     lua_createtable(L, o.n_record, 0);
-    for (int k = 0; k < o.n_record; k++) {
+    for (int k = 0; copy && k < o.n_record; k++) {
         const double *data, *times;
         size_t nt;
         int width;

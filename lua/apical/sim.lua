@@ -77,7 +77,7 @@ end
 local RUN_OPTIONS = { "solver", "t_end", "dt", "steps", "rtol", "atol", "max_steps", "max_step",
     "init_step", "max_order", "linear_solver", "ordered", "order", "previous", "noise", "seed",
     "record", "times", "every", "settle_tol", "keep_state", "accumulate", "quad_errcon",
-    "accumulation" }
+    "accumulation", "copy_recordings" }
 
 local function signal_list(v, what, field)
     if v == nil then return nil end
@@ -164,6 +164,7 @@ local function normalise(opts)
     o.keep_state = errors.check(opts.keep_state, "boolean", what, "keep_state")
     o.accumulate = errors.check(opts.accumulate, "boolean", what, "accumulate")
     o.quad_errcon = errors.check(opts.quad_errcon, "boolean", what, "quad_errcon")
+    o.copy_recordings = errors.check(opts.copy_recordings, "boolean", what, "copy_recordings")
     o.accumulation = errors.choice(opts.accumulation, { "all", "left", "right" }, what,
         "accumulation")
     if (o.record and #o.record > 0) and not o.times and not o.every then
@@ -198,6 +199,11 @@ function Result:get(sig)
     local p = result_of(self, "get")
     local name = errors.signal(sig, "get: the signal")
     local r = find_recording(p.rec, name)
+    if not r and p.not_copied then
+        raise(string.format("get: the run was made with copy_recordings = false: its recordings " ..
+            "(%s) stay in the simulation for kernels to read and are not in the result",
+            table.concat(p.not_copied, ", ")))
+    end
     if not r then
         raise(string.format("get: %s was not recorded (recorded: %s)", name,
             #p.names > 0 and table.concat(p.names, ", ") or "nothing"))
@@ -259,7 +265,8 @@ function Sim:run(opts)
         if i == 1 then out.times = r.times end
     end
     if not out.times then out.times = core.zeros({ 0 }) end
-    result_private[out] = { sim = self, run_id = res.run_id, rec = rec, names = out.names }
+    result_private[out] = { sim = self, run_id = res.run_id, rec = rec, names = out.names,
+        not_copied = o.copy_recordings == false and o.record or nil }
     return setmetatable(out, result_mt)
 end
 

@@ -62,6 +62,14 @@ end
 check.array_near(out:get("h.rate"), v, 0, "rate = soma (linear)")
 check.array_near(out.h, v, 0, "out[name]")
 
+-- copy_recordings = false: the same run, its recordings left in the simulation
+local nc = sim:run { solver = "euler", dt = dt, steps = 100, record = { h.soma, h }, every = 10,
+    copy_recordings = false }
+check.eq(nc.stats.steps, 100)
+check.fails(function() nc:get(h.soma) end, "copy_recordings = false: its recordings (h.soma, h)")
+check.fails(function() sim:run { solver = "euler", dt = dt, steps = 1, copy_recordings = 1 } end,
+    "copy_recordings")
+
 -- RK4, t_end given instead of steps
 out = sim:run { solver = "rk4", dt = 0.05, t_end = 1, record = { h.soma }, times = { 1 } }
 check.near(out:get(h.soma):at(1, 2, 1), exact_v(1, 2, 1), 1e-6, "rk4")

@@ -157,8 +157,9 @@ end
 
 -- One noisy run for the inputs X (batch x n0) with the trained network's current weights;
 -- returns the run's result (recordings ctl.u, h1.apical, ..., hL.apical at every step, then
--- the presynaptic signals of a pathway's Q<i>).
-function Sleep:run(X, seed)
+-- the presynaptic signals of a pathway's Q<i>). copy = false leaves the recordings in the
+-- simulation only (what dfc.feedback_grad reads), without copying them into the result.
+function Sleep:run(X, seed, copy)
   local dfc, m = self.dfc, self.net.model
   if self.direct then
     dfc.copy_weights { from = m, to = self.snet.model, which = "WQ" }
@@ -174,13 +175,14 @@ function Sleep:run(X, seed)
   self.sim:set_input("x", X)
   self.sim:set_input("target", self.rminus)
   self.run_opts.seed = seed or 0
+  self.run_opts.copy_recordings = copy ~= false
   return self.sim:run(self.run_opts)
 end
 
 -- Adds the sleep phase's descent direction for the Q<i> of the trained network (13) into the
 -- optimiser `opt` (an optimiser over some of its Q<i>); returns the run's statistics.
 function Sleep:gradient(X, opt, seed, scale)
-  local out = self:run(X, seed)
+  local out = self:run(X, seed, false)
   self.dfc.feedback_grad { model = self.net.model, sim = self.sim, optim = opt,
     sigma = self.sigma, scale = scale or 1, pre = self.pre, lag = self.lag }
   return out.stats
