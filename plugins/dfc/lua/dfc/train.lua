@@ -471,6 +471,16 @@ function Trainer:fit()
     -- trained feedback: the pre-training epochs (forward weights untouched)
     local fb = self:feedback_phase(0)
     if fb then rd.wall = (rd.wall or 0) + fb.wall end
+    -- too little pre-training leaves the feedback far from Condition 2 and the controlled
+    -- dynamics often unstable: say so (results.md, "Table 1 at a small budget")
+    if fb and fb.condition2 >= 0 and fb.condition2 < 0.5 and self.c2_x then
+      self.warnings = self.warnings or {}
+      local w = string.format("after %d feedback pre-training epoch(s) Condition 2 is %.2f (1 is " ..
+        "ideal); the feedback may not yet stabilise the controlled dynamics (more epochs_fb?)",
+        fb.epochs, fb.condition2)
+      self.warnings[#self.warnings + 1] = w
+      io.stderr:write("dfc.train: warning: ", w, "\n")
+    end
     local vl, ve = self:evaluate(self.task.valid)
     local tl, te = self:evaluate(self.task.test)
     local row = { epoch = 0, train_loss = self:evaluate(self.task.train), valid_loss = vl,
@@ -526,7 +536,8 @@ function Trainer:fit()
   end
   if self.task.image then self:write_reconstructions(rd) end
   rd.total_wall = total_wall
-  return { log = log, best = best, run_dir = rd.path, trainer = self, wall = total_wall }
+  return { log = log, best = best, run_dir = rd.path, trainer = self, wall = total_wall,
+    warnings = self.warnings or {} }
 end
 
 -- An image task (the autoencoder): the first `n` test images (top row) and the network's

@@ -151,5 +151,16 @@ end
 assert(moved > 1e-6, "tracking Q moved with the weights")
 ok("weight_product fixed vs tracking")
 
+-- too little feedback pre-training is reported (Condition 2 below 0.5), enough is not
+local short = dfc.train(cfg("dfc-ssa", { measures_every = 0, feedback = "trained", epochs = 0,
+  epochs_fb = 1, lr_fb_init = 1e-6, hidden = { 40, 40 }, name = "short" }))
+assert(#short.warnings == 1 and short.warnings[1]:find("Condition 2 is 0.", 1, true), tostring(short.warnings[1]))
+local long = dfc.train(cfg("dfc-ssa", { measures_every = 0, feedback = "trained", epochs = 0,
+  epochs_fb = 20, lr_fb_init = 0.3, hidden = { 40, 40 }, name = "long" }))
+assert(#long.warnings == 0, "no warning after pre-training: " .. tostring(long.warnings[1]))
+print(string.format("   Condition 2 after pre-training: %.2f (1 epoch, tiny lr), %.2f (20 epochs)",
+  short.log[1].fb_condition2, long.log[1].fb_condition2))
+ok("warning after too little pre-training")
+
 os.execute("rm -rf '" .. tmp .. "'")
 print(string.format("%d passed, 0 failed", passed))
