@@ -265,7 +265,7 @@ function M.main(...)
   while i <= #args do
     if args[i] == "--out" then
       out = args[i + 1]
-      if not out then error("plot: --out needs a directory", 0) end
+      if not out then require("apical.errors").usage("plot: --out needs a directory") end
       i = i + 2
     else
       dirs[#dirs + 1] = args[i]
@@ -273,7 +273,8 @@ function M.main(...)
     end
   end
   if #dirs == 0 then
-    error("plot: usage: apical plot RUN_DIR [RUN_DIR ...] [--out DIR]", 0)
+    -- a usage error: the apical program exits with 2, as for its other usage errors
+    require("apical.errors").usage("plot: usage: apical plot RUN_DIR [RUN_DIR ...] [--out DIR]")
   end
   for _, d in ipairs(dirs) do
     for _, f in ipairs(M.run_dir(d)) do print(f) end

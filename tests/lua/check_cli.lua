@@ -49,6 +49,8 @@ expect("help", 0, { { "out", "usage: apical <command>" } })
 expect("--help", 0, { { "out", "usage: apical <command>" } })
 expect("frob", 2, { { "err", 'apical: unknown command "frob"' }, { "err", "usage:" } })
 expect("version extra", 2, { { "err", "version takes no arguments" } })
+expect("plot", 2, { { "err", "plot: usage: apical plot RUN_DIR" } })
+expect("plot somewhere --out", 2, { { "err", "plot: --out needs a directory" } })
 expect("plugins", 0, { { "out", "example 1.0" }, { "out", "apical_example.so" },
     { "out", "example.adaptive" }, { "out", "example.cube" }, { "out", "badabi" },
     { "out", "cannot load" } })
