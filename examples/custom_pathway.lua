@@ -10,7 +10,8 @@
 -- The builder is registered under a name, so dfc.network and dfc.train (whose configuration
 -- must stay serialisable) both find it; its weight_product hook sets the weights so that the
 -- pathway's effective feedback d vA / d u at u = 0 is the weight product W_{i+1}^T..W_L^T, which
--- the trainer recomputes before every minibatch (feedback = "weight_product"). The script prints
+-- the trainer sets from the initial weights (feedback = "weight_product"; recomputed before
+-- every minibatch with "weight_product_tracking"). The script prints
 -- the pathway, its effective feedback (analytic and by central differences on a probe model),
 -- trains the student-teacher task end to end and simulates a few samples of the trained
 -- network with CVODE. A second part trains the pathway's feedback weights instead (feedback =
@@ -87,7 +88,8 @@ for bx, by in t.task.test:batches { batch = B } do X, Y = bx, by break end
 local rminus, rstar = apical.zeros { B, nL }, apical.zeros { B, nL }
 dfc.forward { model = tn.model, x = X, out = rminus }
 dfc.targets { rL = rminus, y = Y, loss = "mse", lambda = 0.1, mode = "sample", out = rstar }
-if p.feedback == "weight_product" then tn:set_weight_product() end
+-- (the tracking variant recomputes Q from the current weights, as before each minibatch)
+if p.feedback == "weight_product_tracking" then tn:set_weight_product() end
 sim:set_input(tn.x, X)
 sim:set_input(tn.target, rstar)
 local out = sim:run { solver = "cvode-bdf", t_end = 20, rtol = 1e-8, atol = 1e-10, accumulate = false,
