@@ -70,6 +70,25 @@ void dfc_jacobian_sample(const dfc_net *net, double *const *d, int b, double *J)
 /* Q (N x nL, row-major) = [Q_1; ...; Q_L] (the net must be loaded with its Q). */
 void dfc_stack_q(const dfc_net *net, double *Q);
 
+/* ---- DFC-SSA, Lemma 1 (kernel_ssa.c) ----------------------------------------------------- */
+/* The linearised steady state of a batch: u (B x n_L) = (JQ + alpha I)^{-1} (target - r_L^-) per
+ * sample, v[i], r[i] (B x n_i) the steady state propagated layer by layer, vb[i] its basal
+ * potentials W_i r_{i-1} + b_i, d[i] phi_i'(v_i^-) at the feedforward state (free to reuse);
+ * r[0] points at x. All in one allocation, mem. */
+typedef struct dfc_ssa_state {
+    double *v[DFC_MAX_LAYERS + 1], *r[DFC_MAX_LAYERS + 1], *d[DFC_MAX_LAYERS + 1],
+        *vb[DFC_MAX_LAYERS + 1];
+    double *u;
+    double *mem;
+} dfc_ssa_state;
+
+/* Fills *s for inputs x (B x n0) and output targets (B x n_L); errors (a singular JQ + alpha I,
+ * a non-finite state, no memory) name the kernel K and the sample, and leave nothing
+ * allocated. Free with dfc_ssa_free. */
+int dfc_ssa_solve(const dfc_net *net, const char *K, int B, const double *x, const double *target,
+                  double alpha, dfc_ssa_state *s);
+void dfc_ssa_free(dfc_ssa_state *s);
+
 /* ---- losses ------------------------------------------------------------------------------ */
 typedef enum { DFC_LOSS_MSE = 0, DFC_LOSS_CE } dfc_loss_kind;
 

@@ -55,6 +55,99 @@ static void push_q(const dfc_net *net, int s0, int bc, double *const *d, double 
                    (size_t)nL * sizeof *jq);
 }
 
+/* Lemma 1 for a batch (docs: the file's head): allocates and fills *s (see dfc_internal.h).
+ * Errors name the kernel K and the sample at fault; on error nothing stays allocated. */
+int dfc_ssa_solve(const dfc_net *net, const char *K, int B, const double *x, const double *target,
+                  double alpha, dfc_ssa_state *s) {
+    const int L = net->L, nL = net->n[L];
+    int rc = AP_OK;
+    memset(s, 0, sizeof *s);
+    int max_n = 1;
+    for (int i = 1; i <= L; i++)
+        if (net->n[i] > max_n) max_n = net->n[i];
+    size_t per_sample = 2 * (size_t)max_n * (size_t)nL;
+    int bc = (int)(SSA_Z_LIMIT / per_sample);
+    if (bc < 1) bc = 1;
+    if (bc > B) bc = B;
+    size_t off[DFC_MAX_LAYERS + 1];
+    const size_t total = dfc_layer_offsets(net, B, off);
+    const size_t bn = (size_t)B * (size_t)nL;
+    /* v, r (feedforward, then steady state), d = phi', vb (steady basal) per layer; the Z
+     * buffers; JQ of a chunk; u; the pivots */
+    const size_t n_buf = 4 * total + (size_t)bc * per_sample + (size_t)bc * nL * nL + bn;
+    double *buf = malloc(n_buf * sizeof *buf);
+    lapack_int *ipiv = malloc((size_t)nL * sizeof *ipiv);
+    if (!buf || !ipiv) {
+        free(buf);
+        free(ipiv);
+        return ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, n_buf);
+    }
+    double **v = s->v, **r = s->r, **d = s->d, **vb = s->vb;
+    for (int i = 0; i <= L; i++) {
+        v[i] = buf + off[i];
+        r[i] = buf + total + off[i];
+        d[i] = buf + 2 * total + off[i];
+        vb[i] = buf + 3 * total + off[i];
+    }
+    double *z0 = buf + 4 * total, *z1 = z0 + (size_t)bc * max_n * nL;
+    double *jq = z0 + (size_t)bc * per_sample, *u = jq + (size_t)bc * nL * nL;
+    r[0] = (double *)x; /* read only */
+    /* (2): the feedforward state, and phi' there */
+    dfc_forward(net, B, v, r);
+    for (int i = 1; i <= L; i++)
+        net->act[i]->df((size_t)B * (size_t)net->n[i], v[i], d[i]);
+    /* delta_L = r* - r_L^- */
+    for (size_t k = 0; k < bn; k++)
+        u[k] = target[k] - r[L][k];
+    /* (6): u_ss = (JQ + alpha I)^{-1} delta_L, per sample */
+    for (int s0 = 0; s0 < B && !rc; s0 += bc) {
+        const int nb = B - s0 < bc ? B - s0 : bc;
+        push_q(net, s0, nb, d, z0, z1, jq);
+        for (int b = 0; b < nb && !rc; b++) {
+            double *A = jq + (size_t)b * nL * nL;
+            for (int j = 0; j < nL; j++)
+                A[(size_t)j * nL + j] += alpha;
+            lapack_int info =
+                LAPACKE_dgesv(LAPACK_ROW_MAJOR, nL, 1, A, nL, ipiv, u + (size_t)(s0 + b) * nL, 1);
+            if (info != 0)
+                rc = ap_error(info > 0 ? AP_EINVAL : AP_EPLUGIN,
+                              "kernel %s: JQ + alpha I is singular for sample %d (LAPACK info "
+                              "%d); alpha = %g",
+                              K, s0 + b, (int)info, alpha);
+        }
+    }
+    free(ipiv);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    /* the steady state, layer by layer: v_i = W_i r_{i-1} + b_i + Q_i u_ss */
+    for (int i = 1; i <= L; i++) {
+        const int ni = net->n[i];
+        const size_t len = (size_t)B * (size_t)ni;
+        dfc_dense(B, net->n[i - 1], ni, r[i - 1], net->W[i], net->b[i], vb[i]);
+        memcpy(v[i], vb[i], len * sizeof *v[i]);
+        /* v += u Q_i^T: (B x n_L) . (n_L x n_i) */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, ni, nL, 1.0, u, nL, net->Q[i], nL,
+                    1.0, v[i], ni);
+        net->act[i]->f(len, v[i], r[i]);
+    }
+    for (size_t k = 0; k < bn; k++)
+        if (!isfinite(r[L][k]) || !isfinite(u[k])) {
+            free(buf);
+            return ap_error(AP_ENONFINITE, "kernel %s: non-finite steady state (sample %zu)", K,
+                            k / (size_t)nL);
+        }
+    s->u = u;
+    s->mem = buf;
+    return AP_OK;
+}
+
+void dfc_ssa_free(dfc_ssa_state *s) {
+    free(s->mem);
+    s->mem = NULL;
+}
+
 static int k_ssa(const ap_kernel_args *a) {
     static const char *const K = "dfc.ssa";
     static const char *const known[] = {"model", "x",      "target", "alpha", "optim",
@@ -100,84 +193,11 @@ static int k_ssa(const ap_kernel_args *a) {
     if ((rc = ap_arg_number(a, K, "scale", 0, &scale))) return rc;
     if (!isfinite(alpha) || !isfinite(scale))
         return ap_error(AP_EINVAL, "kernel %s: alpha = %g, scale = %g", K, alpha, scale);
-
-    int max_n = 1;
-    for (int i = 1; i <= L; i++)
-        if (net.n[i] > max_n) max_n = net.n[i];
-    size_t per_sample = 2 * (size_t)max_n * (size_t)nL;
-    int bc = (int)(SSA_Z_LIMIT / per_sample);
-    if (bc < 1) bc = 1;
-    if (bc > B) bc = B;
-
-    size_t off[DFC_MAX_LAYERS + 1];
-    const size_t total = dfc_layer_offsets(&net, B, off);
+    dfc_ssa_state st;
+    if ((rc = dfc_ssa_solve(&net, K, B, x, target, alpha, &st))) return rc;
     const size_t bn = (size_t)B * (size_t)nL;
-    /* v, r (feedforward, then steady state), d = phi', vb (steady basal) per layer; the Z
-     * buffers; JQ of a chunk; u; the pivots */
-    const size_t n_buf = 4 * total + (size_t)bc * per_sample + (size_t)bc * nL * nL + bn;
-    double *buf = malloc(n_buf * sizeof *buf);
-    lapack_int *ipiv = malloc((size_t)nL * sizeof *ipiv);
-    if (!buf || !ipiv) {
-        free(buf);
-        free(ipiv);
-        return ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, n_buf);
-    }
-    double *v[DFC_MAX_LAYERS + 1], *r[DFC_MAX_LAYERS + 1], *d[DFC_MAX_LAYERS + 1],
-        *vb[DFC_MAX_LAYERS + 1];
-    for (int i = 0; i <= L; i++) {
-        v[i] = buf + off[i];
-        r[i] = buf + total + off[i];
-        d[i] = buf + 2 * total + off[i];
-        vb[i] = buf + 3 * total + off[i];
-    }
-    double *z0 = buf + 4 * total, *z1 = z0 + (size_t)bc * max_n * nL;
-    double *jq = z0 + (size_t)bc * per_sample, *u = jq + (size_t)bc * nL * nL;
-    r[0] = x; /* read only */
-
-    /* (2): the feedforward state, and phi' there */
-    dfc_forward(&net, B, v, r);
-    for (int i = 1; i <= L; i++)
-        net.act[i]->df((size_t)B * (size_t)net.n[i], v[i], d[i]);
-    /* delta_L = r* - r_L^- */
-    for (size_t k = 0; k < bn; k++)
-        u[k] = target[k] - r[L][k];
-
-    /* (6): u_ss = (JQ + alpha I)^{-1} delta_L, per sample */
-    for (int s0 = 0; s0 < B && !rc; s0 += bc) {
-        const int nb = B - s0 < bc ? B - s0 : bc;
-        push_q(&net, s0, nb, d, z0, z1, jq);
-        for (int b = 0; b < nb && !rc; b++) {
-            double *A = jq + (size_t)b * nL * nL;
-            for (int j = 0; j < nL; j++)
-                A[(size_t)j * nL + j] += alpha;
-            lapack_int info =
-                LAPACKE_dgesv(LAPACK_ROW_MAJOR, nL, 1, A, nL, ipiv, u + (size_t)(s0 + b) * nL, 1);
-            if (info != 0)
-                rc = ap_error(info > 0 ? AP_EINVAL : AP_EPLUGIN,
-                              "kernel %s: JQ + alpha I is singular for sample %d (LAPACK info "
-                              "%d); alpha = %g",
-                              K, s0 + b, (int)info, alpha);
-        }
-    }
-    if (rc) goto done;
-
-    /* the steady state, layer by layer: v_i = W_i r_{i-1} + b_i + Q_i u_ss */
-    for (int i = 1; i <= L; i++) {
-        const int ni = net.n[i];
-        const size_t len = (size_t)B * (size_t)ni;
-        dfc_dense(B, net.n[i - 1], ni, r[i - 1], net.W[i], net.b[i], vb[i]);
-        memcpy(v[i], vb[i], len * sizeof *v[i]);
-        /* v += u Q_i^T: (B x n_L) . (n_L x n_i) */
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, ni, nL, 1.0, u, nL, net.Q[i], nL,
-                    1.0, v[i], ni);
-        net.act[i]->f(len, v[i], r[i]);
-    }
-    for (size_t k = 0; k < bn; k++)
-        if (!isfinite(r[L][k]) || !isfinite(u[k])) {
-            rc = ap_error(AP_ENONFINITE, "kernel %s: non-finite steady state (sample %zu)", K,
-                          k / (size_t)nL);
-            goto done;
-        }
+    double *const *r = st.r, *const *vb = st.vb, *const *d = st.d; /* d: reused for post */
+    const double *u = st.u;
     if (rL_out) memcpy(rL_out, r[L], bn * sizeof *rL_out);
     if (u_out) memcpy(u_out, u, bn * sizeof *u_out);
 
@@ -204,10 +224,8 @@ static int k_ssa(const ap_kernel_args *a) {
                         gb[j] += c * post[(size_t)b * ni + j];
         }
     }
-done:
-    free(buf);
-    free(ipiv);
-    return rc;
+    dfc_ssa_free(&st);
+    return AP_OK;
 }
 
 static const ap_kernel ssa_kernel = {

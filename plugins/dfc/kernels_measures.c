@@ -6,9 +6,7 @@
  * This file includes GSL's headers (gsl_eigen_nonsymm, LU): it must not include cblas.h. */
 #include <gsl/gsl_eigen.h>
 #include <gsl/gsl_errno.h>
-#include <gsl/gsl_linalg.h>
 #include <gsl/gsl_matrix.h>
-#include <gsl/gsl_permutation.h>
 #include <gsl/gsl_vector.h>
 #include <math.h>
 #include <stdlib.h>
@@ -85,60 +83,6 @@ static int k_condition1(const ap_kernel_args *a) {
  *     d(du_int)/dv_L   = -(1 - alpha k_p) D_L / tau_u         (e - alpha u = (1 - alpha k_p) e
  *     d(du_int)/du_int = -alpha I / tau_u                      - alpha u_int)
  * The target r* does not enter the matrix: it only moves the point (the steady state). */
-
-/* The DFC-SSA steady state of Lemma 1 (6) for sample b, as dfc.ssa computes it:
- * u = (J Q + alpha I)^{-1} (r* - r_L^-), v_i = W_i r_{i-1} + b_i + Q_i u from r_0 = x. Writes
- * v_i to vs (N values, layers stacked); dff holds phi'(v^-) of the batch, J (n_L x N), A
- * (n_L x n_L), u and r (max n_i) are scratch. */
-static int ssa_point(const dfc_net *net, const char *K, int b, const double *x,
-                     const double *target, double alpha, double *const *dff, const double *rff_L,
-                     double *J, double *A, double *u, double *ra, double *rb, gsl_permutation *perm,
-                     double *vs) {
-    const int L = net->L, nL = net->n[L];
-    int col[DFC_MAX_LAYERS + 1];
-    const int N = dfc_net_columns(net, col);
-    dfc_jacobian_sample(net, dff, b, J);
-    /* A = J Q + alpha I, Q stacked: sum_i J_i Q_i */
-    for (int p = 0; p < nL; p++)
-        for (int q = 0; q < nL; q++) {
-            double s = p == q ? alpha : 0.0;
-            for (int i = 1; i <= L; i++)
-                for (int j = 0; j < net->n[i]; j++)
-                    s += J[(size_t)p * N + col[i] + j] * net->Q[i][(size_t)j * nL + q];
-            A[(size_t)p * nL + q] = s;
-        }
-    for (int k = 0; k < nL; k++)
-        u[k] = target[(size_t)b * nL + k] - rff_L[(size_t)b * nL + k];
-    gsl_matrix_view Av = gsl_matrix_view_array(A, (size_t)nL, (size_t)nL);
-    gsl_vector_view uv = gsl_vector_view_array(u, (size_t)nL);
-    int sign = 0, st = gsl_linalg_LU_decomp(&Av.matrix, perm, &sign);
-    for (int k = 0; k < nL && !st; k++)
-        if (A[(size_t)k * nL + k] == 0) st = GSL_ESING;
-    if (!st) st = gsl_linalg_LU_svx(&Av.matrix, perm, &uv.vector);
-    if (st)
-        return ap_error(AP_EINVAL,
-                        "kernel %s: JQ + alpha I is singular for sample %d (GSL: %s); alpha = %g",
-                        K, b, gsl_strerror(st), alpha);
-    const double *rp = x + (size_t)b * net->n[0];
-    for (int i = 1; i <= L; i++) {
-        const int ni = net->n[i], np = net->n[i - 1];
-        double *vi = vs + col[i], *ri = (i % 2) ? ra : rb;
-        for (int j = 0; j < ni; j++) {
-            double s = net->b[i] ? net->b[i][j] : 0.0;
-            for (int k = 0; k < np; k++)
-                s += net->W[i][(size_t)j * np + k] * rp[k];
-            for (int k = 0; k < nL; k++)
-                s += net->Q[i][(size_t)j * nL + k] * u[k];
-            vi[j] = s;
-        }
-        net->act[i]->f((size_t)ni, vi, ri);
-        rp = ri;
-    }
-    for (int k = 0; k < N; k++)
-        if (!isfinite(vs[k]))
-            return ap_error(AP_ENONFINITE, "kernel %s: non-finite steady state (sample %d)", K, b);
-    return AP_OK;
-}
 
 /* The (N + n_L)^2 matrix above (row-major) from D (N values, layers stacked). */
 static void system_matrix(const dfc_net *net, const double *D, double alpha, double k_p,
@@ -235,55 +179,30 @@ static int k_stability(const ap_kernel_args *a) {
     if ((re == NULL) != (im == NULL))
         return ap_error(AP_EINVAL, "kernel %s: give out_re and out_im together", K);
 
-    /* the system matrix; D and the point v (N each); J, A, u, two rate vectors */
-    int max_n = 1;
-    for (int i = 0; i <= L; i++)
-        if (net.n[i] > max_n) max_n = net.n[i];
-    const size_t n_ws = (size_t)n * n + 2 * (size_t)N + (size_t)nL * N + (size_t)nL * nL +
-                        (size_t)nL + 2 * (size_t)max_n;
-    double *ws_mem = malloc(n_ws * sizeof *ws_mem), *ffbuf = NULL, *dff[DFC_MAX_LAYERS + 1];
+    /* the system matrix; D and the point v (N each) */
+    const size_t n_ws = (size_t)n * n + 2 * (size_t)N;
+    double *ws_mem = malloc(n_ws * sizeof *ws_mem);
     gsl_vector_complex *ev = gsl_vector_complex_alloc((size_t)n);
     gsl_eigen_nonsymm_workspace *ews = gsl_eigen_nonsymm_alloc((size_t)n);
-    gsl_permutation *perm = gsl_permutation_alloc((size_t)nL);
     eig *e = malloc((size_t)n * sizeof *e);
     gsl_error_handler_t *old = NULL;
-    if (!ws_mem || !ev || !ews || !perm || !e) {
+    dfc_ssa_state ssa = {0};
+    if (!ws_mem || !ev || !ews || !e) {
         rc = ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, n_ws);
         goto done;
     }
-    double *S = ws_mem, *D = S + (size_t)n * n, *vp = D + N, *J = vp + N;
-    double *A = J + (size_t)nL * N, *u = A + (size_t)nL * nL, *ra = u + nL, *rb = ra + max_n;
-    /* without v: the feedforward state (r_L^- for delta_L, phi' for J) of the whole batch */
-    double *rffL = NULL;
-    if (!vin) {
-        size_t off[DFC_MAX_LAYERS + 1];
-        const size_t total = dfc_layer_offsets(&net, B, off);
-        ffbuf = malloc(3 * total * sizeof *ffbuf);
-        if (!ffbuf) {
-            rc = ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, 3 * total);
-            goto done;
-        }
-        double *v[DFC_MAX_LAYERS + 1], *r[DFC_MAX_LAYERS + 1];
-        for (int i = 0; i <= L; i++) {
-            v[i] = ffbuf + off[i];
-            r[i] = ffbuf + total + off[i];
-            dff[i] = ffbuf + 2 * total + off[i];
-        }
-        r[0] = x; /* read only */
-        dfc_forward(&net, B, v, r);
-        for (int i = 1; i <= L; i++)
-            net.act[i]->df((size_t)B * (size_t)net.n[i], v[i], dff[i]);
-        rffL = r[L];
-    }
+    double *S = ws_mem, *D = S + (size_t)n * n, *vp = D + N;
+    /* without v: the DFC-SSA steady state of Lemma 1 (6) of the whole batch, as dfc.ssa
+     * computes it */
+    if (!vin && (rc = dfc_ssa_solve(&net, K, B, x, target, alpha, &ssa))) goto done;
     /* GSL's default error handler aborts; report failures as error codes, then restore it */
     old = gsl_set_error_handler_off();
     for (int b = 0; b < B && !rc; b++) {
-        if (vin) {
+        if (vin)
             memcpy(vp, vin + (size_t)b * N, (size_t)N * sizeof *vp);
-        } else if ((rc = ssa_point(&net, K, b, x, target, alpha, dff, rffL, J, A, u, ra, rb, perm,
-                                   vp))) {
-            break;
-        }
+        else
+            for (int i = 1; i <= L; i++)
+                memcpy(vp + col[i], ssa.v[i] + (size_t)b * net.n[i], (size_t)net.n[i] * sizeof *vp);
         for (int i = 1; i <= L; i++)
             net.act[i]->df((size_t)net.n[i], vp + col[i], D + col[i]);
         system_matrix(&net, D, alpha, k_p, tau_v, tau_u, S);
@@ -317,9 +236,8 @@ static int k_stability(const ap_kernel_args *a) {
 done:
     if (ews) gsl_eigen_nonsymm_free(ews);
     if (ev) gsl_vector_complex_free(ev);
-    if (perm) gsl_permutation_free(perm);
     free(e);
-    free(ffbuf);
+    dfc_ssa_free(&ssa);
     free(ws_mem);
     return rc;
 }
