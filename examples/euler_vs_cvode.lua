@@ -22,13 +22,7 @@ if p.run ~= "" then
   cfg.resume, cfg.progress, cfg.measures_every, cfg.method = "", false, 0, "dfc"
   if cfg.single_phase then cfg.single_phase, cfg.extra_fb_epochs = false, nil end
   t = dfc.trainer(cfg)
-  local ck = p.run .. "/checkpoint/"
-  for i = 1, t.L do
-    for _, pr in ipairs { { "W", t.net.W[i] }, { "Q", t.net.Q[i] } } do
-      local name = pr[1] .. i
-      pr[2]:load(ck .. name .. ".npy", pr[2].has_bias and (ck .. name .. ".bias.npy") or nil)
-    end
-  end
+  require("apical.plugins.dfc.rundir").load_weights(t, p.run)
   p.T = (cfg.tmax - 1) * cfg.dt
   print(string.format("network of %s (epoch %d), T = %g", p.run, state.epoch, p.T))
 else

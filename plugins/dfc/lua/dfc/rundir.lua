@@ -189,12 +189,19 @@ function Dir:save(trainer, epoch, log, best, wall)
   os.execute("rm -rf " .. shell_quote(old))
 end
 
-function Dir:load(trainer, state)
-  local dir = self.path .. "/checkpoint"
+-- The weights (W1.npy, W1.bias.npy, Q1.npy, ...) of a run directory's checkpoint into a
+-- trainer of the same network (e.g. to simulate a trained network: examples/euler_vs_cvode.lua).
+function M.load_weights(trainer, run_dir)
+  local dir = run_dir .. "/checkpoint"
   for _, e in ipairs(tensors(trainer)) do
     local name, p = e[1], e[2]
     p:load(dir .. "/" .. name .. ".npy", p.has_bias and (dir .. "/" .. name .. ".bias.npy") or nil)
   end
+end
+
+function Dir:load(trainer, state)
+  local dir = self.path .. "/checkpoint"
+  M.load_weights(trainer, self.path)
   trainer.opt:load(dir .. "/opt.")
   for _, e in ipairs(trainer.extra_optimisers or {}) do e[2]:load(dir .. "/" .. e[1]) end
   self.epoch, self.log, self.best, self.wall = state.epoch, state.log, state.best, state.wall
