@@ -110,10 +110,14 @@ for _, task in ipairs(tasks) do
       if find(task, mk, seed) then
         print(string.format("%s %s seed %d: done (%s)", task, mk, seed, results_csv))
       elseif not p.render_only then
-        local cfg = {}
-        for k, v in pairs(base) do cfg[k] = v end
+        -- the method's own published configuration (dfc.paper), with the model file's run
+        -- settings (solver, tolerances, freeze_QL)
         local m = METHOD[mk]
-        cfg.method, cfg.feedback, cfg.seed, cfg.epochs = m[1], m[2], seed, p.epochs
+        local cfg = dfc.paper.config(task, m[1], m[2])
+        for _, k in ipairs { "solver", "rtol", "atol", "settle_tol", "freeze_QL" } do
+          if base[k] ~= nil then cfg[k] = base[k] end
+        end
+        cfg.seed, cfg.epochs = seed, p.epochs
         cfg.epochs_fb, cfg.progress = p.epochs_fb, p.progress
         cfg.task_opts = { n_train = p.n_train }
         cfg.out_dir, cfg.name, cfg.resume = p.out, string.format("%s-%s-seed%d", task, mk, seed), ""

@@ -183,6 +183,17 @@ static int l_sample(lua_State *L) {
     return 3;
 }
 
+/* ds:standardize(mean, std): a new dataset with inputs (x - mean) / std. */
+static int l_standardize(lua_State *L) {
+    ap_dataset *ds = check_dataset(L, 1);
+    double mean = luaL_checknumber(L, 2);
+    double std = luaL_checknumber(L, 3);
+    lapi_dataset *d = push_dataset(L);
+    int rc = ap_dataset_standardize(ds, mean, std, &d->ds);
+    if (rc) return lapi_raise(L, rc);
+    return 1;
+}
+
 /* ds:inputs(), ds:targets(): copies of the whole n x d (n x k) arrays. */
 static int push_matrix(lua_State *L, const double *src, size_t n, size_t d) {
     size_t shape[2] = {n, d};
@@ -302,11 +313,17 @@ static int l_batches(lua_State *L) {
 }
 
 int lapi_open_data(lua_State *L) {
-    static const luaL_Reg methods[] = {
-        {"size", l_size},     {"input_dim", l_input_dim}, {"target_dim", l_target_dim},
-        {"split", l_split},   {"subset", l_subset},       {"sample", l_sample},
-        {"inputs", l_inputs}, {"targets", l_targets},     {"batches", l_batches},
-        {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"size", l_size},
+                                       {"input_dim", l_input_dim},
+                                       {"target_dim", l_target_dim},
+                                       {"split", l_split},
+                                       {"subset", l_subset},
+                                       {"sample", l_sample},
+                                       {"inputs", l_inputs},
+                                       {"targets", l_targets},
+                                       {"batches", l_batches},
+                                       {"standardize", l_standardize},
+                                       {NULL, NULL}};
     static const luaL_Reg meta[] = {{"__gc", dataset_gc},
                                     {"__close", dataset_gc},
                                     {"__tostring", l_ds_tostring},

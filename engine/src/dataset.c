@@ -264,6 +264,28 @@ int ap_dataset_split(const ap_dataset *ds, size_t n_first, ap_dataset **first, a
     return rc;
 }
 
+int ap_dataset_standardize(const ap_dataset *ds, double mean, double std, ap_dataset **out) {
+    if (!out) return ap_error(AP_EINVAL, "ap_dataset_standardize: out is NULL");
+    *out = NULL;
+    if (!ds) return ap_error(AP_EINVAL, "ap_dataset_standardize: dataset is NULL");
+    if (!isfinite(mean))
+        return ap_error(AP_EINVAL, "dataset standardize: mean = %g is not finite", mean);
+    if (!(std > 0) || !isfinite(std))
+        return ap_error(AP_EINVAL, "dataset standardize: std = %g must be finite and > 0", std);
+    const ds_store *src = ds->st;
+    ds_store *st;
+    int rc = store_alloc(ds->n, src->d, src->k, src->labels != NULL, &st);
+    if (rc != AP_OK) return rc;
+    const double *X = ap_dataset_inputs(ds);
+    for (size_t i = 0; i < ds->n * src->d; i++)
+        st->X[i] = (X[i] - mean) / std;
+    if (ds->n) {
+        memcpy(st->Y, ap_dataset_targets(ds), ds->n * src->k * sizeof(double));
+        if (src->labels) memcpy(st->labels, ap_dataset_labels(ds), ds->n * sizeof(int));
+    }
+    return store_publish(st, out);
+}
+
 void ap_dataset_free(ap_dataset **ds) {
     if (!ds || !*ds) return;
     store_release((*ds)->st);

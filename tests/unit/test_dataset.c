@@ -2,6 +2,7 @@
  * iterator: epoch coverage, drop_last, and reproducible per-epoch shuffling. */
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -247,6 +248,32 @@ static void test_split_and_subset(void) {
     ap_dataset_free(&ds);
 }
 
+/* Standardising a view: its own storage, (x - mean) / std, targets and labels copied. */
+static void test_standardize(void) {
+    ap_dataset *ds = counting(10, 3), *v = NULL, *z = NULL;
+    CHECK_OK(ap_dataset_subset(ds, 4, 3, &v)); /* samples 4, 5, 6 */
+    CHECK_OK(ap_dataset_standardize(v, 2.0, 4.0, &z));
+    CHECK(ap_dataset_size(z) == 3 && ap_dataset_input_dim(z) == 2 && ap_dataset_target_dim(z) == 3);
+    const double *X = ap_dataset_inputs(z);
+    CHECK(X[0] == 0.5 && X[1] == -1.5); /* (4 - 2)/4, (-4 - 2)/4 */
+    CHECK(X[4] == 1.0 && X[5] == -2.0); /* sample 6 */
+    CHECK(ap_dataset_labels(z)[0] == 4 % 3 && ap_dataset_labels(z)[2] == 6 % 3);
+    CHECK(ap_dataset_targets(z)[0 * 3 + 1] == 1.0 && ap_dataset_targets(z)[0 * 3 + 0] == 0.0);
+    CHECK(ap_dataset_inputs(v)[0] == 4.0); /* the source is untouched */
+    ap_dataset_free(&v);
+    ap_dataset_free(&ds);
+    CHECK(ap_dataset_inputs(z)[2] == (5.0 - 2.0) / 4.0); /* owns its storage */
+    ap_dataset_free(&z);
+
+    ds = counting(4, 2);
+    CHECK_FAILS(ap_dataset_standardize(ds, 0.0, 0.0, &z), AP_EINVAL,
+                "std = 0 must be finite and > 0");
+    CHECK_FAILS(ap_dataset_standardize(ds, NAN, 1.0, &z), AP_EINVAL, "mean = nan is not finite");
+    CHECK_FAILS(ap_dataset_standardize(ds, 0.0, INFINITY, &z), AP_EINVAL, "std = inf");
+    CHECK(z == NULL);
+    ap_dataset_free(&ds);
+}
+
 /* MNIST's split: 55000 training and 5000 validation samples out of 60000. */
 static void test_split_mnist_sizes(void) {
     ap_dataset *ds = counting(60000, 10), *tr = NULL, *va = NULL;
@@ -439,6 +466,7 @@ int main(void) {
     RUN(test_from_idx_errors);
     RUN(test_split_and_subset);
     RUN(test_split_mnist_sizes);
+    RUN(test_standardize);
     RUN(test_batcher_in_order);
     RUN(test_batcher_shuffle);
     RUN(test_batcher_errors);

@@ -7,18 +7,22 @@ local train = require "apical.plugins.dfc.train"
 local tasks = require "apical.plugins.dfc.tasks"
 local sleep = require "apical.plugins.dfc.sleep"
 local measures = require "apical.plugins.dfc.measures"
+local paper = require "apical.plugins.dfc.paper"
 
 return function(dfc)
   network.install(dfc)
   train.install(dfc)
   sleep.install(dfc)
   measures.install(dfc)
+  dfc.paper = paper
   dfc.tasks = {
     student_teacher = function(o) return tasks.student_teacher(dfc, o) end,
     mnist = tasks.mnist,
     fashion_mnist = tasks.fashion_mnist,
     mnist_autoencoder = tasks.mnist_autoencoder,
     data_dir = tasks.data_dir,
+    MNIST_MEAN = tasks.MNIST_MEAN,
+    MNIST_STD = tasks.MNIST_STD,
   }
   return dfc
 end

@@ -51,7 +51,22 @@ local function find_idx(dir, base)
   return nil
 end
 
-local function idx_task(name, dir, n_train, autoencoder)
+-- The reference trainer standardises MNIST pixels with the dataset's usual statistics,
+-- (x / 255 - 0.1307) / 0.3081, for classification and the autoencoder alike (inputs and hence
+-- targets), and feeds Fashion-MNIST as x / 255.
+M.MNIST_MEAN, M.MNIST_STD = 0.1307, 0.3081
+
+-- normalize: nil or false (pixels / 255) or { mean, std }.
+local function check_normalize(name, v)
+  if v == nil or v == false then return nil end
+  if type(v) ~= "table" or type(v[1]) ~= "number" or type(v[2]) ~= "number" or not (v[2] > 0) then
+    error(string.format("%s: normalize = %s must be false or { mean, std } with std > 0", name,
+      type(v) == "table" and string.format("{ %s, %s }", tostring(v[1]), tostring(v[2])) or tostring(v)), 0)
+  end
+  return v
+end
+
+local function idx_task(name, dir, n_train, autoencoder, normalize)
   local files = {}
   for _, b in ipairs { "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte" } do
@@ -63,6 +78,11 @@ local function idx_task(name, dir, n_train, autoencoder)
   end
   local train_all = apical.dataset.idx(files[1], files[2], 10)
   local test = apical.dataset.idx(files[3], files[4], 10)
+  normalize = check_normalize(name, normalize)
+  if normalize then
+    train_all = train_all:standardize(normalize[1], normalize[2])
+    test = test:standardize(normalize[1], normalize[2])
+  end
   -- the reference's split: the first 55,000 images train, the last 5,000 validate; a smaller
   -- n_train keeps the same validation set and trains on the first n_train images
   local train, valid = train_all:split(math.max(n_train, 55000))
@@ -71,24 +91,29 @@ local function idx_task(name, dir, n_train, autoencoder)
     -- targets are the inputs themselves
     local function ae(ds) return apical.dataset.arrays { inputs = ds:inputs(), targets = ds:inputs() } end
     return { train = ae(train), valid = ae(valid), test = ae(test), loss = "mse", n_in = 784, n_out = 784, name = name,
-      image = { 28, 28 } }
+      image = { 28, 28 }, normalize = normalize }
   end
-  return { train = train, valid = valid, test = test, loss = "ce", n_in = 784, n_out = 10, name = name }
+  return { train = train, valid = valid, test = test, loss = "ce", n_in = 784, n_out = 10, name = name,
+    normalize = normalize }
 end
 
 function M.mnist(o)
   o = o or {}
-  return idx_task("mnist", o.dir or (M.data_dir() .. "/mnist"), o.n_train or 55000)
+  local norm = o.normalize
+  if norm == nil then norm = { M.MNIST_MEAN, M.MNIST_STD } end
+  return idx_task("mnist", o.dir or (M.data_dir() .. "/mnist"), o.n_train or 55000, false, norm)
 end
 
 function M.fashion_mnist(o)
   o = o or {}
-  return idx_task("fashion-mnist", o.dir or (M.data_dir() .. "/fashion-mnist"), o.n_train or 55000)
+  return idx_task("fashion-mnist", o.dir or (M.data_dir() .. "/fashion-mnist"), o.n_train or 55000, false, o.normalize)
 end
 
 function M.mnist_autoencoder(o)
   o = o or {}
-  return idx_task("mnist-autoencoder", o.dir or (M.data_dir() .. "/mnist"), o.n_train or 55000, true)
+  local norm = o.normalize
+  if norm == nil then norm = { M.MNIST_MEAN, M.MNIST_STD } end
+  return idx_task("mnist-autoencoder", o.dir or (M.data_dir() .. "/mnist"), o.n_train or 55000, true, norm)
 end
 
 -- Student-teacher regression: inputs x ~ N(0, 1) (seeded), targets the output of a random

@@ -178,6 +178,12 @@ function M.trainer(dfc, cfg, level)
     task = tasks.student_teacher(dfc, o)
   elseif tasks[c.task] then
     task = tasks[c.task](c.task_opts)
+    -- the run directory records the pixel standardisation the task applied (a default can
+    -- change between versions; a resumed run must see the same inputs)
+    local o = {}
+    for k, v in pairs(c.task_opts) do o[k] = v end
+    o.normalize = task.normalize or false
+    c.task_opts = o
   else
     error(string.format("dfc.train: unknown task %q (student_teacher, mnist, fashion_mnist, mnist_autoencoder)", c.task), (level or 1) + 1)
   end
