@@ -93,6 +93,17 @@ local function copy_into(dst, src)
   end
 end
 
+-- Why (task, method) has no configuration, or nil.
+local function problem(task, method)
+  if not configs[task] then
+    return string.format("dfc.paper: no published configuration for task %q (mnist, fashion_mnist, mnist_autoencoder)",
+      tostring(task))
+  end
+  if not (method == "bp" or method == "dfa" or method == "dfc" or method == "dfc-ss" or method == "dfc-ssa") then
+    return string.format("dfc.paper: unknown method %q (bp, dfa, dfc, dfc-ss, dfc-ssa)", tostring(method))
+  end
+end
+
 -- The configuration of `method` (bp, dfa, dfc, dfc-ss, dfc-ssa) on `task` with `feedback`
 -- ("trained" selects the trained-feedback configs, anything else the fixed ones for the DFC
 -- methods): a table of dfc.train options, with the settings common to every method (Adam with
@@ -100,11 +111,9 @@ end
 -- test). Options a method does not use (BP's controller, a fixed variant's sleep phase) carry
 -- the trained-feedback values, so that `--set feedback=trained` has what it needs.
 function M.config(task, method, feedback)
+  local msg = problem(task, method)
+  if msg then error(msg, 2) end
   local c = configs[task]
-  if not c then
-    error(string.format("dfc.paper: no published configuration for task %q (mnist, fashion_mnist, mnist_autoencoder)",
-      tostring(task)), 2)
-  end
   local out = { task = task, method = method, feedback = feedback or "weight_product", batch = 128,
     optimizer = "adam", beta1 = 0.99, beta2 = 0.99, clip = 1.0, normalize_lr = true, tau_v = 0.2,
     convergence_test = true, optimizer_fb = "adam", clip_fb = 1.0 }
@@ -112,13 +121,9 @@ function M.config(task, method, feedback)
   copy_into(out, c.trained)
   if method == "bp" or method == "dfa" then
     copy_into(out, c[method])
-  elseif method == "dfc" or method == "dfc-ss" or method == "dfc-ssa" then
-    if feedback ~= "trained" then
-      copy_into(out, c.fixed)
-      copy_into(out, c.fixed.variant[method])
-    end
-  else
-    error(string.format("dfc.paper: unknown method %q (bp, dfa, dfc, dfc-ss, dfc-ssa)", tostring(method)), 2)
+  elseif feedback ~= "trained" then
+    copy_into(out, c.fixed)
+    copy_into(out, c.fixed.variant[method])
   end
   return out
 end
@@ -130,6 +135,8 @@ end
 function M.params(task, run)
   local apical = require "apical"
   local m = apical.params { method = run.method or "dfc", feedback = run.feedback or "weight_product" }
+  local msg = problem(task, m.method)
+  if msg then error(msg, 2) end -- at the model file's line
   local c = M.config(task, m.method, m.feedback)
   for k, v in pairs(run) do
     if k ~= "method" and k ~= "feedback" then c[k] = v end
