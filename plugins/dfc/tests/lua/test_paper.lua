@@ -11,6 +11,8 @@ eq(c.lr, 2.97764587844326e-07, "mnist bp lr")
 eq(c.lambda, 0.001, "mnist bp lambda")
 eq(c.eps, 5.770311627459478e-08, "mnist bp eps")
 eq(c.normalize_lr, true, "normalize_lr")
+eq(c.clip, 0, "the reference's BP does not clip")
+eq(dfc.paper.config("mnist", "dfa").clip, 1.0, "DFA clips")
 eq(c.optimizer, "adam", "optimizer")
 eq(c.beta1, 0.99, "beta1")
 
