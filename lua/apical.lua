@@ -6,7 +6,7 @@ local core = require "apical.core"
 local errors = require "apical.errors"
 local types = require "apical.types"
 local model = require "apical.model"
-require "apical.sim" -- installs the methods of simulations
+local sim = require "apical.sim" -- installs the methods of simulations
 local params = require "apical.params"
 local data = require "apical.data"
 local optim = require "apical.optim"
@@ -48,6 +48,7 @@ apical.array = core.array
 apical.zeros = core.zeros
 apical.load_npy = core.load_npy
 apical.clock = core.clock
+apical.run_parallel = sim.run_parallel
 function apical.is_array(v)
     local mt = getmetatable(v)
     return type(mt) == "table" and mt.__name == "apical.Array"

@@ -445,6 +445,39 @@ static int a_copy(lua_State *L) {
     return 1;
 }
 
+/* a:rows(first, count [, out]): rows first .. first + count - 1 (1-based) of an array of two
+ * or more dimensions, copied into out (an array of that shape, returned) or a new array. */
+static int a_rows(lua_State *L) {
+    lapi_array *a = lapi_array_check(L, 1);
+    lua_Integer first = luaL_checkinteger(L, 2);
+    lua_Integer count = luaL_checkinteger(L, 3);
+    if (a->ndim < 1) return luaL_error(L, "rows: the array has no rows");
+    size_t n = a->shape[0];
+    if (first < 1 || count < 0 || (size_t)(first - 1) > n ||
+        (size_t)count > n - (size_t)(first - 1))
+        return luaL_error(L, "rows(%I, %I): the array has rows 1..%I", first, count,
+                          (lua_Integer)n);
+    size_t shape[AP_ARRAY_MAX_DIMS];
+    for (int d = 0; d < a->ndim; d++)
+        shape[d] = a->shape[d];
+    shape[0] = (size_t)count;
+    size_t row = n ? a->size / n : 0;
+    lapi_array *c;
+    if (!lua_isnoneornil(L, 4)) {
+        c = lapi_array_check(L, 4);
+        int same = c->ndim == a->ndim;
+        for (int d = 0; same && d < a->ndim; d++)
+            same = c->shape[d] == shape[d];
+        if (!same) return luaL_error(L, "rows: out does not have the shape of %I rows", count);
+        lua_settop(L, 4);
+    } else {
+        c = lapi_array_new(L, a->ndim, shape);
+    }
+    if (row && count)
+        memmove(c->data, a->data + (size_t)(first - 1) * row, (size_t)count * row * sizeof(double));
+    return 1;
+}
+
 static int a_fill(lua_State *L) {
     lapi_array *a = lapi_array_check(L, 1);
     double v = luaL_checknumber(L, 2);
@@ -549,6 +582,7 @@ int lapi_open_array(lua_State *L) {
                                        {"totable", a_totable},
                                        {"reshape", a_reshape},
                                        {"copy", a_copy},
+                                       {"rows", a_rows},
                                        {"fill", a_fill},
                                        {"sum", a_sum},
                                        {"max_abs", a_max_abs},

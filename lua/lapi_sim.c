@@ -2,6 +2,7 @@
  * statistics and recordings out), reading and writing signals, accumulated updates. Like
  * lapi_model.c, these return nil and the engine's message for the Lua half to raise. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "apical/error.h"
@@ -152,25 +153,27 @@ static int l_read(lua_State *L) {
 
 /* ---- run --------------------------------------------------------------------------------- */
 
-/* Optional fields of the (normalised) options table at index 2. The Lua half has checked their
- * types; a wrong type here is a bug of the binding and raises. */
+static int opt_idx = 2; /* set by parse_run; the Lua state is single-threaded */
+
+/* Optional fields of the (normalised) options table at index opt_idx (2 for sim_run). The Lua half
+ * has checked their types; a wrong type here is a bug of the binding and raises. */
 static void opt_number(lua_State *L, const char *key, double *dst) {
-    if (lua_getfield(L, 2, key) != LUA_TNIL) *dst = luaL_checknumber(L, -1);
+    if (lua_getfield(L, opt_idx, key) != LUA_TNIL) *dst = luaL_checknumber(L, -1);
     lua_pop(L, 1);
 }
 
 static void opt_long(lua_State *L, const char *key, long *dst) {
-    if (lua_getfield(L, 2, key) != LUA_TNIL) *dst = (long)luaL_checkinteger(L, -1);
+    if (lua_getfield(L, opt_idx, key) != LUA_TNIL) *dst = (long)luaL_checkinteger(L, -1);
     lua_pop(L, 1);
 }
 
 static void opt_int(lua_State *L, const char *key, int *dst) {
-    if (lua_getfield(L, 2, key) != LUA_TNIL) *dst = (int)luaL_checkinteger(L, -1);
+    if (lua_getfield(L, opt_idx, key) != LUA_TNIL) *dst = (int)luaL_checkinteger(L, -1);
     lua_pop(L, 1);
 }
 
 static void opt_bool(lua_State *L, const char *key, int *dst) {
-    if (lua_getfield(L, 2, key) != LUA_TNIL) *dst = lua_toboolean(L, -1);
+    if (lua_getfield(L, opt_idx, key) != LUA_TNIL) *dst = lua_toboolean(L, -1);
     lua_pop(L, 1);
 }
 
@@ -178,7 +181,7 @@ static void opt_bool(lua_State *L, const char *key, int *dst) {
  * for the whole call. The pointer array is a GC-managed scratch buffer left on the stack. */
 static const char *const *opt_strings(lua_State *L, const char *key, int *n) {
     *n = 0;
-    if (lua_getfield(L, 2, key) == LUA_TNIL) {
+    if (lua_getfield(L, opt_idx, key) == LUA_TNIL) {
         lua_pop(L, 1);
         return NULL;
     }
@@ -197,7 +200,7 @@ static const char *const *opt_strings(lua_State *L, const char *key, int *n) {
 
 static const double *opt_doubles(lua_State *L, const char *key, int *n) {
     *n = 0;
-    if (lua_getfield(L, 2, key) == LUA_TNIL) {
+    if (lua_getfield(L, opt_idx, key) == LUA_TNIL) {
         lua_pop(L, 1);
         return NULL;
     }
@@ -245,83 +248,109 @@ static void push_stats(lua_State *L, const ap_run_stats *st) {
  * record {names}, times {numbers}, every, settle_tol, keep_state, accumulate, quad_errcon,
  * accumulation ("all", "left", "right"), copy_recordings (default true; false: the recordings
  * stay in the simulation, for kernels that read them, and the result's list is empty). */
-static int l_run(lua_State *L) {
-    lapi_sim *sim = luaL_checkudata(L, 1, LAPI_SIM);
-    ap_sim *s = check_sim(L, 1);
-    luaL_checktype(L, 2, LUA_TTABLE);
+/* One run request: the options parsed from a Lua table (their strings and lists stay alive on
+ * the Lua stack), then the run's outcome. */
+typedef struct run_req {
+    lapi_sim *sim;
+    ap_sim *s;
     ap_run_opts o;
-    ap_run_opts_default(&o);
-    if (lua_getfield(L, 2, "solver") != LUA_TNIL) {
-        int rc = ap_solver_from_name(luaL_checkstring(L, -1), &o.solver);
-        if (rc) return lapi_fail(L, rc);
+    int copy;
+    ap_acc_points points;
+    ap_run_stats st;
+    int rc;
+    char err[1024]; /* the message of a failed run (the engine's last error is per thread) */
+} run_req;
+
+/* Parses the options table at index idx for the simulation at index sim_idx; returns 0, or
+ * the engine's code for an option it refuses (its message is the last error). */
+static int parse_run(lua_State *L, int sim_idx, int idx, run_req *r) {
+    memset(r, 0, sizeof *r);
+    r->sim = luaL_checkudata(L, sim_idx, LAPI_SIM);
+    r->s = check_sim(L, sim_idx);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    opt_idx = lua_absindex(L, idx);
+    ap_run_opts *o = &r->o;
+    ap_run_opts_default(o);
+    if (lua_getfield(L, opt_idx, "solver") != LUA_TNIL) {
+        int rc = ap_solver_from_name(luaL_checkstring(L, -1), &o->solver);
+        if (rc) return rc;
     }
     lua_pop(L, 1);
-    opt_number(L, "t_end", &o.t_end);
-    opt_number(L, "dt", &o.dt);
-    opt_long(L, "steps", &o.steps);
-    opt_number(L, "rtol", &o.rtol);
-    opt_number(L, "atol", &o.atol);
-    opt_long(L, "max_steps", &o.max_steps);
-    opt_number(L, "max_step", &o.max_step);
-    opt_number(L, "init_step", &o.init_step);
-    opt_int(L, "max_order", &o.max_order);
-    if (lua_getfield(L, 2, "linsol") != LUA_TNIL) {
+    opt_number(L, "t_end", &o->t_end);
+    opt_number(L, "dt", &o->dt);
+    opt_long(L, "steps", &o->steps);
+    opt_number(L, "rtol", &o->rtol);
+    opt_number(L, "atol", &o->atol);
+    opt_long(L, "max_steps", &o->max_steps);
+    opt_number(L, "max_step", &o->max_step);
+    opt_number(L, "init_step", &o->init_step);
+    opt_int(L, "max_order", &o->max_order);
+    if (lua_getfield(L, opt_idx, "linsol") != LUA_TNIL) {
         static const char *const kinds[] = {"default", "krylov", "dense", NULL};
         int k = luaL_checkoption(L, -1, NULL, kinds);
-        o.linsol = k == 0 ? AP_LINSOL_DEFAULT : k == 1 ? AP_LINSOL_KRYLOV : AP_LINSOL_DENSE;
+        o->linsol = k == 0 ? AP_LINSOL_DEFAULT : k == 1 ? AP_LINSOL_KRYLOV : AP_LINSOL_DENSE;
     }
     lua_pop(L, 1);
-    opt_bool(L, "ordered", &o.ordered);
-    o.order = opt_strings(L, "order", &o.n_order);
-    o.previous = opt_strings(L, "previous", &o.n_previous);
-    o.noise = opt_strings(L, "noise", &o.n_noise);
+    opt_bool(L, "ordered", &o->ordered);
+    o->order = opt_strings(L, "order", &o->n_order);
+    o->previous = opt_strings(L, "previous", &o->n_previous);
+    o->noise = opt_strings(L, "noise", &o->n_noise);
     int n_sigma = 0;
-    o.sigma = opt_doubles(L, "sigma", &n_sigma);
-    if (n_sigma != o.n_noise)
-        return luaL_error(L, "run: %d noise signals, %d sigmas", o.n_noise, n_sigma);
-    if (lua_getfield(L, 2, "seed") != LUA_TNIL) o.seed = (uint64_t)luaL_checkinteger(L, -1);
+    o->sigma = opt_doubles(L, "sigma", &n_sigma);
+    if (n_sigma != o->n_noise)
+        luaL_error(L, "run: %d noise signals, %d sigmas", o->n_noise, n_sigma);
+    if (lua_getfield(L, opt_idx, "seed") != LUA_TNIL) o->seed = (uint64_t)luaL_checkinteger(L, -1);
     lua_pop(L, 1);
-    o.record = opt_strings(L, "record", &o.n_record);
-    o.times = opt_doubles(L, "times", &o.n_times);
-    opt_long(L, "every", &o.every);
-    opt_number(L, "settle_tol", &o.settle_tol);
-    opt_bool(L, "keep_state", &o.keep_state);
-    opt_bool(L, "accumulate", &o.accumulate);
-    opt_bool(L, "quad_errcon", &o.quad_errcon);
-    int copy = 1;
-    opt_bool(L, "copy_recordings", &copy);
-    ap_acc_points points = AP_ACC_ALL;
-    if (lua_getfield(L, 2, "accumulation") != LUA_TNIL) {
+    o->record = opt_strings(L, "record", &o->n_record);
+    o->times = opt_doubles(L, "times", &o->n_times);
+    opt_long(L, "every", &o->every);
+    opt_number(L, "settle_tol", &o->settle_tol);
+    opt_bool(L, "keep_state", &o->keep_state);
+    opt_bool(L, "accumulate", &o->accumulate);
+    opt_bool(L, "quad_errcon", &o->quad_errcon);
+    r->copy = 1;
+    opt_bool(L, "copy_recordings", &r->copy);
+    r->points = AP_ACC_ALL;
+    if (lua_getfield(L, opt_idx, "accumulation") != LUA_TNIL) {
         static const char *const modes[] = {"all", "left", "right", NULL};
         int k = luaL_checkoption(L, -1, NULL, modes);
-        points = k == 0 ? AP_ACC_ALL : k == 1 ? AP_ACC_LEFT : AP_ACC_RIGHT;
+        r->points = k == 0 ? AP_ACC_ALL : k == 1 ? AP_ACC_LEFT : AP_ACC_RIGHT;
     }
     lua_pop(L, 1);
-    int rc = ap_sim_set_accumulation(s, points);
-    if (rc) return lapi_fail(L, rc);
+    return 0;
+}
 
-    ap_run_stats st;
-    memset(&st, 0, sizeof st);
-    sim->run_id++;
-    rc = ap_sim_run(s, &o, &st);
-    if (rc) {
-        lapi_fail(L, rc);
-        push_stats(L, &st);
+/* Runs a parsed request. */
+static void exec_run(run_req *r) {
+    r->rc = ap_sim_set_accumulation(r->s, r->points);
+    if (!r->rc) r->rc = ap_sim_run(r->s, &r->o, &r->st);
+    if (r->rc) snprintf(r->err, sizeof r->err, "%s", ap_last_error());
+}
+
+/* Pushes what sim_run returns for a finished request: the result table, or nil, the message
+ * and the statistics (3 values). */
+static int push_run(lua_State *L, run_req *r) {
+    if (r->rc) {
+        ap_error(r->rc, "%s", r->err); /* the message into this thread's last error */
+        lapi_fail(L, r->rc);
+        push_stats(L, &r->st);
         return 3;
     }
+    const ap_run_opts *o = &r->o;
+    ap_sim *s = r->s;
     lua_createtable(L, 0, 2);
-    push_stats(L, &st);
+    push_stats(L, &r->st);
     lua_setfield(L, -2, "stats");
     int batch = ap_model_batch(ap_sim_model(s));
-    lua_createtable(L, o.n_record, 0);
-    for (int k = 0; copy && k < o.n_record; k++) {
+    lua_createtable(L, o->n_record, 0);
+    for (int k = 0; r->copy && k < o->n_record; k++) {
         const double *data, *times;
         size_t nt;
         int width;
-        rc = ap_sim_recording(s, k, &data, &times, &nt, &width);
+        int rc = ap_sim_recording(s, k, &data, &times, &nt, &width);
         if (rc) return lapi_fail(L, rc);
         lua_createtable(L, 0, 3);
-        lua_pushstring(L, o.record[k]);
+        lua_pushstring(L, o->record[k]);
         lua_setfield(L, -2, "name");
         size_t shape[3] = {nt, (size_t)batch, (size_t)(width / batch)};
         lapi_array *a = lapi_array_new(L, 3, shape);
@@ -333,8 +362,61 @@ static int l_run(lua_State *L) {
         lua_rawseti(L, -2, k + 1);
     }
     lua_setfield(L, -2, "recordings");
-    lua_pushinteger(L, sim->run_id);
+    lua_pushinteger(L, r->sim->run_id);
     lua_setfield(L, -2, "run_id");
+    return 1;
+}
+
+static int l_run(lua_State *L) {
+    run_req r;
+    int rc = parse_run(L, 1, 2, &r);
+    if (rc) return lapi_fail(L, rc);
+    r.sim->run_id++;
+    exec_run(&r);
+    return push_run(L, &r);
+}
+
+/* core.sim_run_parallel({sim1, opts1, sim2, opts2, ...}): the runs at once, one thread each
+ * (ap_sim_run_parallel); returns a list with, per run, the list of what sim_run returns
+ * ({result} or {nil, message, stats}). */
+static int l_run_parallel(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    int n = (int)lua_rawlen(L, 1) / 2;
+    if (n < 1 || n > 64)
+        return luaL_error(L, "run_parallel: 1 to 64 (simulation, options) pairs, got %d", n);
+    run_req *req = lapi_scratch(L, (size_t)n * sizeof *req);
+    ap_sim **sims = lapi_scratch(L, (size_t)n * sizeof *sims);
+    const ap_run_opts **opts = lapi_scratch(L, (size_t)n * sizeof *opts);
+    ap_run_stats *stats = lapi_scratch(L, (size_t)n * sizeof *stats);
+    int *rcs = lapi_scratch(L, (size_t)n * sizeof *rcs);
+    for (int i = 0; i < n; i++) {
+        lua_rawgeti(L, 1, 2 * i + 1);
+        lua_rawgeti(L, 1, 2 * i + 2);
+        int top = lua_gettop(L);
+        int rc = parse_run(L, top - 1, top, &req[i]);
+        if (rc) return lapi_fail(L, rc);
+        sims[i] = req[i].s;
+        opts[i] = &req[i].o;
+    }
+    for (int i = 0; i < n; i++) {
+        int rc = ap_sim_set_accumulation(req[i].s, req[i].points);
+        if (rc) return lapi_fail(L, rc);
+        req[i].sim->run_id++;
+    }
+    char *msgs = lapi_scratch(L, (size_t)n * sizeof req[0].err);
+    ap_sim_run_parallel(sims, opts, stats, rcs, msgs, sizeof req[0].err, n);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        req[i].st = stats[i];
+        req[i].rc = rcs[i];
+        snprintf(req[i].err, sizeof req[i].err, "%s", msgs + (size_t)i * sizeof req[0].err);
+        int k = push_run(L, &req[i]);
+        lua_createtable(L, k, 0);
+        lua_insert(L, -k - 1);
+        for (int j = k; j >= 1; j--)
+            lua_rawseti(L, -j - 1, j);
+        lua_rawseti(L, -2, i + 1);
+    }
     return 1;
 }
 
@@ -433,6 +515,7 @@ int lapi_open_sim(lua_State *L) {
                                    {"sim_write_state", l_write_state},
                                    {"sim_read", l_read},
                                    {"sim_run", l_run},
+                                   {"sim_run_parallel", l_run_parallel},
                                    {"sim_accumulator", l_accumulator},
                                    {"sim_reset", l_reset},
                                    {"sim_set_sample_weights", l_set_sample_weights},

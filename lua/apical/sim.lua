@@ -252,11 +252,7 @@ local result_mt = {
 }
 
 -- sim:run { ... } -> result
-function Sim:run(opts)
-    open_sim(self, "run")
-    local o = normalise(opts)
-    local res, err = core.sim_run(self, o)
-    if not res then raise(err) end
+local function wrap(self, res, o)
     local out = { stats = res.stats, names = {} }
     local rec = {}
     for i, r in ipairs(res.recordings) do
@@ -268,6 +264,44 @@ function Sim:run(opts)
     result_private[out] = { sim = self, run_id = res.run_id, rec = rec, names = out.names,
         not_copied = o.copy_recordings == false and o.record or nil }
     return setmetatable(out, result_mt)
+end
+
+function Sim:run(opts)
+    open_sim(self, "run")
+    local o = normalise(opts)
+    local res, err = core.sim_run(self, o)
+    if not res then raise(err) end
+    return wrap(self, res, o)
+end
+
+-- apical.run_parallel { { sim1, opts1 }, { sim2, opts2 }, ... } -> { result1, result2, ... }:
+-- distinct simulations run at once, one thread each, BLAS single-threaded inside each; each
+-- result is what sim:run returns. A failed run raises its message ("run i: ...") after all
+-- have finished.
+function M.run_parallel(runs)
+    local what = "apical.run_parallel"
+    if type(runs) ~= "table" or #runs < 1 then
+        raise(what .. ": expected a list of { sim, options } pairs, got " .. show(runs))
+    end
+    local flat, opts, seen = {}, {}, {}
+    for i, r in ipairs(runs) do
+        if type(r) ~= "table" then raise(string.format("%s: entry %d is %s, not { sim, options }", what, i, show(r))) end
+        local sim = r[1]
+        if not core.is_sim(sim) then raise(string.format("%s: entry %d: %s is not a simulation", what, i, show(sim))) end
+        if core.sim_closed(sim) then raise(string.format("%s: entry %d: the simulation is closed", what, i)) end
+        if seen[sim] then raise(string.format("%s: entries %d and %d are the same simulation", what, seen[sim], i)) end
+        seen[sim] = i
+        opts[i] = normalise(r[2] or {})
+        flat[2 * i - 1], flat[2 * i] = sim, opts[i]
+    end
+    local res, err = core.sim_run_parallel(flat)
+    if not res then raise(err) end
+    local out = {}
+    for i, r in ipairs(res) do
+        if not r[1] then raise(string.format("run %d: %s", i, r[2])) end
+        out[i] = wrap(runs[i][1], r[1], opts[i])
+    end
+    return out
 end
 
 -- sim:reset(): the start state (as a run begins) and every signal there, without integrating

@@ -35,6 +35,18 @@ check.eq(r:at(3, 2), 6)
 local c = a:copy()
 c[1] = 100
 check.eq(a[1], 1, "copy is independent")
+-- rows: a new array, or into out (which is returned); bounds and out's shape checked
+local r3 = apical.array { { 1, 2 }, { 3, 4 }, { 5, 6 } }
+local mid = r3:rows(2, 2)
+check.shape(mid, { 2, 2 })
+check.eq(mid:at(1, 1), 3)
+check.eq(mid:at(2, 2), 6)
+local into = apical.zeros { 1, 2 }
+check.truthy(r3:rows(3, 1, into) == into, "rows returns out")
+check.eq(into:at(1, 2), 6)
+check.shape(r3:rows(4, 0), { 0, 2 })
+check.fails(function() r3:rows(3, 2) end, "rows(3, 2): the array has rows 1..3", false)
+check.fails(function() r3:rows(1, 2, into) end, "out does not have the shape of 2 rows", false)
 local t = a:totable()
 check.eq(t[2][3], 6)
 check.eq(#t, 2)

@@ -143,6 +143,18 @@ typedef struct ap_run_stats {
  * on failure, up to where the run stopped. */
 AP_API int ap_sim_run(ap_sim *s, const ap_run_opts *o, ap_run_stats *stats);
 
+/* Runs n distinct simulations at once, one thread each (the first in the calling thread),
+ * with OpenBLAS single-threaded for the duration (each run's products on its own core rather
+ * than two runs fighting over one BLAS thread pool); the previous thread count is restored.
+ * opts[i] and stats[i] (stats may be NULL) as for ap_sim_run; rcs[i] (may be NULL) receives
+ * each run's code and, when msgs is not NULL, msgs + i * msg_size its message ("" on
+ * success). Returns AP_OK when every run succeeded, else the first failing run's code, whose
+ * message (prefixed with "run i: ") is then the caller's last error. AP_EINVAL for n < 1, a
+ * NULL simulation, or one simulation given twice (a simulation's buffers are its own, so
+ * distinct simulations share nothing a run writes). */
+AP_API int ap_sim_run_parallel(ap_sim *const *sims, const ap_run_opts *const *opts,
+                               ap_run_stats *stats, int *rcs, char *msgs, size_t msg_size, int n);
+
 /* Recording k (order of opts.record) of the last run: n_times rows of width batch x n.
  * Pointers stay valid until the next run or ap_sim_free. */
 AP_API int ap_sim_recording(const ap_sim *s, int k, const double **data, const double **times,

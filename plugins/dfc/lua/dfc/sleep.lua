@@ -38,6 +38,11 @@ M.defaults = {
   k_p_fb = 0.1, alpha_fb = 0.25, tau_v_fb = 0.01, dt_fb = 0.002, tmax_fb = 50, tau_A = 0.3,
   sigma = 0.01,
   freeze_QL = false, -- Q_L stays fixed: no noise on hL.apical (App. F: the autoencoder)
+  -- the minibatch split into this many equal parts, simulated at once on that many threads
+  -- (apical.run_parallel), each part with its own noise stream (seed + part - 1); the gradient
+  -- is the mean over the parts of their gradients, i.e. the whole minibatch's. 1: one run.
+  -- The noise differs with the number of parts, so results are reproducible per thread count.
+  threads = 1,
   controller = nil,  -- default: the trained network's
   tau_u = nil,       -- default: the trained network's
 }
@@ -65,7 +70,7 @@ local function check(o, what)
   for k in pairs(o) do
     if M.defaults[k] == nil and k ~= "controller" and k ~= "tau_u" then
       error(string.format("%s: unknown option %q (options: k_p_fb, alpha_fb, tau_v_fb, dt_fb, " ..
-        "tmax_fb, tau_A, sigma, freeze_QL, controller, tau_u)", what, tostring(k)), 3)
+        "tmax_fb, tau_A, sigma, freeze_QL, threads, controller, tau_u)", what, tostring(k)), 3)
     end
   end
   local c = {}
@@ -82,6 +87,9 @@ local function check(o, what)
   end
   if type(c.sigma) ~= "number" or not (c.sigma >= 0) then
     error(string.format("%s: sigma = %s must be >= 0", what, tostring(c.sigma)), 3)
+  end
+  if math.type(c.threads) ~= "integer" or c.threads < 1 or c.threads > 64 then
+    error(string.format("%s: threads = %s must be an integer from 1 to 64", what, tostring(c.threads)), 3)
   end
   return c
 end
@@ -115,15 +123,29 @@ function M.new(dfc, net, o, what)
   local c = check(o or {}, what)
   local L = net.L
   local direct = net.pathway.name == "direct"
-  local sn = dfc.network { sizes = net.sizes, batch = net.opts.batch, activations = net.activations,
-    tau_v = c.tau_v_fb, tau_A = c.tau_A, controller = c.controller or net.opts.controller,
-    k_p = c.k_p_fb, alpha = c.alpha_fb, tau_u = c.tau_u or net.opts.tau_u, init = "zeros",
-    feedback_init = "zeros", k_d = net.opts.k_d, tau_d = net.opts.tau_d,
-    feedback_pathway = net.opts.feedback_pathway, pathway_opts = net.opts.pathway_opts }
-  local s = setmetatable({ dfc = dfc, net = net, snet = sn, cfg = c, L = L, B = net.opts.batch,
-    sigma = c.sigma, direct = direct }, Sleep)
-  s.sim = sn.model:compile()
-  s.rminus = require("apical").zeros { s.B, net.sizes[L + 1] }
+  local B, n = net.opts.batch, c.threads
+  if B % n ~= 0 then
+    error(string.format("%s: threads = %d does not divide the batch of %d samples", what, n, B), 3)
+  end
+  local function part_network(batch)
+    return dfc.network { sizes = net.sizes, batch = batch, activations = net.activations,
+      tau_v = c.tau_v_fb, tau_A = c.tau_A, controller = c.controller or net.opts.controller,
+      k_p = c.k_p_fb, alpha = c.alpha_fb, tau_u = c.tau_u or net.opts.tau_u, init = "zeros",
+      feedback_init = "zeros", k_d = net.opts.k_d, tau_d = net.opts.tau_d,
+      feedback_pathway = net.opts.feedback_pathway, pathway_opts = net.opts.pathway_opts }
+  end
+  local apical = require "apical"
+  local s = setmetatable({ dfc = dfc, net = net, cfg = c, L = L, B = B, sigma = c.sigma,
+    direct = direct, threads = n, parts = {} }, Sleep)
+  -- part k simulates samples (k-1) B/n + 1 .. k B/n; one part is the whole minibatch
+  for k = 1, n do
+    local sn = part_network(B // n)
+    s.parts[k] = { snet = sn, sim = sn.model:compile(), X = apical.zeros { B // n, net.sizes[1] },
+      target = apical.zeros { B // n, net.sizes[L + 1] } }
+  end
+  s.snet, s.sim = s.parts[1].snet, s.parts[1].sim
+  s.rminus = apical.zeros { B, net.sizes[L + 1] }
+  local sn = s.snet
   local order, noise, record = sn:update_order(false), {}, { "ctl.u" }
   for i = 1, L do
     record[#record + 1] = "h" .. i .. ".apical"
@@ -133,7 +155,6 @@ function M.new(dfc, net, o, what)
   if not direct then
     -- the presynaptic signals of the Q<i>, recorded after h1.apical..hL.apical (pre: their
     -- recording indices, 0 for ctl.u), and the pathway's weights to copy before every run
-    local apical = require "apical"
     s.pre, s.lag = apical.zeros { L }, apical.zeros { L }
     local index = {}
     for i = 1, L do
@@ -144,34 +165,46 @@ function M.new(dfc, net, o, what)
       end
       s.pre[i], s.lag[i] = index[sig] or 0, lag
     end
-    s.copy = {}
-    for _, p in ipairs(net.pathway.projections) do
-      s.copy[#s.copy + 1] = { p, sn.model:projection(p.name) }
+    for _, part in ipairs(s.parts) do
+      part.copy = {}
+      for _, p in ipairs(net.pathway.projections) do
+        part.copy[#part.copy + 1] = { p, part.snet.model:projection(p.name) }
+      end
     end
   end
   s.run_opts = { solver = "euler-maruyama", dt = c.dt_fb, steps = c.tmax_fb - 1, ordered = true,
     order = order, previous = { "ctl.u" }, noise = noise, seed = 0, record = record, every = 1,
     accumulate = false }
+  for k, part in ipairs(s.parts) do
+    part.run_opts = {}
+    for key, v in pairs(s.run_opts) do part.run_opts[key] = v end
+  end
   return s
 end
 
--- One noisy run for the inputs X (batch x n0) with the trained network's current weights;
--- returns the run's result (recordings ctl.u, h1.apical, ..., hL.apical at every step, then
--- the presynaptic signals of a pathway's Q<i>). copy = false leaves the recordings in the
--- simulation only (what dfc.feedback_grad reads), without copying them into the result.
-function Sleep:run(X, seed, copy)
+-- The trained network's current weights into part k's sleep network.
+function Sleep:copy_weights(part)
   local dfc, m = self.dfc, self.net.model
   if self.direct then
-    dfc.copy_weights { from = m, to = self.snet.model, which = "WQ" }
+    dfc.copy_weights { from = m, to = part.snet.model, which = "WQ" }
   else
-    dfc.copy_weights { from = m, to = self.snet.model, which = "W" }
-    for _, pq in ipairs(self.copy) do
+    dfc.copy_weights { from = m, to = part.snet.model, which = "W" }
+    for _, pq in ipairs(part.copy) do
       pq[2]:set_weights(pq[1]:weights())
       if pq[1].has_bias then pq[2]:set_bias(pq[1]:bias()) end
     end
   end
+end
+
+function Sleep:run(X, seed, copy)
+  if self.threads > 1 then
+    error("sleep:run runs the whole minibatch in one simulation; this sleep phase has threads = " ..
+      self.threads .. " (use sleep:gradient, or threads = 1)", 2)
+  end
+  local part = self.parts[1]
+  self:copy_weights(part)
   -- the output target is the feedforward output: the controller only fights the noise
-  dfc.forward { model = m, x = X, out = self.rminus }
+  self.dfc.forward { model = self.net.model, x = X, out = self.rminus }
   self.sim:set_input("x", X)
   self.sim:set_input("target", self.rminus)
   self.run_opts.seed = seed or 0
@@ -180,12 +213,35 @@ function Sleep:run(X, seed, copy)
 end
 
 -- Adds the sleep phase's descent direction for the Q<i> of the trained network (13) into the
--- optimiser `opt` (an optimiser over some of its Q<i>); returns the run's statistics.
+-- optimiser `opt` (an optimiser over some of its Q<i>); returns the run's statistics (the first
+-- part's with threads > 1).
 function Sleep:gradient(X, opt, seed, scale)
-  local out = self:run(X, seed, false)
-  self.dfc.feedback_grad { model = self.net.model, sim = self.sim, optim = opt,
-    sigma = self.sigma, scale = scale or 1, pre = self.pre, lag = self.lag }
-  return out.stats
+  if self.threads == 1 then
+    local out = self:run(X, seed, false)
+    self.dfc.feedback_grad { model = self.net.model, sim = self.sim, optim = opt,
+      sigma = self.sigma, scale = scale or 1, pre = self.pre, lag = self.lag }
+    return out.stats
+  end
+  local n, b = self.threads, self.B // self.threads
+  self.dfc.forward { model = self.net.model, x = X, out = self.rminus }
+  local runs = {}
+  for k, part in ipairs(self.parts) do
+    self:copy_weights(part)
+    X:rows((k - 1) * b + 1, b, part.X)
+    self.rminus:rows((k - 1) * b + 1, b, part.target)
+    part.sim:set_input("x", part.X)
+    part.sim:set_input("target", part.target)
+    part.run_opts.seed = (seed or 0) + k - 1
+    part.run_opts.copy_recordings = false
+    runs[k] = { part.sim, part.run_opts }
+  end
+  local outs = require("apical").run_parallel(runs)
+  -- each part's gradient is a mean over its b samples: 1/n of each makes the minibatch's mean
+  for _, part in ipairs(self.parts) do
+    self.dfc.feedback_grad { model = self.net.model, sim = part.sim, optim = opt,
+      sigma = self.sigma, scale = (scale or 1) / n, pre = self.pre, lag = self.lag }
+  end
+  return outs[1].stats
 end
 
 function M.install(dfc)

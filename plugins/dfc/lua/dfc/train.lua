@@ -66,6 +66,9 @@ M.defaults = {
   epochs_fb = 10,                -- feedback pre-training epochs, before the first forward epoch
   extra_fb_epochs = 1,           -- feedback epochs after each forward epoch
   freeze_QL = false,             -- Q_L = I, left out of the feedback optimisers, no noise on hL
+  fb_threads = 1,                -- the sleep phase's minibatch split into this many parts run at
+                                 -- once, one thread each (each part its own noise stream, so
+                                 -- results are reproducible per value; 2 uses both cores)
   -- single-phase learning (App. C.3; needs method dfc, feedback trained, solver euler, direct
   -- feedback): every forward-phase simulation is noisy (sigma on the apical compartments, which
   -- become dynamic with tau_A; euler-maruyama in the published order) and accumulates both the
@@ -613,7 +616,7 @@ function Trainer:setup_feedback()
   if c.feedback ~= "trained" then return end
   self.sleep = sleep.new(self.dfc, net, { k_p_fb = c.k_p_fb, alpha_fb = c.alpha_fb,
     tau_v_fb = c.tau_v_fb, dt_fb = c.dt_fb, tmax_fb = c.tmax_fb, tau_A = c.tau_A,
-    sigma = c.sigma, freeze_QL = c.freeze_QL }, "dfc.train")
+    sigma = c.sigma, freeze_QL = c.freeze_QL, threads = c.fb_threads }, "dfc.train")
   local proj = {}
   for i = 1, L do
     if not (c.freeze_QL and i == L) then proj[#proj + 1] = net.Q[i] end

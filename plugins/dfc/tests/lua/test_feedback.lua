@@ -177,5 +177,52 @@ test("trainer options", function()
   assert(t.opt_fb_init.steps == 256 // 128 and t.opt_fb.steps == 0)
 end)
 
+-- ---- the minibatch split over threads ------------------------------------------------------
+test("threads = 2: the mean of the halves' gradients, each half its own noise stream", function()
+  local B, sizes = 8, { 5, 6, 4, 3 }
+  local net = dfc.network { sizes = sizes, batch = B, plastic_feedback = true, seed = 11 }
+  local half = dfc.network { sizes = sizes, batch = B // 2, plastic_feedback = true, seed = 99 }
+  dfc.copy_weights { from = net.model, to = half.model, which = "WQ" }
+  local fb = { tau_v_fb = 0.01, sigma = 0.05, tmax_fb = 30 }
+  fb.threads = 2
+  local split = dfc.sleep(net, fb)
+  fb.threads = 1
+  local alone = dfc.sleep(half, fb)
+  local X = apical.zeros { B, 5 }
+  for k = 1, #X do X[k] = math.sin(3.7 * k) end
+  local opt = apical.optim.sgd { model = net.model, projections = net.Q, lr = 1 }
+  local opt_h = apical.optim.sgd { model = half.model, projections = half.Q, lr = 1 }
+  opt:zero()
+  split:gradient(X, opt, 77)
+  -- the same thing by hand: the halves one after the other, seeds 77 and 78, half weight each
+  opt_h:zero()
+  alone:gradient(X:rows(1, B // 2), opt_h, 77, 0.5)
+  alone:gradient(X:rows(B // 2 + 1, B // 2), opt_h, 78, 0.5)
+  local worst, size = 0, 0
+  for i = 1, net.L do
+    local g, h = opt:grad(net.Q[i]), opt_h:grad(half.Q[i])
+    for k = 1, #g do
+      worst = math.max(worst, math.abs(g[k] - h[k]))
+      size = math.max(size, math.abs(h[k]))
+    end
+  end
+  print(string.format("  split vs halves by hand: max difference %.3g (largest entry %.3g)", worst, size))
+  assert(size > 0 and worst == 0, "the split gradient is the halves' mean, exactly")
+  -- and not the one-simulation gradient (other noise): the test can tell them apart
+  local one = dfc.sleep(net, fb)
+  local opt1 = apical.optim.sgd { model = net.model, projections = net.Q, lr = 1 }
+  opt1:zero()
+  one:gradient(X, opt1, 77)
+  local g1, g2 = opt1:grad(net.Q[1]), opt:grad(net.Q[1])
+  local differ = false
+  for k = 1, #g1 do differ = differ or g1[k] ~= g2[k] end
+  assert(differ, "the split draws other noise than one simulation")
+  -- a batch the threads do not divide, and sleep:run, are refused
+  local ok, err = pcall(dfc.sleep, net, { threads = 3 })
+  assert(not ok and err:find("threads = 3 does not divide the batch of 8", 1, true), err)
+  ok, err = pcall(split.run, split, X, 1)
+  assert(not ok and err:find("threads = 2", 1, true), err)
+end)
+
 print(string.format("%d passed, %d failed", passed, failed))
 if failed > 0 then os.exit(1) end
