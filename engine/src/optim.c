@@ -219,10 +219,24 @@ int ap_optim_zero(ap_optim *o) {
 
 int ap_optim_add_from_sim(ap_optim *o, const ap_sim *s, double scale) {
     if (!o || !s) return ap_error(AP_EINVAL, "ap_optim_add_from_sim: optimiser or sim is NULL");
-    if (ap_sim_model(s) != o->m)
-        return ap_error(AP_EINVAL,
-                        "optimiser: add_from_sim: the simulation is of another model than the "
-                        "optimiser's");
+    const ap_model *sm = ap_sim_model(s);
+    /* another model must be a replica (e.g. the same network built for part of the batch):
+     * every projection of the optimiser there under the same id, name and shape, with a rule */
+    for (int k = 0; sm != o->m && k < o->n_proj; k++) {
+        ap_projection_info a, b;
+        int rc = ap_model_projection_info(o->m, o->proj[k].id, &a);
+        if (rc) return rc;
+        if (ap_model_projection_info(sm, o->proj[k].id, &b) != AP_OK || strcmp(a.name, b.name) ||
+            a.rows != b.rows || a.cols != b.cols || a.has_bias != b.has_bias ||
+            (a.rule == NULL) != (b.rule == NULL)) {
+            ap_error_clear();
+            return ap_error(AP_EINVAL,
+                            "optimiser: add_from_sim: the simulation's model is not a replica of "
+                            "the optimiser's: projection \"%s\" (%d x %d%s) has no counterpart "
+                            "with that id, name, shape and rule",
+                            a.name, a.rows, a.cols, a.has_bias ? ", bias" : "");
+        }
+    }
     if (!isfinite(scale))
         return ap_error(AP_EINVAL, "optimiser: add_from_sim: scale = %g is not finite", scale);
     for (int k = 0; k < o->n_proj; k++) {

@@ -161,7 +161,24 @@ do
     local m2 = apical.model { batch = 1 }
     m2:input { name = "x", size = 1 }
     local sim2 = m2:compile()
-    check.fails(function() opt:add_from_sim(sim2) end, "add_from_sim: the simulation is of another model")
+    check.fails(function() opt:add_from_sim(sim2) end, "add_from_sim: the simulation's model is not a replica")
+    -- a replica (the same projections, one sample per batch): its accumulators add up with the
+    -- original's; the two samples run one at a time give the two-sample update
+    local m3 = apical.model { batch = 1 }
+    local x3 = m3:input { name = "x", size = 2 }
+    local h3 = m3:population { name = "h", size = 2, neuron = apical.rate { tau = 0.5 } }
+    m3:connect(x3, h3.soma, { init = "identity", bias = true, plastic = apical.hebb { eta = 1 } })
+    m3:connect(h3, h3.soma, { name = "rec", plastic = true })
+    local sim3 = m3:compile()
+    opt:zero()
+    for _, row in ipairs { { 1, -1 }, { 0.5, 2 } } do
+        sim3:set_input(x3, { row })
+        sim3:run { solver = "euler", dt = 0.1, steps = 10 }
+        opt:add_from_sim(sim3)
+    end
+    local rW, rb = opt:grad(p)
+    for i = 1, 4 do check.near(rW[i], dW[i], 1e-15, "replica dW") end
+    for i = 1, 2 do check.near(rb[i], db[i], 1e-15, "replica db") end
     check.fails(function() opt:add_from_sim(sim, "2") end, "add_from_sim: scale must be a number")
 end
 

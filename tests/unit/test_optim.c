@@ -580,7 +580,7 @@ static void test_add_from_sim(void) {
     CHECK_OK(ap_model_add_input(other, "x", 1));
     ap_sim *so;
     CHECK_OK(ap_model_compile(other, &so));
-    CHECK_FAILS(ap_optim_add_from_sim(opt, so, 1.0), AP_EINVAL, "another model");
+    CHECK_FAILS(ap_optim_add_from_sim(opt, so, 1.0), AP_EINVAL, "not a replica");
     ap_sim_free(&so);
     ap_model_free(&other);
     ap_optim_free(&opt);

@@ -53,7 +53,11 @@ AP_API int ap_optim_zero(ap_optim *o);
 
 struct ap_sim;
 /* grad += scale * (the last run's accumulated update) for every projection of o that has a
- * rule in s (see ap_sim_accumulator); projections without one are left alone. */
+ * rule in s (see ap_sim_accumulator); projections without one are left alone. s is a
+ * simulation of o's model or of a replica of it (every projection of o under the same id,
+ * name and shape, with a rule where o's has one: e.g. the same network built for part of the
+ * batch, which is how a minibatch split over threads adds its parts); AP_EINVAL otherwise,
+ * naming the first projection without a counterpart. */
 AP_API int ap_optim_add_from_sim(ap_optim *o, const struct ap_sim *s, double scale);
 
 /* Clips (per clip_mode) and applies one update to the model's weights: p -= lr * direction.

@@ -66,6 +66,10 @@ M.defaults = {
   epochs_fb = 10,                -- feedback pre-training epochs, before the first forward epoch
   extra_fb_epochs = 1,           -- feedback epochs after each forward epoch
   freeze_QL = false,             -- Q_L = I, left out of the feedback optimisers, no noise on hL
+  threads = 1,                   -- dfc, dfc-ss: each minibatch's simulation split into this many
+                                 -- parts run at once, one thread each (direct feedback; euler
+                                 -- gives the one-simulation update up to rounding, CVODE steps
+                                 -- each part on its own, within its tolerances)
   fb_threads = 1,                -- the sleep phase's minibatch split into this many parts run at
                                  -- once, one thread each (each part its own noise stream, so
                                  -- results are reproducible per value; 2 uses both cores)
@@ -125,6 +129,21 @@ function M.resolve(cfg, level)
   end
   if c.batch < 1 or c.batch % 1 ~= 0 then error(string.format("dfc.train: batch = %s must be a positive integer", tostring(c.batch)), level) end
   if c.single_phase then M.check_single_phase(c, cfg or {}, level + 1) end
+  for _, k in ipairs { "threads", "fb_threads" } do
+    local v = c[k]
+    if math.type(v) ~= "integer" or v < 1 or v > 64 or c.batch % v ~= 0 then
+      error(string.format("dfc.train: %s = %s must be an integer from 1 to 64 that divides batch = %d",
+        k, tostring(v), c.batch), level)
+    end
+  end
+  if c.threads > 1 then
+    if c.single_phase then
+      error("dfc.train: threads > 1 is not available with single_phase (one noise stream per minibatch)", level)
+    end
+    if c.feedback_pathway ~= "direct" then
+      error(string.format("dfc.train: threads > 1 needs direct feedback (feedback_pathway is %q)", c.feedback_pathway), level)
+    end
+  end
   return c
 end
 
@@ -193,13 +212,14 @@ function M.trainer(dfc, cfg, level)
   local sizes = { task.n_in }
   for _, h in ipairs(c.hidden) do sizes[#sizes + 1] = h end
   sizes[#sizes + 1] = task.n_out
-  local net = dfc.network { sizes = sizes, batch = c.batch, activation = c.activation,
+  local net_args = { sizes = sizes, batch = c.batch, activation = c.activation,
     output_activation = c.output_activation, activations = #c.activations > 0 and c.activations or nil, tau_v = c.tau_v, tau_u = c.tau_u, k_p = c.k_p,
     alpha = c.alpha, controller = c.controller, init = c.init, seed = c.seed,
     plastic_feedback = c.feedback == "trained",
     feedback_pathway = c.feedback_pathway, pathway_opts = c.pathway_opts,
     -- single phase: the apical compartments are dynamic (they carry the noise)
     tau_A = c.single_phase and c.tau_A or nil }
+  local net = dfc.network(net_args)
   if c.single_phase then
     -- rule (200) on the trained Q_i (not on a frozen Q_L), u_lp = ctl_lp.output
     local layers = {}
@@ -233,6 +253,21 @@ function M.trainer(dfc, cfg, level)
   t.mask = apical.zeros { c.batch }
   if c.method == "dfc" or c.method == "dfc-ss" then t.sim = net.model:compile() end
   t.run_opts = t:solver_options()
+  if c.threads > 1 and t.sim then
+    -- replicas of the network for 1/threads of the batch each (their weights copied from the
+    -- network before every minibatch), with their own inputs, targets and masks
+    local b = c.batch // c.threads
+    t.parts = {}
+    for k = 1, c.threads do
+      local a = {}
+      for key, v in pairs(net_args) do a[key] = v end
+      a.batch = b
+      local pn = dfc.network(a)
+      t.parts[k] = { net = pn, sim = pn.model:compile(), X = apical.zeros { b, task.n_in },
+        rstar = apical.zeros { b, task.n_out }, rminus = apical.zeros { b, task.n_out },
+        mask = apical.zeros { b }, first = (k - 1) * b + 1, b = b }
+    end
+  end
   if c.measures_every > 0 then
     t.ms = dfc.measures_new(net, { alpha = c.alpha, k_p = c.k_p, tau_v = c.tau_v, tau_u = c.tau_u,
       gamma = c.measures_gamma, gamma_gn = c.measures_gamma_gn })
@@ -298,6 +333,7 @@ function Trainer:gradient(X, Y)
     dfc.ssa { model = m, x = X, target = self.rstar, alpha = c.alpha, optim = opt, Qeff = net:ssa_feedback() }
     return nil
   end
+  if self.parts then return self:gradient_parts(X) end
   local sim = self.sim
   sim:set_input("x", X)
   sim:set_input("target", self.rstar)
@@ -330,6 +366,65 @@ function Trainer:gradient(X, Y)
     -- summed over the batch; the descent direction is -1/B times it (the sleep phase's
     -- 1/(s^2 T B) scaling), beta is the optimiser's weight decay
     self.opt_fb:add_from_sim(sim, -1 / self.B)
+  end
+  return stats
+end
+
+-- Trainer:gradient for DFC and DFC-SS with the minibatch split over threads: the parts run at
+-- once (apical.run_parallel), each with its own convergence test, and their accumulated
+-- updates add up to the minibatch's (the accumulators sum over samples; the scale is the whole
+-- batch's -2/B). Statistics: steps and right-hand-side evaluations the mean over the parts,
+-- t_reached the earliest, dropped the total.
+function Trainer:gradient_parts(X)
+  local dfc, c, m, opt = self.dfc, self.cfg, self.net.model, self.opt
+  local runs = {}
+  for k, part in ipairs(self.parts) do
+    dfc.copy_weights { from = m, to = part.net.model, which = "WQ" }
+    X:rows(part.first, part.b, part.X)
+    self.rstar:rows(part.first, part.b, part.rstar)
+    self.rminus:rows(part.first, part.b, part.rminus)
+    part.sim:set_input("x", part.X)
+    part.sim:set_input("target", part.rstar)
+    runs[k] = { part.sim, self.run_opts }
+  end
+  local outs = apical.run_parallel(runs)
+  local n = #self.parts
+  local stats = {}
+  for key, v in pairs(outs[1].stats) do stats[key] = v end
+  for key in pairs(stats) do
+    if key ~= "t_reached" and key ~= "last_step" then
+      local sum = 0
+      for _, o in ipairs(outs) do sum = sum + o.stats[key] end
+      stats[key] = sum / n
+    end
+  end
+  for _, o in ipairs(outs) do stats.t_reached = math.min(stats.t_reached, o.stats.t_reached) end
+  if c.convergence_test then
+    local again, dropped = {}, 0
+    for _, part in ipairs(self.parts) do
+      dfc.convergence { model = part.net.model, sim = part.sim, rminus = part.rminus, alpha = c.alpha, out = part.mask }
+      local kept = part.mask:sum()
+      dropped = dropped + part.b - kept
+      if kept < part.b then
+        part.sim:set_sample_weights(part.mask)
+        if c.method == "dfc" then again[#again + 1] = { part.sim, self.run_opts } end
+      end
+    end
+    stats.dropped = dropped
+    if #again > 0 then apical.run_parallel(again) end
+  end
+  local T = (c.tmax - 1) * c.dt
+  for k, part in ipairs(self.parts) do
+    local ts = outs[k].stats.t_reached
+    if c.method == "dfc" and c.solver ~= "euler" and ts < T * (1 - 1e-12) then
+      opt:add_from_sim(part.sim, -2 / self.B * ts / T)
+      part.sim:accumulate_state()
+      opt:add_from_sim(part.sim, -2 / self.B * (T - ts) / T)
+    else
+      if c.method == "dfc-ss" then part.sim:accumulate_state() end
+      opt:add_from_sim(part.sim, -2 / self.B)
+    end
+    if c.convergence_test then part.sim:set_sample_weights(nil) end
   end
   return stats
 end
