@@ -1,6 +1,8 @@
 -- bench_dfc.lua — time per minibatch (MNIST network 784-256-256-256-10, batch 128, the paper's
--- settings) of every trainer step, medians of several minibatches, all in one run.
---   build/bin/apical run bench/bench_dfc.lua [--set reps=5] [--set methods=bp,dfc-ssa]
+-- settings) of every trainer step, medians of several minibatches, all in one run. A method is
+-- method[:solver[:threads]]; threads > 1 splits each minibatch's simulation into that many
+-- parts run at once (dfc.train's threads).
+--   build/bin/apical run bench/bench_dfc.lua [--set reps=5] [--set methods=bp,dfc-ssa,dfc:euler:2]
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
 local p = apical.params { reps = 5, methods = "bp,dfa,dfc-ssa,dfc-ss:euler,dfc:euler,dfc:cvode-bdf,dfc:cvode-adams",
@@ -12,15 +14,17 @@ local function median(t)
   return n % 2 == 1 and t[(n + 1) // 2] or 0.5 * (t[n // 2] + t[n // 2 + 1])
 end
 
-print(string.format("| method | solver | s / minibatch | steps | rhs evals |"))
-print("|---|---|---|---|---|")
+print(string.format("| method | solver | threads | s / minibatch | steps | rhs evals |"))
+print("|---|---|---|---|---|---|")
 for spec in p.methods:gmatch("[^,]+") do
-  local method, solver = spec:match("^([^:]+):?(.*)$")
+  local method, solver, threads = spec:match("^([^:]+):?([^:]*):?(%d*)$")
+  if not method then error("bench_dfc: method " .. spec .. " is not method[:solver[:threads]]", 0) end
   if solver == "" then solver = "euler" end
+  threads = tonumber(threads) or 1
   local t = dfc.trainer { task = "mnist", hidden = { 256, 256, 256 }, method = method, solver = solver,
     optimizer = "adam", beta1 = 0.99, beta2 = 0.99, eps = 9.45e-8, lr = 9.27e-5, normalize_lr = true,
     lambda = 0.0779, k_p = 2.0, alpha = 0.00139, tau_v = 0.2, dt = 0.02, tmax = 1000, rtol = p.rtol,
-    atol = p.atol, settle_tol = p.settle_tol, progress = false, checkpoint = false }
+    atol = p.atol, settle_tol = p.settle_tol, progress = false, checkpoint = false, threads = threads }
   local times, steps, evals = {}, 0, 0
   local k = 0
   for X, Y in t.task.train:batches { batch = 128 } do
@@ -31,6 +35,6 @@ for spec in p.methods:gmatch("[^,]+") do
     k = k + 1
     if k >= p.reps then break end
   end
-  print(string.format("| %s | %s | %.4f | %s | %s |", method, method:sub(1, 3) == "dfc" and method ~= "dfc-ssa" and solver or "-",
-    median(times), steps > 0 and tostring(steps) or "-", evals > 0 and tostring(evals) or "-"))
+  print(string.format("| %s | %s | %d | %.4f | %s | %s |", method, method:sub(1, 3) == "dfc" and method ~= "dfc-ssa" and solver or "-",
+    threads, median(times), steps > 0 and tostring(steps) or "-", evals > 0 and tostring(evals) or "-"))
 end
