@@ -6,7 +6,10 @@
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
 local p = apical.params { reps = 5, methods = "bp,dfa,dfc-ssa,dfc-ss:euler,dfc:euler,dfc:cvode-bdf,dfc:cvode-adams",
-  rtol = 1e-6, atol = 1e-8, settle_tol = 0.0 }
+  rtol = 1e-6, atol = 1e-8, settle_tol = 0.0, ref_rtol = 0.0 }
+-- ref_rtol > 0: the continuous DFC rows also give the relative difference of their update on the
+-- first minibatch from the exact flow's (cvode-bdf at ref_rtol, atol ref_rtol x 1e-2, one
+-- simulation), before any step
 
 local function median(t)
   table.sort(t)
@@ -14,17 +17,45 @@ local function median(t)
   return n % 2 == 1 and t[(n + 1) // 2] or 0.5 * (t[n // 2] + t[n // 2 + 1])
 end
 
-print(string.format("| method | solver | threads | s / minibatch | steps | rhs evals |"))
-print("|---|---|---|---|---|---|")
+local blas_default = apical.blas_threads()
+local function trainer(method, solver, threads, rtol, atol)
+  return dfc.trainer { task = "mnist", hidden = { 256, 256, 256 }, method = method, solver = solver,
+    optimizer = "adam", beta1 = 0.99, beta2 = 0.99, eps = 9.45e-8, lr = 9.27e-5, normalize_lr = true,
+    lambda = 0.0779, k_p = 2.0, alpha = 0.00139, tau_v = 0.2, dt = 0.02, tmax = 1000, rtol = rtol,
+    atol = atol, settle_tol = p.settle_tol, progress = false, checkpoint = false, threads = threads }
+end
+local function first_update(t)
+  for X, Y in t.task.train:batches { batch = 128 } do
+    t.opt:zero()
+    t:gradient(X, Y)
+    local g = {}
+    for i = 1, t.L do
+      local dW, db = t.opt:grad(t.net.W[i])
+      for k = 1, #dW do g[#g + 1] = dW[k] end
+      for k = 1, #db do g[#g + 1] = db[k] end
+    end
+    t.opt:zero()
+    return g
+  end
+end
+local ref
+if p.ref_rtol > 0 then ref = first_update(trainer("dfc", "cvode-bdf", 1, p.ref_rtol, p.ref_rtol * 1e-2)) end
+print(string.format("| method | solver | threads | s / minibatch | steps | rhs evals | update vs exact flow |"))
+print("|---|---|---|---|---|---|---|")
 for spec in p.methods:gmatch("[^,]+") do
   local method, solver, threads = spec:match("^([^:]+):?([^:]*):?(%d*)$")
   if not method then error("bench_dfc: method " .. spec .. " is not method[:solver[:threads]]", 0) end
   if solver == "" then solver = "euler" end
   threads = tonumber(threads) or 1
-  local t = dfc.trainer { task = "mnist", hidden = { 256, 256, 256 }, method = method, solver = solver,
-    optimizer = "adam", beta1 = 0.99, beta2 = 0.99, eps = 9.45e-8, lr = 9.27e-5, normalize_lr = true,
-    lambda = 0.0779, k_p = 2.0, alpha = 0.00139, tau_v = 0.2, dt = 0.02, tmax = 1000, rtol = p.rtol,
-    atol = p.atol, settle_tol = p.settle_tol, progress = false, checkpoint = false, threads = threads }
+  -- one simulation: BLAS with its default threads; a split minibatch: BLAS single-threaded
+  apical.blas_threads(threads > 1 and 1 or blas_default)
+  local t = trainer(method, solver, threads, p.rtol, p.atol)
+  local err = "-"
+  if ref and method == "dfc" then
+    local g, num, den = first_update(t), 0, 0
+    for k = 1, #g do num, den = num + (g[k] - ref[k]) ^ 2, den + ref[k] ^ 2 end
+    err = string.format("%.2e", math.sqrt(num / den))
+  end
   local times, steps, evals = {}, 0, 0
   local k = 0
   for X, Y in t.task.train:batches { batch = 128 } do
@@ -35,6 +66,6 @@ for spec in p.methods:gmatch("[^,]+") do
     k = k + 1
     if k >= p.reps then break end
   end
-  print(string.format("| %s | %s | %d | %.4f | %s | %s |", method, method:sub(1, 3) == "dfc" and method ~= "dfc-ssa" and solver or "-",
-    threads, median(times), steps > 0 and tostring(steps) or "-", evals > 0 and tostring(evals) or "-"))
+  print(string.format("| %s | %s | %d | %.4f | %s | %s | %s |", method, method:sub(1, 3) == "dfc" and method ~= "dfc-ssa" and solver or "-",
+    threads, median(times), steps > 0 and string.format("%.0f", steps) or "-", evals > 0 and string.format("%.0f", evals) or "-", err))
 end

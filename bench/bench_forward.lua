@@ -28,9 +28,12 @@ for k = 1, 2 do
   halves[k] = { net = hn, sim = hs }
 end
 local function median(t) table.sort(t) return t[(#t + 1) // 2] end
+local blas_default = apical.blas_threads()
 local function solve(rtol, split)
   local ts, stats = {}, nil
   local o = { solver = "cvode-bdf", t_end = 19.98, rtol = rtol, atol = rtol * 1e-2, accumulate = false }
+  -- one simulation: BLAS with its default threads; the halves: BLAS single-threaded
+  apical.blas_threads(split and 1 or blas_default)
   for _ = 1, p.reps do
     local t0 = apical.clock()
     if split then

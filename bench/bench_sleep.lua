@@ -3,8 +3,8 @@
 -- against a baseline timed in the same run on the same minibatches: 48 feedforward passes of the
 -- network (dfc.forward: the layers' dgemm and tanh, no engine run, so untouched by the solver,
 -- noise and recording code). The sleep phase is timed with the minibatch in one simulation
--- (threads = 1) and split into two halves run at once (threads = 2, apical.run_parallel),
--- interleaved minibatch by minibatch. Medians over `reps` minibatches.
+-- (threads = 1, BLAS at its default thread count) and split into two halves run at once
+-- (threads = 2, apical.run_parallel, BLAS single-threaded). Medians over `reps` minibatches.
 --   build/bin/apical run bench/bench_sleep.lua [--set reps=15]
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
@@ -24,26 +24,39 @@ local t = dfc.trainer { task = "mnist", task_opts = { n_train = 128 * (p.reps + 
   tmax_fb = fb.tmax_fb, tau_A = fb.tau_A, sigma = fb.sigma, progress = false, checkpoint = false }
 fb.threads = 2
 local split = dfc.sleep(t.net, fb)
+local blas_default = apical.blas_threads()
 local out = apical.zeros { 128, 10 }
-local one, two, ffw, k = {}, {}, {}, 0
-for X in t.task.train:batches { batch = 128 } do
+local one, two, ffw = {}, {}, {}
+-- the same minibatches three ways: one simulation and the baseline with BLAS at its default
+-- threads, then the halves with BLAS single-threaded (not interleaved: after a multi-threaded
+-- product an idle BLAS worker spins for a while and would take a core from the halves)
+local function pass(fn)
+  local k = 0
+  for X in t.task.train:batches { batch = 128 } do
+    fn(X, k)
+    k = k + 1
+    if k > p.reps then break end
+  end
+end
+pass(function(X, k)
   local t0 = apical.clock()
   t.opt_fb:zero()
   t.sleep:gradient(X, t.opt_fb, 1000 + k)
   t.opt_fb:step()
   local t1 = apical.clock()
+  for _ = 1, 48 do dfc.forward { model = t.net.model, x = X, out = out } end
+  local t2 = apical.clock()
+  if k > 0 then one[#one + 1], ffw[#ffw + 1] = t1 - t0, t2 - t1 end -- the first warms up
+end)
+apical.blas_threads(1)
+pass(function(X, k)
+  local t0 = apical.clock()
   t.opt_fb:zero()
   split:gradient(X, t.opt_fb, 1000 + k)
   t.opt_fb:step()
-  local t2 = apical.clock()
-  for _ = 1, 48 do dfc.forward { model = t.net.model, x = X, out = out } end
-  local t3 = apical.clock()
-  if k > 0 then -- the first minibatch warms caches and allocators
-    one[#one + 1], two[#two + 1], ffw[#ffw + 1] = t1 - t0, t2 - t1, t3 - t2
-  end
-  k = k + 1
-  if k > p.reps then break end
-end
+  if k > 0 then two[#two + 1] = apical.clock() - t0 end
+end)
+apical.blas_threads(blas_default)
 local m1, m2, mf = median(one), median(two), median(ffw)
 print("| measure | value |")
 print("|---|---|")

@@ -49,6 +49,7 @@ apical.zeros = core.zeros
 apical.load_npy = core.load_npy
 apical.clock = core.clock
 apical.run_parallel = sim.run_parallel
+apical.blas_threads = core.blas_threads
 function apical.is_array(v)
     local mt = getmetatable(v)
     return type(mt) == "table" and mt.__name == "apical.Array"

@@ -420,6 +420,14 @@ static int l_run_parallel(lua_State *L) {
     return 1;
 }
 
+/* core.blas_threads([n]): OpenBLAS's thread count before; n > 0 sets it. */
+static int l_blas_threads(lua_State *L) {
+    lua_Integer n = luaL_optinteger(L, 1, 0);
+    luaL_argcheck(L, n >= 0 && n <= 1024, 1, "a thread count from 1 to 1024 (or none)");
+    lua_pushinteger(L, ap_blas_threads((int)n));
+    return 1;
+}
+
 /* core.sim_accumulator(s, id) -> dW (rows x cols), db ({rows}) or false, weight; or nil and a
  * message (no rule attached). */
 static int l_accumulator(lua_State *L) {
@@ -516,6 +524,7 @@ int lapi_open_sim(lua_State *L) {
                                    {"sim_read", l_read},
                                    {"sim_run", l_run},
                                    {"sim_run_parallel", l_run_parallel},
+                                   {"blas_threads", l_blas_threads},
                                    {"sim_accumulator", l_accumulator},
                                    {"sim_reset", l_reset},
                                    {"sim_set_sample_weights", l_set_sample_weights},

@@ -76,3 +76,9 @@ int ap_sim_run_parallel(ap_sim *const *sims, const ap_run_opts *const *opts, ap_
     if (first < 0) return AP_OK;
     return ap_error(jobs[first].rc, "run %d: %s", first + 1, jobs[first].msg);
 }
+
+int ap_blas_threads(int n) {
+    int before = openblas_get_num_threads();
+    if (n > 0) openblas_set_num_threads(n);
+    return before;
+}

@@ -155,6 +155,12 @@ AP_API int ap_sim_run(ap_sim *s, const ap_run_opts *o, ap_run_stats *stats);
 AP_API int ap_sim_run_parallel(ap_sim *const *sims, const ap_run_opts *const *opts,
                                ap_run_stats *stats, int *rcs, char *msgs, size_t msg_size, int n);
 
+/* OpenBLAS's thread count: n > 0 sets it (for the whole process); returns the count before.
+ * A minibatch split over threads runs best with single-threaded BLAS everywhere: an idle
+ * BLAS worker spins for a while after each multi-threaded product, taking a core from the
+ * runs. */
+AP_API int ap_blas_threads(int n);
+
 /* Recording k (order of opts.record) of the last run: n_times rows of width batch x n.
  * Pointers stay valid until the next run or ap_sim_free. */
 AP_API int ap_sim_recording(const ap_sim *s, int k, const double **data, const double **times,

@@ -192,6 +192,8 @@ Trainer.__index = Trainer
 -- A trainer: the network, its simulation, the optimiser, the data, the scratch arrays.
 function M.trainer(dfc, cfg, level)
   local c = M.resolve(cfg, (level or 1) + 1)
+  -- a split minibatch runs its parts on the cores itself: BLAS single-threaded (apical.blas_threads)
+  if c.threads > 1 or c.fb_threads > 1 then apical.blas_threads(1) end
   local task
   if c.task == "student_teacher" then
     local o = {}
