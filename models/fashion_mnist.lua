@@ -17,11 +17,13 @@
 -- sigma = 0.00245, lr_fb = 2.37e-4, lr_fb_init = 4.54e-4, beta = 0.1). The fixed DFC and DFC-SS
 -- configs train on every sample (no convergence test).
 --   build/bin/apical run models/fashion_mnist.lua [--set method=dfc-ssa] [--set epochs=3]
+-- On two or more cores, --set threads=2 --set fb_threads=2 splits each minibatch over two
+-- threads (DFC, DFC-SS and the sleep phase; docs/training.md).
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
 
 dfc.train(dfc.paper.params("fashion_mnist", {
   method = "dfc", feedback = "weight_product", solver = "euler", epochs = 100, seed = 42,
   rtol = 1e-6, atol = 1e-8, settle_tol = 0.0, out_dir = "runs", resume = "", progress = true,
-  n_train = 55000, measures_every = 0,
+  n_train = 55000, measures_every = 0, threads = 1, fb_threads = 1,
 }))

@@ -17,11 +17,13 @@
 -- lr_fb_init = 3.17e-4), weight decay beta = 0.001, clip 1, 10 pre-training epochs, 2 feedback
 -- epochs after each forward epoch. The fixed variants set Q once from the initial weights.
 --   build/bin/apical run models/mnist.lua [--set method=dfc-ssa] [--set feedback=trained] [--set epochs=3]
+-- On two or more cores, --set threads=2 --set fb_threads=2 splits each minibatch over two
+-- threads (DFC, DFC-SS and the sleep phase; docs/training.md).
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
 
 dfc.train(dfc.paper.params("mnist", {
   method = "dfc", feedback = "weight_product", solver = "euler", epochs = 100, seed = 42,
   rtol = 1e-6, atol = 1e-8, settle_tol = 0.0, out_dir = "runs", resume = "", progress = true,
-  n_train = 55000, measures_every = 0,
+  n_train = 55000, measures_every = 0, threads = 1, fb_threads = 1,
 }))

@@ -13,11 +13,14 @@
 -- tau_A = 0.273, sigma = 0.00184, lr_fb = 1.23e-5, lr_fb_init = 1.64e-4, beta = 0.1); the
 -- output layer gets no noise.
 --   build/bin/apical run models/mnist_autoencoder.lua [--set method=dfa] [--set epochs=2]
+-- On two or more cores, --set threads=2 --set fb_threads=2 splits each minibatch over two
+-- threads (DFC, DFC-SS and the sleep phase; docs/training.md).
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
 
 dfc.train(dfc.paper.params("mnist_autoencoder", {
   method = "dfc-ssa", feedback = "weight_product", solver = "euler", epochs = 25, seed = 42,
   out_dir = "runs", resume = "", progress = true, n_train = 55000, measures_every = 0,
+  threads = 1, fb_threads = 1,
   freeze_QL = true,
 }))
