@@ -295,5 +295,39 @@ test("dfc.train, feedback = \"trained\" through layerwise and multilayer pathway
   assert(not ok and tostring(err):find("freeze_QL acts on direct feedback", 1, true), tostring(err))
 end)
 
+test("fb threads = 2 through a pathway: the halves' gradients, exactly", function()
+  for _, pw in ipairs { "layerwise", "multilayer" } do
+    local net = dfc.network { sizes = { 5, 6, 4, 3 }, batch = 8, plastic_feedback = true, seed = 2, feedback_pathway = pw }
+    local half = dfc.network { sizes = { 5, 6, 4, 3 }, batch = 4, plastic_feedback = true, seed = 9, feedback_pathway = pw }
+    dfc.copy_weights { from = net.model, to = half.model, which = "W" }
+    for _, p in ipairs(net.pathway.projections) do
+      local q = half.model:projection(p.name)
+      q:set_weights(p:weights())
+      if p.has_bias then q:set_bias(p:bias()) end
+    end
+    local split = dfc.sleep(net, { threads = 2, sigma = 0.05 })
+    local alone = dfc.sleep(half, { sigma = 0.05 })
+    local X = apical.zeros { 8, 5 }
+    for k = 1, #X do X[k] = math.cos(1.3 * k) end
+    local o1 = apical.optim.sgd { model = net.model, projections = net.Q, lr = 1 }
+    local o2 = apical.optim.sgd { model = half.model, projections = half.Q, lr = 1 }
+    o1:zero()
+    o2:zero()
+    split:gradient(X, o1, 5)
+    alone:gradient(X:rows(1, 4), o2, 5, 0.5)
+    alone:gradient(X:rows(5, 4), o2, 6, 0.5)
+    local worst, size = 0, 0
+    for i = 1, net.L do
+      local a, b = o1:grad(net.Q[i]), o2:grad(half.Q[i])
+      for k = 1, #a do
+        worst = math.max(worst, math.abs(a[k] - b[k]))
+        size = math.max(size, math.abs(b[k]))
+      end
+    end
+    print(string.format("  %s: split vs halves max difference %g (largest entry %.3g)", pw, worst, size))
+    assert(size > 0 and worst == 0, pw .. ": the split gradient is the halves' mean")
+  end
+end)
+
 print(string.format("%d passed, %d failed", passed, failed))
 if failed > 0 then os.exit(1) end
