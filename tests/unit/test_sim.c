@@ -676,6 +676,64 @@ static void test_run_errors(void) {
     ap_model_free(&m);
 }
 
+/* ap_sim_run_parallel: two simulations (different time constants) at once equal the same runs
+ * one after the other, each against the closed form; errors for a repeated simulation, n out
+ * of range and a failing run, whose message is prefixed with its number. */
+static void test_run_parallel(void) {
+    ap_model *m1 = lin_model(1.0), *m2 = lin_model(0.5);
+    ap_sim *s1, *s2;
+    CHECK_OK(ap_model_compile(m1, &s1));
+    CHECK_OK(ap_model_compile(m2, &s2));
+    ap_run_opts o;
+    ap_run_opts_default(&o);
+    o.solver = AP_SOLVER_CVODE_BDF;
+    o.t_end = 1.0;
+    o.rtol = 1e-10;
+    o.atol = 1e-12;
+    o.keep_state = 1;
+    double alone[2][LB * LN], par[2][LB * LN], want[LB * LN];
+    ap_sim *sims[2] = {s1, s2};
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(ap_sim_write_state(sims[k], "h.soma", lin_x0, LB * LN));
+        CHECK_OK(ap_sim_run(sims[k], &o, NULL));
+        CHECK_OK(ap_sim_read(sims[k], "h.soma", alone[k], LB * LN));
+        CHECK_OK(ap_sim_write_state(sims[k], "h.soma", lin_x0, LB * LN));
+    }
+    const ap_run_opts *opts[2] = {&o, &o};
+    ap_run_stats st[2];
+    int rcs[2] = {-1, -1};
+    char msgs[2][64];
+    CHECK_OK(ap_sim_run_parallel(sims, opts, st, rcs, &msgs[0][0], sizeof msgs[0], 2));
+    CHECK(rcs[0] == 0 && rcs[1] == 0 && msgs[0][0] == 0 && msgs[1][0] == 0);
+    CHECK(st[0].steps > 0 && st[1].steps > 0);
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(ap_sim_read(sims[k], "h.soma", par[k], LB * LN));
+        CHECK(memcmp(par[k], alone[k], sizeof par[k]) == 0); /* bit for bit */
+    }
+    lin_exact(1.0, 1.0, want);
+    CHECK(rel_err(par[0], want, LB * LN) < 1e-8);
+    lin_exact(0.5, 1.0, want);
+    CHECK(rel_err(par[1], want, LB * LN) < 1e-8);
+
+    ap_sim *twice[2] = {s1, s1};
+    CHECK_FAILS(ap_sim_run_parallel(twice, opts, NULL, NULL, NULL, 0, 2), AP_EINVAL,
+                "runs 1 and 2 are the same simulation");
+    CHECK_FAILS(ap_sim_run_parallel(sims, opts, NULL, NULL, NULL, 0, 0), AP_EINVAL, "n = 0 runs");
+    /* run 2 fails (a negative step); run 1 still completes */
+    ap_run_opts bad = o;
+    bad.solver = AP_SOLVER_EULER;
+    bad.dt = -1;
+    const ap_run_opts *mixed[2] = {&o, &bad};
+    CHECK_OK(ap_sim_write_state(s1, "h.soma", lin_x0, LB * LN));
+    CHECK(ap_sim_run_parallel(sims, mixed, st, rcs, &msgs[0][0], sizeof msgs[0], 2) != AP_OK);
+    CHECK(strstr(ap_last_error(), "run 2: ") == ap_last_error());
+    CHECK(rcs[0] == 0 && rcs[1] != 0 && msgs[1][0] != 0);
+    ap_sim_free(&s1);
+    ap_sim_free(&s2);
+    ap_model_free(&m1);
+    ap_model_free(&m2);
+}
+
 int main(void) {
     if (ap_registry_new(&reg)) {
         fprintf(stderr, "registry: %s\n", ap_last_error());
@@ -696,6 +754,7 @@ int main(void) {
     RUN(test_settled_start);
     RUN(test_compile_errors);
     RUN(test_run_errors);
+    RUN(test_run_parallel);
     ap_registry_free(&reg);
     return CHECK_DONE();
 }
