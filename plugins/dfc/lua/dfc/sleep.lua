@@ -136,7 +136,7 @@ function M.new(dfc, net, o, what)
   end
   local apical = require "apical"
   local s = setmetatable({ dfc = dfc, net = net, cfg = c, L = L, B = B, sigma = c.sigma,
-    direct = direct, threads = n, parts = {} }, Sleep)
+    direct = direct, threads = n, parts = {}, blas_default = apical.blas_threads() }, Sleep)
   -- part k simulates samples (k-1) B/n + 1 .. k B/n; one part is the whole minibatch
   for k = 1, n do
     local sn = part_network(B // n)
@@ -216,6 +216,9 @@ end
 -- optimiser `opt` (an optimiser over some of its Q<i>); returns the run's statistics (the first
 -- part's with threads > 1).
 function Sleep:gradient(X, opt, seed, scale)
+  -- one simulation: BLAS at its thread count; parts: BLAS single-threaded (Trainer:gradient)
+  local apical = require "apical"
+  apical.blas_threads(self.threads > 1 and 1 or self.blas_default)
   if self.threads == 1 then
     local out = self:run(X, seed, false)
     self.dfc.feedback_grad { model = self.net.model, sim = self.sim, optim = opt,
@@ -235,7 +238,7 @@ function Sleep:gradient(X, opt, seed, scale)
     part.run_opts.copy_recordings = false
     runs[k] = { part.sim, part.run_opts }
   end
-  local outs = require("apical").run_parallel(runs)
+  local outs = apical.run_parallel(runs)
   -- each part's gradient is a mean over its b samples: 1/n of each makes the minibatch's mean
   for _, part in ipairs(self.parts) do
     self.dfc.feedback_grad { model = self.net.model, sim = part.sim, optim = opt,

@@ -192,8 +192,6 @@ Trainer.__index = Trainer
 -- A trainer: the network, its simulation, the optimiser, the data, the scratch arrays.
 function M.trainer(dfc, cfg, level)
   local c = M.resolve(cfg, (level or 1) + 1)
-  -- a split minibatch runs its parts on the cores itself: BLAS single-threaded (apical.blas_threads)
-  if c.threads > 1 or c.fb_threads > 1 then apical.blas_threads(1) end
   local task
   if c.task == "student_teacher" then
     local o = {}
@@ -239,6 +237,7 @@ function M.trainer(dfc, cfg, level)
   -- frozen (DFA keeps its random Q; a resumed run loads Q from the checkpoint)
   if c.feedback == "weight_product" and c.method:sub(1, 3) == "dfc" then net:set_weight_product() end
   local t = setmetatable({ cfg = c, dfc = dfc, task = task, net = net, L = net.L, B = c.batch,
+    blas_default = apical.blas_threads(),
     n_out = task.n_out, defaults = M.defaults }, Trainer)
   local lr = c.normalize_lr and c.lr / c.lambda or c.lr
   local oo = { model = net.model, projections = net.W, lr = lr,
@@ -320,6 +319,10 @@ end
 function Trainer:gradient(X, Y)
   local dfc, c, net, opt = self.dfc, self.cfg, self.net, self.opt
   local m = net.model
+  -- one simulation or kernel: BLAS at its thread count; a split minibatch runs its parts on
+  -- the cores itself, with BLAS single-threaded (after a multi-threaded product an idle BLAS
+  -- worker spins for a while and would take a core from the parts)
+  apical.blas_threads(self.parts and 1 or self.blas_default)
   if c.method == "bp" then
     dfc.bp { model = m, x = X, y = Y, loss = self.task.loss, optim = opt }
     return nil
