@@ -254,12 +254,14 @@ function M.trainer(dfc, cfg, level)
   t.mask = apical.zeros { c.batch }
   if c.method == "dfc" or c.method == "dfc-ss" then t.sim = net.model:compile() end
   t.run_opts = t:solver_options()
-  if c.threads > 1 and t.sim then
-    -- replicas of the network for 1/threads of the batch each (their weights copied from the
-    -- network before every minibatch), with their own inputs, targets and masks
+  if t.sim then
+    -- the simulated parts of each minibatch: the network itself for the whole batch, or (with
+    -- threads > 1) replicas of it for 1/threads of the batch each, their weights copied from
+    -- the network before every minibatch, with their own inputs, targets and masks
+    t.parts = { { net = net, sim = t.sim, rstar = t.rstar, rminus = t.rminus, mask = t.mask,
+      b = c.batch, whole = true } }
     local b = c.batch // c.threads
-    t.parts = {}
-    for k = 1, c.threads do
+    for k = 1, c.threads > 1 and c.threads or 0 do
       local a = {}
       for key, v in pairs(net_args) do a[key] = v end
       a.batch = b
@@ -314,6 +316,14 @@ function Trainer:targets(X, Y)
     mode = c.target_mode, out = self.rstar }
 end
 
+-- Runs { {sim, opts}, ... }: one with sim:run (BLAS as it is), several at once with
+-- apical.run_parallel; returns their results.
+local function run_all(runs)
+  if #runs == 0 then return {} end
+  if #runs == 1 then return { runs[1][1]:run(runs[1][2]) } end
+  return apical.run_parallel(runs)
+end
+
 -- Adds the method's descent direction for minibatch (X, Y) into the optimiser's buffers and
 -- returns the simulation's statistics (or nil).
 function Trainer:gradient(X, Y)
@@ -322,7 +332,7 @@ function Trainer:gradient(X, Y)
   -- one simulation or kernel: BLAS at its thread count; a split minibatch runs its parts on
   -- the cores itself, with BLAS single-threaded (after a multi-threaded product an idle BLAS
   -- worker spins for a while and would take a core from the parts)
-  apical.blas_threads(self.parts and 1 or self.blas_default)
+  apical.blas_threads(self.parts and #self.parts > 1 and 1 or self.blas_default)
   if c.method == "bp" then
     dfc.bp { model = m, x = X, y = Y, loss = self.task.loss, optim = opt }
     return nil
@@ -338,75 +348,26 @@ function Trainer:gradient(X, Y)
     dfc.ssa { model = m, x = X, target = self.rstar, alpha = c.alpha, optim = opt, Qeff = net:ssa_feedback() }
     return nil
   end
-  if self.parts then return self:gradient_parts(X) end
-  local sim = self.sim
-  sim:set_input("x", X)
-  sim:set_input("target", self.rstar)
-  local out = sim:run(self.run_opts)
-  local stats = out.stats
-  if c.convergence_test then
-    dfc.convergence { model = m, sim = sim, rminus = self.rminus, alpha = c.alpha, out = self.mask }
-    local kept = self.mask:sum()
-    stats.dropped = self.B - kept
-    if kept < self.B then
-      -- the update without the samples that did not settle
-      sim:set_sample_weights(self.mask)
-      if c.method == "dfc" then sim:run(self.run_opts) end
+  local parts = self.parts
+  local outs = self:run_parts(X)
+  local stats = outs[1].stats
+  if #parts > 1 then
+    -- steps and right-hand-side evaluations: the mean over the parts; t_reached the earliest
+    stats = {}
+    for key, v in pairs(outs[1].stats) do stats[key] = v end
+    for key in pairs(stats) do
+      if key ~= "t_reached" and key ~= "last_step" then
+        local sum = 0
+        for _, o in ipairs(outs) do sum = sum + o.stats[key] end
+        stats[key] = sum / #parts
+      end
     end
+    for _, o in ipairs(outs) do stats.t_reached = math.min(stats.t_reached, o.stats.t_reached) end
   end
-  local T = (c.tmax - 1) * c.dt
-  if c.method == "dfc" and c.solver ~= "euler" and stats.t_reached < T * (1 - 1e-12) then
-    -- stopped early once settled: the rest of the window contributes the settled state's rule
-    local ts = stats.t_reached
-    opt:add_from_sim(sim, -2 / self.B * ts / T)
-    sim:accumulate_state()
-    opt:add_from_sim(sim, -2 / self.B * (T - ts) / T)
-  else
-    if c.method == "dfc-ss" then sim:accumulate_state() end
-    opt:add_from_sim(sim, -2 / self.B)
-  end
-  if c.convergence_test then sim:set_sample_weights(nil) end
-  if c.single_phase then
-    -- (200) accumulated over the same run: the engine's time average of -(1/s^2) vA (u - u_lp)^T
-    -- summed over the batch; the descent direction is -1/B times it (the sleep phase's
-    -- 1/(s^2 T B) scaling), beta is the optimiser's weight decay
-    self.opt_fb:add_from_sim(sim, -1 / self.B)
-  end
-  return stats
-end
-
--- Trainer:gradient for DFC and DFC-SS with the minibatch split over threads: the parts run at
--- once (apical.run_parallel), each with its own convergence test, and their accumulated
--- updates add up to the minibatch's (the accumulators sum over samples; the scale is the whole
--- batch's -2/B). Statistics: steps and right-hand-side evaluations the mean over the parts,
--- t_reached the earliest, dropped the total.
-function Trainer:gradient_parts(X)
-  local dfc, c, m, opt = self.dfc, self.cfg, self.net.model, self.opt
-  local runs = {}
-  for k, part in ipairs(self.parts) do
-    dfc.copy_weights { from = m, to = part.net.model, which = "WQ" }
-    X:rows(part.first, part.b, part.X)
-    self.rstar:rows(part.first, part.b, part.rstar)
-    self.rminus:rows(part.first, part.b, part.rminus)
-    part.sim:set_input("x", part.X)
-    part.sim:set_input("target", part.rstar)
-    runs[k] = { part.sim, self.run_opts }
-  end
-  local outs = apical.run_parallel(runs)
-  local n = #self.parts
-  local stats = {}
-  for key, v in pairs(outs[1].stats) do stats[key] = v end
-  for key in pairs(stats) do
-    if key ~= "t_reached" and key ~= "last_step" then
-      local sum = 0
-      for _, o in ipairs(outs) do sum = sum + o.stats[key] end
-      stats[key] = sum / n
-    end
-  end
-  for _, o in ipairs(outs) do stats.t_reached = math.min(stats.t_reached, o.stats.t_reached) end
   if c.convergence_test then
+    -- the update without the samples that did not settle: their weight 0, DFC's run again
     local again, dropped = {}, 0
-    for _, part in ipairs(self.parts) do
+    for _, part in ipairs(parts) do
       dfc.convergence { model = part.net.model, sim = part.sim, rminus = part.rminus, alpha = c.alpha, out = part.mask }
       local kept = part.mask:sum()
       dropped = dropped + part.b - kept
@@ -416,22 +377,49 @@ function Trainer:gradient_parts(X)
       end
     end
     stats.dropped = dropped
-    if #again > 0 then apical.run_parallel(again) end
+    run_all(again)
   end
+  -- the parts' accumulators sum over their samples: the whole batch's -2/B scales each
   local T = (c.tmax - 1) * c.dt
-  for k, part in ipairs(self.parts) do
-    local ts = outs[k].stats.t_reached
+  for k, part in ipairs(parts) do
+    local sim, ts = part.sim, outs[k].stats.t_reached
     if c.method == "dfc" and c.solver ~= "euler" and ts < T * (1 - 1e-12) then
-      opt:add_from_sim(part.sim, -2 / self.B * ts / T)
-      part.sim:accumulate_state()
-      opt:add_from_sim(part.sim, -2 / self.B * (T - ts) / T)
+      -- stopped early once settled: the rest of the window contributes the settled state's rule
+      opt:add_from_sim(sim, -2 / self.B * ts / T)
+      sim:accumulate_state()
+      opt:add_from_sim(sim, -2 / self.B * (T - ts) / T)
     else
-      if c.method == "dfc-ss" then part.sim:accumulate_state() end
-      opt:add_from_sim(part.sim, -2 / self.B)
+      if c.method == "dfc-ss" then sim:accumulate_state() end
+      opt:add_from_sim(sim, -2 / self.B)
     end
-    if c.convergence_test then part.sim:set_sample_weights(nil) end
+    if c.convergence_test then sim:set_sample_weights(nil) end
+  end
+  if c.single_phase then
+    -- (200) accumulated over the same run: the engine's time average of -(1/s^2) vA (u - u_lp)^T
+    -- summed over the batch; the descent direction is -1/B times it (the sleep phase's
+    -- 1/(s^2 T B) scaling), beta is the optimiser's weight decay (single_phase: one part)
+    self.opt_fb:add_from_sim(parts[1].sim, -1 / self.B)
   end
   return stats
+end
+
+-- The minibatch's simulation: the whole batch in one run, or (threads > 1) each part with its
+-- rows of the inputs and targets, all at once (apical.run_parallel). Returns the runs' results.
+function Trainer:run_parts(X)
+  local runs = {}
+  for k, part in ipairs(self.parts) do
+    local x, target = X, part.rstar
+    if not part.whole then
+      self.dfc.copy_weights { from = self.net.model, to = part.net.model, which = "WQ" }
+      x = X:rows(part.first, part.b, part.X)
+      self.rstar:rows(part.first, part.b, part.rstar)
+      self.rminus:rows(part.first, part.b, part.rminus)
+    end
+    part.sim:set_input("x", x)
+    part.sim:set_input("target", target)
+    runs[k] = { part.sim, self.run_opts }
+  end
+  return run_all(runs)
 end
 
 -- One optimiser step on a minibatch; `iteration` (counting minibatches from 1 over the whole
