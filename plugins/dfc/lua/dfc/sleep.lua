@@ -29,6 +29,8 @@
 -- layer pairs vA_i[t] with p_i[t + lag_i], lag_i = 1 or 2, over its T_i = tmax_fb - lag_i pairs,
 -- scaled by 1/(s^2 T_i B); direct feedback keeps lag 1 and T = tmax_fb - 1, the reference's
 -- numbers.
+local apical = require "apical"
+
 local M = {}
 
 local Sleep = {}
@@ -134,7 +136,6 @@ function M.new(dfc, net, o, what)
       feedback_init = "zeros", k_d = net.opts.k_d, tau_d = net.opts.tau_d,
       feedback_pathway = net.opts.feedback_pathway, pathway_opts = net.opts.pathway_opts }
   end
-  local apical = require "apical"
   local s = setmetatable({ dfc = dfc, net = net, cfg = c, L = L, B = B, sigma = c.sigma,
     direct = direct, threads = n, parts = {}, blas_default = apical.blas_threads() }, Sleep)
   -- part k simulates samples (k-1) B/n + 1 .. k B/n; one part is the whole minibatch
@@ -217,7 +218,6 @@ end
 -- part's with threads > 1).
 function Sleep:gradient(X, opt, seed, scale)
   -- one simulation: BLAS at its thread count; parts: BLAS single-threaded (Trainer:gradient)
-  local apical = require "apical"
   apical.blas_threads(self.threads > 1 and 1 or self.blas_default)
   if self.threads == 1 then
     local out = self:run(X, seed, false)
