@@ -224,12 +224,21 @@ void ap_noise_free(ap_noise **g) {
     *g = NULL;
 }
 
+/* The next draws of the stream, at most n of them (a block boundary may cut it short):
+ * *m of them from the returned pointer. */
+static const double *next_draws(ap_noise *g, size_t n, size_t *m) {
+    if (g->pos == BLOCK) refill(g);
+    *m = BLOCK - g->pos < n ? BLOCK - g->pos : n;
+    const double *z = g->z + g->pos;
+    g->pos += *m;
+    return z;
+}
+
 void ap_noise_normal(ap_noise *g, double *z, size_t n) {
     while (n > 0) {
-        if (g->pos == BLOCK) refill(g);
-        size_t m = BLOCK - g->pos < n ? BLOCK - g->pos : n;
-        memcpy(z, g->z + g->pos, m * sizeof *z);
-        g->pos += m;
+        size_t m;
+        const double *draws = next_draws(g, n, &m);
+        memcpy(z, draws, m * sizeof *z);
         z += m;
         n -= m;
     }
@@ -237,12 +246,10 @@ void ap_noise_normal(ap_noise *g, double *z, size_t n) {
 
 void ap_noise_add(ap_noise *g, double *x, size_t n, double scale) {
     while (n > 0) {
-        if (g->pos == BLOCK) refill(g);
-        size_t m = BLOCK - g->pos < n ? BLOCK - g->pos : n;
-        const double *z = g->z + g->pos;
+        size_t m;
+        const double *z = next_draws(g, n, &m);
         for (size_t i = 0; i < m; i++)
             x[i] += scale * z[i];
-        g->pos += m;
         x += m;
         n -= m;
     }
