@@ -241,13 +241,6 @@ static void push_stats(lua_State *L, const ap_run_stats *st) {
     lua_setfield(L, -2, "wall_seconds");
 }
 
-/* core.sim_run(s, opts) -> {stats = {...}, recordings = {{name=, data=, times=}, ...}}, or
- * nil, message, stats. opts is the Lua half's normalised table: solver (string), t_end, dt,
- * steps, rtol, atol, max_steps, max_step, init_step, max_order, linsol ("default", "krylov",
- * "dense"), ordered, order {names}, previous {names}, noise {names}, sigma {numbers}, seed,
- * record {names}, times {numbers}, every, settle_tol, keep_state, accumulate, quad_errcon,
- * accumulation ("all", "left", "right"), copy_recordings (default true; false: the recordings
- * stay in the simulation, for kernels that read them, and the result's list is empty). */
 /* One run request: the options parsed from a Lua table (their strings and lists stay alive on
  * the Lua stack), then the run's outcome. */
 typedef struct run_req {
@@ -367,6 +360,13 @@ static int push_run(lua_State *L, run_req *r) {
     return 1;
 }
 
+/* core.sim_run(s, opts) -> {stats = {...}, recordings = {{name=, data=, times=}, ...}}, or
+ * nil, message, stats. opts is the Lua half's normalised table: solver (string), t_end, dt,
+ * steps, rtol, atol, max_steps, max_step, init_step, max_order, linsol ("default", "krylov",
+ * "dense"), ordered, order {names}, previous {names}, noise {names}, sigma {numbers}, seed,
+ * record {names}, times {numbers}, every, settle_tol, keep_state, accumulate, quad_errcon,
+ * accumulation ("all", "left", "right"), copy_recordings (default true; false: the recordings
+ * stay in the simulation, for kernels that read them, and the result's list is empty). */
 static int l_run(lua_State *L) {
     run_req r;
     int rc = parse_run(L, 1, 2, &r);
