@@ -111,6 +111,12 @@ int lapi_open_data(lua_State *L);
 int lapi_open_optim(lua_State *L);
 int lapi_open_kernel(lua_State *L);
 
+/* The kernel `name` and its arguments from the table at idx (named values, as core.kernel_call
+ * takes them) in *ka, whose storage is a scratch value pushed on the stack: keep it and the
+ * table there while ka is in use. NULL after writing a message into err (nothing pushed). */
+const ap_kernel *lapi_kernel_prepare(lua_State *L, const char *name, int idx, ap_kernel_args *ka,
+                                     char *err, size_t err_size);
+
 /* The open optimiser at idx; raises if it is closed. */
 ap_optim *lapi_optim_check(lua_State *L, int idx);
 

@@ -89,42 +89,63 @@ static int to_arg(lua_State *L, const char *kernel, const char *name, ap_arg *ar
     return 0;
 }
 
-/* core.kernel_call(name, args) -> true, or nil and a message (the kernel's, which names it). */
-static int l_kernel_call(lua_State *L) {
-    const char *name = luaL_checkstring(L, 1);
-    luaL_checktype(L, 2, LUA_TTABLE);
+const ap_kernel *lapi_kernel_prepare(lua_State *L, const char *name, int idx, ap_kernel_args *ka,
+                                     char *err, size_t err_size) {
+    idx = lua_absindex(L, idx);
     lapi_registry *reg = lapi_registry_get(L);
     lua_pop(L, 1);
-    if (!reg->r) return lapi_failf(L, "the registry is closed");
+    if (!reg->r) {
+        snprintf(err, err_size, "the registry is closed");
+        return NULL;
+    }
     const ap_kernel *k = ap_registry_kernel(reg->r, name);
-    if (!k) return lapi_fail(L, AP_ENOTFOUND);
+    if (!k) {
+        snprintf(err, err_size, "%s", ap_last_error());
+        return NULL;
+    }
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        snprintf(err, err_size, "kernel %s: its arguments are a table, got %s", name,
+                 luaL_typename(L, idx));
+        return NULL;
+    }
     int count = 0;
     lua_pushnil(L);
-    while (lua_next(L, 2)) {
+    while (lua_next(L, idx)) {
         count++;
         lua_pop(L, 1);
     }
     ap_arg *args = lapi_scratch(L, (size_t)(count + 1) * sizeof *args);
-    char err[512];
     int n = 0;
     lua_pushnil(L);
-    while (lua_next(L, 2)) {
+    while (lua_next(L, idx)) {
         if (lua_type(L, -2) != LUA_TSTRING) {
-            const char *what = luaL_typename(L, -2);
-            lua_pop(L, 2);
-            return lapi_failf(L,
-                              "kernel %s: arguments are named (a table like { x = X }), got a "
-                              "positional value (key of type %s)",
-                              name, what);
+            snprintf(err, err_size,
+                     "kernel %s: arguments are named (a table like { x = X }), got a positional "
+                     "value (key of type %s)",
+                     name, luaL_typename(L, -2));
+            lua_pop(L, 3);
+            return NULL;
         }
-        if (!to_arg(L, name, lua_tostring(L, -2), &args[n], err, sizeof err)) {
-            lua_pop(L, 2);
-            return lapi_failf(L, "%s", err);
+        if (!to_arg(L, name, lua_tostring(L, -2), &args[n], err, err_size)) {
+            lua_pop(L, 3);
+            return NULL;
         }
         n++;
         lua_pop(L, 1);
     }
-    ap_kernel_args ka = {n, args};
+    ka->n = n;
+    ka->args = args;
+    return k;
+}
+
+/* core.kernel_call(name, args) -> true, or nil and a message (the kernel's, which names it). */
+static int l_kernel_call(lua_State *L) {
+    const char *name = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    char err[512];
+    ap_kernel_args ka;
+    const ap_kernel *k = lapi_kernel_prepare(L, name, 2, &ka, err, sizeof err);
+    if (!k) return lapi_failf(L, "%s", err);
     ap_error_clear();
     int rc = k->call(&ka);
     if (rc == 0) {

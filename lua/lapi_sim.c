@@ -376,11 +376,13 @@ static int l_run(lua_State *L) {
     return push_run(L, &r);
 }
 
-/* core.sim_run_parallel({sim1, opts1, sim2, opts2, ...}): the runs at once, one thread each
- * (ap_sim_run_parallel); returns a list with, per run, the list of what sim_run returns
- * ({result} or {nil, message, stats}). */
+/* core.sim_run_parallel({sim1, opts1, sim2, opts2, ...} [, {after1, after2, ...}]): the runs
+ * at once, one thread each (ap_sim_run_parallel_then); after_i, when a table {name, args} and
+ * not false, is the kernel called in run i's thread once it succeeded. Returns a list with,
+ * per run, the list of what sim_run returns ({result} or {nil, message, stats}). */
 static int l_run_parallel(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
     int n = (int)lua_rawlen(L, 1) / 2;
     if (n < 1 || n > 64)
         return luaL_error(L, "run_parallel: 1 to 64 (simulation, options) pairs, got %d", n);
@@ -403,8 +405,29 @@ static int l_run_parallel(lua_State *L) {
         if (rc) return lapi_fail(L, rc);
         req[i].sim->run_id++;
     }
+    luaL_checkstack(L, 4 * n + 8, "run_parallel: too many runs");
+    ap_kernel_call *then = lapi_scratch(L, (size_t)n * sizeof *then);
+    ap_kernel_args *then_args = lapi_scratch(L, (size_t)n * sizeof *then_args);
+    for (int i = 0; i < n; i++) {
+        then[i] = (ap_kernel_call){NULL, NULL};
+        if (lua_isnoneornil(L, 2)) continue;
+        lua_rawgeti(L, 2, i + 1);
+        if (lua_toboolean(L, -1)) {
+            /* {name, args}: the Lua side has checked the shape */
+            lua_rawgeti(L, -1, 1);
+            lua_rawgeti(L, -2, 2);
+            const char *name = lua_tostring(L, -2);
+            char err[512];
+            if (!name)
+                return lapi_failf(L, "run %d: the kernel to call after it has no name", i + 1);
+            then[i].kernel = lapi_kernel_prepare(L, name, -1, &then_args[i], err, sizeof err);
+            if (!then[i].kernel) return lapi_failf(L, "run %d: %s", i + 1, err);
+            then[i].args = &then_args[i];
+            /* the name, the args table (held by argument 2) and the scratch stay on the stack */
+        }
+    }
     char *msgs = lapi_scratch(L, (size_t)n * sizeof req[0].err);
-    ap_sim_run_parallel(sims, opts, stats, rcs, msgs, sizeof req[0].err, n);
+    ap_sim_run_parallel_then(sims, opts, then, stats, rcs, msgs, sizeof req[0].err, n);
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {
         req[i].st = stats[i];

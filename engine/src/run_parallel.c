@@ -1,6 +1,7 @@
 /* run_parallel.c — several simulations integrated at once, one thread each: what lets a
  * minibatch split into halves use both cores for everything (products, activations, noise,
- * the solver's vector work) instead of the products alone. */
+ * the solver's vector work) instead of the products alone; optionally each run followed, in
+ * its thread, by a kernel call on its results. */
 #include <cblas.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -12,17 +13,34 @@
 typedef struct job {
     ap_sim *s;
     const ap_run_opts *o;
+    ap_kernel_call then;
     ap_run_stats st;
     int rc;
     char msg[1024]; /* the engine's last error is per thread: copied out here */
 } job;
 
 static void run_job(job *j) {
+    j->msg[0] = '\0';
     j->rc = ap_sim_run(j->s, j->o, &j->st);
-    if (j->rc)
+    if (j->rc) {
         snprintf(j->msg, sizeof j->msg, "%s", ap_last_error());
+        return;
+    }
+    if (!j->then.kernel) return;
+    const char *name = j->then.kernel->name;
+    static const ap_kernel_args none = {0, NULL};
+    ap_error_clear();
+    j->rc = j->then.kernel->call(j->then.args ? j->then.args : &none);
+    if (!j->rc) return;
+    /* the kernel's own message, which usually names it already */
+    const char *m = ap_last_error();
+    const size_t len = strlen(name);
+    if (!m || !*m)
+        snprintf(j->msg, sizeof j->msg, "kernel %s failed: %s", name, ap_strerror(j->rc));
+    else if (strncmp(m, "kernel ", 7) == 0 && strncmp(m + 7, name, len) == 0)
+        snprintf(j->msg, sizeof j->msg, "%s", m);
     else
-        j->msg[0] = '\0';
+        snprintf(j->msg, sizeof j->msg, "kernel %s: %s", name, m);
 }
 
 static void *thread_main(void *arg) {
@@ -32,6 +50,12 @@ static void *thread_main(void *arg) {
 
 int ap_sim_run_parallel(ap_sim *const *sims, const ap_run_opts *const *opts, ap_run_stats *stats,
                         int *rcs, char *msgs, size_t msg_size, int n) {
+    return ap_sim_run_parallel_then(sims, opts, NULL, stats, rcs, msgs, msg_size, n);
+}
+
+int ap_sim_run_parallel_then(ap_sim *const *sims, const ap_run_opts *const *opts,
+                             const ap_kernel_call *then, ap_run_stats *stats, int *rcs, char *msgs,
+                             size_t msg_size, int n) {
     enum { MAX_RUNS = 64 };
     if (n < 1 || n > MAX_RUNS)
         return ap_error(AP_EINVAL, "ap_sim_run_parallel: n = %d runs, must be 1..%d", n, MAX_RUNS);
@@ -53,6 +77,7 @@ int ap_sim_run_parallel(ap_sim *const *sims, const ap_run_opts *const *opts, ap_
         memset(&jobs[i].st, 0, sizeof jobs[i].st);
         jobs[i].s = sims[i];
         jobs[i].o = opts[i];
+        jobs[i].then = then ? then[i] : (ap_kernel_call){NULL, NULL};
     }
     int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);

@@ -163,6 +163,12 @@ function Optim:add_grad(p, dW, db, scale)
     return self
 end
 
+-- opt:has(p) -> true when projection p (of the optimiser's model) is one it trains
+function Optim:has(p)
+    open_optim(self, "has")
+    return core.optim_grad(self, proj_id(self, p, "has")) ~= nil
+end
+
 -- opt:add_from_sim(sim [, scale]): grad += scale * the accumulated updates of the last run, for
 -- every projection with a plasticity rule
 function Optim:add_from_sim(sim, scale)

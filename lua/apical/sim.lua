@@ -277,13 +277,16 @@ end
 -- apical.run_parallel { { sim1, opts1 }, { sim2, opts2 }, ... } -> { result1, result2, ... }:
 -- distinct simulations run at once, one thread each, BLAS single-threaded inside each; each
 -- result is what sim:run returns. A failed run raises its message ("run i: ...") after all
--- have finished.
+-- have finished. An entry may add after = { "kernel.name", { args } }: that kernel is called
+-- in the run's thread once the run succeeded (per-run work on its results, e.g. a gradient
+-- from its recordings, on both cores too); the calls run concurrently, so they must not write
+-- the same arrays or optimisers.
 function M.run_parallel(runs)
     local what = "apical.run_parallel"
     if type(runs) ~= "table" or #runs < 1 then
         raise(what .. ": expected a list of { sim, options } pairs, got " .. show(runs))
     end
-    local flat, opts, seen = {}, {}, {}
+    local flat, opts, seen, after, any = {}, {}, {}, {}, false
     for i, r in ipairs(runs) do
         if type(r) ~= "table" then raise(string.format("%s: entry %d is %s, not { sim, options }", what, i, show(r))) end
         local sim = r[1]
@@ -293,8 +296,16 @@ function M.run_parallel(runs)
         seen[sim] = i
         opts[i] = normalise(r[2] or {})
         flat[2 * i - 1], flat[2 * i] = sim, opts[i]
+        after[i] = false
+        if r.after ~= nil then
+            local a = r.after
+            if type(a) ~= "table" or type(a[1]) ~= "string" or type(a[2]) ~= "table" then
+                raise(string.format("%s: entry %d: after = %s; expected { \"kernel.name\", { args } }", what, i, show(a)))
+            end
+            after[i], any = a, true
+        end
     end
-    local res, err = core.sim_run_parallel(flat)
+    local res, err = core.sim_run_parallel(flat, any and after or nil)
     if not res then raise(err) end
     local out = {}
     for i, r in ipairs(res) do

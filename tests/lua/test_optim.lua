@@ -107,6 +107,11 @@ do
     opt:zero()
     check.eq(opt:grad("W2"):max_abs(), 0.0, "zero")
     check.eq(opt:zero(), opt, "methods return the optimiser")
+    -- has: the projections an optimiser trains
+    local only = apical.optim.sgd { model = m, projections = { p2 }, lr = 1 }
+    check.eq(only:has("W2"), true, "has W2")
+    check.eq(only:has(p1), false, "does not have W1")
+    check.eq(opt:has(p1), true, "the whole model's optimiser has W1")
 end
 
 -- ---- clipping and norms --------------------------------------------------------------------

@@ -71,4 +71,29 @@ b:set_input("x", big)
 check.fails(function() apical.run_parallel { { a, cases[2] }, { b, cases[2] } } end, "run 2:")
 -- a still ran (its result is intact): a single run afterwards works
 check.truthy(a:run(cases[2]).stats.steps == 200, "runs after a failed parallel run")
+
+-- after = { kernel, args }: called in each run's thread once the run succeeded; a failed run
+-- does not call its kernel, a failing kernel fails its run with the kernel's message
+local function vec(n, f) local v = apical.zeros { n } for i = 1, n do v[i] = f(i) end return v end
+local xa, xb = vec(7, function(i) return i end), vec(7, function(i) return -0.5 * i end)
+local ya, yb = vec(7, function() return 1 end), vec(7, function() return 1 end)
+b:set_input("x", X)
+local res = apical.run_parallel { { a, cases[2], after = { "axpy", { x = xa, y = ya, a = 2 } } },
+  { b, cases[2], after = { "axpy", { x = xb, y = yb } } } }
+check.eq(res[2].stats.steps, 200, "runs with after")
+for i = 1, 7 do
+  check.eq(ya[i], 1 + 2 * i, "after kernel of run 1")
+  check.eq(yb[i], 1 - 0.5 * i, "after kernel of run 2")
+end
+b:set_input("x", big)
+local ka, kb = { "axpy", { x = xa, y = ya } }, { "axpy", { x = xb, y = yb } }
+check.fails(function() apical.run_parallel { { a, cases[2], after = ka }, { b, cases[2], after = kb } } end, "run 2:")
+check.eq(ya[1], 4, "run 1's kernel ran")
+check.eq(yb[1], 0.5, "the failed run 2 did not call its kernel")
+b:set_input("x", X)
+local short = { "axpy", { x = xb, y = vec(3, function() return 0 end) } }
+check.fails(function() apical.run_parallel { { a, cases[2] }, { b, cases[2], after = short } } end, "run 2: kernel axpy")
+local none = { "no.such_kernel", {} }
+check.fails(function() apical.run_parallel { { a, cases[2], after = none } } end, "no.such_kernel")
+check.fails(function() apical.run_parallel { { a, cases[2], after = "axpy" } } end, "entry 1: after = ")
 print("ok")

@@ -679,6 +679,20 @@ static void test_run_errors(void) {
 /* ap_sim_run_parallel: two simulations (different time constants) at once equal the same runs
  * one after the other, each against the closed form; errors for a repeated simulation, n out
  * of range and a failing run, whose message is prefixed with its number. */
+/* A kernel for ap_sim_run_parallel_then: reads the run's end state (sim) into out, fails
+ * when asked to (fail = 1). */
+static int k_read_soma(const ap_kernel_args *a) {
+    ap_sim *s = NULL;
+    double *out = NULL, fail = 0;
+    const size_t shape[1] = {LB * LN};
+    int rc = ap_arg_object(a, "test.read", "sim", AP_ARG_SIM, 1, (void **)&s);
+    if (!rc) rc = ap_arg_array(a, "test.read", "out", 1, 1, shape, &out, NULL);
+    if (!rc) rc = ap_arg_number(a, "test.read", "fail", 0, &fail);
+    if (rc) return rc;
+    if (fail) return ap_error(AP_EINVAL, "kernel test.read: asked to fail");
+    return ap_sim_read(s, "h.soma", out, LB * LN);
+}
+
 static void test_run_parallel(void) {
     ap_model *m1 = lin_model(1.0), *m2 = lin_model(0.5);
     ap_sim *s1, *s2;
@@ -714,6 +728,36 @@ static void test_run_parallel(void) {
     CHECK(rel_err(par[0], want, LB * LN) < 1e-8);
     lin_exact(0.5, 1.0, want);
     CHECK(rel_err(par[1], want, LB * LN) < 1e-8);
+
+    /* then: each run's kernel, in its thread, after its run */
+    static const ap_kernel read_k = {AP_ABI_VERSION, sizeof(ap_kernel), "test.read", "", "",
+                                     k_read_soma};
+    double got[2][LB * LN];
+    ap_arg args[2][3];
+    ap_kernel_args ka[2];
+    ap_kernel_call then[2];
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(ap_sim_write_state(sims[k], "h.soma", lin_x0, LB * LN));
+        memset(got[k], 0, sizeof got[k]);
+        memset(args[k], 0, sizeof args[k]);
+        args[k][0] = (ap_arg){.name = "sim", .kind = AP_ARG_SIM, .object = sims[k]};
+        args[k][1] = (ap_arg){
+            .name = "out", .kind = AP_ARG_ARRAY, .data = got[k], .ndim = 1, .shape = {LB * LN}};
+        args[k][2] = (ap_arg){.name = "fail", .kind = AP_ARG_NUMBER, .number = k == 1};
+        ka[k] = (ap_kernel_args){3, args[k]};
+        then[k] = (ap_kernel_call){&read_k, &ka[k]};
+    }
+    CHECK(ap_sim_run_parallel_then(sims, opts, then, st, rcs, &msgs[0][0], sizeof msgs[0], 2) !=
+          AP_OK);
+    CHECK(rcs[0] == 0 && memcmp(got[0], alone[0], sizeof got[0]) == 0);
+    CHECK(rcs[1] != 0 && strstr(msgs[1], "kernel test.read: asked to fail") == msgs[1]);
+    CHECK(strstr(ap_last_error(), "run 2: kernel test.read") == ap_last_error());
+    args[1][2].number = 0;
+    for (int k = 0; k < 2; k++)
+        CHECK_OK(ap_sim_write_state(sims[k], "h.soma", lin_x0, LB * LN));
+    CHECK_OK(ap_sim_run_parallel_then(sims, opts, then, st, rcs, NULL, 0, 2));
+    for (int k = 0; k < 2; k++)
+        CHECK(memcmp(got[k], alone[k], sizeof got[k]) == 0);
 
     ap_sim *twice[2] = {s1, s1};
     CHECK_FAILS(ap_sim_run_parallel(twice, opts, NULL, NULL, NULL, 0, 2), AP_EINVAL,

@@ -7,6 +7,7 @@
 
 #include "apical/export.h"
 #include "apical/model.h"
+#include "apical/registry.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -154,6 +155,22 @@ AP_API int ap_sim_run(ap_sim *s, const ap_run_opts *o, ap_run_stats *stats);
  * distinct simulations share nothing a run writes). */
 AP_API int ap_sim_run_parallel(ap_sim *const *sims, const ap_run_opts *const *opts,
                                ap_run_stats *stats, int *rcs, char *msgs, size_t msg_size, int n);
+
+/* A kernel call made in a run's own thread right after the run succeeded: per-run work on the
+ * run's results (a gradient from its recordings, say) that then runs on both cores too. */
+typedef struct ap_kernel_call {
+    const ap_kernel *kernel;    /* NULL: nothing to call */
+    const ap_kernel_args *args; /* as for kernel->call; kept alive by the caller */
+} ap_kernel_call;
+
+/* ap_sim_run_parallel, then, in run i's thread once run i succeeded, then[i].kernel (then may
+ * be NULL, as may any then[i].kernel). The kernels run concurrently: they must not write the
+ * same memory (give each its own optimiser or output array) and may read what the others
+ * only read. A failing call makes its run fail with the kernel's message, "kernel NAME: ...".
+ * OpenBLAS is single-threaded during the calls too. */
+AP_API int ap_sim_run_parallel_then(ap_sim *const *sims, const ap_run_opts *const *opts,
+                                    const ap_kernel_call *then, ap_run_stats *stats, int *rcs,
+                                    char *msgs, size_t msg_size, int n);
 
 /* OpenBLAS's thread count: n > 0 sets it (for the whole process); returns the count before.
  * A minibatch split over threads runs best with single-threaded BLAS everywhere: an idle

@@ -179,6 +179,13 @@ function M.new(dfc, net, o, what)
   for k, part in ipairs(s.parts) do
     part.run_opts = {}
     for key, v in pairs(s.run_opts) do part.run_opts[key] = v end
+    if n > 1 then
+      -- the part's gradient of the Q<i>, computed in its thread right after its run: a buffer
+      -- of its own (an optimiser never stepped), since the parts' kernels run at the same time
+      part.grad = apical.optim.sgd { model = net.model, projections = net.Q, lr = 1 }
+      part.after = { "dfc.feedback_grad", { model = net.model, sim = part.sim, optim = part.grad,
+        sigma = c.sigma, scale = 1, pre = s.pre, lag = s.lag } }
+    end
   end
   return s
 end
@@ -236,13 +243,17 @@ function Sleep:gradient(X, opt, seed, scale)
     part.sim:set_input("target", part.target)
     part.run_opts.seed = (seed or 0) + k - 1
     part.run_opts.copy_recordings = false
-    runs[k] = { part.sim, part.run_opts }
+    -- each part's gradient is a mean over its b samples: 1/n of each makes the minibatch's mean
+    part.grad:zero()
+    part.after[2].scale = (scale or 1) / n
+    runs[k] = { part.sim, part.run_opts, after = part.after }
   end
   local outs = apical.run_parallel(runs)
-  -- each part's gradient is a mean over its b samples: 1/n of each makes the minibatch's mean
-  for _, part in ipairs(self.parts) do
-    self.dfc.feedback_grad { model = self.net.model, sim = part.sim, optim = opt,
-      sigma = self.sigma, scale = (scale or 1) / n, pre = self.pre, lag = self.lag }
+  -- the parts' gradients into opt, part 1 first, for the Q<i> that opt trains
+  for _, q in ipairs(self.net.Q) do
+    if opt:has(q) then
+      for _, part in ipairs(self.parts) do opt:add_grad(q, (part.grad:grad(q))) end
+    end
   end
   return outs[1].stats
 end
