@@ -22,6 +22,7 @@ struct ap_noise {
     uint64_t lane[4][LANES]; /* xoshiro256** states, word-major so that a word is a vector */
     uint64_t side[4];        /* the slow path's generator */
     size_t pos;              /* next unused draw of z (BLOCK: none left) */
+    int avx2;                /* the rectangle test with AVX2 (same values; see ap_noise_new) */
     uint64_t raw[BLOCK];
     int64_t ok[BLOCK]; /* raw[k] fell inside its layer's rectangle */
     double z[BLOCK];
@@ -39,6 +40,7 @@ static struct {
     double w[LAYERS];     /* layer widths */
     double ratio[LAYERS]; /* x_{i+1} / w[i] */
     double f[LAYERS + 1]; /* f(x_i), f(x_256) = f(0) = 1 (f[0] unused) */
+    double wr[LAYERS][2] __attribute__((aligned(16))); /* {w[i], ratio[i]}: one load for both */
 } zig;
 static once_flag zig_once = ONCE_FLAG_INIT;
 
@@ -83,6 +85,8 @@ static void zig_init(void) {
         zig.ratio[i] = x[i + 1] / x[i];
         zig.f[i] = gauss(x[i]);
     }
+    for (int i = 0; i < LAYERS; i++)
+        zig.wr[i][0] = zig.w[i], zig.wr[i][1] = zig.ratio[i];
     zig.f[LAYERS] = 1.0;
 }
 
@@ -164,11 +168,8 @@ typedef uint64_t v4u __attribute__((vector_size(32)));
 /* a macro: a function taking a 32-byte vector would trip GCC's ABI warning */
 #define VROTL(x, k) (((x) << (k)) | ((x) >> (64 - (k))))
 
-/* The next BLOCK draws into g->z: the vector loop makes the bits, the next one the rectangle
- * test (table lookups, so per draw), a last pass fixes the rejected few. Integer operations, one
- * exact subtraction and one product per draw (no contraction possible): the same values with or
- * without AVX2. */
-__attribute__((target_clones("avx2", "default"))) static void refill(ap_noise *g) {
+/* The next BLOCK raw draws into g->raw: the lanes' xoshiro256** steps as one vector loop. */
+__attribute__((target_clones("avx2", "default"))) static void make_bits(ap_noise *g) {
     v4u s0, s1, s2, s3;
     memcpy(&s0, g->lane[0], sizeof s0);
     memcpy(&s1, g->lane[1], sizeof s1);
@@ -191,6 +192,11 @@ __attribute__((target_clones("avx2", "default"))) static void refill(ap_noise *g
     memcpy(g->lane[1], &s1, sizeof s1);
     memcpy(g->lane[2], &s2, sizeof s2);
     memcpy(g->lane[3], &s3, sizeof s3);
+}
+
+/* The rectangle test of the raw draws (table lookups), then the rejected few through the slow
+ * path in draw order: portable C. */
+static void zig_block(ap_noise *g) {
     for (int k = 0; k < BLOCK; k++) {
         const uint64_t b = g->raw[k];
         const int i = (int)(b & 0xFF);
@@ -200,6 +206,52 @@ __attribute__((target_clones("avx2", "default"))) static void refill(ap_noise *g
     }
     for (int k = 0; k < BLOCK; k++)
         if (!g->ok[k]) g->z[k] = slow_draw(g, g->raw[k]);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* The same with AVX2, four draws at a time (each layer's width and ratio one 16-byte load,
+ * cheaper than gathers): the same operations, so the same values; a rejected draw goes through
+ * the slow path at once, in draw order. */
+__attribute__((target("avx2"))) static void zig_block_avx2(ap_noise *g) {
+    const __m256i bit8 = _mm256_set1_epi64x(0x100);
+    const __m256i one_bits = _mm256_set1_epi64x(0x3FF0000000000000);
+    const __m256d one = _mm256_set1_pd(1.0);
+    for (int k = 0; k < BLOCK; k += 4) {
+        const __m256i b = _mm256_loadu_si256((const __m256i *)(g->raw + k));
+        const uint64_t *r = g->raw + k;
+        const __m256d u = _mm256_sub_pd(
+            _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(b, 12), one_bits)), one);
+        /* {w0, r0, w2, r2} and {w1, r1, w3, r3}, then interleaved into w and ratio */
+        const __m256d p02 =
+            _mm256_set_m128d(_mm_load_pd(zig.wr[r[2] & 0xFF]), _mm_load_pd(zig.wr[r[0] & 0xFF]));
+        const __m256d p13 =
+            _mm256_set_m128d(_mm_load_pd(zig.wr[r[3] & 0xFF]), _mm_load_pd(zig.wr[r[1] & 0xFF]));
+        const __m256d w = _mm256_unpacklo_pd(p02, p13), ratio = _mm256_unpackhi_pd(p02, p13);
+        const __m256d x = _mm256_mul_pd(u, w);
+        const __m256i sign = _mm256_slli_epi64(_mm256_and_si256(b, bit8), 55);
+        _mm256_storeu_pd(g->z + k, _mm256_xor_pd(x, _mm256_castsi256_pd(sign)));
+        const int in = _mm256_movemask_pd(_mm256_cmp_pd(u, ratio, _CMP_LT_OQ));
+        if (in != 0xF)
+            for (int j = 0; j < 4; j++)
+                if (!(in >> j & 1)) g->z[k + j] = slow_draw(g, g->raw[k + j]);
+    }
+}
+#endif
+
+/* The next BLOCK draws into g->z. Integer operations, one exact subtraction and one product
+ * per draw (no contraction possible), the slow path in draw order: the same values with or
+ * without AVX2. */
+static void refill(ap_noise *g) {
+    make_bits(g);
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (g->avx2) {
+        zig_block_avx2(g);
+        g->pos = 0;
+        return;
+    }
+#endif
+    zig_block(g);
     g->pos = 0;
 }
 
@@ -215,6 +267,15 @@ int ap_noise_new(ap_noise **out, uint64_t seed) {
     for (int w = 0; w < 4; w++)
         g->side[w] = splitmix(&z);
     g->pos = BLOCK;
+    /* APICAL_NOISE_PORTABLE=1 keeps to the portable C path (the test that both give the same
+     * draws uses it) */
+    const char *portable = getenv("APICAL_NOISE_PORTABLE");
+    g->avx2 = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    g->avx2 = __builtin_cpu_supports("avx2") && !(portable && strcmp(portable, "1") == 0);
+#else
+    (void)portable;
+#endif
     return AP_OK;
 }
 
