@@ -274,6 +274,16 @@ int ap_sim_start(ap_sim *s, int keep_state) {
 
 /* ---- declared-order sweep ---------------------------------------------------------------- */
 
+/* After a component's state x (len values of s->x) was written: AP_SWEEP_NONFINITE with the
+ * first non-finite value recorded, or 0. */
+static int check_written(ap_sim *s, const double *x, size_t len) {
+    const long bad = ap_first_nonfinite(x, len);
+    if (bad < 0) return 0;
+    s->bad_index = (long)(x - s->x) + bad;
+    s->bad_value = x[bad];
+    return AP_SWEEP_NONFINITE;
+}
+
 static int step_pop(ap_sim *s, sim_pop *sp, double t, double dt, ap_noise *rng) {
     const size_t len = (size_t)s->B * (size_t)sp->n;
     sp->ctx.t = t;
@@ -300,6 +310,8 @@ static int step_pop(ap_sim *s, sim_pop *sp, double t, double dt, ap_noise *rng) 
                 x[i] += a * (dr[i] - x[i]);
         }
         if (rng && sc->sigma != 0.0) ap_noise_add(rng, x, len, sc->sigma * sqrt(dt) / sc->tau);
+        int rc = check_written(s, x, len);
+        if (rc) return rc;
     }
     compute_rate(sp);
     return 0;
@@ -318,6 +330,7 @@ static int step_block(ap_sim *s, sim_block *sb, double t, double dt, ap_noise *r
             x[i] += dt * d[i];
         if (rng && sb->state_sigma[k] != 0.0)
             ap_noise_add(rng, x, len, sb->state_sigma[k] * sqrt(dt));
+        if ((rc = check_written(s, x, len))) return rc;
     }
     return block_output(s, sb, t + dt, 0);
 }

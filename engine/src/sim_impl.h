@@ -147,7 +147,13 @@ struct ap_sim {
 int ap_sim_eval(ap_sim *s, double t, const double *y, double *ydot);
 /* Sets the start state and computes the signals (initial evaluation). */
 int ap_sim_start(ap_sim *s, int keep_state);
-/* One declared-order (Gauss-Seidel) sweep of size dt, with noise if rng is non-NULL. */
+/* One declared-order (Gauss-Seidel) sweep of size dt, with noise if rng is non-NULL. Each
+ * component's new state is checked for finiteness as soon as it is written (while it is still
+ * in cache); returns AP_SWEEP_NONFINITE with s->bad_index and s->bad_value set at the first
+ * non-finite value (in sweep order), >0 if a component's callback failed, <0 on a fatal
+ * failure. Every state variable belongs to a component of the sweep, so a sweep that returns
+ * 0 leaves a finite state. */
+enum { AP_SWEEP_NONFINITE = 2 };
 int ap_sim_ordered_step(ap_sim *s, const int *order, int n_order, double t, double dt,
                         ap_noise *rng);
 /* Accumulates every rule at the current signals with weight w (dW += w * post^T pre). With

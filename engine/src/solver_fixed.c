@@ -173,8 +173,15 @@ int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
         if (o->ordered) {
             if (x_prev) memcpy(x_prev, s->x, N * sizeof *x_prev);
             rc = ap_sim_ordered_step(s, order, s->n_pops + s->n_blocks, t, dt, rng);
+            if (rc == AP_SWEEP_NONFINITE) {
+                rc = nonfinite_error(s, s->bad_index, s->bad_value, t + dt, "state");
+                goto done;
+            }
             if (rc > 0) rc = ap_error(AP_ENONFINITE, "a component failed at t = %g", t);
             if (rc) goto done;
+            /* the sweep checked each component's new state as it wrote it */
+            st->steps++;
+            continue;
         } else if (o->solver == AP_SOLVER_RK4) {
             memcpy(y0, s->x, N * sizeof *y0);
             double *x = s->x;

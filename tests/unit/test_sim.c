@@ -670,6 +670,12 @@ static void test_run_errors(void) {
     o.solver = AP_SOLVER_EULER;
     o.dt = 0.1;
     CHECK_FAILS(ap_sim_run(s, &o, NULL), AP_ENONFINITE, "h.soma[sample 0, unit 0]");
+    /* the declared-order sweep checks each component as it writes it: same report */
+    o.ordered = 1;
+    CHECK_FAILS(ap_sim_run(s, &o, NULL), AP_ENONFINITE,
+                "non-finite state: h.soma[sample 0, unit 0] = ");
+    CHECK(strstr(ap_last_error(), " at t = 0.1") != NULL);
+    o.ordered = 0;
     o.solver = AP_SOLVER_CVODE_BDF;
     CHECK_FAILS(ap_sim_run(s, &o, NULL), AP_ENONFINITE, "h.soma[sample");
     ap_sim_free(&s);
