@@ -31,6 +31,7 @@ apical.rule = types.rule
 apical.activation = types.activation
 apical.rate = types.constructor("neuron", "rate")
 apical.lowpass = types.constructor("block", "lowpass")
+apical.hold = types.constructor("block", "hold")
 apical.hebb = types.constructor("rule", "hebb")
 apical.init = setmetatable({}, {
     __call = function(_, typename, p)

@@ -1,5 +1,5 @@
 /* builtin_models.c — the engine's generic model types: the leaky "rate" neuron, the "lowpass"
- * block and the Hebbian "hebb" rule. Richer types come from plugins. */
+ * and "hold" blocks and the Hebbian "hebb" rule. Richer types come from plugins. */
 #include <float.h>
 #include <string.h>
 
@@ -65,6 +65,40 @@ static const ap_block_type lowpass_block = {
     .deriv = lowpass_deriv,
 };
 
+/* hold: y(0) = the input at the start of the run, dy/dt = 0, out = y — a signal's value at
+ * the start (e.g. a network's own feedforward output as its controller's target). */
+static const char *const hold_in[] = {"input"};
+static const char *const hold_state[] = {"y"};
+static const char *const hold_out[] = {"output"};
+
+static int hold_init(const ap_block_ctx *c, double *const *state) {
+    memcpy(state[0], c->in[0], (size_t)c->batch * (size_t)c->state_size[0] * sizeof(double));
+    return 0;
+}
+
+static int hold_deriv(const ap_block_ctx *c, double *const *d) {
+    memset(d[0], 0, (size_t)c->batch * (size_t)c->state_size[0] * sizeof(double));
+    return 0;
+}
+
+static const ap_block_type hold_block = {
+    .abi_version = AP_ABI_VERSION,
+    .struct_size = sizeof(ap_block_type),
+    .name = "hold",
+    .doc = "sample and hold: output = the input's value at the start of the run (y(0) = input, "
+           "dy/dt = 0)",
+    .n_inputs = 1,
+    .inputs = hold_in,
+    .n_states = 1,
+    .states = hold_state,
+    .n_outputs = 1,
+    .outputs = hold_out,
+    .feedthrough = 0,
+    .init_state = hold_init,
+    .output = lowpass_output, /* out = y */
+    .deriv = hold_deriv,
+};
+
 /* hebb: dW/dt = eta * post_rate^T pre, db/dt = eta * post_rate (summed over the batch). */
 static const ap_param_desc hebb_params[] = {{"eta", 1.0, -DBL_MAX, DBL_MAX, "learning rate"}};
 
@@ -90,6 +124,7 @@ static const ap_rule_type hebb_rule = {
 int ap_builtin_models_register(ap_registry *r) {
     int rc = ap_registry_add_neuron(r, &rate_neuron, "engine");
     if (!rc) rc = ap_registry_add_block(r, &lowpass_block, "engine");
+    if (!rc) rc = ap_registry_add_block(r, &hold_block, "engine");
     if (!rc) rc = ap_registry_add_rule(r, &hebb_rule, "engine");
     return rc;
 }

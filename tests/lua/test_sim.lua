@@ -189,4 +189,62 @@ check.fails(function() sim:set_input("nope", { { 1, 1 }, { 1, 1 } }) end, 'no si
 check.fails(function() sim:read("h.nope") end, 'no signal "h.nope"')
 check.fails(function() out:get(f.y) end, "get: f.y was not recorded (recorded: h.soma)")
 
+-- hold: the input's value at the start of each run, held. q starts settled at x - p(0) = x
+-- and decays to 0 as p (from 0) relaxes to x; the hold keeps x. Euler, euler-maruyama's
+-- ordered sweep and CVODE
+do
+    local mh = apical.model { batch = B }
+    local xh = mh:input { name = "x", size = 2 }
+    local p = mh:population { name = "p", size = 2, neuron = apical.rate { tau = 0.5 } }
+    local q = mh:population { name = "q", size = 2, neuron = apical.rate { tau = 0.1 }, start = "settled" }
+    local hb = mh:block { name = "hb", type = apical.hold {}, inputs = { input = q } }
+    mh:connect(xh, p.soma, { init = "identity" })
+    mh:connect(xh, q.soma, { init = "identity" })
+    mh:connect(p, q.soma, { init = apical.init.constant { value = 0 } }):set_weights { { -1, 0 }, { 0, -1 } }
+    local sh = mh:compile()
+    sh:set_input(xh, X)
+    for _, o in ipairs {
+        { solver = "euler", dt = 0.01, steps = 50 },
+        { solver = "euler-maruyama", dt = 0.01, steps = 50, ordered = true, order = { "hb", "p", "q" } },
+        { solver = "cvode-bdf", t_end = 0.5, rtol = 1e-8, atol = 1e-10 },
+    } do
+        o.record, o.every = { "hb.output", "q" }, 1
+        if o.solver == "cvode-bdf" then o.every, o.times = nil, { 0.25, 0.5 } end
+        local out = sh:run(o)
+        local y, r = out:get("hb.output"), out:get("q")
+        local n = #out.times
+        for b = 1, B do
+            for i = 1, 2 do
+                for k = 1, n do check.eq(y:at(k, b, i), X[b][i], o.solver .. ": held start value") end
+                check.truthy(math.abs(r:at(n, b, i) - X[b][i]) > 0.3 * math.abs(X[b][i]), o.solver .. ": q moved")
+            end
+        end
+    end
+end
+
+-- a single variable going non-finite deep inside a longer state (not at a multiple of the
+-- finiteness check's vector width) is found and named, by every fixed-step path
+do
+    local mb = apical.model { batch = 3 }
+    local xb = mb:input { name = "x", size = 37 }
+    local hb = mb:population { name = "hb", size = 37, neuron = apical.rate { tau = 0.1 } }
+    local w = mb:connect(xb, hb.soma, { init = "identity" })
+    local W = apical.zeros { 37, 37 }
+    for j = 1, 37 do W[(j - 1) * 37 + j] = 10 end
+    w:set_weights(W)
+    local sb = mb:compile()
+    local xin = apical.zeros { 3, 37 }
+    xin[2 * 37 + 30] = 1e308 -- sample 2, unit 29 (0-based): its drive 1e309 overflows
+    sb:set_input(xb, xin)
+    for _, o in ipairs {
+        { solver = "euler", dt = 0.05, steps = 40 },
+        { solver = "euler", dt = 0.05, steps = 40, ordered = true },
+        { solver = "euler-maruyama", dt = 0.05, steps = 40, ordered = true, noise = { { "hb.soma", 0.1 } } },
+    } do
+        local ok, err = pcall(sb.run, sb, o)
+        check.truthy(not ok and tostring(err):find("hb.soma[sample 2, unit 29]", 1, true) ~= nil,
+            o.solver .. (o.ordered and " ordered" or "") .. ": " .. tostring(err))
+    end
+end
+
 check.done("test_sim")

@@ -28,6 +28,9 @@ local defaults = {
   seed = 1,
   feedback_pathway = "direct", -- "direct", "layerwise", "multilayer", a registered name or a function(net, opts) (pathways.lua)
   pathway_opts = {},      -- options of the feedback pathway (see docs/dfc.md, "Feedback pathways")
+  target = "input",       -- the controller's target: "input" (the model input "target") or "hold"
+                          -- (the network's own output at the start of each run, held by a "hold"
+                          -- block ctl_target: the sleep phase's r_L* = r_L^-)
 }
 
 local function check_keys(o, known, what)
@@ -50,6 +53,8 @@ function M.install(dfc)
   function Net:update_order(reverse)
     local t = base_order(self, reverse)
     if self.highpass then table.insert(t, 2, self.highpass.name) end
+    -- the held target never changes: first, anywhere would do
+    if self.hold then table.insert(t, 1, "ctl_target") end
     return t
   end
   function dfc.network(o)
@@ -73,7 +78,10 @@ function M.install(dfc)
     local net = setmetatable({ model = m, L = L, sizes = sizes, opts = c, h = {}, W = {}, Q = {},
       activations = acts }, Net)
     net.x = m:input { name = "x", size = sizes[1] }
-    net.target = m:input { name = "target", size = sizes[L + 1] }
+    if c.target ~= "input" and c.target ~= "hold" then
+      error(string.format("dfc.network: target = %s must be \"input\" or \"hold\"", tostring(c.target)), 2)
+    end
+    if c.target == "input" then net.target = m:input { name = "target", size = sizes[L + 1] } end
     local function init(kind, seed, std)
       if kind == "normal" then return apical.init.normal { std = std, seed = seed } end
       if kind == "zeros" then return "zeros" end
@@ -95,7 +103,12 @@ function M.install(dfc)
     if c.controller ~= "i" then cparams.k_p = c.k_p end
     if c.controller == "p" then cparams.tau_u, cparams.alpha = nil, nil end
     if c.controller == "pid" then cparams.k_d, cparams.tau_d = c.k_d, c.tau_d end
-    net.ctl = m:block { name = "ctl", type = ctype(cparams), inputs = { rate = net.h[L], target = net.target } }
+    if c.target == "hold" then
+      -- created before ctl, so that its start value is set before ctl's initial output reads it
+      net.hold = m:block { name = "ctl_target", type = apical.hold {}, inputs = { input = net.h[L] } }
+    end
+    net.ctl = m:block { name = "ctl", type = ctype(cparams),
+      inputs = { rate = net.h[L], target = net.hold and net.hold.output or net.target } }
     if c.feedback_pathway == "direct" then
       for i = 1, L do
         net.Q[i] = m:connect(net.ctl.u, net.h[i].apical,

@@ -2,7 +2,10 @@
 -- sizes and the same feedback pathway, sharing nothing but copied weights, with the
 -- feedback-phase settings (k_p_fb, alpha_fb, tau_v_fb, a dynamic apical compartment tau_A > 0),
 -- driven to the feedforward output r_L^- (so the controller only fights noise) while white noise
--- sigma enters every apical compartment. Simulated with the reference's scheme: euler-maruyama
+-- sigma enters every apical compartment. The target r_L^- is the sleep network's own output at
+-- the start of each run (its start state is the feedforward state of the same weights), held
+-- by a "hold" block (dfc.network's target = "hold"): no separate forward pass, and the
+-- controller's error is exactly 0 at t = 0. Simulated with the reference's scheme: euler-maruyama
 -- in the order {ctl, the pathway's populations, h1..hL} (instantaneous transmission), ctl.u read
 -- as u[k] (previous = {"ctl.u"}), tmax_fb - 1 steps of dt_fb, ctl.u, every h<i>.apical and the
 -- presynaptic signals of the Q<i> recorded at every step; dfc.feedback_grad turns the
@@ -134,18 +137,17 @@ function M.new(dfc, net, o, what)
       tau_v = c.tau_v_fb, tau_A = c.tau_A, controller = c.controller or net.opts.controller,
       k_p = c.k_p_fb, alpha = c.alpha_fb, tau_u = c.tau_u or net.opts.tau_u, init = "zeros",
       feedback_init = "zeros", k_d = net.opts.k_d, tau_d = net.opts.tau_d,
-      feedback_pathway = net.opts.feedback_pathway, pathway_opts = net.opts.pathway_opts }
+      feedback_pathway = net.opts.feedback_pathway, pathway_opts = net.opts.pathway_opts,
+      target = "hold" }
   end
   local s = setmetatable({ dfc = dfc, net = net, cfg = c, L = L, B = B, sigma = c.sigma,
     direct = direct, threads = n, parts = {}, blas_default = apical.blas_threads() }, Sleep)
   -- part k simulates samples (k-1) B/n + 1 .. k B/n; one part is the whole minibatch
   for k = 1, n do
     local sn = part_network(B // n)
-    s.parts[k] = { snet = sn, sim = sn.model:compile(), X = apical.zeros { B // n, net.sizes[1] },
-      target = apical.zeros { B // n, net.sizes[L + 1] } }
+    s.parts[k] = { snet = sn, sim = sn.model:compile(), X = apical.zeros { B // n, net.sizes[1] } }
   end
   s.snet, s.sim = s.parts[1].snet, s.parts[1].sim
-  s.rminus = apical.zeros { B, net.sizes[L + 1] }
   local sn = s.snet
   local order, noise, record = sn:update_order(false), {}, { "ctl.u" }
   for i = 1, L do
@@ -211,10 +213,9 @@ function Sleep:run(X, seed, copy)
   end
   local part = self.parts[1]
   self:copy_weights(part)
-  -- the output target is the feedforward output: the controller only fights the noise
-  self.dfc.forward { model = self.net.model, x = X, out = self.rminus }
+  -- the output target is the feedforward output (held from the start): the controller only
+  -- fights the noise
   self.sim:set_input("x", X)
-  self.sim:set_input("target", self.rminus)
   self.run_opts.seed = seed or 0
   self.run_opts.copy_recordings = copy ~= false
   return self.sim:run(self.run_opts)
@@ -233,14 +234,11 @@ function Sleep:gradient(X, opt, seed, scale)
     return out.stats
   end
   local n, b = self.threads, self.B // self.threads
-  self.dfc.forward { model = self.net.model, x = X, out = self.rminus }
   local runs = {}
   for k, part in ipairs(self.parts) do
     self:copy_weights(part)
     X:rows((k - 1) * b + 1, b, part.X)
-    self.rminus:rows((k - 1) * b + 1, b, part.target)
     part.sim:set_input("x", part.X)
-    part.sim:set_input("target", part.target)
     part.run_opts.seed = (seed or 0) + k - 1
     part.run_opts.copy_recordings = false
     -- each part's gradient is a mean over its b samples: 1/n of each makes the minibatch's mean

@@ -224,5 +224,28 @@ test("threads = 2: the mean of the halves' gradients, each half its own noise st
   assert(not ok and err:find("threads = 2", 1, true), err)
 end)
 
+-- ---- the sleep phase's target ------------------------------------------------------------
+test("the sleep phase's target is the feedforward output, held: without noise nothing moves", function()
+  local net = dfc.network { sizes = { 5, 6, 4, 3 }, batch = 4, plastic_feedback = true, seed = 5 }
+  local sl = dfc.sleep(net, { tau_v_fb = 0.01, sigma = 0, tmax_fb = 20 })
+  local X = apical.zeros { 4, 5 }
+  for k = 1, #X do X[k] = math.cos(1.3 * k) end
+  local out = sl:run(X, 1)
+  -- u(0) = k_p (r_L^- - r_L(0)) = 0 exactly, so the state stays at the feedforward fixed point
+  local u, vA = out:get("ctl.u"), out:get("h1.apical")
+  assert(u:max_abs() == 0 and vA:max_abs() == 0, "u and the apical potentials stay exactly 0")
+  -- and the held target is the trained network's feedforward output
+  local rminus = apical.zeros { 4, 3 }
+  dfc.forward { model = net.model, x = X, out = rminus }
+  local held = sl.sim:read("ctl_target.output")
+  for k = 1, #rminus do
+    assert(math.abs(held[k] - rminus[k]) <= 1e-15 * math.max(1, math.abs(rminus[k])),
+      string.format("held target %d: %.17g, dfc.forward %.17g", k, held[k], rminus[k]))
+  end
+  -- with noise the controller does act
+  local sn = dfc.sleep(net, { tau_v_fb = 0.01, sigma = 0.05, tmax_fb = 20 })
+  assert(sn:run(X, 1):get("ctl.u"):max_abs() > 0, "noise moves u")
+end)
+
 print(string.format("%d passed, %d failed", passed, failed))
 if failed > 0 then os.exit(1) end
