@@ -81,8 +81,12 @@ static void compute_drive(ap_sim *s, sim_pop *sp, int c, int use_prev) {
             first = 0;
         }
     }
-    if (first) memset(d, 0, len * sizeof *d);
-    for (int f = 0; f < sc->n_feeds; f++) {
+    int f = 0;
+    if (first && sc->n_feeds > 0) /* a compartment fed only by others (a soma): copy the first */
+        memcpy(d, sp->comp[sc->feeds[f++]].value, len * sizeof *d);
+    else if (first)
+        memset(d, 0, len * sizeof *d);
+    for (; f < sc->n_feeds; f++) {
         const double *v = sp->comp[sc->feeds[f]].value;
         for (size_t i = 0; i < len; i++)
             d[i] += v[i];
