@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "apical/registry.h"
+#include "apical/sim.h"
 #include "cli.h"
 
 #ifndef APICAL_VERSION
@@ -33,8 +34,8 @@ void cli_usage(int to_stderr) {
 }
 
 static int cli_version(void) {
-    printf("apical %s (plugin ABI %u.%u, %s)\n", APICAL_VERSION, (unsigned)AP_ABI_MAJOR,
-           (unsigned)AP_ABI_MINOR, LUA_RELEASE);
+    printf("apical %s (plugin ABI %u.%u, %s, OpenBLAS kernels %s)\n", APICAL_VERSION,
+           (unsigned)AP_ABI_MAJOR, (unsigned)AP_ABI_MINOR, LUA_RELEASE, ap_blas_core());
     return CLI_OK;
 }
 

@@ -51,6 +51,7 @@ apical.load_npy = core.load_npy
 apical.clock = core.clock
 apical.run_parallel = sim.run_parallel
 apical.blas_threads = core.blas_threads
+apical.blas_core = core.blas_core
 function apical.is_array(v)
     local mt = getmetatable(v)
     return type(mt) == "table" and mt.__name == "apical.Array"

@@ -443,6 +443,12 @@ static int l_run_parallel(lua_State *L) {
     return 1;
 }
 
+/* core.blas_core(): OpenBLAS's kernel family (ap_blas_core). */
+static int l_blas_core(lua_State *L) {
+    lua_pushstring(L, ap_blas_core());
+    return 1;
+}
+
 /* core.blas_threads([n]): OpenBLAS's thread count before; n > 0 sets it. */
 static int l_blas_threads(lua_State *L) {
     lua_Integer n = luaL_optinteger(L, 1, 0);
@@ -548,6 +554,7 @@ int lapi_open_sim(lua_State *L) {
                                    {"sim_run", l_run},
                                    {"sim_run_parallel", l_run_parallel},
                                    {"blas_threads", l_blas_threads},
+                                   {"blas_core", l_blas_core},
                                    {"sim_accumulator", l_accumulator},
                                    {"sim_reset", l_reset},
                                    {"sim_set_sample_weights", l_set_sample_weights},

@@ -102,6 +102,11 @@ int ap_sim_run_parallel_then(ap_sim *const *sims, const ap_run_opts *const *opts
     return ap_error(jobs[first].rc, "run %d: %s", first + 1, jobs[first].msg);
 }
 
+const char *ap_blas_core(void) {
+    const char *c = openblas_get_corename();
+    return c ? c : "unknown";
+}
+
 int ap_blas_threads(int n) {
     int before = openblas_get_num_threads();
     if (n > 0) openblas_set_num_threads(n);

@@ -96,4 +96,9 @@ check.fails(function() apical.run_parallel { { a, cases[2] }, { b, cases[2], aft
 local none = { "no.such_kernel", {} }
 check.fails(function() apical.run_parallel { { a, cases[2], after = none } } end, "no.such_kernel")
 check.fails(function() apical.run_parallel { { a, cases[2], after = "axpy" } } end, "entry 1: after = ")
+-- the BLAS kernel family: what OPENBLAS_CORETYPE names when it is set
+local core = apical.blas_core()
+check.truthy(type(core) == "string" and #core > 0, "blas_core names the kernels")
+local forced = os.getenv("OPENBLAS_CORETYPE")
+if forced and forced ~= "" then check.eq(core:lower(), forced:lower(), "OPENBLAS_CORETYPE respected") end
 print("ok")

@@ -178,6 +178,10 @@ AP_API int ap_sim_run_parallel_then(ap_sim *const *sims, const ap_run_opts *cons
  * runs. */
 AP_API int ap_blas_threads(int n);
 
+/* OpenBLAS's kernel family in use (its core name, e.g. "Haswell", "Cooperlake"): its own
+ * choice for the processor, or the one OPENBLAS_CORETYPE names. */
+AP_API const char *ap_blas_core(void);
+
 /* Recording k (order of opts.record) of the last run: n_times rows of width batch x n.
  * Pointers stay valid until the next run or ap_sim_free. */
 AP_API int ap_sim_recording(const ap_sim *s, int k, const double **data, const double **times,
