@@ -1,7 +1,8 @@
 /* vec_tanh.c — a vectorised double-precision tanh (within 4 ulp of glibc's, about 7x faster on
  * AVX2), because tanh of every hidden unit is the largest cost of a right-hand side after the
  * matrix products. Written with GCC vector extensions, so it is the same arithmetic, and the
- * same result bit for bit, on every x86-64 machine; the AVX2 clone only runs it wider.
+ * same result bit for bit, on every x86-64 machine; the AVX2 and AVX-512 clones only run it
+ * wider (eight lanes: two AVX2 registers or one AVX-512 one).
  *
  * tanh|x| = e / (e + 2) with e = expm1(2|x|), and expm1(z) = 2^k expm1(r) + (2^k - 1) with
  * z = k ln2 + r, |r| <= ln2/2 (Cody-Waite reduction), expm1(r) by its Taylor series to degree
@@ -12,15 +13,17 @@
 
 #include "vec_tanh.h"
 
-typedef double v4d __attribute__((vector_size(32)));
-typedef int64_t v4i __attribute__((vector_size(32)));
+/* Eight lanes: one AVX-512 register, two AVX2 ones; the same operations either way. */
+enum { W = 8 };
+typedef double v4d __attribute__((vector_size(8 * W)));
+typedef int64_t v4i __attribute__((vector_size(8 * W)));
 
-/* y[0..3] = tanh(x[0..3]); inlined so that no vector crosses a call boundary */
+/* y[0..W-1] = tanh(x[0..W-1]); inlined so that no vector crosses a call boundary */
 static inline __attribute__((always_inline)) void tanh4(const double *x, double *y) {
     const double ln2_hi = 0x1.62e42fee00000p-1, ln2_lo = 0x1.a39ef35793c76p-33;
     const double shifter = 0x1.8p52; /* adding it rounds to an integer held in the low bits */
-    const v4i zero_i = {0, 0, 0, 0};
-    const v4d zero = {0, 0, 0, 0};
+    const v4i zero_i = {0};
+    const v4d zero = {0};
     const v4i absmask = zero_i + INT64_C(0x7fffffffffffffff);
     v4d v;
     memcpy(&v, x, sizeof v);
@@ -53,13 +56,13 @@ static inline __attribute__((always_inline)) void tanh4(const double *x, double 
     memcpy(y, &t, sizeof t);
 }
 
-__attribute__((target_clones("avx2", "default"))) void ap_vec_tanh(size_t n, const double *x,
-                                                                   double *y) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void
+ap_vec_tanh(size_t n, const double *x, double *y) {
     size_t i = 0;
-    for (; i + 4 <= n; i += 4)
+    for (; i + W <= n; i += W)
         tanh4(x + i, y + i);
     if (i < n) {
-        double xin[4] = {0, 0, 0, 0}, out[4];
+        double xin[W] = {0}, out[W];
         memcpy(xin, x + i, (n - i) * sizeof *x);
         tanh4(xin, out);
         memcpy(y + i, out, (n - i) * sizeof *y);
