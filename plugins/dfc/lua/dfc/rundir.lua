@@ -17,6 +17,13 @@ local function mkdir(path)
   if not ok then error("cannot create directory " .. path, 0) end
 end
 
+-- Creates the directory `path` itself (its parent must exist): true, or false when something
+-- of that name exists already. mkdir(2) is atomic, so two runs started in the same second
+-- cannot both claim the same name.
+local function claim(path)
+  return os.execute("mkdir " .. shell_quote(path) .. " 2>/dev/null") == true
+end
+
 local function exists(path)
   local f = io.open(path, "rb")
   if f then f:close() return true end
@@ -115,11 +122,12 @@ function M.open(cfg, trainer)
   local name = cfg.name ~= "" and cfg.name or (trainer.task.name .. "-" .. cfg.method)
   d.path = cfg.out_dir .. "/" .. name .. "-" .. os.date("%Y%m%d-%H%M%S")
   local base, k = d.path, 1
-  while exists(d.path .. "/config.lua") do
+  mkdir(cfg.out_dir)
+  while not claim(d.path) do
+    if not exists(d.path) then error("cannot create directory " .. d.path, 0) end
     k = k + 1
     d.path = base .. "-" .. k
   end
-  mkdir(d.path)
   write_atomic(d.path .. "/config.lua", "-- the resolved configuration of this run\nreturn " .. serialize(cfg) .. "\n")
   return d
 end

@@ -25,6 +25,26 @@ for _, method in ipairs { "dfc", "dfc-ss", "dfc-ssa" } do
   end
 end
 
+-- a new run never shares a directory: one of its name that exists, even empty (another run
+-- started in the same second that has not written its config.lua yet), is left alone. The
+-- names of this second and the next few are taken beforehand, twice (the bare and the "-2").
+do
+  local name, now, taken = "claim", os.time(), {}
+  for k = 0, 5 do
+    local stamp = os.date("%Y%m%d-%H%M%S", now + k)
+    taken[stamp] = true
+    for _, sfx in ipairs { "", "-2" } do
+      assert(os.execute("mkdir -p '" .. tmp .. "/" .. name .. "-" .. stamp .. sfx .. "'"))
+    end
+  end
+  local r = dfc.train(cfg("dfc-ssa", { epochs = 1, name = name }))
+  local stamp = r.run_dir:match(name .. "%-(%d+%-%d+)")
+  assert(taken[stamp], "the run started within the names taken: " .. r.run_dir)
+  assert(r.run_dir == tmp .. "/" .. name .. "-" .. stamp .. "-3", r.run_dir)
+  local f = io.open(tmp .. "/" .. name .. "-" .. stamp .. "/config.lua")
+  assert(f == nil, "an existing directory without config.lua was reused")
+end
+
 -- resume: 4 epochs in one go == 2 epochs, then 2 more from the checkpoint
 local straight = dfc.train(cfg("dfc", { epochs = 4, name = "straight" }))
 local part = dfc.train(cfg("dfc", { epochs = 2, name = "part" }))
