@@ -348,7 +348,7 @@ static void clip_factors(ap_optim *o) {
  * parameters and moments are finite; with write == 1 it applies the step (then the gradient
  * buffer holds the clipped gradient, as after clip_grad_norm_). Returns the index of the first
  * non-finite result, or -1. */
-__attribute__((target_clones("avx2", "default"))) static long
+__attribute__((target_clones("avx512f", "avx2", "default"))) static long
 tensor_pass(const ap_optim *o, opt_tensor *t, double *p, double bc1, double bc2_sqrt, int write) {
     const ap_optim_opts *op = &o->o;
     const double lr = op->lr, wd = op->weight_decay, s = t->scale;
