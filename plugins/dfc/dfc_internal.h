@@ -82,13 +82,6 @@ typedef struct dfc_ssa_state {
     double *mem;
 } dfc_ssa_state;
 
-/* Fills *s for inputs x (B x n0) and output targets (B x n_L); errors (a singular JQ + alpha I,
- * a non-finite state, no memory) name the kernel K and the sample, and leave nothing
- * allocated. Free with dfc_ssa_free. */
-int dfc_ssa_solve(const dfc_net *net, const char *K, int B, const double *x, const double *target,
-                  double alpha, dfc_ssa_state *s);
-void dfc_ssa_free(dfc_ssa_state *s);
-
 /* ---- losses ------------------------------------------------------------------------------ */
 typedef enum { DFC_LOSS_MSE = 0, DFC_LOSS_CE } dfc_loss_kind;
 
@@ -99,6 +92,24 @@ int dfc_arg_loss(const ap_kernel_args *a, const char *kernel, dfc_loss_kind *kin
  * (r - y)^2; ce: mean over B of -sum y log softmax(r)). per_sample = 1 drops the 1/B. */
 void dfc_loss_grad(dfc_loss_kind kind, int batch, int n, const double *r, const double *y,
                    int per_sample, double *g);
+
+/* Output targets (3) from the loss at the feedforward output, for a kernel given the labels y
+ * rather than the targets: r* = r_L^- - lambda dLoss/dr_L (as dfc.targets computes them). */
+typedef struct dfc_target_spec {
+    dfc_loss_kind loss;
+    const double *y; /* B x n_L */
+    double lambda;
+    int per_sample;
+    double *out; /* B x n_L: where r* goes (NULL: a buffer of the state's own) */
+} dfc_target_spec;
+
+/* Fills *s for inputs x (B x n0) and output targets (B x n_L), or, with target = NULL, the
+ * targets that spec makes of the feedforward output; errors (a singular JQ + alpha I, a
+ * non-finite state, no memory) name the kernel K and the sample, and leave nothing allocated.
+ * Free with dfc_ssa_free. */
+int dfc_ssa_solve(const dfc_net *net, const char *K, int B, const double *x, const double *target,
+                  const dfc_target_spec *spec, double alpha, dfc_ssa_state *s);
+void dfc_ssa_free(dfc_ssa_state *s);
 
 /* ---- arguments --------------------------------------------------------------------------- */
 /* A B x n array argument: n must match (n > 0); *batch receives B, or must equal it when

@@ -58,7 +58,7 @@ static void push_q(const dfc_net *net, int s0, int bc, double *const *d, double 
 /* Lemma 1 for a batch (docs: the file's head): allocates and fills *s (see dfc_internal.h).
  * Errors name the kernel K and the sample at fault; on error nothing stays allocated. */
 int dfc_ssa_solve(const dfc_net *net, const char *K, int B, const double *x, const double *target,
-                  double alpha, dfc_ssa_state *s) {
+                  const dfc_target_spec *spec, double alpha, dfc_ssa_state *s) {
     const int L = net->L, nL = net->n[L];
     int rc = AP_OK;
     memset(s, 0, sizeof *s);
@@ -73,8 +73,10 @@ int dfc_ssa_solve(const dfc_net *net, const char *K, int B, const double *x, con
     const size_t total = dfc_layer_offsets(net, B, off);
     const size_t bn = (size_t)B * (size_t)nL;
     /* v, r (feedforward, then steady state), d = phi', vb (steady basal) per layer; the Z
-     * buffers; JQ of a chunk; u; the pivots */
-    const size_t n_buf = 4 * total + (size_t)bc * per_sample + (size_t)bc * nL * nL + bn;
+     * buffers; JQ of a chunk; u; the targets when made here; the pivots */
+    const int own_target = !target && !(spec && spec->out);
+    const size_t n_buf =
+        4 * total + (size_t)bc * per_sample + (size_t)bc * nL * nL + bn + (own_target ? bn : 0);
     double *buf = malloc(n_buf * sizeof *buf);
     lapack_int *ipiv = malloc((size_t)nL * sizeof *ipiv);
     if (!buf || !ipiv) {
@@ -96,6 +98,14 @@ int dfc_ssa_solve(const dfc_net *net, const char *K, int B, const double *x, con
     dfc_forward(net, B, v, r);
     for (int i = 1; i <= L; i++)
         net->act[i]->df((size_t)B * (size_t)net->n[i], v[i], d[i]);
+    if (!target) {
+        /* (3) from the labels, as dfc.targets: r* = r_L^- - lambda g, g = dLoss/dr_L (in u) */
+        double *t = own_target ? u + bn : spec->out;
+        dfc_loss_grad(spec->loss, B, nL, r[L], spec->y, spec->per_sample, u);
+        for (size_t k = 0; k < bn; k++)
+            t[k] = r[L][k] - spec->lambda * u[k];
+        target = t;
+    }
     /* delta_L = r* - r_L^- */
     for (size_t k = 0; k < bn; k++)
         u[k] = target[k] - r[L][k];
@@ -150,9 +160,10 @@ void dfc_ssa_free(dfc_ssa_state *s) {
 
 static int k_ssa(const ap_kernel_args *a) {
     static const char *const K = "dfc.ssa";
-    static const char *const known[] = {"model", "x",      "target", "alpha", "optim",
-                                        "scale", "rL_out", "u_out",  "Qeff"};
-    int rc = ap_args_check(a, K, known, 9);
+    static const char *const known[] = {"model", "x",      "target", "alpha",     "optim",
+                                        "scale", "rL_out", "u_out",  "Qeff",      "y",
+                                        "loss",  "lambda", "mode",   "target_out"};
+    int rc = ap_args_check(a, K, known, 14);
     ap_model *m = NULL;
     ap_optim *opt = NULL;
     double *qeff = NULL;
@@ -186,7 +197,36 @@ static int k_ssa(const ap_kernel_args *a) {
     int B = 0;
     double *x = NULL, *target = NULL, *rL_out = NULL, *u_out = NULL, alpha = 0, scale = 1;
     if ((rc = dfc_arg_matrix(a, K, "x", 1, net.n[0], &B, &x))) return rc;
-    if ((rc = dfc_arg_matrix(a, K, "target", 1, nL, &B, &target))) return rc;
+    /* the output targets, or the labels to make them from (with loss, lambda, mode) */
+    double *y = NULL, *target_out = NULL;
+    if ((rc = dfc_arg_matrix(a, K, "target", 0, nL, &B, &target))) return rc;
+    if ((rc = dfc_arg_matrix(a, K, "y", 0, nL, &B, &y))) return rc;
+    if (!target == !y)
+        return ap_error(AP_EINVAL,
+                        "kernel %s: give either target (the output targets) or y (labels, with "
+                        "loss, lambda and mode), %s",
+                        K, target ? "not both" : "got neither");
+    dfc_target_spec spec = {DFC_LOSS_MSE, y, 0.0, 0, NULL};
+    if (y) {
+        const char *mode = "mean";
+        if ((rc = dfc_arg_loss(a, K, &spec.loss))) return rc;
+        if ((rc = ap_arg_number(a, K, "lambda", 1, &spec.lambda))) return rc;
+        if ((rc = ap_arg_string(a, K, "mode", 0, &mode))) return rc;
+        if ((rc = dfc_arg_matrix(a, K, "target_out", 0, nL, &B, &target_out))) return rc;
+        if (!isfinite(spec.lambda))
+            return ap_error(AP_EINVAL, "kernel %s: lambda = %g", K, spec.lambda);
+        if (strcmp(mode, "mean") != 0 && strcmp(mode, "sample") != 0)
+            return ap_error(AP_EINVAL, "kernel %s: mode = \"%s\" (known: \"mean\", \"sample\")", K,
+                            mode);
+        spec.per_sample = strcmp(mode, "sample") == 0;
+        spec.out = target_out;
+    } else {
+        for (int k = 0; k < a->n; k++)
+            if (!strcmp(a->args[k].name, "loss") || !strcmp(a->args[k].name, "lambda") ||
+                !strcmp(a->args[k].name, "mode") || !strcmp(a->args[k].name, "target_out"))
+                return ap_error(AP_EINVAL, "kernel %s: %s goes with y, not with target", K,
+                                a->args[k].name);
+    }
     if ((rc = dfc_arg_matrix(a, K, "rL_out", 0, nL, &B, &rL_out))) return rc;
     if ((rc = dfc_arg_matrix(a, K, "u_out", 0, nL, &B, &u_out))) return rc;
     if ((rc = ap_arg_number(a, K, "alpha", 1, &alpha))) return rc;
@@ -194,7 +234,7 @@ static int k_ssa(const ap_kernel_args *a) {
     if (!isfinite(alpha) || !isfinite(scale))
         return ap_error(AP_EINVAL, "kernel %s: alpha = %g, scale = %g", K, alpha, scale);
     dfc_ssa_state st;
-    if ((rc = dfc_ssa_solve(&net, K, B, x, target, alpha, &st))) return rc;
+    if ((rc = dfc_ssa_solve(&net, K, B, x, target, y ? &spec : NULL, alpha, &st))) return rc;
     const size_t bn = (size_t)B * (size_t)nL;
     double *const *r = st.r, *const *vb = st.vb, *const *d = st.d; /* d: reused for post */
     const double *u = st.u;
@@ -236,9 +276,11 @@ static const ap_kernel ssa_kernel = {
     "r_L^-), propagated layer by layer (v_i = W_i r_{i-1} + b_i + Q_i u_ss); adds scale (-2/B) "
     "sum_b (phi(v_i) - phi(vB_i)) r_{i-1}^T to the optimiser's gradients; Qeff replaces Q (the "
     "effective feedback of a feedback pathway)",
-    "model, x[B,n0], target[B,nL], alpha, optim (optional), scale (default 1), rL_out[B,nL] "
-    "(optional), u_out[B,nL] (optional), Qeff[n1+..+nL,nL] (optional: the feedback matrices "
-    "to use instead of the model's Q1..QL)",
+    "model, x[B,n0], target[B,nL] or y[B,nL] with loss (\"mse\", \"ce\"), lambda, mode "
+    "(\"mean\", \"sample\") and target_out[B,nL] (optional): the targets made from the labels "
+    "at the kernel's own feedforward pass, as dfc.targets makes them; alpha, optim (optional), "
+    "scale (default 1), rL_out[B,nL] (optional), u_out[B,nL] (optional), Qeff[n1+..+nL,nL] "
+    "(optional: the feedback matrices to use instead of the model's Q1..QL)",
     k_ssa,
 };
 

@@ -194,7 +194,7 @@ static int k_stability(const ap_kernel_args *a) {
     double *S = ws_mem, *D = S + (size_t)n * n, *vp = D + N;
     /* without v: the DFC-SSA steady state of Lemma 1 (6) of the whole batch, as dfc.ssa
      * computes it */
-    if (!vin && (rc = dfc_ssa_solve(&net, K, B, x, target, alpha, &ssa))) goto done;
+    if (!vin && (rc = dfc_ssa_solve(&net, K, B, x, target, NULL, alpha, &ssa))) goto done;
     /* GSL's default error handler aborts; report failures as error codes, then restore it */
     old = gsl_set_error_handler_off();
     for (int b = 0; b < B && !rc; b++) {

@@ -342,12 +342,16 @@ function Trainer:gradient(X, Y)
   end
   -- dfc.weight_product for direct feedback, the pathway's hook otherwise
   if c.feedback == "weight_product_tracking" then net:set_weight_product() end
-  self:targets(X, Y)
   if c.method == "dfc-ssa" then
-    -- Qeff: the effective feedback of a pathway other than direct (nil for direct feedback)
-    dfc.ssa { model = m, x = X, target = self.rstar, alpha = c.alpha, optim = opt, Qeff = net:ssa_feedback() }
+    -- the targets from the kernel's own feedforward pass (the same values as self:targets,
+    -- one forward pass fewer; r* kept for the measures); Qeff: the effective feedback of a
+    -- pathway other than direct (nil for direct feedback)
+    dfc.ssa { model = m, x = X, y = Y, loss = self.task.loss, lambda = c.lambda,
+      mode = c.target_mode, target_out = self.rstar, alpha = c.alpha, optim = opt,
+      Qeff = net:ssa_feedback() }
     return nil
   end
+  self:targets(X, Y)
   local parts = self.parts
   local outs = self:run_parts(X)
   local stats = outs[1].stats

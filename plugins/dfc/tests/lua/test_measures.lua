@@ -275,5 +275,44 @@ test("weighted MN update (Theorem 3)", function()
     "weighted applies to dfc.mn_update only")
 end)
 
+test("dfc.ssa makes the targets from the labels exactly as dfc.targets does", function()
+  for _, case in ipairs { { loss = "ce", mode = "mean" }, { loss = "mse", mode = "sample" } } do
+    local net = dfc.network { sizes = { 6, 7, 5, 4 }, batch = 5, seed = 21, alpha = 0.01 }
+    local m = net.model
+    local X, Y = apical.zeros { 5, 6 }, apical.zeros { 5, 4 }
+    for k = 1, #X do X[k] = math.sin(0.9 * k) end
+    for b = 0, 4 do Y[b * 4 + (b % 4) + 1] = 1 end
+    local rm, rs = apical.zeros { 5, 4 }, apical.zeros { 5, 4 }
+    dfc.forward { model = m, x = X, out = rm }
+    dfc.targets { rL = rm, y = Y, loss = case.loss, lambda = 0.3, mode = case.mode, out = rs }
+    local o1 = apical.optim.sgd { model = m, projections = net.W, lr = 1 }
+    local o2 = apical.optim.sgd { model = m, projections = net.W, lr = 1 }
+    local u1, u2, tout = apical.zeros { 5, 4 }, apical.zeros { 5, 4 }, apical.zeros { 5, 4 }
+    dfc.ssa { model = m, x = X, target = rs, alpha = 0.01, optim = o1, u_out = u1 }
+    dfc.ssa { model = m, x = X, y = Y, loss = case.loss, lambda = 0.3, mode = case.mode,
+      target_out = tout, alpha = 0.01, optim = o2, u_out = u2 }
+    for k = 1, #rs do
+      assert(tout[k] == rs[k], case.loss .. ": target_out differs from dfc.targets")
+      assert(u1[k] == u2[k], case.loss .. ": u_ss differs")
+    end
+    for i = 1, net.L do
+      local g1, g2 = o1:grad(net.W[i]), o2:grad(net.W[i])
+      for k = 1, #g1 do assert(g1[k] == g2[k], case.loss .. ": the update differs") end
+    end
+    -- without target_out too
+    local o3 = apical.optim.sgd { model = m, projections = net.W, lr = 1 }
+    dfc.ssa { model = m, x = X, y = Y, loss = case.loss, lambda = 0.3, mode = case.mode, alpha = 0.01, optim = o3 }
+    local g1, g3 = o1:grad(net.W[1]), o3:grad(net.W[1])
+    for k = 1, #g1 do assert(g1[k] == g3[k], "without target_out") end
+    fails(function() dfc.ssa { model = m, x = X, y = Y, target = rs, loss = "ce", lambda = 1, alpha = 0.01 } end,
+      "give either target")
+    fails(function() dfc.ssa { model = m, x = X, alpha = 0.01 } end, "got neither")
+    fails(function() dfc.ssa { model = m, x = X, target = rs, lambda = 1, alpha = 0.01 } end,
+      "lambda goes with y")
+    fails(function() dfc.ssa { model = m, x = X, y = Y, loss = "ce", lambda = 1, mode = "sum", alpha = 0.01 } end,
+      'mode = "sum"')
+  end
+end)
+
 print(string.format("%d passed, %d failed", passed, failed))
 if failed > 0 then os.exit(1) end
