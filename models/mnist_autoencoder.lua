@@ -20,6 +20,7 @@ local dfc = apical.plugin "dfc"
 
 dfc.train(dfc.paper.params("mnist_autoencoder", {
   method = "dfc-ssa", feedback = "weight_product", solver = "euler", epochs = 25, seed = 42,
+  rtol = 1e-6, atol = 1e-8, settle_tol = 0.0,
   out_dir = "runs", resume = "", progress = true, n_train = 55000, measures_every = 0,
   threads = 1, fb_threads = 1,
   freeze_QL = true,
