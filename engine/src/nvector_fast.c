@@ -99,6 +99,63 @@ static void fast_linearsum(sunrealtype a, N_Vector x, sunrealtype b, N_Vector y,
     lsum(a, NV_DATA_S(x), b, NV_DATA_S(y), NV_DATA_S(z), (size_t)NV_LENGTH_S(x));
 }
 
+/* z = a x + y over n values (z may be y): the serial library's arithmetic, in vectors */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+axpy_to(double a, const double *x, const double *y, double *z, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        z[i] = a * x[i] + y[i];
+}
+
+/* z = c z (in place) */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+scale_in(double c, double *z, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        z[i] *= c;
+}
+
+/* z = c x */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+scale_to(double c, const double *x, double *z, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        z[i] = c * x[i];
+}
+
+/* The fused operations go through the vectors a block at a time, so that the block of the
+ * vector they share stays in cache while every other vector passes; each value gets the same
+ * operations in the same order as in the serial library. */
+enum { BLOCK = 512 };
+
+/* Z[i] = a[i] x + Y[i], i < nvec (Z may be Y): the Nordsieck history's corrections */
+static int fast_scaleaddmulti(int nvec, sunrealtype *a, N_Vector x, N_Vector *Y, N_Vector *Z) {
+    if (nvec < 1) return -1;
+    const size_t n = (size_t)NV_LENGTH_S(x);
+    const double *xd = NV_DATA_S(x);
+    for (size_t s = 0; s < n; s += BLOCK) {
+        const size_t m = n - s < BLOCK ? n - s : BLOCK;
+        for (int i = 0; i < nvec; i++)
+            axpy_to(a[i], xd + s, NV_DATA_S(Y[i]) + s, NV_DATA_S(Z[i]) + s, m);
+    }
+    return 0;
+}
+
+/* z = sum_i c[i] X[i] (z may be X[0]): c[0] X[0] first, then each further term added in turn */
+static int fast_linearcombination(int nvec, sunrealtype *c, N_Vector *X, N_Vector z) {
+    if (nvec < 1) return -1;
+    const size_t n = (size_t)NV_LENGTH_S(z);
+    double *zd = NV_DATA_S(z);
+    const int in_place = X[0] == z;
+    for (size_t s = 0; s < n; s += BLOCK) {
+        const size_t m = n - s < BLOCK ? n - s : BLOCK;
+        if (!in_place)
+            scale_to(c[0], NV_DATA_S(X[0]) + s, zd + s, m);
+        else if (c[0] != 1.0)
+            scale_in(c[0], zd + s, m);
+        for (int i = 1; i < nvec; i++)
+            axpy_to(c[i], NV_DATA_S(X[i]) + s, zd + s, zd + s, m);
+    }
+    return 0;
+}
+
 void ap_nvector_speedup(N_Vector v) {
     v->ops->nvdotprod = fast_dotprod;
     v->ops->nvwsqrsumlocal = fast_wsqrsum;
@@ -106,4 +163,6 @@ void ap_nvector_speedup(N_Vector v) {
     v->ops->nvmaxnorm = fast_maxnorm;
     v->ops->nvmaxnormlocal = fast_maxnorm;
     v->ops->nvlinearsum = fast_linearsum;
+    v->ops->nvscaleaddmulti = fast_scaleaddmulti;
+    v->ops->nvlinearcombination = fast_linearcombination;
 }

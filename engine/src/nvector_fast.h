@@ -5,8 +5,10 @@
 #include <sundials/sundials_nvector.h>
 
 /* Replaces the reductions (dot product, weighted RMS norm, max norm) and the linear sum of a
- * serial N_Vector by versions with independent partial sums, which the compiler vectorises;
- * clones made afterwards inherit them. The serial library's loops carry one dependency chain
+ * serial N_Vector by versions with independent partial sums, which the compiler vectorises,
+ * and the fused scale-add-multi and linear combination (the Nordsieck history's updates) by
+ * blocked, vectorised ones with the same arithmetic per value; clones made afterwards inherit
+ * them. The serial library's loops carry one dependency chain
  * per reduction and run at one addition per floating-point latency, which for batch-sized
  * states costs more than the right-hand side. Results differ from the serial library's only
  * by the order of the summation (deterministic for a given length). */
