@@ -64,6 +64,13 @@ expect("run --set=dt=0.25 params_script.lua a b", 0, { { "out", "dt=0.25 solver=
 expect("run params_script.lua -- --set x", 0, { { "out", "args=--set,x" } })
 local _, err = expect("run params_script.lua --set foo=1", 2,
     { { "out", "dt=0.02" }, { "err", "apical: --set foo=1: the script has no parameter foo (it has: dt, epochs, solver)" } })
+-- a training run refuses an unknown --set before it trains, not after
+local out = expect("run train_params_script.lua --set epochs=1 --set bogus=1", 2,
+    { { "out", "declared" }, { "err", "apical: --set bogus=1: the script has no parameter bogus (it has: epochs)" } })
+if out:find("trained", 1, true) then
+    failures = failures + 1
+    io.stderr:write("FAIL train_params_script.lua: it trained before refusing --set bogus\n")
+end
 expect("run params_script.lua --set dt=abc", 2,
     { { "err", 'apical: --set dt=abc: parameter dt is a number, "abc" is not one' } })
 expect("run params_script.lua --set epochs=2.5", 2, { { "err", "parameter epochs is an integer" } })

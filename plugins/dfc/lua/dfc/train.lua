@@ -821,6 +821,8 @@ end
 function M.install(dfc)
   function dfc.trainer(cfg) return M.trainer(dfc, cfg, 2) end
   function dfc.train(cfg)
+    -- a --set that no parameter took is refused now, not after a long run
+    apical.check_params()
     local t = M.trainer(dfc, cfg, 2)
     local r = t:fit()
     M.summary(r)
