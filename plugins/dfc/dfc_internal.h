@@ -103,6 +103,14 @@ typedef struct dfc_target_spec {
     double *out; /* B x n_L: where r* goes (NULL: a buffer of the state's own) */
 } dfc_target_spec;
 
+/* Reads a kernel's target arguments into spec: loss (required), lambda (required, finite) and
+ * mode ("mean", the default, or "sample"); spec->y and spec->out are left to the caller. */
+int dfc_arg_target_spec(const ap_kernel_args *a, const char *kernel, dfc_target_spec *spec);
+
+/* (3): out = r - lambda g with g = dLoss/dr at r (B x n), g a B x n scratch buffer. */
+void dfc_make_targets(const dfc_target_spec *spec, int batch, int n, const double *r, double *g,
+                      double *out);
+
 /* Fills *s for inputs x (B x n0) and output targets (B x n_L), or, with target = NULL, the
  * targets that spec makes of the feedforward output; errors (a singular JQ + alpha I, a
  * non-finite state, no memory) name the kernel K and the sample, and leave nothing allocated.

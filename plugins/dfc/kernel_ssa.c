@@ -101,9 +101,7 @@ int dfc_ssa_solve(const dfc_net *net, const char *K, int B, const double *x, con
     if (!target) {
         /* (3) from the labels, as dfc.targets: r* = r_L^- - lambda g, g = dLoss/dr_L (in u) */
         double *t = own_target ? u + bn : spec->out;
-        dfc_loss_grad(spec->loss, B, nL, r[L], spec->y, spec->per_sample, u);
-        for (size_t k = 0; k < bn; k++)
-            t[k] = r[L][k] - spec->lambda * u[k];
+        dfc_make_targets(spec, B, nL, r[L], u, t);
         target = t;
     }
     /* delta_L = r* - r_L^- */
@@ -208,17 +206,8 @@ static int k_ssa(const ap_kernel_args *a) {
                         K, target ? "not both" : "got neither");
     dfc_target_spec spec = {DFC_LOSS_MSE, y, 0.0, 0, NULL};
     if (y) {
-        const char *mode = "mean";
-        if ((rc = dfc_arg_loss(a, K, &spec.loss))) return rc;
-        if ((rc = ap_arg_number(a, K, "lambda", 1, &spec.lambda))) return rc;
-        if ((rc = ap_arg_string(a, K, "mode", 0, &mode))) return rc;
+        if ((rc = dfc_arg_target_spec(a, K, &spec))) return rc;
         if ((rc = dfc_arg_matrix(a, K, "target_out", 0, nL, &B, &target_out))) return rc;
-        if (!isfinite(spec.lambda))
-            return ap_error(AP_EINVAL, "kernel %s: lambda = %g", K, spec.lambda);
-        if (strcmp(mode, "mean") != 0 && strcmp(mode, "sample") != 0)
-            return ap_error(AP_EINVAL, "kernel %s: mode = \"%s\" (known: \"mean\", \"sample\")", K,
-                            mode);
-        spec.per_sample = strcmp(mode, "sample") == 0;
         spec.out = target_out;
     } else {
         for (int k = 0; k < a->n; k++)

@@ -69,32 +69,17 @@ static int k_targets(const ap_kernel_args *a) {
     static const char *const known[] = {"model", "rL", "y", "loss", "lambda", "mode", "out"};
     int rc = ap_args_check(a, K, known, 7);
     int B = 0, n = 0;
-    double *rL = NULL, *y = NULL, *out = NULL, lambda = 0;
-    dfc_loss_kind loss;
-    const char *mode = "mean";
+    double *rL = NULL, *y = NULL, *out = NULL;
+    dfc_target_spec spec = {DFC_LOSS_MSE, NULL, 0.0, 0, NULL};
     if (!rc) rc = output_arrays(a, K, &B, &n, &rL, &y);
     if (!rc) rc = dfc_arg_matrix(a, K, "out", 1, n, &B, &out);
-    if (!rc) rc = dfc_arg_loss(a, K, &loss);
-    if (!rc) rc = ap_arg_number(a, K, "lambda", 1, &lambda);
-    if (!rc) rc = ap_arg_string(a, K, "mode", 0, &mode);
+    if (!rc) rc = dfc_arg_target_spec(a, K, &spec);
     if (rc) return rc;
-    if (!isfinite(lambda)) return ap_error(AP_EINVAL, "kernel %s: lambda = %g", K, lambda);
-    int per_sample;
-    if (!strcmp(mode, "mean")) {
-        per_sample = 0;
-    } else if (!strcmp(mode, "sample")) {
-        per_sample = 1;
-    } else {
-        return ap_error(AP_EINVAL, "kernel %s: mode = \"%s\" (known: \"mean\", \"sample\")", K,
-                        mode);
-    }
-    const size_t len = (size_t)B * (size_t)n;
-    double *g = malloc(len * sizeof *g);
+    spec.y = y;
+    double *g = malloc((size_t)B * (size_t)n * sizeof *g);
     if (!g) return ap_error(AP_ENOMEM, "kernel %s: out of memory", K);
     /* (3): r* = r - lambda dLoss/dr at the feedforward output */
-    dfc_loss_grad(loss, B, n, rL, y, per_sample, g);
-    for (size_t i = 0; i < len; i++)
-        out[i] = rL[i] - lambda * g[i];
+    dfc_make_targets(&spec, B, n, rL, g, out);
     free(g);
     return AP_OK;
 }

@@ -164,6 +164,29 @@ void dfc_loss_grad(dfc_loss_kind kind, int batch, int n, const double *r, const 
     }
 }
 
+int dfc_arg_target_spec(const ap_kernel_args *a, const char *kernel, dfc_target_spec *spec) {
+    const char *mode = "mean";
+    int rc = dfc_arg_loss(a, kernel, &spec->loss);
+    if (!rc) rc = ap_arg_number(a, kernel, "lambda", 1, &spec->lambda);
+    if (!rc) rc = ap_arg_string(a, kernel, "mode", 0, &mode);
+    if (rc) return rc;
+    if (!isfinite(spec->lambda))
+        return ap_error(AP_EINVAL, "kernel %s: lambda = %g", kernel, spec->lambda);
+    if (strcmp(mode, "mean") != 0 && strcmp(mode, "sample") != 0)
+        return ap_error(AP_EINVAL, "kernel %s: mode = \"%s\" (known: \"mean\", \"sample\")", kernel,
+                        mode);
+    spec->per_sample = strcmp(mode, "sample") == 0;
+    return AP_OK;
+}
+
+void dfc_make_targets(const dfc_target_spec *spec, int batch, int n, const double *r, double *g,
+                      double *out) {
+    dfc_loss_grad(spec->loss, batch, n, r, spec->y, spec->per_sample, g);
+    const size_t len = (size_t)batch * (size_t)n;
+    for (size_t i = 0; i < len; i++)
+        out[i] = r[i] - spec->lambda * g[i];
+}
+
 int dfc_arg_matrix(const ap_kernel_args *a, const char *kernel, const char *name, int required,
                    int n, int *batch, double **data) {
     size_t want[2] = {*batch > 0 ? (size_t)*batch : 0, (size_t)n}, got[4] = {0};
