@@ -146,18 +146,10 @@ static int l_kernel_call(lua_State *L) {
     ap_kernel_args ka;
     const ap_kernel *k = lapi_kernel_prepare(L, name, 2, &ka, err, sizeof err);
     if (!k) return lapi_failf(L, "%s", err);
-    ap_error_clear();
-    int rc = k->call(&ka);
-    if (rc == 0) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    const char *msg = ap_last_error();
-    size_t len = strlen(name);
-    if (!msg || !*msg) return lapi_failf(L, "kernel %s failed: %s", name, ap_strerror(rc));
-    if (strncmp(msg, "kernel ", 7) == 0 && strncmp(msg + 7, name, len) == 0)
-        return lapi_failf(L, "%s", msg);
-    return lapi_failf(L, "kernel %s: %s", name, msg);
+    int rc = ap_kernel_invoke(k, &ka);
+    if (rc) return lapi_fail(L, rc);
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 int lapi_open_kernel(lua_State *L) {

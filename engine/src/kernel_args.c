@@ -1,6 +1,6 @@
-/* kernel_args.c — the argument accessors of kernels (registry.h): finding a named argument,
- * checking its kind and shape, and the messages that name the kernel, the argument and what
- * was wrong ("kernel dfc.forward: x has shape [128, 10], expected [128, 784]"). */
+/* kernel_args.c — calling kernels and their argument accessors (registry.h): finding a named
+ * argument, checking its kind and shape, and the messages that name the kernel, the argument and
+ * what was wrong ("kernel dfc.forward: x has shape [128, 10], expected [128, 784]"). */
 #include <stdio.h>
 #include <string.h>
 
@@ -177,4 +177,17 @@ int ap_args_check(const ap_kernel_args *a, const char *kernel, const char *const
         }
     }
     return AP_OK;
+}
+
+int ap_kernel_invoke(const ap_kernel *k, const ap_kernel_args *args) {
+    static const ap_kernel_args none = {0, NULL};
+    if (!k) return ap_error(AP_EINVAL, "ap_kernel_invoke: kernel is NULL");
+    const char *name = kname(k->name);
+    ap_error_clear();
+    int rc = k->call(args ? args : &none);
+    if (!rc) return AP_OK;
+    const char *m = ap_last_error();
+    if (!m || !*m) return ap_error(rc, "kernel %s failed: %s", name, ap_strerror(rc));
+    if (strncmp(m, "kernel ", 7) == 0 && strncmp(m + 7, name, strlen(name)) == 0) return rc;
+    return ap_error_prefix(rc, "kernel %s: ", name);
 }

@@ -27,20 +27,8 @@ static void run_job(job *j) {
         return;
     }
     if (!j->then.kernel) return;
-    const char *name = j->then.kernel->name;
-    static const ap_kernel_args none = {0, NULL};
-    ap_error_clear();
-    j->rc = j->then.kernel->call(j->then.args ? j->then.args : &none);
-    if (!j->rc) return;
-    /* the kernel's own message, which usually names it already */
-    const char *m = ap_last_error();
-    const size_t len = strlen(name);
-    if (!m || !*m)
-        snprintf(j->msg, sizeof j->msg, "kernel %s failed: %s", name, ap_strerror(j->rc));
-    else if (strncmp(m, "kernel ", 7) == 0 && strncmp(m + 7, name, len) == 0)
-        snprintf(j->msg, sizeof j->msg, "%s", m);
-    else
-        snprintf(j->msg, sizeof j->msg, "kernel %s: %s", name, m);
+    j->rc = ap_kernel_invoke(j->then.kernel, j->then.args);
+    if (j->rc) snprintf(j->msg, sizeof j->msg, "%s", ap_last_error());
 }
 
 static void *thread_main(void *arg) {

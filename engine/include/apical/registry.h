@@ -215,6 +215,11 @@ typedef struct ap_kernel {
     int (*call)(const ap_kernel_args *args);
 } ap_kernel;
 
+/* Calls kernel k with args (NULL: none). On failure the last error is the kernel's message,
+ * made to begin with "kernel NAME" when it does not already ("kernel NAME: ..."; "kernel NAME
+ * failed: <code>" when it left none). Returns the kernel's code. */
+AP_API int ap_kernel_invoke(const ap_kernel *k, const ap_kernel_args *args);
+
 /* Argument accessors for kernel authors. Each finds the argument `name`; when it is absent,
  * a required one fails with AP_EINVAL ("kernel dfc.forward: missing argument x"), an optional
  * one leaves *out unchanged and returns AP_OK. A wrong kind fails with AP_EINVAL naming it. */
