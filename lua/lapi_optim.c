@@ -133,6 +133,13 @@ static int held_info(lua_State *L, int idx, ap_projection_info *info, int *id) {
     return 1;
 }
 
+/* core.optim_has(o, id) -> whether the optimiser holds projection id (no copy) */
+static int l_optim_has(lua_State *L) {
+    ap_optim *o = lapi_optim_check(L, 1);
+    lua_pushboolean(L, ap_optim_grad_w(o, (int)luaL_checkinteger(L, 2)) != NULL);
+    return 1;
+}
+
 /* core.optim_grad(o, id) -> dW (rows x cols, a copy), db ({rows}) or false */
 static int l_optim_grad(lua_State *L) {
     ap_projection_info info;
@@ -288,15 +295,23 @@ int lapi_open_optim(lua_State *L) {
         {"__gc", optim_gc}, {"__close", optim_gc}, {"__tostring", l_optim_tostring}, {NULL, NULL}};
     lapi_newclass(L, LAPI_OPTIM, NULL, meta);
     lua_pop(L, 1);
-    static const luaL_Reg fns[] = {
-        {"optim_new", l_optim_new},       {"is_optim", l_is_optim},
-        {"optim_closed", l_optim_closed}, {"optim_close", l_optim_close},
-        {"optim_model", l_optim_model},   {"optim_field", l_optim_field},
-        {"optim_grad", l_optim_grad},     {"optim_set_grad", l_optim_set_grad},
-        {"optim_zero", l_optim_zero},     {"optim_add_from_sim", l_optim_add_from_sim},
-        {"optim_step", l_optim_step},     {"optim_set_lr", l_optim_set_lr},
-        {"optim_norms", l_optim_norms},   {"optim_save", l_optim_save},
-        {"optim_load", l_optim_load},     {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"optim_new", l_optim_new},
+                                   {"is_optim", l_is_optim},
+                                   {"optim_closed", l_optim_closed},
+                                   {"optim_close", l_optim_close},
+                                   {"optim_model", l_optim_model},
+                                   {"optim_field", l_optim_field},
+                                   {"optim_grad", l_optim_grad},
+                                   {"optim_has", l_optim_has},
+                                   {"optim_set_grad", l_optim_set_grad},
+                                   {"optim_zero", l_optim_zero},
+                                   {"optim_add_from_sim", l_optim_add_from_sim},
+                                   {"optim_step", l_optim_step},
+                                   {"optim_set_lr", l_optim_set_lr},
+                                   {"optim_norms", l_optim_norms},
+                                   {"optim_save", l_optim_save},
+                                   {"optim_load", l_optim_load},
+                                   {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
     return 0;
 }

@@ -166,7 +166,7 @@ end
 -- opt:has(p) -> true when projection p (of the optimiser's model) is one it trains
 function Optim:has(p)
     open_optim(self, "has")
-    return core.optim_grad(self, proj_id(self, p, "has")) ~= nil
+    return core.optim_has(self, proj_id(self, p, "has"))
 end
 
 -- opt:add_from_sim(sim [, scale]): grad += scale * the accumulated updates of the last run, for
