@@ -153,35 +153,33 @@ static int l_read(lua_State *L) {
 
 /* ---- run --------------------------------------------------------------------------------- */
 
-static int opt_idx = 2; /* set by parse_run; the Lua state is single-threaded */
-
-/* Optional fields of the (normalised) options table at index opt_idx (2 for sim_run). The Lua half
- * has checked their types; a wrong type here is a bug of the binding and raises. */
-static void opt_number(lua_State *L, const char *key, double *dst) {
-    if (lua_getfield(L, opt_idx, key) != LUA_TNIL) *dst = luaL_checknumber(L, -1);
+/* Optional fields of the (normalised) options table at (absolute) index t. The Lua half has
+ * checked their types; a wrong type here is a bug of the binding and raises. */
+static void opt_number(lua_State *L, int t, const char *key, double *dst) {
+    if (lua_getfield(L, t, key) != LUA_TNIL) *dst = luaL_checknumber(L, -1);
     lua_pop(L, 1);
 }
 
-static void opt_long(lua_State *L, const char *key, long *dst) {
-    if (lua_getfield(L, opt_idx, key) != LUA_TNIL) *dst = (long)luaL_checkinteger(L, -1);
+static void opt_long(lua_State *L, int t, const char *key, long *dst) {
+    if (lua_getfield(L, t, key) != LUA_TNIL) *dst = (long)luaL_checkinteger(L, -1);
     lua_pop(L, 1);
 }
 
-static void opt_int(lua_State *L, const char *key, int *dst) {
-    if (lua_getfield(L, opt_idx, key) != LUA_TNIL) *dst = (int)luaL_checkinteger(L, -1);
+static void opt_int(lua_State *L, int t, const char *key, int *dst) {
+    if (lua_getfield(L, t, key) != LUA_TNIL) *dst = (int)luaL_checkinteger(L, -1);
     lua_pop(L, 1);
 }
 
-static void opt_bool(lua_State *L, const char *key, int *dst) {
-    if (lua_getfield(L, opt_idx, key) != LUA_TNIL) *dst = lua_toboolean(L, -1);
+static void opt_bool(lua_State *L, int t, const char *key, int *dst) {
+    if (lua_getfield(L, t, key) != LUA_TNIL) *dst = lua_toboolean(L, -1);
     lua_pop(L, 1);
 }
 
 /* A list of strings: pointers into the strings of the options table, which stays on the stack
  * for the whole call. The pointer array is a GC-managed scratch buffer left on the stack. */
-static const char *const *opt_strings(lua_State *L, const char *key, int *n) {
+static const char *const *opt_strings(lua_State *L, int t, const char *key, int *n) {
     *n = 0;
-    if (lua_getfield(L, opt_idx, key) == LUA_TNIL) {
+    if (lua_getfield(L, t, key) == LUA_TNIL) {
         lua_pop(L, 1);
         return NULL;
     }
@@ -198,9 +196,9 @@ static const char *const *opt_strings(lua_State *L, const char *key, int *n) {
     return v;
 }
 
-static const double *opt_doubles(lua_State *L, const char *key, int *n) {
+static const double *opt_doubles(lua_State *L, int t, const char *key, int *n) {
     *n = 0;
-    if (lua_getfield(L, opt_idx, key) == LUA_TNIL) {
+    if (lua_getfield(L, t, key) == LUA_TNIL) {
         lua_pop(L, 1);
         return NULL;
     }
@@ -261,50 +259,50 @@ static int parse_run(lua_State *L, int sim_idx, int idx, run_req *r) {
     r->sim = luaL_checkudata(L, sim_idx, LAPI_SIM);
     r->s = check_sim(L, sim_idx);
     luaL_checktype(L, idx, LUA_TTABLE);
-    opt_idx = lua_absindex(L, idx);
+    const int t = lua_absindex(L, idx);
     ap_run_opts *o = &r->o;
     ap_run_opts_default(o);
-    if (lua_getfield(L, opt_idx, "solver") != LUA_TNIL) {
+    if (lua_getfield(L, t, "solver") != LUA_TNIL) {
         int rc = ap_solver_from_name(luaL_checkstring(L, -1), &o->solver);
         if (rc) return rc;
     }
     lua_pop(L, 1);
-    opt_number(L, "t_end", &o->t_end);
-    opt_number(L, "dt", &o->dt);
-    opt_long(L, "steps", &o->steps);
-    opt_number(L, "rtol", &o->rtol);
-    opt_number(L, "atol", &o->atol);
-    opt_long(L, "max_steps", &o->max_steps);
-    opt_number(L, "max_step", &o->max_step);
-    opt_number(L, "init_step", &o->init_step);
-    opt_int(L, "max_order", &o->max_order);
-    if (lua_getfield(L, opt_idx, "linsol") != LUA_TNIL) {
+    opt_number(L, t, "t_end", &o->t_end);
+    opt_number(L, t, "dt", &o->dt);
+    opt_long(L, t, "steps", &o->steps);
+    opt_number(L, t, "rtol", &o->rtol);
+    opt_number(L, t, "atol", &o->atol);
+    opt_long(L, t, "max_steps", &o->max_steps);
+    opt_number(L, t, "max_step", &o->max_step);
+    opt_number(L, t, "init_step", &o->init_step);
+    opt_int(L, t, "max_order", &o->max_order);
+    if (lua_getfield(L, t, "linsol") != LUA_TNIL) {
         static const char *const kinds[] = {"default", "krylov", "dense", NULL};
         int k = luaL_checkoption(L, -1, NULL, kinds);
         o->linsol = k == 0 ? AP_LINSOL_DEFAULT : k == 1 ? AP_LINSOL_KRYLOV : AP_LINSOL_DENSE;
     }
     lua_pop(L, 1);
-    opt_bool(L, "ordered", &o->ordered);
-    o->order = opt_strings(L, "order", &o->n_order);
-    o->previous = opt_strings(L, "previous", &o->n_previous);
-    o->noise = opt_strings(L, "noise", &o->n_noise);
+    opt_bool(L, t, "ordered", &o->ordered);
+    o->order = opt_strings(L, t, "order", &o->n_order);
+    o->previous = opt_strings(L, t, "previous", &o->n_previous);
+    o->noise = opt_strings(L, t, "noise", &o->n_noise);
     int n_sigma = 0;
-    o->sigma = opt_doubles(L, "sigma", &n_sigma);
+    o->sigma = opt_doubles(L, t, "sigma", &n_sigma);
     if (n_sigma != o->n_noise)
         luaL_error(L, "run: %d noise signals, %d sigmas", o->n_noise, n_sigma);
-    if (lua_getfield(L, opt_idx, "seed") != LUA_TNIL) o->seed = (uint64_t)luaL_checkinteger(L, -1);
+    if (lua_getfield(L, t, "seed") != LUA_TNIL) o->seed = (uint64_t)luaL_checkinteger(L, -1);
     lua_pop(L, 1);
-    o->record = opt_strings(L, "record", &o->n_record);
-    o->times = opt_doubles(L, "times", &o->n_times);
-    opt_long(L, "every", &o->every);
-    opt_number(L, "settle_tol", &o->settle_tol);
-    opt_bool(L, "keep_state", &o->keep_state);
-    opt_bool(L, "accumulate", &o->accumulate);
-    opt_bool(L, "quad_errcon", &o->quad_errcon);
+    o->record = opt_strings(L, t, "record", &o->n_record);
+    o->times = opt_doubles(L, t, "times", &o->n_times);
+    opt_long(L, t, "every", &o->every);
+    opt_number(L, t, "settle_tol", &o->settle_tol);
+    opt_bool(L, t, "keep_state", &o->keep_state);
+    opt_bool(L, t, "accumulate", &o->accumulate);
+    opt_bool(L, t, "quad_errcon", &o->quad_errcon);
     r->copy = 1;
-    opt_bool(L, "copy_recordings", &r->copy);
+    opt_bool(L, t, "copy_recordings", &r->copy);
     r->points = AP_ACC_ALL;
-    if (lua_getfield(L, opt_idx, "accumulation") != LUA_TNIL) {
+    if (lua_getfield(L, t, "accumulation") != LUA_TNIL) {
         static const char *const modes[] = {"all", "left", "right", NULL};
         int k = luaL_checkoption(L, -1, NULL, modes);
         r->points = k == 0 ? AP_ACC_ALL : k == 1 ? AP_ACC_LEFT : AP_ACC_RIGHT;
@@ -400,11 +398,6 @@ static int l_run_parallel(lua_State *L) {
         sims[i] = req[i].s;
         opts[i] = &req[i].o;
     }
-    for (int i = 0; i < n; i++) {
-        int rc = ap_sim_set_accumulation(req[i].s, req[i].points);
-        if (rc) return lapi_fail(L, rc);
-        req[i].sim->run_id++;
-    }
     luaL_checkstack(L, 4 * n + 8, "run_parallel: too many runs");
     ap_kernel_call *then = lapi_scratch(L, (size_t)n * sizeof *then);
     ap_kernel_args *then_args = lapi_scratch(L, (size_t)n * sizeof *then_args);
@@ -425,6 +418,12 @@ static int l_run_parallel(lua_State *L) {
             then[i].args = &then_args[i];
             /* the name, the args table (held by argument 2) and the scratch stay on the stack */
         }
+    }
+    /* only now that every request is accepted do the simulations change */
+    for (int i = 0; i < n; i++) {
+        int rc = ap_sim_set_accumulation(req[i].s, req[i].points);
+        if (rc) return lapi_fail(L, rc);
+        req[i].sim->run_id++;
     }
     char *msgs = lapi_scratch(L, (size_t)n * sizeof req[0].err);
     ap_sim_run_parallel_then(sims, opts, then, stats, rcs, msgs, sizeof req[0].err, n);
