@@ -15,28 +15,28 @@
 
 /* Eight lanes: one AVX-512 register, two AVX2 ones; the same operations either way. */
 enum { W = 8 };
-typedef double v4d __attribute__((vector_size(8 * W)));
-typedef int64_t v4i __attribute__((vector_size(8 * W)));
+typedef double vd __attribute__((vector_size(8 * W)));
+typedef int64_t vi __attribute__((vector_size(8 * W)));
 
 /* y[0..W-1] = tanh(x[0..W-1]); inlined so that no vector crosses a call boundary */
-static inline __attribute__((always_inline)) void tanh4(const double *x, double *y) {
+static inline __attribute__((always_inline)) void tanh_w(const double *x, double *y) {
     const double ln2_hi = 0x1.62e42fee00000p-1, ln2_lo = 0x1.a39ef35793c76p-33;
     const double shifter = 0x1.8p52; /* adding it rounds to an integer held in the low bits */
-    const v4i zero_i = {0};
-    const v4d zero = {0};
-    const v4i absmask = zero_i + INT64_C(0x7fffffffffffffff);
-    v4d v;
+    const vi zero_i = {0};
+    const vd zero = {0};
+    const vi absmask = zero_i + INT64_C(0x7fffffffffffffff);
+    vd v;
     memcpy(&v, x, sizeof v);
-    v4i vb = (v4i)v;
-    v4d a = (v4d)(vb & absmask);
-    v4i big = a > 20.0;
-    a = (v4d)(((v4i)a & ~big) | ((v4i)(zero + 20.0) & big));
-    v4d z = 2.0 * a;
-    v4d u = z * 0x1.71547652b82fep0 + shifter;
-    v4d kd = u - shifter;
-    v4i k = (v4i)u - INT64_C(0x4338000000000000);
-    v4d r = (z - kd * ln2_hi) - kd * ln2_lo;
-    v4d p = zero + 1.0 / 6227020800.0;
+    vi vb = (vi)v;
+    vd a = (vd)(vb & absmask);
+    vi big = a > 20.0;
+    a = (vd)(((vi)a & ~big) | ((vi)(zero + 20.0) & big));
+    vd z = 2.0 * a;
+    vd u = z * 0x1.71547652b82fep0 + shifter;
+    vd kd = u - shifter;
+    vi k = (vi)u - INT64_C(0x4338000000000000);
+    vd r = (z - kd * ln2_hi) - kd * ln2_lo;
+    vd p = zero + 1.0 / 6227020800.0;
     p = p * r + 1.0 / 479001600.0;
     p = p * r + 1.0 / 39916800.0;
     p = p * r + 1.0 / 3628800.0;
@@ -48,11 +48,11 @@ static inline __attribute__((always_inline)) void tanh4(const double *x, double 
     p = p * r + 1.0 / 24.0;
     p = p * r + 1.0 / 6.0;
     p = p * r + 0.5;
-    v4d em = r + r * r * p;
-    v4d s = (v4d)((k + 1023) << 52); /* 2^k, 0 <= k <= 58 */
-    v4d e = s * em + (s - 1.0);
-    v4d t = e / (e + 2.0);
-    t = (v4d)((v4i)t | (vb & ~absmask));
+    vd em = r + r * r * p;
+    vd s = (vd)((k + 1023) << 52); /* 2^k, 0 <= k <= 58 */
+    vd e = s * em + (s - 1.0);
+    vd t = e / (e + 2.0);
+    t = (vd)((vi)t | (vb & ~absmask));
     memcpy(y, &t, sizeof t);
 }
 
@@ -60,11 +60,11 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void
 ap_vec_tanh(size_t n, const double *x, double *y) {
     size_t i = 0;
     for (; i + W <= n; i += W)
-        tanh4(x + i, y + i);
+        tanh_w(x + i, y + i);
     if (i < n) {
         double xin[W] = {0}, out[W];
         memcpy(xin, x + i, (n - i) * sizeof *x);
-        tanh4(xin, out);
+        tanh_w(xin, out);
         memcpy(y + i, out, (n - i) * sizeof *y);
     }
 }
