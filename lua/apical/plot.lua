@@ -3,10 +3,6 @@
 -- CSV data it shows (a temporary file, then a rename), so the numbers stay with the picture.
 local M = {}
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
 local function exists(path)
   local f = io.open(path, "rb")
   if f then f:close() return true end
@@ -27,72 +23,141 @@ function M.columns(csv)
   return cols
 end
 
+-- No string a user gave (a directory, a file or run name, a column) reaches gnuplot's parser
+-- in a form it could act on: the data are copied into the script as numbers (datablocks), the
+-- picture is written to a temporary file of a fixed shape and then copied next to its CSV, and
+-- titles are single-quoted strings, in which gnuplot substitutes neither `command` nor @macro.
+-- Line breaks (which would end the string and the command) are shown as spaces.
 local function gp_string(s)
-  return '"' .. tostring(s):gsub("\\", "\\\\"):gsub('"', '\\"') .. '"'
+  return "'" .. tostring(s):gsub("[%c]", " "):gsub("'", "''") .. "'"
 end
 
--- Runs a gnuplot script that writes `tmp`, then renames it to `out`.
-local function gnuplot(script, tmp, out)
-  local gp = io.popen("gnuplot 2>&1 > /dev/null", "w")
-  if not gp then error("plot: cannot start gnuplot (install gnuplot-nox)", 0) end
-  gp:write(script)
-  local ok, _, code = gp:close()
-  if not ok or not exists(tmp) then
-    os.remove(tmp)
-    error(string.format("plot: gnuplot failed drawing %s (exit %s); is gnuplot-nox installed?", out,
-      tostring(code)), 0)
-  end
-  assert(os.rename(tmp, out))
+-- The fields of one CSV line, empty ones included.
+local function fields(line)
+  local out = {}
+  for v in (line .. ","):gmatch("([^,]*),") do out[#out + 1] = v end
   return out
 end
 
--- Draws one PNG: o.out, o.title, o.xlabel, o.ylabel, o.logy, o.size ("900,560"), and
--- o.series = { { file = csv, x = column name, y = column name, title = , style = "lines" } }.
+local function finite(x)
+  return x ~= nil and x == x and math.abs(x) < math.huge
+end
+
+-- A datablock holding columns `x` and `y` (1-based indices) of a CSV file as numbers; a field
+-- that is not a finite number becomes NaN (a gap in the line). Returns the text and whether
+-- any y value is finite.
+local function datablock(name, csv, x, y)
+  local rows, any, first = { name .. " << EOD" }, false, true
+  for line in io.lines(csv) do
+    if not first then
+      local f = fields(line)
+      local xv, yv = tonumber(f[x]), tonumber(f[y])
+      any = any or (finite(xv) and finite(yv))
+      rows[#rows + 1] = string.format("%s %s", finite(xv) and string.format("%.17g", xv) or "NaN",
+        finite(yv) and string.format("%.17g", yv) or "NaN")
+    end
+    first = false
+  end
+  rows[#rows + 1] = "EOD"
+  return table.concat(rows, "\n"), any
+end
+
+local function read_all(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Runs a gnuplot script (the `set terminal` line, then the body): gnuplot writes a private
+-- temporary file (os.tmpname), whose bytes are then written to a temporary file next to `out` and renamed.
+local function gnuplot(terminal, body, out)
+  local tmp = os.tmpname()
+  if not tmp:match("^[%w/_.-]+$") then
+    os.remove(tmp)
+    error("plot: unexpected temporary file name " .. tmp, 0)
+  end
+  local script = terminal .. "\nset output " .. gp_string(tmp) .. "\n" .. body
+  -- the command is a constant: nothing in it comes from the user
+  local gp = io.popen("gnuplot 2>&1 > /dev/null", "w")
+  if not gp then
+    os.remove(tmp)
+    error("plot: cannot start gnuplot (install gnuplot-nox)", 0)
+  end
+  gp:write(script)
+  local ok, _, code = gp:close()
+  local png = read_all(tmp)
+  os.remove(tmp)
+  if not ok or not png or #png == 0 then
+    if code == 127 then error("plot: gnuplot is not installed (install gnuplot-nox)", 0) end
+    error(string.format("plot: gnuplot failed drawing %s (exit %s)", out, tostring(code)), 0)
+  end
+  local part = out .. ".tmp.png"
+  local f, err = io.open(part, "wb")
+  if not f then error("plot: cannot write " .. part .. ": " .. tostring(err), 0) end
+  f:write(png)
+  if not f:close() then
+    os.remove(part)
+    error("plot: cannot write " .. part, 0)
+  end
+  local moved, merr = os.rename(part, out)
+  if not moved then
+    os.remove(part)
+    error("plot: cannot rename " .. part .. " to " .. out .. ": " .. tostring(merr), 0)
+  end
+  return out
+end
+
 -- Whether column `name` of a CSV file holds at least one finite number.
 function M.has_data(csv, name)
   local k = M.columns(csv)[name]
   if not k then return false end
   local first = true
   for line in io.lines(csv) do
-    if not first then
-      local i = 0
-      for v in line:gmatch("[^,]+") do
-        i = i + 1
-        if i == k then
-          local x = tonumber(v)
-          if x and x == x and math.abs(x) < math.huge then return true end
-          break
-        end
-      end
-    end
+    if not first and finite(tonumber(fields(line)[k])) then return true end
     first = false
   end
   return false
 end
 
--- The gnuplot `plot` clauses of a list of series.
-local function plot_clauses(series)
-  local parts = {}
+-- The gnuplot `plot` clauses of a list of series, each drawing a datablock appended to `blocks`;
+-- the second result says whether any series has a finite value.
+local function plot_clauses(series, blocks)
+  local parts, any = {}, false
   for _, s in ipairs(series) do
     local cols = M.columns(s.file)
     local x, y = cols[s.x], cols[s.y]
     if not x then error(string.format("plot: %s has no column %q", s.file, s.x), 0) end
     if not y then error(string.format("plot: %s has no column %q", s.file, s.y), 0) end
-    parts[#parts + 1] = string.format("%s using %d:%d with %s lw 2 title %s", gp_string(s.file), x, y,
-      s.style or "linespoints", gp_string(s.title or s.y))
+    local name = "$d" .. (#blocks + 1)
+    local text, finite_y = datablock(name, s.file, x, y)
+    blocks[#blocks + 1] = text
+    any = any or finite_y
+    parts[#parts + 1] = string.format("%s using 1:2 with %s lw 2 title %s", name, s.style or "linespoints",
+      gp_string(s.title or s.y))
   end
-  return parts
+  return parts, any
 end
 
+local function no_finite_values(series)
+  local names = {}
+  for _, s in ipairs(series) do names[#names + 1] = s.y end
+  return string.format("plot: %s has no finite values in column%s %s (did the training diverge?)",
+    series[1].file, #names > 1 and "s" or "", table.concat(names, ", "))
+end
+
+-- Draws one PNG: o.out, o.title, o.xlabel, o.ylabel, o.logy, o.size ("900,560"), and
+-- o.series = { { file = csv, x = column name, y = column name, title = , style = "lines" } }.
 function M.lines(o)
   assert(type(o.out) == "string", "plot.lines: out (a .png path) is required")
   assert(type(o.series) == "table" and #o.series > 0, "plot.lines: series is required")
-  local parts = plot_clauses(o.series)
-  local tmp = o.out .. ".tmp.png"
-  local script = table.concat({
-    string.format("set terminal pngcairo size %s enhanced font 'sans,11'", o.size or "900,560"),
-    "set output " .. gp_string(tmp),
-    "set datafile separator ','",
+  local blocks = {}
+  local parts, any = plot_clauses(o.series, blocks)
+  if not any then error(no_finite_values(o.series), 0) end
+  local body = table.concat({
+    table.concat(blocks, "\n"),
+    "set datafile missing 'NaN'",
     #o.series > 3 and "set key outside right top" or "set key inside top right",
     "set grid",
     o.title and ("set title " .. gp_string(o.title)) or "",
@@ -101,7 +166,8 @@ function M.lines(o)
     o.logy and "set logscale y" or "",
     "plot " .. table.concat(parts, ", \\\n     "),
   }, "\n") .. "\n"
-  return gnuplot(script, tmp, o.out)
+  return gnuplot(string.format("set terminal pngcairo size %s enhanced font 'sans,11'", o.size or "900,560"),
+    body, o.out)
 end
 
 -- Several line plots in one PNG (gnuplot's multiplot): o.out, o.title, o.layout ({ rows,
@@ -111,11 +177,7 @@ function M.panels(o)
   assert(type(o.out) == "string", "plot.panels: out (a .png path) is required")
   assert(type(o.panels) == "table" and #o.panels > 0, "plot.panels: panels is required")
   local rows, cols = o.layout and o.layout[1] or #o.panels, o.layout and o.layout[2] or 1
-  local tmp = o.out .. ".tmp.png"
-  local lines = {
-    string.format("set terminal pngcairo size %s enhanced font 'sans,10'", o.size or (cols * 520 .. "," .. rows * 380)),
-    "set output " .. gp_string(tmp),
-    "set datafile separator ','",
+  local blocks, lines = {}, {
     string.format("set multiplot layout %d,%d%s", rows, cols, o.title and (" title " .. gp_string(o.title)) or ""),
     "set grid", "set key inside top right font ',8'",
   }
@@ -130,7 +192,7 @@ function M.panels(o)
       if M.has_data(sr.file, sr.y) then series[#series + 1] = sr end
     end
     if #series > 0 then
-      lines[#lines + 1] = "plot " .. table.concat(plot_clauses(series), ", \\\n     ")
+      lines[#lines + 1] = "plot " .. table.concat((plot_clauses(series, blocks)), ", \\\n     ")
     else
       lines[#lines + 1] = "set label 1 'no data' at graph 0.5, 0.5 center"
       lines[#lines + 1] = "plot [0:1] [0:1] NaN notitle"
@@ -138,7 +200,9 @@ function M.panels(o)
     end
   end
   lines[#lines + 1] = "unset multiplot"
-  return gnuplot(table.concat(lines, "\n") .. "\n", tmp, o.out)
+  local body = table.concat(blocks, "\n") .. "\nset datafile missing 'NaN'\n" .. table.concat(lines, "\n") .. "\n"
+  return gnuplot(string.format("set terminal pngcairo size %s enhanced font 'sans,10'",
+    o.size or (cols * 520 .. "," .. rows * 380)), body, o.out)
 end
 
 -- The panels of the measures (measures.csv, dfc.train's measures_every) of the Fig. 3 kind:
@@ -167,20 +231,29 @@ end
 function M.image(o)
   assert(type(o.out) == "string", "plot.image: out (a .png path) is required")
   if not exists(o.file) then error("plot: cannot read " .. tostring(o.file), 0) end
-  local tmp = o.out .. ".tmp.png"
-  local script = table.concat({
-    string.format("set terminal pngcairo size %s enhanced font 'sans,11'", o.size or "900,280"),
-    "set output " .. gp_string(tmp),
-    "set datafile separator ','",
+  -- the matrix as a datablock of numbers (a field that is not a number shows as NaN)
+  local rows = { "$m << EOD" }
+  for line in io.lines(o.file) do
+    local f = fields(line)
+    for k, v in ipairs(f) do
+      local x = tonumber(v)
+      f[k] = finite(x) and string.format("%.17g", x) or "NaN"
+    end
+    rows[#rows + 1] = table.concat(f, " ")
+  end
+  rows[#rows + 1] = "EOD"
+  local body = table.concat({
+    table.concat(rows, "\n"),
     "set palette grey",
     o.cbrange and string.format("set cbrange [%.17g:%.17g]", o.cbrange[1], o.cbrange[2]) or "",
     "unset colorbox", "unset xtics", "unset ytics", "unset border",
     "set yrange [] reverse",
     "set size ratio -1",
     o.title and ("set title " .. gp_string(o.title)) or "",
-    "plot " .. gp_string(o.file) .. " matrix with image notitle",
+    "plot $m matrix with image notitle",
   }, "\n") .. "\n"
-  return gnuplot(script, tmp, o.out)
+  return gnuplot(string.format("set terminal pngcairo size %s enhanced font 'sans,11'", o.size or "900,280"),
+    body, o.out)
 end
 
 local function run_name(dir)

@@ -36,7 +36,27 @@ for _, p in ipairs(c) do check.truthy(is_png(p), p .. " is a PNG") end
 check.fails(function() plot.run_dir(dir) end, "has no log.csv", false)
 check.fails(function() plot.lines { out = dir .. "/x.png", series = { { file = dir .. "/a/log.csv", x = "epoch", y = "nope" } } } end,
   'has no column "nope"', false)
--- no temporary files left
+-- a run directory whose name holds shell and gnuplot syntax is only a name: nothing in it runs
+-- (gnuplot substitutes `command` in double-quoted strings; a line break would end a string)
+local marker = "apical_pwned_" .. tostring(os.time()) .. tostring(math.random(1e6))
+local evil = dir .. "/run `touch " .. marker .. "1` $(touch " .. marker .. "2) '\"@x\nsystem('touch " ..
+  marker .. "3')\n"
+assert(os.execute("mkdir -p '" .. evil:gsub("'", "'\\''") .. "'"))
+write(evil .. "/log.csv", header .. "0,2.3,2.3,0.9,2.3,0.9\n1,0.5,0.4,0.1,0.45,0.12\n")
+local e = plot.run_dir(evil)
+check.eq(#e, 2, "pictures of a run directory with an unusual name")
+for _, p in ipairs(e) do check.truthy(is_png(p), "a PNG in the run directory with an unusual name") end
+for k = 1, 3 do
+  local found = io.open(marker .. k, "rb")
+  if found then found:close() os.remove(marker .. k) end
+  check.truthy(not found, "no command ran from the run directory's name (marker " .. k .. ")")
+end
+-- a log of non-finite losses says so (instead of a gnuplot failure)
+assert(os.execute("mkdir -p '" .. dir .. "/nan'"))
+write(dir .. "/nan/log.csv", header .. "0,nan,nan,0.9,nan,0.9\n1,-nan,nan,0.9,nan,0.9\n")
+check.fails(function() plot.run_dir(dir .. "/nan") end,
+  "/nan/log.csv has no finite values in columns train_loss, valid_loss, test_loss", false)
+
 local p = io.popen("ls -a '" .. dir .. "/a'")
 local listing = p:read("a")
 p:close()
