@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "apical/error.h"
+#include "elf_check.h"
 #include "registry_impl.h"
 
 #ifndef APICAL_PLUGIN_BUILD_DIR
@@ -136,7 +137,8 @@ int ap_plugin_find(const char *name, char *path, size_t n) {
 
 /* ---- opening and checking a module --------------------------------------------------------- */
 
-/* dlopens path and checks its ap_plugin_info_v1: present, major ABI version, struct size, a
+/* checks that path is a complete ELF shared object for this host (ap_elf_check), dlopens it and
+ * checks its ap_plugin_info_v1: present, major ABI version, struct size, a
  * name (equal to want_name unless that is NULL), and the presence of ap_plugin_init. On success
  * the caller owns *handle; on failure the module is closed and ap_error says why. */
 static int plugin_open(const char *path, const char *want_name, void **handle,
@@ -144,6 +146,9 @@ static int plugin_open(const char *path, const char *want_name, void **handle,
     *handle = NULL;
     *info = NULL;
     *init = NULL;
+    char why[256];
+    if (ap_elf_check(path, why, sizeof why) != 0)
+        return ap_error(AP_EPLUGIN, "plugin file \"%s\" cannot be loaded: %s", path, why);
     dlerror();
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
