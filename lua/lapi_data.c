@@ -46,6 +46,36 @@ static ap_dataset *check_dataset(lua_State *L, int idx) {
     return d->ds;
 }
 
+/* The number of classes of an IDX labels file when none is given: the largest label + 1, which
+ * must not exceed max(samples, LAPI_MAX_INFERRED_CLASSES): one stray label of 1e8 would
+ * otherwise make a one-hot target of 1e8 columns per sample. Labels are not renumbered (label
+ * 9 stays class 10 of the one-hot target), so a sparse set of labels is taken as it is. */
+#define LAPI_MAX_INFERRED_CLASSES 1000
+
+static int infer_classes(lua_State *L, const char *labels, lua_Integer *classes) {
+    ap_idx lab;
+    int rc = ap_idx_read(labels, &lab);
+    if (rc) return lapi_raise(L, rc);
+    double mx = -1;
+    size_t at = 0;
+    for (size_t i = 0; i < lab.count; i++)
+        if (lab.data[i] > mx) mx = lab.data[i], at = i;
+    size_t n = lab.count;
+    ap_idx_free(&lab);
+    if (!(mx >= 0) || mx > 0x7ffffffe)
+        return lapi_errorf(L, "file %s: no usable labels (largest %g)", labels, mx);
+    double bound = n > LAPI_MAX_INFERRED_CLASSES ? (double)n : LAPI_MAX_INFERRED_CLASSES;
+    if (mx + 1 > bound)
+        return lapi_errorf(
+            L,
+            "file %s: label %.0f (sample %zu) would make %.0f classes for %zu "
+            "samples (at most max(samples, %d) are inferred); give classes "
+            "explicitly, apical.dataset.idx(images, labels, classes), if it is meant",
+            labels, mx, at + 1, mx + 1, n, LAPI_MAX_INFERRED_CLASSES);
+    *classes = (lua_Integer)mx + 1;
+    return 0;
+}
+
 /* apical.dataset.idx(images, labels [, classes]): classes defaults to the largest label + 1. */
 static int l_dataset_idx(lua_State *L) {
     const char *images = luaL_checkstring(L, 1);
@@ -55,16 +85,7 @@ static int l_dataset_idx(lua_State *L) {
         classes = luaL_checkinteger(L, 3);
         luaL_argcheck(L, classes >= 1 && classes <= 0x7fffffff, 3, "classes must be >= 1");
     } else {
-        ap_idx lab;
-        int rc = ap_idx_read(labels, &lab);
-        if (rc) return lapi_raise(L, rc);
-        double mx = -1;
-        for (size_t i = 0; i < lab.count; i++)
-            if (lab.data[i] > mx) mx = lab.data[i];
-        ap_idx_free(&lab);
-        if (!(mx >= 0) || mx > 0x7ffffffe)
-            return lapi_errorf(L, "file %s: no usable labels (largest %g)", labels, mx);
-        classes = (lua_Integer)mx + 1;
+        infer_classes(L, labels, &classes);
     }
     lapi_dataset *d = push_dataset(L);
     int rc = ap_dataset_from_idx(images, labels, (int)classes, &d->ds);

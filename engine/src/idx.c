@@ -1,8 +1,9 @@
-/* idx.c — IDX (MNIST format) reading through zlib, which reads raw and gzip files alike. */
+/* idx.c — IDX (MNIST format) reading, of raw files and of gzip files inflated with zlib. */
 #include "apical/idx.h"
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -10,7 +11,7 @@
 
 #include "apical/error.h"
 
-/* Bytes handed to gzread at once, a multiple of every item size. */
+/* Bytes read or inflated at once, a multiple of every item size. */
 #define IDX_CHUNK (1u << 16)
 
 const char *ap_idx_type_name(int type) {
@@ -100,35 +101,115 @@ static void decode_items(const unsigned char *src, double *dst, size_t count, in
     }
 }
 
-/* Reports a failed gzread: a system error (AP_EIO) or corrupt compressed data (AP_EFORMAT). */
-static int gz_fail(gzFile gz, const char *path, int saved_errno) {
-    int errnum = Z_OK;
-    const char *msg = gzerror(gz, &errnum);
-    if (errnum == Z_ERRNO)
-        return ap_error(AP_EIO, "file %s: read error: %s", path, strerror(saved_errno));
-    if (errnum == Z_MEM_ERROR) return ap_error(AP_ENOMEM, "file %s: out of memory in zlib", path);
-    return ap_error(AP_EFORMAT, "file %s: corrupt gzip data: %s", path, msg ? msg : "?");
+/* ---- the byte source: a raw file, or gzip members inflated here ----------------------------
+ * zlib's gzread ignores whatever follows a gzip stream if it is not another gzip member; this
+ * reader refuses it. */
+typedef struct src {
+    FILE *f;
+    const char *path;
+    int gz;      /* the file begins with the gzip magic number */
+    int ended;   /* the last member's end was reached (and no byte after it yet) */
+    int started; /* inflate was initialised */
+    int cut;     /* the file ended inside a member */
+    size_t tail; /* bytes read after the end of a member */
+    z_stream z;
+    unsigned char in[IDX_CHUNK];
+} src;
+
+static int src_open(src *s, const char *path) {
+    memset(s, 0, sizeof *s);
+    s->path = path;
+    errno = 0;
+    s->f = fopen(path, "rb");
+    if (!s->f) return ap_error(AP_EIO, "file %s: cannot open: %s", path, strerror(errno));
+    int c0 = getc(s->f), c1 = getc(s->f);
+    s->gz = c0 == 0x1f && c1 == 0x8b;
+    rewind(s->f);
+    if (!s->gz) return AP_OK;
+    if (inflateInit2(&s->z, 15 + 16) != Z_OK) {
+        fclose(s->f);
+        s->f = NULL;
+        return ap_error(AP_ENOMEM, "file %s: out of memory in zlib", path);
+    }
+    s->started = 1;
+    return AP_OK;
+}
+
+static void src_close(src *s) {
+    if (s->started) inflateEnd(&s->z);
+    if (s->f) fclose(s->f);
+    s->f = NULL;
+    s->started = 0;
+}
+
+static int src_read_error(src *s) {
+    return ap_error(AP_EIO, "file %s: read error: %s", s->path, strerror(errno));
+}
+
+/* Refills the input buffer if it is empty; 0 at the end of the file. */
+static int src_refill(src *s, size_t *avail) {
+    if (s->z.avail_in == 0) {
+        size_t n = fread(s->in, 1, sizeof s->in, s->f);
+        if (n == 0 && ferror(s->f)) return src_read_error(s);
+        s->z.next_in = s->in;
+        s->z.avail_in = (uInt)n;
+    }
+    *avail = s->z.avail_in;
+    return AP_OK;
+}
+
+/* Inflates into buf[0..n); *got is what was produced (less than n only at the end). */
+static int src_inflate(src *s, unsigned char *buf, size_t n, size_t *got) {
+    s->z.next_out = buf;
+    s->z.avail_out = (uInt)n;
+    while (s->z.avail_out > 0) {
+        size_t avail = 0;
+        int rc = src_refill(s, &avail);
+        if (rc != AP_OK) return rc;
+        if (avail == 0) {
+            s->cut = !s->ended; /* reported once the data read so far are counted */
+            break;
+        }
+        if (s->ended) { /* bytes after a member: another member, or garbage */
+            inflateReset(&s->z);
+            s->ended = 0;
+            s->tail = avail;
+        }
+        int r = inflate(&s->z, Z_NO_FLUSH);
+        if (r == Z_STREAM_END) {
+            s->ended = 1;
+            s->tail = 0;
+        } else if (r == Z_MEM_ERROR) {
+            return ap_error(AP_ENOMEM, "file %s: out of memory in zlib", s->path);
+        } else if (r != Z_OK && r != Z_BUF_ERROR) {
+            if (s->tail)
+                return ap_error(AP_EFORMAT,
+                                "file %s: trailing bytes after the end of the gzip stream are not "
+                                "a gzip member (%s)",
+                                s->path, s->z.msg ? s->z.msg : "?");
+            return ap_error(AP_EFORMAT, "file %s: corrupt gzip data: %s", s->path,
+                            s->z.msg ? s->z.msg : "?");
+        }
+        s->tail = 0;
+    }
+    *got = n - s->z.avail_out;
+    return AP_OK;
 }
 
 /* Reads up to n bytes (less only at the end of the file); *got is what was read. */
-static int gz_fill(gzFile gz, const char *path, unsigned char *buf, size_t n, size_t *got) {
+static int src_fill(src *s, unsigned char *buf, size_t n, size_t *got) {
     *got = 0;
-    while (*got < n) {
-        size_t want = n - *got < IDX_CHUNK ? n - *got : IDX_CHUNK;
-        errno = 0;
-        int r = gzread(gz, buf + *got, (unsigned)want);
-        if (r < 0) return gz_fail(gz, path, errno);
-        if (r == 0) break;
-        *got += (size_t)r;
-    }
+    if (s->gz) return src_inflate(s, buf, n, got);
+    *got = fread(buf, 1, n, s->f);
+    if (*got < n && ferror(s->f)) return src_read_error(s);
     return AP_OK;
 }
 
 /* Reads and checks the header; fills out->type, ndim, dims and count. */
-static int read_header(gzFile gz, const char *path, ap_idx *out) {
+static int read_header(src *gz, const char *path, ap_idx *out) {
     unsigned char h[4 + 4 * AP_IDX_MAX_DIMS];
     size_t got;
-    int rc = gz_fill(gz, path, h, 4, &got);
+    int rc = src_fill(gz, h, 4, &got);
     if (rc != AP_OK) return rc;
     if (got < 4)
         return ap_error(AP_EFORMAT, "file %s: only %zu bytes, too short for an IDX header", path,
@@ -149,7 +230,7 @@ static int read_header(gzFile gz, const char *path, ap_idx *out) {
     out->type = h[2];
     out->ndim = h[3];
     size_t need = 4 * (size_t)out->ndim;
-    if ((rc = gz_fill(gz, path, h + 4, need, &got)) != AP_OK) return rc;
+    if ((rc = src_fill(gz, h + 4, need, &got)) != AP_OK) return rc;
     if (got < need)
         return ap_error(AP_EFORMAT, "file %s: header truncated: expected %zu bytes, got %zu", path,
                         4 + need, 4 + got);
@@ -173,17 +254,18 @@ int ap_idx_read(const char *path, ap_idx *out) {
     memset(out, 0, sizeof *out);
     if (!path) return ap_error(AP_EINVAL, "ap_idx_read: path is NULL");
 
-    errno = 0;
-    gzFile gz = gzopen(path, "rb");
-    if (!gz) {
-        if (errno == 0) return ap_error(AP_ENOMEM, "file %s: out of memory in gzopen", path);
-        return ap_error(AP_EIO, "file %s: cannot open: %s", path, strerror(errno));
+    src *gz = malloc(sizeof *gz);
+    if (!gz) return ap_error(AP_ENOMEM, "file %s: out of memory", path);
+    int rc = src_open(gz, path);
+    if (rc != AP_OK) {
+        free(gz);
+        return rc;
     }
 
     ap_idx x;
     memset(&x, 0, sizeof x);
     unsigned char *buf = NULL;
-    int rc = read_header(gz, path, &x);
+    rc = read_header(gz, path, &x);
     if (rc != AP_OK) goto done;
 
     const int isz = item_size(x.type);
@@ -195,7 +277,7 @@ int ap_idx_read(const char *path, ap_idx *out) {
     size_t cap = x.count < IDX_CHUNK ? x.count : IDX_CHUNK;
     struct stat st;
     size_t hbytes = 4 + 4 * (size_t)x.ndim;
-    if (gzdirect(gz) && stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+    if (!gz->gz && stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
         (size_t)st.st_size == hbytes + nbytes)
         cap = x.count;
     x.data = malloc(cap * sizeof(double));
@@ -208,7 +290,7 @@ int ap_idx_read(const char *path, ap_idx *out) {
         size_t want = (x.count - have) * (size_t)isz;
         if (want > IDX_CHUNK) want = IDX_CHUNK;
         size_t got;
-        if ((rc = gz_fill(gz, path, buf, want, &got)) != AP_OK) goto done;
+        if ((rc = src_fill(gz, buf, want, &got)) != AP_OK) goto done;
         size_t items = got / (size_t)isz;
         if (have + items > cap) {
             size_t ncap = cap * 2 < x.count ? cap * 2 : x.count;
@@ -233,7 +315,7 @@ int ap_idx_read(const char *path, ap_idx *out) {
     }
     size_t extra = 0, got;
     do {
-        if ((rc = gz_fill(gz, path, buf, IDX_CHUNK, &got)) != AP_OK) goto done;
+        if ((rc = src_fill(gz, buf, IDX_CHUNK, &got)) != AP_OK) goto done;
         extra += got;
     } while (got == IDX_CHUNK);
     if (extra) {
@@ -241,11 +323,8 @@ int ap_idx_read(const char *path, ap_idx *out) {
                       extra, nbytes);
         goto done;
     }
-    /* A gzip stream cut short after the data would otherwise go unnoticed (no CRC check). */
-    int errnum = Z_OK;
-    const char *msg = gzerror(gz, &errnum);
-    if (errnum != Z_OK) {
-        rc = ap_error(AP_EFORMAT, "file %s: corrupt gzip data: %s", path, msg ? msg : "?");
+    if (gz->cut) {
+        rc = ap_error(AP_EFORMAT, "file %s: corrupt gzip data: the stream is cut short", path);
         goto done;
     }
     *out = x;
@@ -254,6 +333,7 @@ int ap_idx_read(const char *path, ap_idx *out) {
 done:
     ap_idx_free(&x);
     free(buf);
-    gzclose(gz);
+    src_close(gz);
+    free(gz);
     return rc;
 }

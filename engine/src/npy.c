@@ -417,18 +417,22 @@ int ap_npy_read(const char *path, ap_array *out) {
 
     char shp[256];
     shape_string(shp, sizeof shp, h.ndim, h.shape);
-    size_t size = 1;
+    /* The product of the non-zero dimensions must fit too: a shape (2^64-1, 0) holds no
+     * element, but its first dimension is no size (and no Lua integer) either. */
+    size_t size = 1, nonzero = 1;
     for (int i = 0; i < h.ndim; i++) {
-        if (h.shape[i] != 0 && size > SIZE_MAX / h.shape[i]) {
-            rc = ap_error(AP_EFORMAT, "file %s: byte %zu: shape %s overflows", path, hstart, shp);
+        if (h.shape[i] == 0) {
+            size = 0;
+            continue;
+        }
+        if (nonzero > SIZE_MAX / sizeof(double) / h.shape[i]) {
+            rc =
+                ap_error(AP_EFORMAT, "file %s: byte %zu: shape %s is too large", path, hstart, shp);
             goto done;
         }
-        size *= h.shape[i];
+        nonzero *= h.shape[i];
     }
-    if (size > SIZE_MAX / sizeof(double)) {
-        rc = ap_error(AP_EFORMAT, "file %s: byte %zu: shape %s is too large", path, hstart, shp);
-        goto done;
-    }
+    if (size) size = nonzero;
     size_t nbytes = size * (size_t)t.size;
     size_t dstart = hstart + hlen;
 

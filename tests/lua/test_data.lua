@@ -90,6 +90,23 @@ for _, _, L in dr:batches { batch = 2 } do check.eq(L, nil, "no labels") end
 -- errors
 check.fails(function() apical.dataset.idx("/nonexistent-images", labels) end, "/nonexistent-images")
 check.fails(function() apical.dataset.idx(images, labels, 2) end, "outside 0..1")
+-- one stray label of 1e8 among 3 samples is refused instead of a one-hot target of 1e8 columns
+-- (2.4 GB); labels up to max(samples, 1000) - 1 are inferred; explicit classes are taken as given
+do
+    local img3, lab3 = check.tmpname("-img3.idx"), check.tmpname("-lab3.idx")
+    write_idx(img3, 0x08, { 3, 1 }, { 1, 2, 3 })
+    local f = assert(io.open(lab3, "wb"))
+    f:write(string.pack(">I2BB>I4>i4>i4>i4", 0, 0x0C, 1, 3, 0, 100000000, 2))
+    f:close()
+    check.fails(function() apical.dataset.idx(img3, lab3) end,
+        "label 100000000 (sample 2) would make 100000001 classes for 3 samples")
+    f = assert(io.open(lab3, "wb"))
+    f:write(string.pack(">I2BB>I4>i4>i4>i4", 0, 0x0C, 1, 3, 0, 999, 2))
+    f:close()
+    check.eq(apical.dataset.idx(img3, lab3):target_dim(), 1000, "sparse labels are not renumbered")
+    os.remove(img3)
+    os.remove(lab3)
+end
 check.fails(function() ds:split(11) end, "split: 11 is outside 0..10")
 check.fails(function() ds:subset(0, 2) end, "subset(0, 2): the dataset has samples 1..10")
 check.fails(function() ds:sample(11) end, "sample 11: the dataset has samples 1..10")

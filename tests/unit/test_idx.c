@@ -266,7 +266,8 @@ static void test_data_errors(void) {
     unlink(tpath("big.idx"));
 }
 
-/* Corrupt compressed streams: a wrong CRC and a stream cut before its trailer. */
+/* Corrupt compressed streams: a wrong CRC, a stream cut before its trailer, bytes after the
+ * stream; several members in a row are fine. */
 static void test_gzip_errors(void) {
     const uint32_t dims[] = {100};
     unsigned char d[100];
@@ -291,10 +292,39 @@ static void test_gzip_errors(void) {
     put(p, 0, buf, n / 2, NULL, 0); /* cut in the middle of the data */
     CHECK_FAILS(ap_idx_read(p, &x), AP_EFORMAT, "expected 100 bytes of data after the header");
 
+    /* bytes after the gzip stream that are not another gzip member (gzread ignored them) */
+    put(p, 0, buf, n, "garbage", 7);
+    CHECK_FAILS(ap_idx_read(p, &x), AP_EFORMAT, "trailing bytes after the end of the gzip stream");
+    const unsigned char zeros[600] = {0};
+    put(p, 0, buf, n, zeros, sizeof zeros);
+    CHECK_FAILS(ap_idx_read(p, &x), AP_EFORMAT, "trailing bytes after the end of the gzip stream");
+    put(p, 0, buf, n, "\x1f", 1); /* half a gzip magic number */
+    CHECK_FAILS(ap_idx_read(p, &x), AP_EFORMAT, "corrupt gzip data");
+
     put(p, 0, buf, n, NULL, 0); /* intact again */
     CHECK_OK(ap_idx_read(p, &x));
     CHECK(x.count == 100 && x.data && x.data[99] == 99);
     ap_idx_free(&x);
+
+    /* two gzip members one after the other (as `cat a.gz b.gz` makes) are one valid stream */
+    unsigned char h[8];
+    size_t nh = header(h, AP_IDX_U8, 1, dims);
+    const char *p1 = tpath("m1.gz"), *p2 = tpath("m2.gz");
+    put(p1, 1, h, nh, d, 40);
+    put(p2, 1, d + 40, 60, NULL, 0);
+    unsigned char both[1024];
+    size_t nb = 0;
+    for (int k = 0; k < 2; k++) {
+        FILE *f = fopen(k ? p2 : p1, "rb");
+        nb += fread(both + nb, 1, sizeof both - nb, f);
+        fclose(f);
+    }
+    put(p, 0, both, nb, NULL, 0);
+    CHECK_OK(ap_idx_read(p, &x));
+    CHECK(x.count == 100 && x.data && x.data[39] == 39 && x.data[40] == 40 && x.data[99] == 99);
+    ap_idx_free(&x);
+    unlink(p1);
+    unlink(p2);
     unlink(p);
 }
 

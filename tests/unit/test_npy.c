@@ -344,7 +344,14 @@ static void test_header_errors(void) {
                        "header");
     CHECK_HEADER_FAILS("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, "
                        "4294967296, 4294967296), }",
-                       0, AP_EFORMAT, "overflows");
+                       0, AP_EFORMAT, "is too large");
+    /* no element, but a dimension that is no size: refused (it loaded, and Lua showed -1) */
+    CHECK_HEADER_FAILS("{'descr': '<f8', 'fortran_order': False, 'shape': (18446744073709551615, "
+                       "0), }",
+                       0, AP_EFORMAT, "shape (18446744073709551615, 0) is too large");
+    CHECK_HEADER_FAILS("{'descr': '<f8', 'fortran_order': False, 'shape': (0, 4294967296, "
+                       "4294967296), }",
+                       0, AP_EFORMAT, "is too large");
     CHECK(count_entries() == 1);
     unlink(tpath("bad.npy"));
 }
