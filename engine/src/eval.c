@@ -93,23 +93,59 @@ static void compute_drive(ap_sim *s, sim_pop *sp, int c, int use_prev) {
     }
 }
 
-static int neuron_fail(const sim_pop *sp, int c, int rc) {
-    if (rc > 0) return rc;
+static int neuron_fail(ap_sim *s, const sim_pop *sp, int c, int rc) {
+    if (rc > 0) {
+        s->bad_index = AP_BAD_COMPONENT;
+        ap_error(AP_ENONFINITE, "population %s: neuron %s could not compute compartment %s",
+                 sp->obj->name, sp->obj->type->name, sp->obj->type->compartments[c].name);
+        return 1; /* recoverable; never AP_SWEEP_NONFINITE, whose location is in s->bad_index */
+    }
     return ap_error(AP_EPLUGIN, "population %s: neuron %s failed on compartment %s (code %d)",
                     sp->obj->name, sp->obj->type->name, sp->obj->type->compartments[c].name, rc);
 }
 
 /* value of instantaneous compartment c (its drive must be up to date) */
-static int instant_value(sim_pop *sp, int c) {
+static int instant_value(ap_sim *s, sim_pop *sp, int c) {
     const ap_neuron_type *t = sp->obj->type;
     if (!t->dynamics) return 0; /* value aliases the drive */
     int rc = t->dynamics(&sp->ctx, c, sp->comp[c].value);
-    return rc ? neuron_fail(sp, c, rc) : 0;
+    return rc ? neuron_fail(s, sp, c, rc) : 0;
 }
 
 static void compute_rate(sim_pop *sp) {
     sp->obj->act->f((size_t)sp->ctx.batch * (size_t)sp->n, sp->comp[sp->obj->type->rate_of].value,
                     sp->rate);
+}
+
+/* "k_p = 1e+06, alpha = 0" into buf: the parameters of block sb. */
+static void block_params(const sim_block *sb, char *buf, size_t n) {
+    const ap_block_type *ty = sb->obj->type;
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < ty->n_params && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%s = %g", i ? ", " : "", ty->params[i].name,
+                              sb->obj->params[i]);
+}
+
+/* The message of a block whose output or derivative failed recoverably (rc > 0): its name,
+ * type and parameters, and the first non-finite value among its outputs (1-based sample and
+ * unit). Returns 1 (recoverable: CVODE retries a smaller step). */
+static int block_trouble(ap_sim *s, const sim_block *sb, const char *what) {
+    char params[256], where[192] = "";
+    block_params(sb, params, sizeof params);
+    for (int k = 0; k < sb->n_out && !where[0]; k++) {
+        const size_t len = (size_t)s->B * (size_t)sb->out_size[k];
+        const long bad = ap_first_nonfinite(sb->out[k], len);
+        if (bad < 0 || sb->out_size[k] <= 0) continue;
+        snprintf(where, sizeof where, "output %s[sample %ld, unit %ld] = %g is not finite",
+                 sb->obj->type->outputs ? sb->obj->type->outputs[k] : "?",
+                 bad / sb->out_size[k] + 1, bad % sb->out_size[k] + 1, sb->out[k][bad]);
+    }
+    s->bad_index = AP_BAD_COMPONENT;
+    ap_error(AP_ENONFINITE, "block %s (%s%s%s): %s%s", sb->obj->name, sb->obj->type->name,
+             params[0] ? ", " : "", params, where[0] ? "" : what,
+             where[0] ? where : " failed (no output is non-finite)");
+    return 1;
 }
 
 static int block_output(ap_sim *s, sim_block *sb, double t, int initial) {
@@ -120,8 +156,7 @@ static int block_output(ap_sim *s, sim_block *sb, double t, int initial) {
     if (rc < 0)
         return ap_error(AP_EPLUGIN, "block %s (%s): output failed (code %d)%s%s", sb->obj->name,
                         sb->obj->type->name, rc, *ap_last_error() ? ": " : "", ap_last_error());
-    (void)s;
-    return rc;
+    return rc > 0 ? block_trouble(s, sb, "output") : rc;
 }
 
 /* Evaluates the nodes of an order (instantaneous signals). */
@@ -142,7 +177,7 @@ static int eval_nodes(ap_sim *s, const sim_node *order, int n, double t, int ini
                 if (sc->dynamic) { /* settling a dynamic compartment at the start */
                     if (init) memcpy(sc->value, sc->drive, (size_t)s->B * sp->n * sizeof(double));
                 } else {
-                    rc = instant_value(sp, nd->comp);
+                    rc = instant_value(s, sp, nd->comp);
                 }
             }
         }
@@ -161,7 +196,7 @@ static int pop_derivs(ap_sim *s, sim_pop *sp, double *ydot) {
         double *d = ydot + sc->off;
         if (sp->obj->type->dynamics) {
             int rc = sp->obj->type->dynamics(&sp->ctx, c, d);
-            if (rc) return neuron_fail(sp, c, rc);
+            if (rc) return neuron_fail(s, sp, c, rc);
         } else {
             const double inv = 1.0 / sc->tau;
             const double *x = sc->value, *dr = sc->drive;
@@ -172,13 +207,13 @@ static int pop_derivs(ap_sim *s, sim_pop *sp, double *ydot) {
     return 0;
 }
 
-static int block_deriv(sim_block *sb, double *const *dst) {
+static int block_deriv(ap_sim *s, sim_block *sb, double *const *dst) {
     if (!sb->n_state) return 0;
     int rc = sb->obj->type->deriv(&sb->ctx, dst);
     if (rc < 0)
         return ap_error(AP_EPLUGIN, "block %s (%s): derivative failed (code %d)%s%s", sb->obj->name,
                         sb->obj->type->name, rc, *ap_last_error() ? ": " : "", ap_last_error());
-    return rc;
+    return rc > 0 ? block_trouble(s, sb, "derivative") : rc;
 }
 
 long ap_first_nonfinite(const double *v, size_t n);
@@ -198,7 +233,7 @@ int ap_sim_eval(ap_sim *s, double t, const double *y, double *ydot) {
         sim_block *sb = &s->blocks[b];
         for (int k = 0; k < sb->n_state; k++)
             sb->dstate[k] = ydot + sb->state_off[k];
-        rc = block_deriv(sb, sb->dstate);
+        rc = block_deriv(s, sb, sb->dstate);
         /* restore the scratch pointers used by ordered steps */
         size_t o = 0;
         for (int k = 0; k < sb->n_state; k++) {
@@ -295,7 +330,7 @@ static int step_pop(ap_sim *s, sim_pop *sp, double t, double dt, ap_noise *rng) 
         sim_comp *sc = &sp->comp[c];
         compute_drive(s, sp, c, 1);
         if (!sc->dynamic) {
-            int rc = instant_value(sp, c);
+            int rc = instant_value(s, sp, c);
             if (rc) return rc;
             continue;
         }
@@ -304,7 +339,7 @@ static int step_pop(ap_sim *s, sim_pop *sp, double t, double dt, ap_noise *rng) 
             /* the population's scratch: its rate buffer is rewritten below anyway */
             double *d = sp->rate;
             int rc = sp->obj->type->dynamics(&sp->ctx, c, d);
-            if (rc) return neuron_fail(sp, c, rc);
+            if (rc) return neuron_fail(s, sp, c, rc);
             for (size_t i = 0; i < len; i++)
                 x[i] += dt * d[i];
         } else {
@@ -324,7 +359,7 @@ static int step_pop(ap_sim *s, sim_pop *sp, double t, double dt, ap_noise *rng) 
 static int step_block(ap_sim *s, sim_block *sb, double t, double dt, ap_noise *rng) {
     sb->ctx.t = t;
     sb->ctx.initial = 0;
-    int rc = block_deriv(sb, sb->dstate);
+    int rc = block_deriv(s, sb, sb->dstate);
     if (rc) return rc;
     for (int k = 0; k < sb->n_state; k++) {
         size_t len = (size_t)s->B * (size_t)sb->state_size[k];

@@ -171,13 +171,21 @@ int ap_model_add_input(ap_model *m, const char *name, int size) {
 }
 
 /* A parameter bound for messages: DBL_MAX reads as inf. */
-static void fmt_bound(char *buf, size_t n, double v) {
-    if (v >= DBL_MAX)
-        snprintf(buf, n, "inf");
-    else if (v <= -DBL_MAX)
-        snprintf(buf, n, "-inf");
+/* What a parameter must be, as a user reads it: "finite and > 0" for v = inf under [DBL_MIN,
+ * DBL_MAX], ">= 0", "<= 1", "in [0, 1]" (never a bound of +-DBL_MAX shown as "inf"). */
+static void fmt_allowed(char *buf, size_t n, double v, double lo, double hi) {
+    const char *fin = isfinite(v) ? "" : "finite";
+    int has_lo = lo > -DBL_MAX, has_hi = hi < DBL_MAX;
+    if (has_lo && has_hi)
+        snprintf(buf, n, "%s%sin [%g, %g]", fin, *fin ? " and " : "", lo, hi);
+    else if (has_lo && lo == DBL_MIN)
+        snprintf(buf, n, "%s%s> 0", fin, *fin ? " and " : "");
+    else if (has_lo)
+        snprintf(buf, n, "%s%s>= %g", fin, *fin ? " and " : "", lo);
+    else if (has_hi)
+        snprintf(buf, n, "%s%s<= %g", fin, *fin ? " and " : "", hi);
     else
-        snprintf(buf, n, "%g", v);
+        snprintf(buf, n, "finite");
 }
 
 /* Fills vals (n_desc) with defaults, then the given params; validates names and bounds. */
@@ -202,11 +210,10 @@ static int set_params(const ap_model *m, const char *what, const char *objname,
         }
         double v = given[k].value;
         if (!isfinite(v) || v < desc[found].min || v > desc[found].max) {
-            char lo[32], hi[32];
-            fmt_bound(lo, sizeof lo, desc[found].min);
-            fmt_bound(hi, sizeof hi, desc[found].max);
-            return ap_error(AP_EINVAL, "%s%s \"%s\": %s = %g is out of range [%s, %s]",
-                            where(m->origin), what, objname, given[k].name, v, lo, hi);
+            char allowed[96];
+            fmt_allowed(allowed, sizeof allowed, v, desc[found].min, desc[found].max);
+            return ap_error(AP_EINVAL, "%s%s \"%s\": %s = %g must be %s", where(m->origin), what,
+                            objname, given[k].name, v, allowed);
         }
         vals[found] = v;
     }

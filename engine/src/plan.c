@@ -680,6 +680,8 @@ int ap_sim_rhs(ap_sim *s, double t, const double *y, double *ydot) {
     /* outside a run the weights may have changed: products of inputs are recomputed */
     s->input_cache_valid = 0;
     int rc = ap_sim_eval(s, t, y, ydot);
+    if (rc > 0 && s->bad_index == AP_BAD_COMPONENT)
+        return ap_error_prefix(AP_ENONFINITE, "at t = %g: ", t);
     if (rc > 0) {
         char nm[256];
         ap_sim_describe(s, (size_t)s->bad_index, nm, sizeof nm);

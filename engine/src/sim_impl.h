@@ -134,7 +134,8 @@ struct ap_sim {
     /* last evaluation, for reuse by the quadrature */
     double eval_t;
     int eval_valid;
-    /* first non-finite derivative found by the right-hand side */
+    /* first non-finite derivative found by the right-hand side; AP_BAD_COMPONENT when a
+     * component failed recoverably and ap_last_error names it */
     long bad_index;
     double bad_value;
     long rhs_evals;
@@ -154,6 +155,7 @@ int ap_sim_start(ap_sim *s, int keep_state);
  * failure. Every state variable belongs to a component of the sweep, so a sweep that returns
  * 0 leaves a finite state. */
 enum { AP_SWEEP_NONFINITE = 2 };
+enum { AP_BAD_COMPONENT = -2 };
 int ap_sim_ordered_step(ap_sim *s, const int *order, int n_order, double t, double dt,
                         ap_noise *rng);
 /* Accumulates every rule at the current signals with weight w (dW += w * post^T pre). With

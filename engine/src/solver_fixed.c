@@ -44,6 +44,7 @@ static int build_order(const ap_sim *s, const ap_run_opts *o, int *order) {
 }
 
 static int nonfinite_error(const ap_sim *s, long i, double v, double t, const char *what) {
+    if (i == AP_BAD_COMPONENT) return ap_error_prefix(AP_ENONFINITE, "at t = %g: ", t);
     char nm[256];
     ap_sim_describe(s, (size_t)i, nm, sizeof nm);
     return ap_error(AP_ENONFINITE, "non-finite %s: %s = %g at t = %g", what, nm, v, t);
@@ -177,7 +178,7 @@ int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
                 rc = nonfinite_error(s, s->bad_index, s->bad_value, t + dt, "state");
                 goto done;
             }
-            if (rc > 0) rc = ap_error(AP_ENONFINITE, "a component failed at t = %g", t);
+            if (rc > 0) rc = nonfinite_error(s, s->bad_index, s->bad_value, t, "state");
             if (rc) goto done;
             /* the sweep checked each component's new state as it wrote it */
             st->steps++;

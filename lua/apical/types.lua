@@ -16,11 +16,25 @@ local NOUN = { neuron = "neuron type", block = "block type", rule = "rule", init
 local spec_mt = { __name = "apical.Spec" }
 
 local function fmt_num(x)
+    if x ~= x then return "nan" end
     if x == math.huge then return "inf" end
     if x == -math.huge then return "-inf" end
     if x >= 1.7e308 then return "inf" end
     if x <= -1.7e308 then return "-inf" end
     return (string.format("%.10g", x))
+end
+
+-- What a parameter must be, as a user reads it: "finite and > 0" for inf under [DBL_MIN,
+-- DBL_MAX], ">= 0", "<= 1", "in [0, 1]" (a bound of +-DBL_MAX is no bound).
+local DBL_MIN = 2.2250738585072014e-308
+local function allowed(v, lo, hi)
+    local fin = (v ~= v or v == math.huge or v == -math.huge) and "finite and " or ""
+    local has_lo, has_hi = lo > -1.7e308, hi < 1.7e308
+    if has_lo and has_hi then return string.format("%sin [%s, %s]", fin, fmt_num(lo), fmt_num(hi)) end
+    if has_lo and lo == DBL_MIN then return fin .. "> 0" end
+    if has_lo then return fin .. ">= " .. fmt_num(lo) end
+    if has_hi then return fin .. "<= " .. fmt_num(hi) end
+    return "finite"
 end
 
 spec_mt.__tostring = function(s)
@@ -88,9 +102,9 @@ function M.check(spec, want, what)
                     tname, k, errors.show(v)))
             else
                 local p = known[k]
-                if v ~= v or v < p.min or v > p.max then
-                    errors.raise(string.format("%s%s: %s = %s is out of range [%s, %s]", pre,
-                        tname, k, fmt_num(v), fmt_num(p.min), fmt_num(p.max)))
+                if v ~= v or v < p.min or v > p.max or (v == math.huge or v == -math.huge) then
+                    errors.raise(string.format("%s%s: %s = %s must be %s", pre, tname, k,
+                        fmt_num(v), allowed(v, p.min, p.max)))
                 end
                 params[k] = v
             end

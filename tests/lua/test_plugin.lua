@@ -32,7 +32,7 @@ local n2 = m:population { name = "n2", size = 1, neuron = apical.neuron("example
     activation = "example.cube" }
 m:connect(x, n.soma, { init = apical.init.constant { value = 1 } })
 m:connect(x, n2.soma, { init = apical.init.constant { value = 1 } })
-check.fails(function() ex.adaptive { tau_a = 0 } end, "neuron type example.adaptive: tau_a = 0 is out of range [1e-09, inf]")
+check.fails(function() ex.adaptive { tau_a = 0 } end, "neuron type example.adaptive: tau_a = 0 must be >= 1e-09")
 check.fails(function() ex.adaptive { tau = 1 } end, 'has no parameter "tau" (parameters: tau_m, tau_a, g)')
 check.fails(function() apical.plugin "nonexistent" end, 'plugin "nonexistent" not found')
 check.fails(function() apical.plugin "failinit" end, "failinit: the test plugin refuses to start")

@@ -626,9 +626,10 @@ static void test_compile_errors(void) {
     CHECK_OK(ap_model_set_start_value(m, "d.soma", 0.0));
     CHECK_OK(ap_model_set_start(m, "d", AP_START_SETTLED));
     CHECK_FAILS(ap_model_set_start_value(m, "d.soma", 1.0), AP_EINVAL, "starts settled");
-    /* bounds read as numbers, DBL_MAX as inf */
+    /* bounds read as a user reads them: DBL_MAX is no bound */
     ap_param big = {"tau", -2.0};
-    CHECK_FAILS(ap_model_add_population(m, "e", 3, "rate", "tanh", &big, 1), AP_EINVAL, "[0, inf]");
+    CHECK_FAILS(ap_model_add_population(m, "e", 3, "rate", "tanh", &big, 1), AP_EINVAL,
+                "tau = -2 must be >= 0");
     /* canonical default names: a rate named with or without ".rate" */
     int id1, id2;
     CHECK_OK(ap_model_connect(m, "d.rate", "p.soma", NULL, &id1));

@@ -2,7 +2,7 @@
 -- spans several lines points at the line where the call starts.
 local apical = require "apical"
 local m = apical.model { batch = 1 }
-m:population { -- error: tau = -0.5 is out of range [0, inf]
+m:population { -- error: tau = -0.5 must be >= 0
     name = "h1",
     size = 3,
     neuron = { kind = "neuron", type = "rate", params = { tau = -0.5 } },
