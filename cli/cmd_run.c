@@ -1,4 +1,5 @@
-/* cmd_run.c — `apical run SCRIPT.lua [--set key=value ...] [--traceback] [--] [args ...]`
+/* cmd_run.c — `apical run SCRIPT.lua [--set key=value ...] [--traceback] [--sandbox] [--]
+ * [args ...]`
  * (SCRIPT "-" reads the standard input): runs a Lua script in a fresh Lua 5.4 state whose package
  * paths find the apical module next to this program, then checks that every --set names a declared
  * parameter. Errors print as one line `apical: script.lua:12: message` (plus the Lua stack with
@@ -28,6 +29,7 @@ typedef struct run_args {
     const char *script;
     const char *module; /* instead of a script: require(module).main(args...) */
     int traceback;
+    int sandbox; /* --sandbox: lua/apical/sandbox.lua restricts the state */
     int n_sets;
     char **sets; /* "key=value" */
     int n_args;
@@ -36,8 +38,8 @@ typedef struct run_args {
 
 static int usage_error(const char *msg, const char *arg) {
     fprintf(stderr, "apical: run: %s%s%s\n", msg, arg ? " " : "", arg ? arg : "");
-    fprintf(stderr, "usage: apical run SCRIPT.lua [--set key=value ...] [--traceback] [--] "
-                    "[args ...]\n");
+    fprintf(stderr, "usage: apical run SCRIPT.lua [--set key=value ...] [--traceback] "
+                    "[--sandbox] [--] [args ...]\n");
     return CLI_USAGE;
 }
 
@@ -63,6 +65,8 @@ static int parse(int argc, char **argv, run_args *ra) {
             ra->sets[ra->n_sets++] = kv;
         } else if (!only_args && strcmp(a, "--traceback") == 0) {
             ra->traceback = 1;
+        } else if (!only_args && strcmp(a, "--sandbox") == 0) {
+            ra->sandbox = 1;
         } else if (!only_args && a[0] == '-' && a[1] != '\0') {
             return usage_error("unknown option", a);
         } else if (!ra->script) {
@@ -72,6 +76,8 @@ static int parse(int argc, char **argv, run_args *ra) {
         }
     }
     if (!ra->script) return usage_error("no script given", NULL);
+    if (ra->sandbox && strcmp(ra->script, "-") == 0)
+        return usage_error("--sandbox needs a model file, not the standard input", NULL);
     return CLI_OK;
 }
 
@@ -153,6 +159,30 @@ static int report(lua_State *L) {
     return status;
 }
 
+/* realpath(3) for apical.sandbox: the resolved path, or nil. */
+static int l_realpath(lua_State *L) {
+    char buf[PATH_MAX];
+    if (realpath(luaL_checkstring(L, 1), buf))
+        lua_pushstring(L, buf);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+/* --sandbox: require("apical.sandbox").enable(script, realpath) restricts the state and leaves
+ * the model's environment on the stack; 0, or the status of the reported error. */
+static int sandbox_env(lua_State *L, const run_args *ra, int h) {
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "apical.sandbox");
+    if (lua_pcall(L, 1, 1, h) != LUA_OK) return report(L);
+    lua_getfield(L, -1, "enable");
+    lua_remove(L, -2);
+    lua_pushstring(L, ra->script);
+    lua_pushcfunction(L, l_realpath);
+    if (lua_pcall(L, 2, 1, h) != LUA_OK) return report(L);
+    return 0;
+}
+
 /* After the script: every --set must name a parameter some apical.params call declared. */
 static int check_sets(lua_State *L, const run_args *ra, int msgh_idx) {
     if (ra->n_sets == 0) return CLI_OK;
@@ -212,7 +242,16 @@ static int run_script(lua_State *L, const run_args *ra) {
     } else {
         /* "-" is the standard input, as for lua */
         const char *file = strcmp(ra->script, "-") == 0 ? NULL : ra->script;
-        if (luaL_loadfile(L, file) != LUA_OK) return report(L);
+        if (ra->sandbox) {
+            int status = sandbox_env(L, ra, h);
+            if (status) return status;
+            /* text only; the chunk's _ENV (its first upvalue) is the model's environment */
+            if (luaL_loadfilex(L, file, "t") != LUA_OK) return report(L);
+            lua_insert(L, -2);
+            lua_setupvalue(L, -2, 1);
+        } else if (luaL_loadfile(L, file) != LUA_OK) {
+            return report(L);
+        }
     }
     luaL_checkstack(L, ra->n_args + 1, "script arguments");
     for (int i = 0; i < ra->n_args; i++)

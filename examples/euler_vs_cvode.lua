@@ -72,7 +72,7 @@ local function compare(g, rL)
   return math.sqrt(num / den), worst
 end
 
-os.execute("mkdir -p '" .. p.out .. "'")
+apical.mkdir(p.out)
 local rows = { "scheme,dt_or_rtol,update_rel_diff,max_sample_state_diff,wall_seconds,rhs_evals" }
 print(string.format("%-22s %12s %14s %10s %10s", "scheme", "update diff", "state diff", "wall s", "rhs evals"))
 local order = { "ctl" }

@@ -34,7 +34,7 @@ local runs = {
   { "DFC-SSA (fixed)", "dfc-ssa", "weight_product" }, { "DFA", "dfa", "given" },
 }
 
-os.execute("mkdir -p '" .. p.out .. "'")
+apical.mkdir(p.out)
 local done = {}
 for _, r in ipairs(runs) do
   local cfg = {}

@@ -64,7 +64,7 @@ local function paper_config(file)
   return cfg
 end
 
-os.execute("mkdir -p '" .. p.out .. "'")
+apical.mkdir(p.out)
 local results_csv = p.out .. "/results.csv"
 local results = {}
 do

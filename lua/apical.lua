@@ -49,6 +49,7 @@ apical.array = core.array
 apical.zeros = core.zeros
 apical.load_npy = core.load_npy
 apical.clock = core.clock
+apical.mkdir = core.mkdir
 apical.run_parallel = sim.run_parallel
 apical.blas_threads = core.blas_threads
 apical.blas_core = core.blas_core

@@ -46,8 +46,11 @@ LAPI_EXPORT int luaopen_apical_core(lua_State *L) {
     lapi_open_data(L);
     lapi_open_optim(L);
     lapi_open_kernel(L);
-    static const luaL_Reg fns[] = {
-        {"cli_sets", l_cli_sets}, {"metatable", l_metatable}, {"clock", l_clock}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"cli_sets", l_cli_sets},
+                                   {"metatable", l_metatable},
+                                   {"clock", l_clock},
+                                   {"mkdir", lapi_mkdir},
+                                   {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
     lua_pushliteral(L, APICAL_VERSION);
     lua_setfield(L, -2, "version");

@@ -2,7 +2,8 @@
 -- fails properly: exit status 1, and stderr exactly one line
 --     apical: <file>:<line>: ... <text> ...
 -- where <line> is the line of the file marked `-- error: <text>`.
--- Usage (from the model's directory): apical run expect_error.lua -- APICAL MODEL.lua
+-- Usage (from the model's directory): apical run expect_error.lua -- APICAL MODEL.lua [FLAG ...]
+-- (the FLAGs, such as --sandbox, go to `apical run` before the model)
 local apical_bin, model = arg[1], arg[2]
 assert(apical_bin and model, "usage: apical run expect_error.lua -- APICAL MODEL.lua")
 
@@ -19,7 +20,10 @@ local function quote(s)
     return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 -- stderr into the pipe, stdout discarded; nothing is written to files
-local p = assert(io.popen(quote(apical_bin) .. " run " .. quote(model) .. " 2>&1 >/dev/null"))
+local flags = {}
+for i = 3, #arg do flags[#flags + 1] = quote(arg[i]) .. " " end
+local p = assert(io.popen(quote(apical_bin) .. " run " .. table.concat(flags) .. quote(model) ..
+    " 2>&1 >/dev/null"))
 local err = p:read("a")
 local _, how, code = p:close()
 

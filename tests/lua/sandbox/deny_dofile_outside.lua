@@ -1,0 +1,2 @@
+-- dofile of a file outside the allowed directories
+dofile("/etc/hostname") -- error: sandbox: loadfile "/etc/hostname"
