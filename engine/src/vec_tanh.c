@@ -56,8 +56,10 @@ static inline __attribute__((always_inline)) void tanh_w(const double *x, double
     memcpy(y, &t, sizeof t);
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void
-ap_vec_tanh(size_t n, const double *x, double *y) {
+/* The clones are static and called through ap_vec_tanh: clang 14 cannot link a call from
+ * another file to a function with external linkage and target_clones. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+vec_tanh_clones(size_t n, const double *x, double *y) {
     size_t i = 0;
     for (; i + W <= n; i += W)
         tanh_w(x + i, y + i);
@@ -67,4 +69,8 @@ ap_vec_tanh(size_t n, const double *x, double *y) {
         tanh_w(xin, out);
         memcpy(y + i, out, (n - i) * sizeof *y);
     }
+}
+
+void ap_vec_tanh(size_t n, const double *x, double *y) {
+    vec_tanh_clones(n, x, y);
 }
