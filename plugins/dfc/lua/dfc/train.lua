@@ -637,6 +637,7 @@ function Trainer:fit()
   end
   if self.task.image then self:write_reconstructions(rd) end
   rd.total_wall = total_wall
+  rd:close()
   return { log = log, best = best, run_dir = rd.path, trainer = self, wall = total_wall,
     warnings = self.warnings or {} }
 end
