@@ -127,7 +127,7 @@ local t0 = apical.clock()
 run(nil, "--set out_dir=" .. quote(scratch .. "/timing"))
 local length = apical.clock() - t0
 for k = 1, n_random do
-  local delay = 0.3 * length + 0.7 * length * math.random()
+  local delay = 0.2 * length + 0.7 * length * math.random()
   local out = string.format("%s/random-%d", scratch, k)
   local h, c = run(nil, "--set out_dir=" .. quote(out),
     string.format("timeout -s KILL %.3f", delay))
@@ -137,6 +137,34 @@ for k = 1, n_random do
     assert(killed(h, c), "random " .. k .. ": " .. tostring(h) .. " " .. tostring(c))
     finish(out, string.format("random %d (kill after %.2f s)", k, delay))
   end
+end
+
+-- F7: two processes on one run directory. A run in progress holds the lock: a resume of its
+-- directory is refused, naming its pid; once it is killed, the resume goes ahead.
+do
+  local out = scratch .. "/race"
+  local p = assert(io.popen(string.format("%s run %s --set out_dir=%s --set epochs=100000 >/dev/null 2>&1 & echo $!",
+    quote(bin), quote(script), quote(out))))
+  local pid = assert(tonumber(p:read("l")))
+  p:close()
+  local dir, holder
+  for _ = 1, 1200 do -- at most a minute
+    dir = run_dir(out)
+    local f = dir and io.open(dir .. "/lock")
+    holder = f and tonumber(f:read("l") or "")
+    if f then f:close() end
+    if holder and io.open(dir .. "/checkpoint/manifest.txt") then break end
+    os.execute("sleep 0.05")
+  end
+  assert(holder == pid, string.format("the lock names %s, the run is %d", tostring(holder), pid))
+  local h, c, e = run(nil, "--set resume=" .. quote(dir) .. " --set epochs=100000")
+  os.execute("kill -KILL " .. pid)
+  assert(h == "exit" and c == 1, "a second process resumed a run in progress")
+  assert(e:find("resume: directory " .. dir .. " is in use by process " .. pid .. " (it holds " .. dir ..
+    "/lock); wait for it to finish or stop it", 1, true), e)
+  os.execute("while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.05; done")
+  h, c, e = run(nil, "--set resume=" .. quote(dir) .. " --set epochs=1")
+  assert(h == "exit" and c == 0, "the lock of a killed run was not released: " .. e)
 end
 
 print(string.format("kill-and-resume: %d kills (%d at protocol points, %d at random times of a " ..
