@@ -26,6 +26,15 @@ local function run(env, sets, prefix)
   return how, code, text
 end
 
+-- The epoch of the run directory's checkpoint/ (nil: none complete)
+local function checkpoint_epoch(dir)
+  local f = io.open(dir .. "/checkpoint/manifest.txt")
+  if not f then return nil end
+  local e = tonumber(f:read("a"):match("\nepoch (%d+)\n"))
+  f:close()
+  return e
+end
+
 -- killed by SIGKILL (the shell reports 128 + 9)
 local function killed(how, code)
   return (how == "signal" and code == 9) or (how == "exit" and code == 137)
@@ -88,24 +97,22 @@ local how, code, err = run(nil, "--set out_dir=" .. quote(ref_out))
 assert(how == "exit" and code == 0, "the uninterrupted run failed: " .. err)
 local ref = run_dir(ref_out)
 
-local trials, resumed = 0, 0
+local trials, resumed, late = 0, 0, 0
 
 -- Resumes the run in out_dir (killed before) until it finishes; checks it equals the reference.
 -- A run killed before its first checkpoint cannot be resumed: the message must say so.
 local function finish(out_dir, what)
   trials = trials + 1
   local dir = run_dir(out_dir)
-  for _ = 1, 3 do
-    local h, c, e = run(nil, "--set resume=" .. quote(dir or (out_dir .. "/none")))
-    if h == "exit" and c == 0 then
-      same_run(ref, dir, what)
-      resumed = resumed + 1
-      return
-    end
-    assert(not killed(h, c), what .. ": the resumed run was killed")
-    assert(e:find("no checkpoint in", 1, true), what .. ": resume failed: " .. e)
-    return -- killed before the first checkpoint: nothing to resume, and the message says so
+  local h, c, e = run(nil, "--set resume=" .. quote(dir or (out_dir .. "/none")))
+  if h == "exit" and c == 0 then
+    same_run(ref, dir, what)
+    resumed = resumed + 1
+    return
   end
+  assert(not killed(h, c), what .. ": the resumed run was killed")
+  -- killed before the first checkpoint: nothing to resume, and the message says so
+  assert(e:find("no checkpoint in", 1, true), what .. ": resume failed: " .. e)
 end
 
 -- every point of the protocol, at the first save (no previous checkpoint) and the second
@@ -119,23 +126,51 @@ for _, point in ipairs(points) do
   end
 end
 
--- random times: SIGKILL after a random delay (timeout -s KILL), up to the reference run's length
+-- Starts the training run in the background: its pid.
+local function start(sets)
+  local p = assert(io.popen(string.format("%s run %s %s >/dev/null 2>&1 & echo $!", quote(bin),
+    quote(script), sets)))
+  local pid = assert(tonumber(p:read("l")))
+  p:close()
+  return pid
+end
+
+-- Waits (at most a minute) until the run in out_dir has a complete checkpoint of epoch `e` or
+-- later, or has ended.
+local function wait_checkpoint(out_dir, pid, e)
+  for _ = 1, 3000 do
+    local dir = run_dir(out_dir)
+    if dir and (checkpoint_epoch(dir) or -1) >= e then return end
+    if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then return end
+    os.execute("sleep 0.02")
+  end
+end
+
+-- random points: SIGKILL a random time (up to about an epoch's length) after the start (target
+-- epoch 0) or after the checkpoint of a random epoch 1..3 appeared
 local n_random = tonumber(os.getenv("APICAL_KILL_TRIALS") or "") or 6
 local seed = tonumber(os.getenv("APICAL_KILL_SEED") or "") or 13
 math.randomseed(seed)
 local t0 = apical.clock()
 run(nil, "--set out_dir=" .. quote(scratch .. "/timing"))
 local length = apical.clock() - t0
+local epoch_length = length / 5
 for k = 1, n_random do
-  local delay = 0.2 * length + 0.7 * length * math.random()
   local out = string.format("%s/random-%d", scratch, k)
-  local h, c = run(nil, "--set out_dir=" .. quote(out),
-    string.format("timeout -s KILL %.3f", delay))
-  if h == "exit" and c == 0 then
-    same_run(ref, run_dir(out), "random " .. k .. " (finished before the kill)")
+  local target = math.random(0, 3)
+  local pid = start("--set out_dir=" .. quote(out))
+  if target > 0 then wait_checkpoint(out, pid, target) end
+  local delay = math.random() * epoch_length * (target == 0 and 2 or 1)
+  os.execute(string.format("sleep %.3f; kill -KILL %d 2>/dev/null", delay, pid))
+  os.execute("while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.02; done")
+  local dir = run_dir(out)
+  local what = string.format("random %d (kill %.3f s after %s)", k, delay,
+    target == 0 and "the start" or ("the checkpoint of epoch " .. target))
+  if dir and checkpoint_epoch(dir) == 4 then
+    same_run(ref, dir, what .. ", finished before the kill")
+    late = late + 1
   else
-    assert(killed(h, c), "random " .. k .. ": " .. tostring(h) .. " " .. tostring(c))
-    finish(out, string.format("random %d (kill after %.2f s)", k, delay))
+    finish(out, what)
   end
 end
 
@@ -143,10 +178,7 @@ end
 -- directory is refused, naming its pid; once it is killed, the resume goes ahead.
 do
   local out = scratch .. "/race"
-  local p = assert(io.popen(string.format("%s run %s --set out_dir=%s --set epochs=100000 >/dev/null 2>&1 & echo $!",
-    quote(bin), quote(script), quote(out))))
-  local pid = assert(tonumber(p:read("l")))
-  p:close()
+  local pid = start("--set out_dir=" .. quote(out) .. " --set epochs=100000")
   local dir, holder
   for _ = 1, 1200 do -- at most a minute
     dir = run_dir(out)
@@ -168,6 +200,7 @@ do
 end
 
 print(string.format("kill-and-resume: %d kills (%d at protocol points, %d at random times of a " ..
-  "%.2f s run, seed %d), %d resumed bit-identical, %d killed before their first checkpoint",
-  trials, 3 * #points, trials - 3 * #points, length, seed, resumed, trials - resumed))
+  "%.2f s run, seed %d), %d resumed bit-identical, %d killed before their first checkpoint; " ..
+  "%d runs finished before their random kill", trials, 3 * #points, trials - 3 * #points, length,
+  seed, resumed, trials - resumed, late))
 assert(apical.fs.remove_tree(scratch))
