@@ -605,10 +605,11 @@ function Trainer:fit()
     local loss_sum, steps, evals, dropped, nb, simt = 0, 0, 0, 0, 0, 0
     for X, Y in self.task.train:batches { batch = self.B, shuffle = true, seed = c.seed, epoch = epoch, drop_last = true } do
       local l = self:batch_loss(X, Y)
+      div:check_loss(epoch, nb + 1, l)
       local st = self:step(X, Y, (epoch - 1) * n_batches + nb + 1, epoch)
       nb = nb + 1
       loss_sum = loss_sum + l
-      self:warn(div:check(epoch, nb, l, st and c.solver ~= "euler" and st.steps))
+      self:warn(div:check_steps(epoch, nb, st and c.solver ~= "euler" and st.steps))
       if st then
         steps, evals, simt = steps + st.steps, evals + st.rhs_evals, simt + st.t_reached
         dropped = dropped + (st.dropped or 0)
