@@ -95,6 +95,13 @@ end
 function M.verify(dir)
   local m, err = M.read_manifest(dir .. "/" .. M.MANIFEST)
   if not m then return nil, err end
+  local listed = { [M.MANIFEST] = true }
+  for _, e in ipairs(m.files) do listed[e.name] = true end
+  for _, name in ipairs(fs.list(dir) or {}) do
+    if not listed[name] then
+      return nil, string.format("%s/%s: not in the manifest %s/%s", dir, name, dir, M.MANIFEST)
+    end
+  end
   for _, e in ipairs(m.files) do
     local path = dir .. "/" .. e.name
     local crc, size = fs.crc32(path)

@@ -136,6 +136,43 @@ local function crashed_between_renames(name)
   return r.run_dir
 end
 
+-- the manifest reader: mutated manifests (bytes changed, lines cut or repeated) are refused
+-- with a message naming the manifest and line, or read (never an error raised)
+do
+  local dir = straight.run_dir .. "/checkpoint"
+  local text = read(dir .. "/manifest.txt")
+  local path = tmp .. "/manifest.txt"
+  math.randomseed(11)
+  local refused = 0
+  for k = 1, 400 do
+    local t = text
+    local op = k % 4
+    if op == 0 then
+      local at = math.random(1, #t)
+      t = t:sub(1, at - 1) .. string.char(math.random(0, 255)) .. t:sub(at + 1)
+    elseif op == 1 then
+      t = t:sub(1, math.random(0, #t - 1))
+    elseif op == 2 then
+      local lines = {}
+      for l in t:gmatch("[^\n]*\n") do lines[#lines + 1] = l end
+      local i = math.random(1, #lines)
+      table.insert(lines, i, lines[math.random(1, #lines)])
+      t = table.concat(lines)
+    else
+      t = t:gsub("%x", function(h) return math.random() < 0.02 and "g" or h end)
+    end
+    write(path, t)
+    local ok, m, err = pcall(checkpoint.read_manifest, path)
+    assert(ok, "read_manifest raised: " .. tostring(m))
+    if not m then
+      refused = refused + 1
+      assert(err:find("^" .. path:gsub("%p", "%%%0") .. ":%d+: "), err)
+    end
+  end
+  assert(refused > 200, "most mutations are refused: " .. refused)
+  os.remove(path)
+end
+
 -- F4: resume takes the newest complete checkpoint (epoch 3, in checkpoint.tmp/)
 do
   local dir = crashed_between_renames("between")
@@ -166,6 +203,11 @@ do
   assert(resumed.warnings[1]:find("resuming from the complete checkpoint " .. r2.run_dir ..
     "/checkpoint.old (epoch 2) instead", 1, true), resumed.warnings[1])
   assert(read(r2.run_dir .. "/checkpoint.damaged/W1.npy"), "the damaged checkpoint is kept aside")
+  -- a file the manifest does not list
+  local r4 = dfc.train(cfg { epochs = 1, name = "extra" })
+  write(r4.run_dir .. "/checkpoint/W9.npy", read(r4.run_dir .. "/checkpoint/W1.npy"))
+  fails(function() dfc.train(cfg { resume = r4.run_dir }) end,
+    r4.run_dir .. "/checkpoint/W9.npy: not in the manifest " .. r4.run_dir .. "/checkpoint/manifest.txt")
   -- a truncated file
   local r3 = dfc.train(cfg { epochs = 1, name = "trunc" })
   local s = read(r3.run_dir .. "/checkpoint/opt.steps.npy")
