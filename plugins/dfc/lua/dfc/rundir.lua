@@ -1,7 +1,8 @@
 -- apical.plugins.dfc.rundir — a training run's directory: config.lua (the resolved
 -- configuration), log.csv (one row per epoch, rewritten atomically) and checkpoint/ (weights,
--- optimiser state and progress after the last completed epoch, replaced atomically), and
--- resuming a run from it.
+-- optimiser state and progress after the last completed epoch, with a manifest of CRC-32s:
+-- checkpoint.lua), the lock held while a run uses it, and resuming a run from it (its files
+-- read as data: datafile.lua).
 local apical = require "apical"
 local checkpoint = require "apical.plugins.dfc.checkpoint"
 local datafile = require "apical.plugins.dfc.datafile"

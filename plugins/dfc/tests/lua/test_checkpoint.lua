@@ -279,6 +279,17 @@ do
   dfc.train(cfg { epochs = 2, resume = r.run_dir }) -- released: resumes
 end
 
+-- a checkpoint written before manifests: resumed, with a warning that it is not verified
+do
+  local r = dfc.train(cfg { epochs = 3, name = "legacy" })
+  os.remove(r.run_dir .. "/checkpoint/manifest.txt")
+  assert(fs.remove_tree(r.run_dir .. "/checkpoint.old"))
+  local resumed = dfc.train(cfg { resume = r.run_dir })
+  same_run(straight, resumed, "resumed from a checkpoint without a manifest")
+  assert(resumed.warnings[1] == r.run_dir .. "/checkpoint has no manifest.txt (written by an older " ..
+    "apical): its files are not verified", resumed.warnings[1])
+end
+
 -- no checkpoint at all
 fails(function() dfc.train(cfg { resume = tmp .. "/nothing" }) end, "no checkpoint in " .. tmp .. "/nothing")
 do
