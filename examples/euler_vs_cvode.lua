@@ -16,13 +16,13 @@ local p = apical.params { epochs = 3, T = 5.0, out = "runs/euler-vs-cvode", seed
 local t
 if p.run ~= "" then
   -- the trained network of a run directory: its configuration (simulated as DFC), the weights
-  -- of its last checkpoint
-  local cfg = dofile(p.run .. "/config.lua")
-  local state = dofile(p.run .. "/checkpoint/state.lua")
+  -- of its last checkpoint (read as data: rundir.read)
+  local rundir = require "apical.plugins.dfc.rundir"
+  local cfg, state = rundir.read(p.run)
   cfg.resume, cfg.progress, cfg.measures_every, cfg.method = "", false, 0, "dfc"
   if cfg.single_phase then cfg.single_phase, cfg.extra_fb_epochs = false, nil end
   t = dfc.trainer(cfg)
-  require("apical.plugins.dfc.rundir").load_weights(t, p.run)
+  rundir.load_weights(t, p.run)
   p.T = (cfg.tmax - 1) * cfg.dt
   print(string.format("network of %s (epoch %d), T = %g", p.run, state.epoch, p.T))
 else

@@ -50,6 +50,8 @@ apical.zeros = core.zeros
 apical.load_npy = core.load_npy
 apical.clock = core.clock
 apical.mkdir = core.mkdir
+-- files and directories of run directories (lua/lapi_fs.c; docs/training.md)
+apical.fs = core.fs
 apical.run_parallel = sim.run_parallel
 apical.blas_threads = core.blas_threads
 apical.blas_core = core.blas_core

@@ -121,4 +121,7 @@ const ap_kernel *lapi_kernel_prepare(lua_State *L, const char *name, int idx, ap
 /* The open optimiser at idx; raises if it is closed. */
 ap_optim *lapi_optim_check(lua_State *L, int idx);
 
+/* core.fs: checksums, durable writes, directories, locks (lapi_fs.c). */
+int lapi_open_fs(lua_State *L);
+
 #endif

@@ -196,6 +196,11 @@ local function guard_core()
   wrap(core, "optim_save", { { 2, true } })
   wrap(core, "optim_load", { { 2, false } })
   wrap(core, "mkdir", { { 1, true } })
+  -- the run directories' file functions (lua/lapi_fs.c): writing ones need a writable path
+  for _, f in ipairs { { "write", true }, { "mkdir", true }, { "remove_tree", true }, { "lock", true },
+    { "sync_dir", false }, { "crc32", false }, { "list", false } } do
+    wrap(core.fs, f[1], { { 1, f[2] } })
+  end
   local plugin_load = core.plugin_load
   core.plugin_load = function(name, ...)
     if type(name) == "string" and name:find("/", 1, true) then

@@ -1,27 +1,33 @@
 -- apical.plugins.dfc.rundir — a training run's directory: config.lua (the resolved
 -- configuration), log.csv (one row per epoch, rewritten atomically) and checkpoint/ (weights,
--- optimiser state and progress after the last completed epoch, replaced atomically), and
--- resuming a run from it.
+-- optimiser state and progress after the last completed epoch, with a manifest of CRC-32s:
+-- checkpoint.lua), the lock held while a run uses it, and resuming a run from it (its files
+-- read as data: datafile.lua).
 local apical = require "apical"
+local checkpoint = require "apical.plugins.dfc.checkpoint"
+local datafile = require "apical.plugins.dfc.datafile"
 
+local fs = apical.fs
 local M = {}
 local Dir = {}
 Dir.__index = Dir
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
+local function check(ok, err)
+  if not ok then error(err, 0) end
+  return ok
 end
 
 local function mkdir(path)
-  local ok = os.execute("mkdir -p " .. shell_quote(path))
-  if not ok then error("cannot create directory " .. path, 0) end
+  check(fs.mkdir(path, true))
 end
 
 -- Creates the directory `path` itself (its parent must exist): true, or false when something
 -- of that name exists already. mkdir(2) is atomic, so two runs started in the same second
 -- cannot both claim the same name.
 local function claim(path)
-  return os.execute("mkdir " .. shell_quote(path) .. " 2>/dev/null") == true
+  local ok, err = fs.mkdir(path, false)
+  if ok == nil then error(err, 0) end
+  return ok
 end
 
 local function exists(path)
@@ -30,13 +36,10 @@ local function exists(path)
   return false
 end
 
--- Writes a file atomically: a temporary file next to it, then a rename.
+-- Writes a file atomically and durably (a temporary file next to it, fsync, rename, fsync of
+-- the directory).
 local function write_atomic(path, text)
-  local tmp = path .. ".tmp"
-  local f = assert(io.open(tmp, "wb"))
-  f:write(text)
-  assert(f:close())
-  assert(os.rename(tmp, path))
+  check(fs.write(path, text))
 end
 
 -- Lua source for a value (sorted keys, so files compare).
@@ -83,13 +86,21 @@ local function show(v)
   return (serialize(v):gsub("%s+", " "))
 end
 
+-- The configuration and the checkpoint's state of run directory `run_dir`, read as data (for
+-- scripts that look at a finished run: examples/euler_vs_cvode.lua).
+function M.read(run_dir)
+  local sel, err = checkpoint.select(run_dir)
+  if not sel then error(err, 0) end
+  local cfg = datafile.read(run_dir .. "/config.lua")
+  return cfg, checkpoint.read_state(run_dir .. "/" .. sel.name, sel.manifest and sel.manifest.epoch)
+end
+
 -- A resumed run must be the same run: every option but those above as the run directory's
 -- config.lua has it (a changed one is an error naming it and both values).
 local function check_same_config(path, cfg, defaults)
-  local ok, saved = pcall(dofile, path .. "/config.lua")
-  if not ok or type(saved) ~= "table" then
-    error("resume: cannot read " .. path .. "/config.lua: " .. tostring(saved), 0)
-  end
+  local ok, saved = pcall(datafile.read, path .. "/config.lua")
+  if not ok then error("resume: " .. saved, 0) end
+  if type(saved) ~= "table" then error("resume: " .. path .. "/config.lua: expected a table", 0) end
   local keys = {}
   for k in pairs(cfg) do keys[#keys + 1] = k end
   for k in pairs(saved) do if cfg[k] == nil then keys[#keys + 1] = k end end
@@ -106,17 +117,53 @@ local function check_same_config(path, cfg, defaults)
   end
 end
 
+-- Takes the run directory's lock (held until Dir:close() or the end of the process): a second
+-- run or resume of the same directory is refused, naming the process that holds it.
+function Dir:lock()
+  local lk, err = fs.lock(self.path)
+  if not lk then error(err, 0) end
+  self.lk = lk
+end
+
+-- Releases the lock.
+function Dir:close()
+  if self.lk then self.lk:release() end
+  self.lk = nil
+end
+
+-- Resuming: the lock, the newest complete checkpoint (renamed into place after a crash), the
+-- state read as data and checked against the manifest and the log, the configuration.
+local function resume(d, cfg, trainer)
+  if not fs.list(d.path) then
+    error("resume: no checkpoint in " .. d.path .. " (no such directory)", 0)
+  end
+  local lk, err = fs.lock(d.path)
+  if not lk then error("resume: " .. err, 0) end
+  d.lk = lk
+  local sel, warnings = checkpoint.select(d.path)
+  if not sel then error("resume: " .. warnings, 0) end
+  for _, w in ipairs(warnings) do
+    io.stderr:write("dfc.train: warning: ", w, "\n")
+    trainer.warnings = trainer.warnings or {}
+    trainer.warnings[#trainer.warnings + 1] = w
+  end
+  checkpoint.recover(d.path, sel)
+  local state = checkpoint.read_state(d.path .. "/checkpoint", sel.manifest and sel.manifest.epoch)
+  check_same_config(d.path, cfg, trainer.defaults)
+  d:load(trainer, state)
+end
+
 -- Opens the run directory: a new one, or the one named by cfg.resume (whose checkpoint sets
 -- the starting epoch, the weights and the optimiser state).
 function M.open(cfg, trainer)
   local d = setmetatable({ log = {}, epoch = 0, best = nil, wall = 0 }, Dir)
   if cfg.resume ~= "" then
     d.path = cfg.resume
-    local ck = d.path .. "/checkpoint/state.lua"
-    if not exists(ck) then error("resume: no checkpoint in " .. d.path .. " (" .. ck .. " is missing)", 0) end
-    local state = dofile(ck)
-    check_same_config(d.path, cfg, trainer.defaults)
-    d:load(trainer, state)
+    local ok, err = pcall(resume, d, cfg, trainer)
+    if not ok then
+      d:close()
+      error(err, 0)
+    end
     return d
   end
   local name = cfg.name ~= "" and cfg.name or (trainer.task.name .. "-" .. cfg.method)
@@ -124,10 +171,10 @@ function M.open(cfg, trainer)
   local base, k = d.path, 1
   mkdir(cfg.out_dir)
   while not claim(d.path) do
-    if not exists(d.path) then error("cannot create directory " .. d.path, 0) end
     k = k + 1
     d.path = base .. "-" .. k
   end
+  d:lock()
   write_atomic(d.path .. "/config.lua", "-- the resolved configuration of this run\nreturn " .. serialize(cfg) .. "\n")
   return d
 end
@@ -172,35 +219,35 @@ local function tensors(trainer)
   return t
 end
 
--- checkpoint/ is written as checkpoint.tmp/ and then renamed into place.
+-- A checkpoint of epoch `epoch` (checkpoint.lua: written as checkpoint.tmp/ with a manifest,
+-- then renamed into place; the previous one stays as checkpoint.old/).
 function Dir:save(trainer, epoch, log, best, wall)
-  local tmp, dst, old = self.path .. "/checkpoint.tmp", self.path .. "/checkpoint", self.path .. "/checkpoint.old"
-  mkdir(tmp)
-  local files = {}
-  for _, e in ipairs(tensors(trainer)) do
-    local name, p = e[1], e[2]
-    p:weights():save_npy(tmp .. "/" .. name .. ".npy")
-    files[#files + 1] = name .. ".npy"
-    if p.has_bias then
-      p:bias():save_npy(tmp .. "/" .. name .. ".bias.npy")
-      files[#files + 1] = name .. ".bias.npy"
+  checkpoint.save(self.path, epoch, function(tmp)
+    local files = {}
+    for _, e in ipairs(tensors(trainer)) do
+      local name, p = e[1], e[2]
+      p:weights():save_npy(tmp .. "/" .. name .. ".npy")
+      files[#files + 1] = name .. ".npy"
+      if p.has_bias then
+        p:bias():save_npy(tmp .. "/" .. name .. ".bias.npy")
+        files[#files + 1] = name .. ".bias.npy"
+      end
     end
-  end
-  trainer.opt:save(tmp .. "/opt.")
-  for _, e in ipairs(trainer.extra_optimisers or {}) do e[2]:save(tmp .. "/" .. e[1]) end
-  local state = { epoch = epoch, log = log, best = best, wall = wall, files = files,
-    measure_rows = trainer.measure_rows }
-  write_atomic(tmp .. "/state.lua", "return " .. serialize(state) .. "\n")
-  os.execute("rm -rf " .. shell_quote(old))
-  if exists(dst .. "/state.lua") then assert(os.rename(dst, old)) end
-  assert(os.rename(tmp, dst))
-  os.execute("rm -rf " .. shell_quote(old))
+    trainer.opt:save(tmp .. "/opt.")
+    for _, e in ipairs(trainer.extra_optimisers or {}) do e[2]:save(tmp .. "/" .. e[1]) end
+    local state = { epoch = epoch, log = log, best = best, wall = wall, files = files,
+      measure_rows = trainer.measure_rows }
+    write_atomic(tmp .. "/state.lua", "return " .. serialize(state) .. "\n")
+  end)
 end
 
 -- The weights (W1.npy, W1.bias.npy, Q1.npy, ...) of a run directory's checkpoint into a
 -- trainer of the same network (e.g. to simulate a trained network: examples/euler_vs_cvode.lua).
+-- The checkpoint is the newest complete one (nothing is renamed).
 function M.load_weights(trainer, run_dir)
-  local dir = run_dir .. "/checkpoint"
+  local sel, err = checkpoint.select(run_dir)
+  if not sel then error(err, 0) end
+  local dir = run_dir .. "/" .. sel.name
   for _, e in ipairs(tensors(trainer)) do
     local name, p = e[1], e[2]
     p:load(dir .. "/" .. name .. ".npy", p.has_bias and (dir .. "/" .. name .. ".bias.npy") or nil)

@@ -7,6 +7,7 @@ local tasks = require "apical.plugins.dfc.tasks"
 local rundir = require "apical.plugins.dfc.rundir"
 local progress = require "apical.plugins.dfc.progress"
 local sleep = require "apical.plugins.dfc.sleep"
+local divergence = require "apical.plugins.dfc.divergence"
 
 local M = {}
 
@@ -597,15 +598,18 @@ function Trainer:fit()
   end
   local n_batches = self.task.train:size() // self.B
   local total_wall = rd.wall or 0
+  local div = divergence.new(c, log[1] and log[1].train_loss)
   for epoch = start, c.epochs do
     local bar = c.progress and progress.new(string.format("epoch %d/%d", epoch, c.epochs), n_batches, self.B) or nil
     local t0 = apical.clock()
     local loss_sum, steps, evals, dropped, nb, simt = 0, 0, 0, 0, 0, 0
     for X, Y in self.task.train:batches { batch = self.B, shuffle = true, seed = c.seed, epoch = epoch, drop_last = true } do
       local l = self:batch_loss(X, Y)
+      div:check_loss(epoch, nb + 1, l)
       local st = self:step(X, Y, (epoch - 1) * n_batches + nb + 1, epoch)
       nb = nb + 1
       loss_sum = loss_sum + l
+      self:warn(div:check_steps(epoch, nb, st and c.solver ~= "euler" and st.steps))
       if st then
         steps, evals, simt = steps + st.steps, evals + st.rhs_evals, simt + st.t_reached
         dropped = dropped + (st.dropped or 0)
@@ -637,8 +641,17 @@ function Trainer:fit()
   end
   if self.task.image then self:write_reconstructions(rd) end
   rd.total_wall = total_wall
+  rd:close()
   return { log = log, best = best, run_dir = rd.path, trainer = self, wall = total_wall,
     warnings = self.warnings or {} }
+end
+
+-- A warning (nil: none) on stderr and in the result's warnings.
+function Trainer:warn(w)
+  if not w then return end
+  self.warnings = self.warnings or {}
+  self.warnings[#self.warnings + 1] = w
+  io.stderr:write("dfc.train: warning: ", w, "\n")
 end
 
 -- An image task (the autoencoder): the first `n` test images (top row) and the network's
