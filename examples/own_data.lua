@@ -1,5 +1,5 @@
 -- own_data.lua — DFC on your own data: dfc.train's task is an apical dataset. Two small
--- problems, made here and written to .npy files as your data would be, then read back:
+-- problems, made here and written to files as your data would be (.npy, CSV), then read back:
 --   regression      y = (sin(2 a) b, a c) of three inputs in [-1, 1]; mse; the last quarter of
 --                   the samples validates (task_opts.valid_split)
 --   classification  three Gaussian clusters in the plane, integer labels 0..2; cross-entropy;
@@ -48,20 +48,23 @@ local r = dfc.train(with { task = reg, task_opts = { loss = "mse", valid_split =
 print("epoch  train_loss  valid_loss")
 for _, row in ipairs(r.log) do print(string.format("%5d  %10.5f  %10.5f", row.epoch, row.train_loss, row.valid_loss)) end
 
--- classification: labels (integers from 0) make one-hot targets; cross-entropy
-local function clusters(count)
+-- classification: labels (integers from 0) make one-hot targets; cross-entropy. The samples
+-- are written to CSV files (a header, one sample per line) and read back by column name.
+local function clusters(count, name)
   local centres = { { 1, 0 }, { -0.5, 0.87 }, { -0.5, -0.87 } }
-  local P, labels = apical.zeros { count, 2 }, {}
+  local path = dir .. "/" .. name .. ".csv"
+  local f = assert(io.open(path, "w"))
+  f:write("x1,x2,class\n")
   for i = 0, count - 1 do
     local k = i % 3
     local rad, t = 0.35 * math.sqrt(-2 * math.log(uniform())), 2 * math.pi * uniform()
-    P[i * 2 + 1] = centres[k + 1][1] + rad * math.cos(t)
-    P[i * 2 + 2] = centres[k + 1][2] + rad * math.sin(t)
-    labels[i + 1] = k
+    f:write(string.format("%.17g,%.17g,%d\n", centres[k + 1][1] + rad * math.cos(t),
+      centres[k + 1][2] + rad * math.sin(t), k))
   end
-  return apical.dataset.arrays { inputs = P, labels = labels }
+  f:close()
+  return apical.dataset.csv(path, { label = "class" })
 end
-local train, valid, test = clusters(p.n), clusters(p.n // 5), clusters(p.n // 5)
+local train, valid, test = clusters(p.n, "train"), clusters(p.n // 5, "valid"), clusters(p.n // 5, "test")
 r = dfc.train(with { task = train, task_opts = { loss = "ce", valid = valid, test = test,
   name = "own-classes" } })
 print("epoch  train_loss  valid_error")

@@ -118,8 +118,22 @@ end
 
 -- Student-teacher regression: inputs x ~ N(0, 1) (seeded), targets the output of a random
 -- teacher network (tanh hidden layers, linear output) bigger than the student.
+-- The least value of each count of task_opts (integers): errors read as the option was given.
+local st_counts = { n_in = 1, n_out = 1, n_train = 1, n_valid = 1, n_test = 0, seed = 0 }
+
 function M.student_teacher(dfc, o)
   o = o or {}
+  for k, least in pairs(st_counts) do
+    local v = o[k]
+    if v ~= nil and not (type(v) == "number" and v >= least and v % 1 == 0 and v < 2 ^ 31) then
+      error(string.format("task_opts.%s = %s must be an integer >= %d", k, tostring(v), least), 0)
+    end
+  end
+  for i, h in ipairs(o.teacher_hidden or {}) do
+    if not (type(h) == "number" and h >= 1 and h % 1 == 0) then
+      error(string.format("task_opts.teacher_hidden[%d] = %s must be a positive integer", i, tostring(h)), 0)
+    end
+  end
   local n_in, n_out = o.n_in or 15, o.n_out or 5
   local hidden = o.teacher_hidden or { 20, 20 }
   local n_train, n_valid, n_test = o.n_train or 5000, o.n_valid or 1000, o.n_test or 1000

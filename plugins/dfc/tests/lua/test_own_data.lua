@@ -112,6 +112,8 @@ fails(function() dfc.train(cfg { task = reg, batch = 640 }) end, "fewer than bat
 fails(function() dfc.train(cfg { task = reg, task_opts = { n_train = 100 } }) end, "task_opts.n_train: task dataset has no option n_train")
 fails(function() dfc.train(cfg { task = "student_teacher", task_opts = { n_trian = 100 } }) end, "task_opts.n_trian: task student_teacher has no option n_trian")
 fails(function() dfc.train(cfg { task = "dataset" }) end, 'unknown task "dataset"')
+fails(function() dfc.train(cfg { task = "student_teacher", task_opts = { n_train = -5 } }) end, "task_opts.n_train = -5 must be an integer >= 1")
+fails(function() dfc.train(cfg { task = "student_teacher", task_opts = { teacher_hidden = { 4, 0 } } }) end, "task_opts.teacher_hidden[2] = 0 must be a positive integer")
 fails(function() dfc.train(cfg { task = "options" }) end, 'unknown task "options"')
 fails(function() dfc.train(cfg { task = {} }) end, "option task must be a string or an apical dataset, got table")
 fails(function() dfc.train(cfg { task = reg, epochs = -1 }) end, "epochs = -1 must be an integer >= 0")
