@@ -265,7 +265,15 @@ function M.trainer(dfc, cfg, level)
     feedback_pathway = c.feedback_pathway, pathway_opts = c.pathway_opts,
     -- single phase: the apical compartments are dynamic (they carry the noise)
     tau_A = c.single_phase and c.tau_A or nil }
-  local net = dfc.network(net_args)
+  -- the network's errors about pathway options read as dfc.train's options were written
+  local ok, net = pcall(dfc.network, net_args)
+  if not ok then
+    local msg = tostring(net)
+    msg = msg:gsub("dfc%.network: feedback_pathway [%w_]+: option ", "dfc.train: pathway_opts.", 1)
+    msg = msg:gsub("dfc%.network: feedback_pathway ([%w_]+): unknown option ",
+      "dfc.train: pathway_opts: feedback_pathway %1 has no option ", 1)
+    error(msg, 0)
+  end
   if c.single_phase then
     -- rule (200) on the trained Q_i (not on a frozen Q_L), u_lp = ctl_lp.output
     local layers = {}

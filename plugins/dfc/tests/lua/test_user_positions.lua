@@ -53,6 +53,8 @@ fails(function() dfc.train(cfg { feedback_pathway = "rely" }) end, 'dfc.train: u
 fails(function() dfc.train(cfg { lr = 1e999 }) end, "dfc.train: lr = inf must be a finite number")
 fails(function() dfc.train(cfg { tau_u = -1 }) end, "dfc.train: tau_u = -1 must be > 0")
 fails(function() dfc.trainer(cfg { method = "dfc", hidden = { 0 } }) end, "dfc.network: sizes[2] = 0 must be a positive integer")
+fails(function() dfc.train(cfg { feedback_pathway = "layerwise", pathway_opts = { tau = -0.5 } }) end, "dfc.train: pathway_opts.tau = -0.5 must be a number >= 0")
+fails(function() dfc.train(cfg { feedback_pathway = "layerwise", pathway_opts = { tua = 1 } }) end, 'dfc.train: pathway_opts: feedback_pathway layerwise has no option "tua"')
 
 -- an Euler failure inside training (the simulation blows up): at the line of dfc.train
 fails(function() dfc.train(cfg { method = "dfc", k_p = 1e6, dt = 0.5, tmax = 100 }) end, "failed at t = ")
