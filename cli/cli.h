@@ -17,6 +17,10 @@ int cli_run(int argc, char **argv);
  * as for `run` (name is arg[0] and the name in messages). */
 int cli_module(const char *name, const char *module, int argc, char **argv);
 
+/* `apical CMD --help` (arg is argv[2], or NULL): prints CMD's help and returns 0; -1 when arg
+ * is not --help or -h, or CMD has no help. */
+int cli_help(const char *cmd, const char *arg);
+
 /* apical plugins */
 int cli_plugins(int argc, char **argv);
 

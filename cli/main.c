@@ -29,7 +29,8 @@ void cli_usage(int to_stderr) {
           "                 draw the standard pictures of finished training runs (PNG, with\n"
           "                 gnuplot): loss and error curves; several runs on one plot\n"
           "  version        print the versions of apical, its plugin ABI and Lua\n"
-          "  help           print this text\n"
+          "  help           print this text; `apical COMMAND --help` prints a command's own\n"
+          "                 help\n"
           "\n"
           "exit status: 0 success, 1 error, 2 usage error\n",
           out);
@@ -47,6 +48,7 @@ int main(int argc, char **argv) {
         return CLI_USAGE;
     }
     const char *cmd = argv[1];
+    if (cli_help(cmd, argc > 2 ? argv[2] : NULL) == CLI_OK) return CLI_OK;
     if (strcmp(cmd, "run") == 0) return cli_run(argc - 1, argv + 1);
     if (strcmp(cmd, "plugins") == 0) return cli_plugins(argc - 1, argv + 1);
     if (strcmp(cmd, "plot") == 0)

@@ -116,17 +116,17 @@ int ap_dataset_from_arrays(size_t n, size_t d, const double *X, size_t k, const 
         return ap_error(AP_EINVAL, "dataset: neither targets Y nor labels given");
     for (size_t i = 0; labels && i < n; i++)
         if (labels[i] < 0 || (size_t)labels[i] >= k)
-            return ap_error(AP_EINVAL, "dataset: label %d at index %zu is outside 0..%zu",
-                            labels[i], i, k - 1);
+            return ap_error(AP_EINVAL, "dataset: label %d of sample %zu is outside 0..%zu",
+                            labels[i], i + 1, k - 1);
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < d; j++)
             if (!isfinite(X[i * d + j]))
-                return ap_error(AP_ENONFINITE, "dataset: X[%zu][%zu] = %g is not finite", i, j,
-                                X[i * d + j]);
+                return ap_error(AP_ENONFINITE, "dataset: X[%zu][%zu] = %g is not finite", i + 1,
+                                j + 1, X[i * d + j]);
         for (size_t j = 0; Y && j < k; j++)
             if (!isfinite(Y[i * k + j]))
-                return ap_error(AP_ENONFINITE, "dataset: Y[%zu][%zu] = %g is not finite", i, j,
-                                Y[i * k + j]);
+                return ap_error(AP_ENONFINITE, "dataset: Y[%zu][%zu] = %g is not finite", i + 1,
+                                j + 1, Y[i * k + j]);
     }
 
     ds_store *st;
@@ -176,8 +176,8 @@ int ap_dataset_from_idx(const char *images_path, const char *labels_path, int n_
     }
     for (size_t i = 0; i < n; i++) {
         if (lab.data[i] < 0 || lab.data[i] >= n_classes) {
-            rc = ap_error(AP_EFORMAT, "labels file %s: label %.0f at index %zu is outside 0..%d",
-                          labels_path, lab.data[i], i, n_classes - 1);
+            rc = ap_error(AP_EFORMAT, "labels file %s: label %.0f of sample %zu is outside 0..%d",
+                          labels_path, lab.data[i], i + 1, n_classes - 1);
             goto fail;
         }
     }
@@ -188,7 +188,7 @@ int ap_dataset_from_idx(const char *images_path, const char *labels_path, int n_
                 rc = ap_error(AP_EFORMAT,
                               "images file %s: value %g of sample %zu, element %zu is "
                               "not finite",
-                              images_path, img.data[i], i / d, i % d);
+                              images_path, img.data[i], i / d + 1, i % d + 1);
                 goto fail;
             }
         }

@@ -723,13 +723,13 @@ int ap_model_check_weights(const ap_model *m) {
         for (size_t k = 0; k < n; k++)
             if (!isfinite(p->W[k]))
                 return ap_error(AP_ENONFINITE, "%sprojection \"%s\": weight[%zu, %zu] = %g",
-                                where(p->origin), p->name, k / (size_t)p->cols, k % (size_t)p->cols,
-                                p->W[k]);
+                                where(p->origin), p->name, k / (size_t)p->cols + 1,
+                                k % (size_t)p->cols + 1, p->W[k]);
         if (p->b)
             for (int k = 0; k < p->rows; k++)
                 if (!isfinite(p->b[k]))
                     return ap_error(AP_ENONFINITE, "%sprojection \"%s\": bias[%d] = %g",
-                                    where(p->origin), p->name, k, p->b[k]);
+                                    where(p->origin), p->name, k + 1, p->b[k]);
     }
     return AP_OK;
 }

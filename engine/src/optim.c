@@ -309,14 +309,15 @@ static int check_gradients(const ap_optim *o) {
                 return ap_error(AP_ENONFINITE,
                                 "optimiser step: projection \"%s\": the gradient of weight[%zu, "
                                 "%zu] is %g (nothing changed)",
-                                p->name, i / (size_t)p->cols, i % (size_t)p->cols, p->w->g[i]);
+                                p->name, i / (size_t)p->cols + 1, i % (size_t)p->cols + 1,
+                                p->w->g[i]);
         if (p->b)
             for (size_t i = 0; i < p->b->n; i++)
                 if (!isfinite(p->b->g[i]))
                     return ap_error(AP_ENONFINITE,
                                     "optimiser step: projection \"%s\": the gradient of bias[%zu] "
                                     "is %g (nothing changed)",
-                                    p->name, i, p->b->g[i]);
+                                    p->name, i + 1, p->b->g[i]);
     }
     return AP_OK;
 }
@@ -446,11 +447,11 @@ int ap_optim_step(ap_optim *o) {
                 return ap_error(AP_ENONFINITE,
                                 "optimiser step: projection \"%s\": the update makes bias[%ld] or "
                                 "its optimiser state non-finite (lr = %g; nothing changed)",
-                                pr->name, bad, o->o.lr);
+                                pr->name, bad + 1, o->o.lr);
             return ap_error(AP_ENONFINITE,
                             "optimiser step: projection \"%s\": the update makes weight[%ld, %ld] "
                             "or its optimiser state non-finite (lr = %g; nothing changed)",
-                            pr->name, bad / pr->cols, bad % pr->cols, o->o.lr);
+                            pr->name, bad / pr->cols + 1, bad % pr->cols + 1, o->o.lr);
         }
     }
     for (int i = 0; i < o->n_tensors; i++) {

@@ -703,7 +703,7 @@ int ap_sim_set_input(ap_sim *s, const char *name, const double *data, size_t cou
     for (size_t k = 0; k < count; k++)
         if (!isfinite(data[k]))
             return ap_error(AP_ENONFINITE, "input %s: value [sample %zu, unit %zu] = %g", name,
-                            k / (size_t)r.size, k % (size_t)r.size, data[k]);
+                            k / (size_t)r.size + 1, k % (size_t)r.size + 1, data[k]);
     memcpy(s->input[r.obj], data, count * sizeof *data);
     s->input_cache_valid = 0;
     return AP_OK;
@@ -745,8 +745,8 @@ void ap_sim_describe(const ap_sim *s, size_t i, char *buf, size_t n) {
             if (sc->dynamic && i >= sc->off && i < sc->off + len) {
                 snprintf(buf, n, "%s.%s[sample %zu, unit %zu]", s->pops[p].obj->name,
                          s->pops[p].obj->type->compartments[c].name,
-                         (i - sc->off) / (size_t)s->pops[p].n,
-                         (i - sc->off) % (size_t)s->pops[p].n);
+                         (i - sc->off) / (size_t)s->pops[p].n + 1,
+                         (i - sc->off) % (size_t)s->pops[p].n + 1);
                 return;
             }
         }
@@ -757,12 +757,12 @@ void ap_sim_describe(const ap_sim *s, size_t i, char *buf, size_t n) {
             size_t len = (size_t)s->B * w;
             if (i >= sb->state_off[k] && i < sb->state_off[k] + len) {
                 snprintf(buf, n, "%s.%s[sample %zu, unit %zu]", sb->obj->name,
-                         sb->obj->type->states[k], (i - sb->state_off[k]) / w,
-                         (i - sb->state_off[k]) % w);
+                         sb->obj->type->states[k], (i - sb->state_off[k]) / w + 1,
+                         (i - sb->state_off[k]) % w + 1);
                 return;
             }
         }
-    snprintf(buf, n, "state[%zu]", i);
+    snprintf(buf, n, "state[%zu]", i + 1);
 }
 
 double ap_max_abs(const double *v, size_t n) {

@@ -344,7 +344,7 @@ int ap_sim_set_sample_weights(ap_sim *s, const double *w) {
     }
     for (int b = 0; b < s->B; b++)
         if (!isfinite(w[b]))
-            return ap_error(AP_ENONFINITE, "sample weights: w[%d] = %g is not finite", b, w[b]);
+            return ap_error(AP_ENONFINITE, "sample weights: w[%d] = %g is not finite", b + 1, w[b]);
     if (!s->sample_w && !(s->sample_w = malloc((size_t)s->B * sizeof *s->sample_w)))
         return ap_error(AP_ENOMEM, "out of memory");
     memcpy(s->sample_w, w, (size_t)s->B * sizeof *w);

@@ -37,4 +37,101 @@ function M.arrays(opts)
     return ds
 end
 
+-- apical.dataset.csv(path, { targets = { "y1", ... } } or { label = "class" [, classes = k] }
+-- [, inputs = { "x1", ... }]): a dataset from a CSV file with a header of column names, one
+-- sample per line, numbers only (read as data, nothing evaluated). Targets are the named
+-- columns (regression) or one label column of integers from 0 (classification); the inputs are
+-- the named columns, by default every other column, in file order.
+function M.csv(path, opts)
+    local what = "apical.dataset.csv"
+    errors.check(path, "string", what, "path", true)
+    opts = opts or {}
+    if type(opts) ~= "table" then errors.raise(what .. ": options must be a table, got " .. errors.show(opts)) end
+    errors.fields(opts, { "inputs", "targets", "label", "classes" }, what)
+    if (opts.targets == nil) == (opts.label == nil) then
+        errors.raise(what .. ": give targets = { column names } (regression) or label = \"column\" " ..
+            "(classification), one of them")
+    end
+    local f, ferr = io.open(path, "r")
+    if not f then errors.raise(string.format("%s: cannot read %s: %s", what, path, tostring(ferr))) end
+    local header = f:read("l")
+    if not header then
+        f:close()
+        errors.raise(string.format("%s: %s is empty (it needs a header of column names)", what, path))
+    end
+    local names, index = {}, {}
+    for name in (header:gsub("\r$", "") .. ","):gmatch("([^,]*),") do
+        name = name:match("^%s*(.-)%s*$")
+        if index[name] then
+            f:close()
+            errors.raise(string.format("%s: %s:1: column %q appears twice", what, path, name))
+        end
+        names[#names + 1] = name
+        index[name] = #names
+    end
+    local function col(name, field)
+        local k = index[name]
+        if not k then
+            f:close()
+            errors.raise(string.format("%s: %s %s: %s has no column %s (columns: %s)", what, field,
+                errors.show(name), path, errors.show(name), table.concat(names, ", ")))
+        end
+        return k
+    end
+    local tcols, used = {}, {}
+    if opts.label ~= nil then
+        tcols[1] = col(opts.label, "label")
+    else
+        errors.check(opts.targets, "table", what, "targets")
+        for i, n in ipairs(opts.targets) do tcols[i] = col(n, "targets") end
+    end
+    for _, k in ipairs(tcols) do used[k] = true end
+    local icols = {}
+    if opts.inputs ~= nil then
+        errors.check(opts.inputs, "table", what, "inputs")
+        for i, n in ipairs(opts.inputs) do icols[i] = col(n, "inputs") end
+    else
+        for k = 1, #names do if not used[k] then icols[#icols + 1] = k end end
+    end
+    local X, Y, labels = {}, {}, {}
+    local line = 1
+    for text in f:lines() do
+        line = line + 1
+        text = text:gsub("\r$", "")
+        if text ~= "" then
+            local v = {}
+            for field in (text .. ","):gmatch("([^,]*),") do
+                local x = tonumber(field)
+                if x == nil then
+                    f:close()
+                    errors.raise(string.format("%s: %s:%d: column %s is %q, not a number", what, path,
+                        line, names[#v + 1] or tostring(#v + 1), field))
+                end
+                v[#v + 1] = x
+            end
+            if #v ~= #names then
+                f:close()
+                errors.raise(string.format("%s: %s:%d: %d values for %d columns", what, path, line,
+                    #v, #names))
+            end
+            local row = {}
+            for i, k in ipairs(icols) do row[i] = v[k] end
+            X[#X + 1] = row
+            if opts.label ~= nil then
+                labels[#labels + 1] = v[tcols[1]]
+            else
+                local t = {}
+                for i, k in ipairs(tcols) do t[i] = v[k] end
+                Y[#Y + 1] = t
+            end
+        end
+    end
+    f:close()
+    if #X == 0 then errors.raise(string.format("%s: %s has no samples", what, path)) end
+    if opts.label ~= nil then
+        return M.arrays { inputs = X, labels = labels, classes = opts.classes }
+    end
+    return M.arrays { inputs = X, targets = Y }
+end
+
 return M

@@ -10,10 +10,38 @@ local M = {}
 local internal = {} -- debug.getinfo().source of the library's Lua files
 local located = {} -- short_src of user files positions were taken from
 
+-- The directory of the library's Lua modules (".../lua/apical/"): every file under it, the
+-- plugins' Lua halves (apical/plugins/<name>/...) included, is the library's.
+local root = debug.getinfo(1, "S").source:match("^@(.*/)errors%.lua$")
+
 function M.internal(source)
     internal[source] = true
 end
 M.internal(debug.getinfo(1, "S").source)
+
+local function internal_source(source)
+    return internal[source] == true or
+        (root ~= nil and source:sub(1, #root + 1) == "@" .. root)
+end
+
+-- True if `src`, a position's file as messages show it (Lua's short_src: a long path is cut to
+-- "..." and its end), is one of the library's files.
+local function internal_position(src)
+    if src:sub(1, 3) ~= "..." then return internal_source("@" .. src) end
+    local tail = src:sub(4)
+    for source in pairs(internal) do
+        if #source > #tail and source:sub(-#tail) == tail then return true end
+    end
+    if not root then return false end
+    local from = 1
+    while true do
+        local i, j = tail:find("apical/", from, true)
+        if not i then return false end
+        local path = root .. tail:sub(j + 1)
+        if path:sub(-#tail) == tail then return true end
+        from = i + 1
+    end
+end
 
 -- "file.lua:12", the innermost line of user code on the stack.
 function M.where()
@@ -21,7 +49,7 @@ function M.where()
     while true do
         local info = debug.getinfo(level, "Sl")
         if not info then return "?" end
-        if info.what ~= "C" and not internal[info.source] then
+        if info.what ~= "C" and not internal_source(info.source) then
             located[info.short_src] = true
             if info.currentline and info.currentline > 0 then
                 return info.short_src .. ":" .. info.currentline
@@ -50,6 +78,58 @@ function M.call(f, ...)
     local res = table.pack(pcall(f, ...))
     if not res[1] then M.raise(res[2]) end
     return table.unpack(res, 2, res.n)
+end
+
+-- The position a message starts with ("file.lua:12: ..."): its file, or nil.
+local function leading_position(msg)
+    local src = msg:match("^([^\n]-):%d+: ")
+    if src and not src:find(": ", 1, true) then return src end
+    return nil
+end
+
+-- An error raised somewhere inside the library, moved to the user's line: the positions of
+-- library files it starts with are dropped; one in user code (a callback, a declaring line the
+-- engine quotes) is kept; otherwise the innermost user line is prepended. Errors that are not
+-- strings (usage errors) are returned as they are.
+function M.relocate(msg, where)
+    if type(msg) ~= "string" then return msg end
+    while true do
+        local src = leading_position(msg)
+        if not src or not internal_position(src) then break end
+        msg = msg:sub(#msg:match("^[^\n]-:%d+: ") + 1)
+    end
+    if leading_position(msg) then return msg end
+    return (where or M.where()) .. ": " .. msg
+end
+
+-- f, whose errors are raised at the user's line (M.relocate). Wrapping twice is harmless: the
+-- inner wrapper finds the user's line already, the outer one keeps it.
+local wrapped = setmetatable({}, { __mode = "k" })
+function M.wrap(f)
+    if wrapped[f] then return f end
+    local g = function(...)
+        local res = table.pack(pcall(f, ...))
+        if not res[1] then error(M.relocate(res[2]), 0) end
+        return table.unpack(res, 2, res.n)
+    end
+    wrapped[g] = true
+    return g
+end
+
+-- Wraps (M.wrap) every function of table t and of the tables in it (a plugin's table of
+-- functions, a class's methods), once each.
+function M.wrap_table(t, seen)
+    seen = seen or {}
+    if seen[t] then return t end
+    seen[t] = true
+    for k, v in pairs(t) do
+        if type(v) == "function" then
+            t[k] = M.wrap(v)
+        elseif type(v) == "table" and getmetatable(v) == nil then
+            M.wrap_table(v, seen)
+        end
+    end
+    return t
 end
 
 -- An error about the command line (a --set value): the apical program exits with status 2 and

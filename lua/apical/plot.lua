@@ -340,6 +340,9 @@ function M.main(...)
       out = args[i + 1]
       if not out then require("apical.errors").usage("plot: --out needs a directory") end
       i = i + 2
+    elseif args[i]:sub(1, 1) == "-" then
+      require("apical.errors").usage(string.format("plot: unknown option %s (apical plot --help " ..
+        "for the options)", args[i]))
     else
       dirs[#dirs + 1] = args[i]
       i = i + 1

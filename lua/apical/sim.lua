@@ -170,6 +170,7 @@ local function normalise(opts)
     if (o.record and #o.record > 0) and not o.times and not o.every then
         raise("run: record needs times = { ... } or every = k (which points to record)")
     end
+    require("apical.run_checks").check(opts, what) -- options the solver does not use
     return o
 end
 

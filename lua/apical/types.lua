@@ -193,6 +193,8 @@ local function load_lua_half(name, ctors, info)
             "function(plugin, info), got %s", name, modname, errors.show(mod)))
     end
     mod(ctors, info)
+    -- the Lua half's errors point at the user's line, not at the plugin's files
+    errors.wrap_table(ctors)
 end
 
 -- apical.plugin "name": loads the plugin and returns a table with a constructor for each type

@@ -121,7 +121,7 @@ int dfc_ssa_solve(const dfc_net *net, const char *K, int B, const double *x, con
                 rc = ap_error(info > 0 ? AP_EINVAL : AP_EPLUGIN,
                               "kernel %s: JQ + alpha I is singular for sample %d (LAPACK info "
                               "%d); alpha = %g",
-                              K, s0 + b, (int)info, alpha);
+                              K, s0 + b + 1, (int)info, alpha);
         }
     }
     free(ipiv);
@@ -144,7 +144,7 @@ int dfc_ssa_solve(const dfc_net *net, const char *K, int B, const double *x, con
         if (!isfinite(r[L][k]) || !isfinite(u[k])) {
             free(buf);
             return ap_error(AP_ENONFINITE, "kernel %s: non-finite steady state (sample %zu)", K,
-                            k / (size_t)nL);
+                            k / (size_t)nL + 1);
         }
     s->u = u;
     s->mem = buf;

@@ -259,7 +259,7 @@ static int k_mn_update(const ap_kernel_args *a) {
             rc = ap_error(info > 0 ? AP_EINVAL : AP_EPLUGIN,
                           "kernel %s: J_W J_W^T + gamma I is singular for sample %d (LAPACK "
                           "info %d); gamma = %g",
-                          K, b, (int)info, w.gamma);
+                          K, b + 1, (int)info, w.gamma);
     }
     if (!rc) align_write(&w);
     free(M);

@@ -152,7 +152,7 @@ static int k_condition2(const ap_kernel_args *a) {
                 rc = ap_error(AP_EINVAL,
                               "kernel %s: J J^T is singular for sample %d (J has not full row "
                               "rank: pivot %d = %g)",
-                              K, b, j, s);
+                              K, b + 1, j + 1, s);
                 break;
             }
             const double cjj = sqrt(s);
@@ -183,7 +183,8 @@ static int k_condition2(const ap_kernel_args *a) {
         }
         out[b] = sqrt(pq2 / qn2);
         if (!isfinite(out[b]))
-            rc = ap_error(AP_ENONFINITE, "kernel %s: non-finite Condition 2 for sample %d", K, b);
+            rc = ap_error(AP_ENONFINITE, "kernel %s: non-finite Condition 2 for sample %d", K,
+                          b + 1);
     }
 done:
     free(buf);
@@ -241,7 +242,7 @@ static int k_jq_eigen(const ap_kernel_args *a) {
             rc = ap_error(AP_EINVAL,
                           "kernel %s: the eigenvalues of J Q did not converge for "
                           "sample %d (GSL: %s)",
-                          K, b, gsl_strerror(st));
+                          K, b + 1, gsl_strerror(st));
             break;
         }
         for (int k = 0; k < nL; k++) {

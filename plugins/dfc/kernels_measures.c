@@ -61,7 +61,7 @@ static int k_condition1(const ap_kernel_args *a) {
             rc = ap_error(AP_EINVAL,
                           "kernel %s: the mean layer norm is %g for sample %d (Condition 1 needs "
                           "a nonzero activity)",
-                          K, mean, b);
+                          K, mean, b + 1);
         else
             out[b] = sqrt(var) / mean;
     }
@@ -212,7 +212,7 @@ static int k_stability(const ap_kernel_args *a) {
             rc = ap_error(AP_EINVAL,
                           "kernel %s: the eigenvalues of the system matrix did not converge for "
                           "sample %d (GSL: %s)",
-                          K, b, gsl_strerror(st));
+                          K, b + 1, gsl_strerror(st));
             break;
         }
         for (int k = 0; k < n; k++) {
@@ -223,7 +223,8 @@ static int k_stability(const ap_kernel_args *a) {
         qsort(e, (size_t)n, sizeof *e, eig_cmp);
         out[b] = e[n - 1].re;
         if (!isfinite(out[b])) {
-            rc = ap_error(AP_ENONFINITE, "kernel %s: non-finite eigenvalue for sample %d", K, b);
+            rc =
+                ap_error(AP_ENONFINITE, "kernel %s: non-finite eigenvalue for sample %d", K, b + 1);
             break;
         }
         if (re)

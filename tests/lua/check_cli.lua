@@ -47,6 +47,12 @@ expect("version", 0, { { "out", "^apical %d+%.%d+%.%d+ %(plugin ABI %d+%.%d+, Lu
 expect("", 2, { { "err", "usage: apical <command>" } })
 expect("help", 0, { { "out", "usage: apical <command>" } })
 expect("--help", 0, { { "out", "usage: apical <command>" } })
+-- every subcommand has its own help (not taken for an argument: a run directory, a script)
+for _, cmd in ipairs { "run", "plugins", "plot", "version", "help" } do
+    expect(cmd .. " --help", 0, { { "out", "usage: apical " .. cmd } })
+    expect(cmd .. " -h", 0, { { "out", "usage: apical " .. cmd } })
+end
+expect("plot somewhere --bogus", 2, { { "err", "plot: unknown option --bogus (apical plot --help" } })
 expect("frob", 2, { { "err", 'apical: unknown command "frob"' }, { "err", "usage:" } })
 expect("version extra", 2, { { "err", "version takes no arguments" } })
 expect("plot", 2, { { "err", "plot: usage: apical plot RUN_DIR" } })
@@ -66,7 +72,12 @@ local _, err = expect("run params_script.lua --set foo=1", 2,
     { { "out", "dt=0.02" }, { "err", "apical: --set foo=1: the script has no parameter foo (it has: dt, epochs, solver)" } })
 -- a training run refuses an unknown --set before it trains, not after
 local out = expect("run train_params_script.lua --set epochs=1 --set bogus=1", 2,
-    { { "out", "declared" }, { "err", "apical: --set bogus=1: the script has no parameter bogus (it has: epochs)" } })
+    { { "out", "declared" }, { "err", "apical: --set bogus=1: the script has no parameter bogus (it has: epochs, lr)" } })
+-- a value the trainer refuses: at the script's line, as the option reads
+expect("run train_params_script.lua --set lr=1e999", 1,
+    { { "err", "train_params_script.lua:7: dfc.train: lr = inf must be a finite number" } })
+expect("run train_params_script.lua --set epochs=-1", 1,
+    { { "err", "train_params_script.lua:7: dfc.train: epochs = -1 must be an integer >= 0" } })
 if out:find("trained", 1, true) then
     failures = failures + 1
     io.stderr:write("FAIL train_params_script.lua: it trained before refusing --set bogus\n")

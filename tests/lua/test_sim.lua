@@ -172,18 +172,18 @@ check.fails(function() sim:run { solver = "leapfrog", t_end = 1 } end, 'unknown 
 check.fails(function() sim:run { solver = "euler", dt = 0.3, t_end = 1 } end, "is not a whole number of steps")
 check.fails(function() sim:run { solver = "euler", dt = "small", t_end = 1 } end, 'field dt must be a number, got "small"')
 check.fails(function() sim:run { solver = "euler", steps = 2.5 } end, "field steps must be a positive integer, got 2.5")
-check.fails(function() sim:run { solver = "cvode-bdf", t_end = 1, ordered = true } end, "'ordered' is for euler only")
+check.fails(function() sim:run { solver = "cvode-bdf", t_end = 1, ordered = true } end, "option ordered = true is not used by solver cvode-bdf")
 check.fails(function() sim:run { solver = "euler", steps = 1, record = { h } } end, "record needs times")
 check.fails(function() sim:run { solver = "euler", steps = 1, record = { "h.dend" }, every = 1 } end, 'no signal "h.dend"')
 check.fails(function() sim:run { solver = "euler", steps = 1, record = h, every = 1 } end, "field record must be a list of signals")
-check.fails(function() sim:run { solver = "euler", steps = 1, noise = { [h.soma] = 0.1 } } end, "noise needs the euler-maruyama solver")
+check.fails(function() sim:run { solver = "euler", steps = 1, noise = { [h.soma] = 0.1 } } end, "option noise = a table is not used by solver euler (only by solver euler-maruyama)")
 check.fails(function() sim:run { solver = "euler-maruyama", steps = 1, noise = { [h.soma] = "x" } } end, 'run: noise on h.soma: sigma must be a number, got "x"')
 check.fails(function() sim:run { solver = "euler", steps = 1, linear_solver = "lu" } end, 'field linear_solver must be one of "krylov", "dense", got "lu"')
 check.fails(function() sim:run { solver = "cvode-bdf", t_end = 100, max_steps = 2 } end, "CV_TOO_MUCH_WORK")
 check.fails(function() sim:run "euler" end, "run: expected a table of options")
 check.fails(function() sim.run { solver = "euler" } end, "call it with a colon on a simulation")
 check.fails(function() sim:set_input(x, { { 1, 2, 3 } }) end, "set_input x: got an array of shape {1, 3}, expected {2, 2} (batch x size)")
-check.fails(function() sim:set_input(x, { { 1, 0 / 0 }, { 1, 1 } }) end, "input x: value [sample 0, unit 1] = ")
+check.fails(function() sim:set_input(x, { { 1, 0 / 0 }, { 1, 1 } }) end, "input x: value [sample 1, unit 2] = ")
 check.fails(function() sim:set_input(h.soma, { { 1, 1 }, { 1, 1 } }) end, '"h.soma" is not an input')
 check.fails(function() sim:set_input("nope", { { 1, 1 }, { 1, 1 } }) end, 'no signal "nope"')
 check.fails(function() sim:read("h.nope") end, 'no signal "h.nope"')
@@ -234,7 +234,7 @@ do
     w:set_weights(W)
     local sb = mb:compile()
     local xin = apical.zeros { 3, 37 }
-    xin[2 * 37 + 30] = 1e308 -- sample 2, unit 29 (0-based): its drive 1e309 overflows
+    xin[2 * 37 + 30] = 1e308 -- sample 3, unit 30: its drive 1e309 overflows
     sb:set_input(xb, xin)
     for _, o in ipairs {
         { solver = "euler", dt = 0.05, steps = 40 },
@@ -242,7 +242,7 @@ do
         { solver = "euler-maruyama", dt = 0.05, steps = 40, ordered = true, noise = { { "hb.soma", 0.1 } } },
     } do
         local ok, err = pcall(sb.run, sb, o)
-        check.truthy(not ok and tostring(err):find("hb.soma[sample 2, unit 29]", 1, true) ~= nil,
+        check.truthy(not ok and tostring(err):find("hb.soma[sample 3, unit 30]", 1, true) ~= nil,
             o.solver .. (o.ordered and " ordered" or "") .. ": " .. tostring(err))
     end
 end

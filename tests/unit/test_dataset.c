@@ -103,12 +103,12 @@ static void test_from_arrays_errors(void) {
     const int lab[] = {0, 5};
     ap_dataset *ds = (ap_dataset *)1;
     CHECK_FAILS(ap_dataset_from_arrays(2, 2, X, 3, NULL, lab, &ds), AP_EINVAL,
-                "label 5 at index 1 is outside 0..2");
+                "label 5 of sample 2 is outside 0..2");
     CHECK(ds == NULL);
     const int ok[] = {0, 1};
-    CHECK_FAILS(ap_dataset_from_arrays(2, 2, X, 3, NULL, ok, &ds), AP_ENONFINITE, "X[1][0] = nan");
+    CHECK_FAILS(ap_dataset_from_arrays(2, 2, X, 3, NULL, ok, &ds), AP_ENONFINITE, "X[2][1] = nan");
     const double Yn[] = {0, INFINITY};
-    CHECK_FAILS(ap_dataset_from_arrays(2, 1, X, 1, Yn, NULL, &ds), AP_ENONFINITE, "Y[1][0]");
+    CHECK_FAILS(ap_dataset_from_arrays(2, 1, X, 1, Yn, NULL, &ds), AP_ENONFINITE, "Y[2][1]");
     CHECK_FAILS(ap_dataset_from_arrays(2, 0, X, 3, NULL, ok, &ds), AP_EINVAL, "d = 0");
     CHECK_FAILS(ap_dataset_from_arrays(2, 2, X, 3, NULL, NULL, &ds), AP_EINVAL,
                 "neither targets Y nor labels");
@@ -186,7 +186,7 @@ static void test_from_idx_errors(void) {
     lab[3] = 10;
     put_idx(tpath("lab.idx"), 0, 0x08, 1, l7, lab, 7);
     CHECK_FAILS(ap_dataset_from_idx(tpath("img.idx"), tpath("lab.idx"), 4, &ds), AP_EFORMAT,
-                "label 10 at index 3 is outside 0..3");
+                "label 10 of sample 4 is outside 0..3");
     CHECK(strstr(ap_last_error(), "lab.idx") != NULL);
 
     put_idx(tpath("lab.idx"), 0, 0x08, 2, l2d, lab, 7);

@@ -356,11 +356,11 @@ static void test_nonfinite(void) {
     get_params(m, before);
     set_grads(opt, 1);
     ap_optim_grad_b(opt, id_a)[1] = NAN;
-    CHECK_FAILS(ap_optim_step(opt), AP_ENONFINITE, "projection \"a\": the gradient of bias[1]");
+    CHECK_FAILS(ap_optim_step(opt), AP_ENONFINITE, "projection \"a\": the gradient of bias[2]");
     ap_optim_grad_b(opt, id_a)[1] = 0;
     ap_optim_grad_w(opt, id_c)[3] = -INFINITY;
     CHECK_FAILS(ap_optim_step(opt), AP_ENONFINITE,
-                "projection \"c\": the gradient of weight[1, 1]");
+                "projection \"c\": the gradient of weight[2, 2]");
     CHECK(ap_optim_steps(opt) == 1);
     get_params(m, after);
     CHECK(memcmp(before, after, sizeof before) == 0);
@@ -388,7 +388,7 @@ static void test_nonfinite(void) {
     get_params(m, before);
     set_grads(opt, 0);
     ap_optim_grad_w(opt, id_a)[4] = 1e10; /* lr * g = 1e310 */
-    CHECK_FAILS(ap_optim_step(opt), AP_ENONFINITE, "the update makes weight[1, 1]");
+    CHECK_FAILS(ap_optim_step(opt), AP_ENONFINITE, "the update makes weight[2, 2]");
     get_params(m, after);
     CHECK(memcmp(before, after, sizeof before) == 0);
     CHECK(ap_optim_steps(opt) == 0);

@@ -324,7 +324,7 @@ static void test_stiff(void) {
     /* and it really is unstable above that */
     o.solver = AP_SOLVER_EULER;
     o.dt = 2.5e-4;
-    CHECK_FAILS(ap_sim_run(s, &o, NULL), AP_ENONFINITE, "fast.soma[sample 0");
+    CHECK_FAILS(ap_sim_run(s, &o, NULL), AP_ENONFINITE, "fast.soma[sample 1");
     ap_sim_free(&s);
     ap_model_free(&m);
 }
@@ -517,7 +517,7 @@ static void test_settle_and_weights(void) {
     CHECK_OK(ap_sim_read(s, "h.soma", h, 2));
     CHECK(h[0] == 0.0 && h[1] == 0.0);
     double bad[2] = {1.0, NAN};
-    CHECK_FAILS(ap_sim_set_sample_weights(s, bad), AP_ENONFINITE, "w[1]");
+    CHECK_FAILS(ap_sim_set_sample_weights(s, bad), AP_ENONFINITE, "w[2]");
     ap_sim_free(&s);
     ap_model_free(&m);
 }
@@ -664,17 +664,17 @@ static void test_run_errors(void) {
     /* NaN weights are refused, naming the entry */
     ap_model_weights(m, 0)[7] = NAN;
     o.max_steps = 0;
-    CHECK_FAILS(ap_sim_run(s, &o, NULL), AP_ENONFINITE, "weight[1, 1]");
+    CHECK_FAILS(ap_sim_run(s, &o, NULL), AP_ENONFINITE, "weight[2, 2]");
     /* a state that blows up names the variable */
     for (int i = 0; i < LN * LN; i++)
         ap_model_weights(m, 0)[i] = i % (LN + 1) == 0 ? 1e300 : 0;
     o.solver = AP_SOLVER_EULER;
     o.dt = 0.1;
-    CHECK_FAILS(ap_sim_run(s, &o, NULL), AP_ENONFINITE, "h.soma[sample 0, unit 0]");
+    CHECK_FAILS(ap_sim_run(s, &o, NULL), AP_ENONFINITE, "h.soma[sample 1, unit 1]");
     /* the declared-order sweep checks each component as it writes it: same report */
     o.ordered = 1;
     CHECK_FAILS(ap_sim_run(s, &o, NULL), AP_ENONFINITE,
-                "non-finite state: h.soma[sample 0, unit 0] = ");
+                "non-finite state: h.soma[sample 1, unit 1] = ");
     CHECK(strstr(ap_last_error(), " at t = 0.1") != NULL);
     o.ordered = 0;
     o.solver = AP_SOLVER_CVODE_BDF;

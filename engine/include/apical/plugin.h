@@ -22,9 +22,9 @@ AP_API int ap_plugin_find(const char *name, char *path, size_t n);
 
 /* Loads plugin `name` into r: checks its ap_plugin_info_v1 (major ABI version, struct size,
  * name), then calls ap_plugin_init. Loading a plugin already loaded into r is a no-op that
- * returns AP_OK. On failure nothing stays registered from it... as far as the plugin's init
- * failed before registering; the module is unloaded; the message names the file and the
- * fault (AP_ENOTFOUND, AP_EPLUGIN for a missing symbol or failing init, AP_EABI).
+ * returns AP_OK. On failure nothing stays registered from it: what its init registered before
+ * failing is rolled back (ap_registry_rollback); the module is unloaded; the message names the
+ * file and the fault (AP_ENOTFOUND, AP_EPLUGIN for a missing symbol or failing init, AP_EABI).
  * The module stays loaded until ap_registry_free(). If info is non-NULL it receives the
  * plugin's descriptor. */
 AP_API int ap_plugin_load(ap_registry *r, const char *name, const ap_plugin_info **info);

@@ -1,6 +1,6 @@
 /* test_dfc_algorithm1.c — the engine's declared-order Euler on a DFC network against a direct
  * implementation of the published fixed-step scheme (Algorithm 1 of
- * /work/shared/docs/dfc-equations.md), number for number: instant transmission on/off,
+ * docs/equations.md), number for number: instant transmission on/off,
  * proactive controller on/off, k_p > 0 and k_p = 0, instantaneous and dynamic apical
  * compartments. */
 #include <math.h>
@@ -10,7 +10,7 @@
 enum { B = 2, L = 3 };
 static const int N[L + 1] = {3, 4, 3, 2};
 
-/* ---- Algorithm 1, written out from the equations page ------------------------------------ */
+/* ---- Algorithm 1, written out from docs/equations.md ------------------------------------ */
 typedef struct ref {
     double W[L + 1][16], b[L + 1][4], Q[L + 1][8];
     double x[B * 3], rstar[B * 2];

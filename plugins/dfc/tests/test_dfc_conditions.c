@@ -214,7 +214,7 @@ static void test_singular(void) {
     double x[6] = {0}, c2[2];
     CHECK_FAILS(KCALL("dfc.condition2", a_obj("model", AP_ARG_MODEL, m), a_mat("x", x, 2, 3),
                       a_vec("out", c2, 2)),
-                AP_EINVAL, "J J^T is singular for sample 0");
+                AP_EINVAL, "J J^T is singular for sample 1");
     ap_model_free(&m);
 }
 

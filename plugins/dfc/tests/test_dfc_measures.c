@@ -131,7 +131,7 @@ static void test_condition1_hand(void) {
         AP_EINVAL, "alpha");
     b1[1] = 0; /* all-zero activity in sample 1 */
     CHECK_FAILS(KCALL("dfc.condition1", M(m), a_mat("x", x, 2, 2), a_vec("out", out, 2)), AP_EINVAL,
-                "mean layer norm is 0 for sample 1");
+                "mean layer norm is 0 for sample 2");
     ap_model_free(&m);
 
     /* a tanh network against the norms computed here */
@@ -1147,7 +1147,7 @@ static void test_errors(void) {
     b3[0] = b3[1] = 100;
     CHECK_FAILS(KCALL("dfc.mn_update", M(ms), a_mat("x", x, 2, 3), a_mat("target", t, 2, 2),
                       a_num("gamma", 0), OPT(os)),
-                AP_EINVAL, "singular for sample 0");
+                AP_EINVAL, "singular for sample 1");
     /* GN with gamma = 0 is J_bar^+ delta_bar, defined for any J_bar: 0 here (the SVD, after the
      * dual Cholesky fails); with damping it is 0 too */
     double gz[64];
@@ -1264,7 +1264,7 @@ static void test_errors(void) {
     }
     CHECK_FAILS(KCALL(K, M(m), a_mat("x", x, 2, 3), a_mat("target", t, 2, 2), a_vec("out", out, 2),
                       a_num("alpha", 0), a_num("k_p", 1), a_num("tau_v", 0.2)),
-                AP_EINVAL, "JQ + alpha I is singular for sample 0");
+                AP_EINVAL, "JQ + alpha I is singular for sample 1");
     ap_optim_free(&o);
     ap_model_free(&m);
     /* a network without Q1..QL */

@@ -15,7 +15,7 @@ static const int N[L + 1] = {3, 4, 2};
 static const double DT = 0.01, RHO = 0.05, TAU_A = 0.3, K_P = 0.4, ALPHA = 0.25, SIGMA = 0.7;
 static const unsigned long SEED = 20211206;
 
-/* ---- the reference's sleep phase, written out from the equations page -------------------- */
+/* ---- the reference's sleep phase, written out from docs/equations.md -------------------- */
 typedef struct ref {
     double W[L + 1][12], b[L + 1][4], Q[L + 1][8];
     double x[B * 3], rstar[B * 2];

@@ -153,7 +153,7 @@ static void test_ssa_singular(void) {
     double x[B * N0] = {0}, t[B * NL] = {0};
     CHECK_FAILS(KCALL("dfc.ssa", a_obj("model", AP_ARG_MODEL, m), a_mat("x", x, B, N0),
                       a_mat("target", t, B, NL), a_num("alpha", 0.0)),
-                AP_EINVAL, "singular for sample 0");
+                AP_EINVAL, "singular for sample 1");
     CHECK_FAILS(KCALL("dfc.ssa", a_obj("model", AP_ARG_MODEL, m), a_mat("x", x, B, N0 + 1),
                       a_mat("target", t, B, NL), a_num("alpha", 0.1)),
                 AP_ESIZE, "x has shape");

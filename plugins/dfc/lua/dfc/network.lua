@@ -45,8 +45,53 @@ local function check_keys(o, known, what)
   end
 end
 
+-- The numeric options' ranges (a one-line change adds one): each must be a finite number in
+-- its range; the errors read as the option was written (dfc.network: tau_u = -1 must be > 0).
+local ranges = { tau_v = "> 0", tau_u = "> 0", tau_A = ">= 0", k_p = ">= 0", alpha = ">= 0",
+  k_d = ">= 0", tau_d = "> 0", feedback_std = ">= 0", batch = "integer >= 1", seed = "integer >= 0" }
+local why = { tau_v = " (the somas carry the network's dynamics; tau_v = 0 makes an algebraic " ..
+  "loop through the controller)" }
+
+local function check_values(c)
+  for k, range in pairs(ranges) do
+    local v = c[k]
+    local least, strict = tonumber(range:match("[%d.]+$")), range:find(">", 1, true) and not range:find("=", 1, true)
+    local ok = type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge and
+      (strict and v > least or not strict and v >= least) and (not range:find("integer") or v % 1 == 0)
+    if not ok then
+      error(string.format("dfc.network: %s = %s must be %s%s", k, tostring(v),
+        range:find("integer") and ("an " .. range) or range, why[k] or ""), 0)
+    end
+  end
+  local sizes = c.sizes
+  if type(sizes) ~= "table" or #sizes < 2 then
+    error("dfc.network: sizes must list at least an input and an output size, e.g. { 15, 10, 10, 5 }", 0)
+  end
+  for i, n in ipairs(sizes) do
+    if math.type(n) ~= "integer" and not (type(n) == "number" and n % 1 == 0) or n < 1 then
+      error(string.format("dfc.network: sizes[%d] = %s must be a positive integer (sizes = { %s })", i,
+        tostring(n), table.concat(sizes, ", ")), 0)
+    end
+  end
+end
+
+-- model -> its dfc.network (kernels that take a model find the network's pathway)
+local nets = setmetatable({}, { __mode = "k" })
+M.nets = nets
+
 function M.install(dfc)
   M.dfc = dfc
+  -- dfc.stability linearises the layers and the controller with the pathway's static gain:
+  -- refused for a pathway with dynamics of its own, whose linearisation it leaves out
+  local stability = dfc.stability
+  function dfc.stability(args)
+    local net = type(args) == "table" and nets[args.model]
+    if net then
+      pathways.refuse_dynamics(net, "dfc.stability", "the linearised system holds the layers and " ..
+        "the controller only, with the pathway's static gain as Q")
+    end
+    return stability(args)
+  end
   pathways.install(dfc, Net)
   -- the high-pass filter's block (Net:add_highpass) is stepped right after the controller
   local base_order = Net.update_order
@@ -63,10 +108,8 @@ function M.install(dfc)
     local c = {}
     for k, v in pairs(defaults) do c[k] = v end
     for k, v in pairs(o) do c[k] = v end
+    check_values(c)
     local sizes = c.sizes
-    if type(sizes) ~= "table" or #sizes < 2 then
-      error("dfc.network: sizes must list at least an input and an output size, e.g. { 15, 10, 10, 5 }", 2)
-    end
     local L = #sizes - 1
     local acts = c.activations or {}
     if c.activations and #acts ~= L then
@@ -123,6 +166,7 @@ function M.install(dfc)
         error(err, (type(err) == "string" and not err:match("^[^:\n]+:%d+: ")) and 2 or 0)
       end
     end
+    nets[m] = net
     return net
   end
 end

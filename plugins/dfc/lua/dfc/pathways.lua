@@ -112,8 +112,37 @@ function M.population(net, o)
         tostring(k)), 2)
     end
   end
-  return net.model:population { name = o.name, size = o.size, neuron = apical.rate { tau = o.tau or 0 },
+  local tau = o.tau or 0
+  if type(tau) ~= "number" or not (tau >= 0 and tau < math.huge) then
+    error(string.format("dfc.pathways.population: tau = %s must be a finite number >= 0 (0: instantaneous)",
+      tostring(tau)), 0)
+  end
+  return net.model:population { name = o.name, size = o.size, neuron = apical.rate { tau = tau },
     activation = o.activation or "linear", start = "settled" }
+end
+
+-- The populations of net's feedback pathway that have dynamics of their own (a time constant
+-- > 0): a list of "name (tau = value)", empty for direct feedback and instantaneous pathways.
+function M.dynamics(net)
+  local list = {}
+  for _, name in ipairs(net.pathway and net.pathway.populations or {}) do
+    local info = net.model:population_info(name)
+    local p = info and info.params or {}
+    local tau = (p.tau or 0) > 0 and p.tau or (p.tau_v or 0) > 0 and p.tau_v or (p.tau_A or 0) > 0 and p.tau_A or nil
+    if tau then list[#list + 1] = string.format("%s (tau = %g)", name, tau) end
+  end
+  return list
+end
+
+-- The refusal where the theory does not cover a pathway with dynamics (docs/dfc.md, "Pathways
+-- with their own dynamics"): what (the caller's name) and why (the part of the theory).
+function M.refuse_dynamics(net, what, why)
+  local dyn = M.dynamics(net)
+  if #dyn == 0 then return end
+  error(string.format("%s: the feedback pathway %s has populations with dynamics of their own (%s); " ..
+    "%s, which assumes the pathway passes u on at once. Make its populations instantaneous " ..
+    "(tau = 0) or use fixed feedback (docs/dfc.md, \"Pathways with their own dynamics\")", what,
+    net.pathway.name, table.concat(dyn, ", "), why), 0)
 end
 
 -- a dense projection without bias (unless bias = true) initialised like the network's feedback
@@ -665,6 +694,7 @@ function M.install(dfc, Net)
     population = M.population,
     connect = M.connect,
     weight_products = M.weight_products,
+    dynamics = M.dynamics,
   }
   dfc.effective_feedback = M.effective_feedback
   -- The components in the order the published scheme steps them: the controller, the pathway's

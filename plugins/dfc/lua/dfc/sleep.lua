@@ -126,6 +126,9 @@ end
 function M.new(dfc, net, o, what)
   what = what or "dfc.sleep"
   local c = check(o or {}, what)
+  require("apical.plugins.dfc.pathways").refuse_dynamics(net, what, "the sleep phase's rule (13) pairs " ..
+    "vA[k] with u[k+1] and its scaling and the limit it converges to (Theorem 6) are derived for " ..
+    "instantaneous feedback")
   local L = net.L
   local direct = net.pathway.name == "direct"
   local B, n = net.opts.batch, c.threads

@@ -118,8 +118,22 @@ end
 
 -- Student-teacher regression: inputs x ~ N(0, 1) (seeded), targets the output of a random
 -- teacher network (tanh hidden layers, linear output) bigger than the student.
+-- The least value of each count of task_opts (integers): errors read as the option was given.
+local st_counts = { n_in = 1, n_out = 1, n_train = 1, n_valid = 1, n_test = 0, seed = 0 }
+
 function M.student_teacher(dfc, o)
   o = o or {}
+  for k, least in pairs(st_counts) do
+    local v = o[k]
+    if v ~= nil and not (type(v) == "number" and v >= least and v % 1 == 0 and v < 2 ^ 31) then
+      error(string.format("task_opts.%s = %s must be an integer >= %d", k, tostring(v), least), 0)
+    end
+  end
+  for i, h in ipairs(o.teacher_hidden or {}) do
+    if not (type(h) == "number" and h >= 1 and h % 1 == 0) then
+      error(string.format("task_opts.teacher_hidden[%d] = %s must be a positive integer", i, tostring(h)), 0)
+    end
+  end
   local n_in, n_out = o.n_in or 15, o.n_out or 5
   local hidden = o.teacher_hidden or { 20, 20 }
   local n_train, n_valid, n_test = o.n_train or 5000, o.n_valid or 1000, o.n_test or 1000
@@ -145,6 +159,99 @@ function M.student_teacher(dfc, o)
   local valid, test = rest:split(n_valid)
   return { train = train, valid = valid, test = test, loss = "mse", n_in = n_in, n_out = n_out,
     name = "student-teacher", teacher = teacher }
+end
+
+-- ---- a user's own data ------------------------------------------------------------------------
+
+-- The options each task takes in task_opts (any other key is an error: train.lua).
+M.options = {
+  student_teacher = { "n_in", "n_out", "teacher_hidden", "n_train", "n_valid", "n_test", "seed" },
+  mnist = { "dir", "n_train", "normalize" },
+  fashion_mnist = { "dir", "n_train", "normalize" },
+  mnist_autoencoder = { "dir", "n_train", "normalize" },
+  dataset = { "loss", "valid", "valid_split", "test", "name" },
+}
+
+-- True for an apical dataset (apical.dataset.arrays, apical.dataset.idx, ds:split, ...).
+function M.is_dataset(v)
+  local mt = getmetatable(v)
+  return type(v) == "userdata" and type(mt) == "table" and mt.__name == "apical.Dataset"
+end
+
+local function has_labels(ds)
+  return ds:size() > 0 and select(3, ds:sample(1)) ~= nil
+end
+
+-- The task of a user's dataset `ds` (task = ds in dfc.train), with task_opts `o`:
+--   loss        "mse" (regression) or "ce" (softmax cross-entropy on the labels); default "ce"
+--               when the dataset has labels, else "mse"
+--   valid       a dataset to validate on (the same input and target sizes), or
+--   valid_split the last samples of ds validate: a fraction in (0, 1) or a count >= 1
+--               (default 0.1 when valid is not given)
+--   test        an optional test dataset (without it, test_loss and test_error are NaN)
+--   name        the task's name in the run directory's name and the summary (default "dataset")
+-- Errors name the option (the caller raises them at the user's line). Returns the task and
+-- the summary of it that the run directory records (numbers and strings only).
+function M.from_dataset(ds, o, batch)
+  local function bad(fmt, ...) error("task_opts." .. string.format(fmt, ...), 0) end
+  local n_in, n_out = ds:input_dim(), ds:target_dim()
+  local labelled = has_labels(ds)
+  local loss = o.loss
+  if loss == nil then loss = labelled and "ce" or "mse" end
+  if loss ~= "mse" and loss ~= "ce" then
+    bad("loss = %s must be \"mse\" (regression) or \"ce\" (cross-entropy on labels)", tostring(loss))
+  end
+  if loss == "ce" and not labelled then
+    bad("loss = \"ce\" needs a dataset with labels (apical.dataset.arrays { inputs =, labels = } " ..
+      "or apical.dataset.idx); this one has targets only")
+  end
+  local function check_ds(key, d)
+    if not M.is_dataset(d) then bad("%s must be an apical dataset, got %s", key, type(d)) end
+    if d:input_dim() ~= n_in or d:target_dim() ~= n_out then
+      bad("%s has %d inputs and %d targets per sample; the training set has %d and %d", key,
+        d:input_dim(), d:target_dim(), n_in, n_out)
+    end
+    if loss == "ce" and d:size() > 0 and not has_labels(d) then
+      bad("%s has no labels; loss = \"ce\" needs them", key)
+    end
+  end
+  local train, valid = ds, nil
+  local summary = { loss = loss, inputs = n_in, targets = n_out, name = o.name or "dataset" }
+  if o.valid ~= nil and o.valid_split ~= nil then
+    bad("valid and valid_split both given: validate on the given set or on a split of the " ..
+      "training set, not both")
+  end
+  if o.valid ~= nil then
+    check_ds("valid", o.valid)
+    valid = o.valid
+  else
+    local v = o.valid_split
+    if v == nil then v = 0.1 end
+    local n = ds:size()
+    local count
+    if type(v) == "number" and v > 0 and v < 1 then
+      count = math.floor(v * n + 0.5)
+    elseif math.type(v) == "integer" and v >= 1 or (type(v) == "number" and v >= 1 and v % 1 == 0) then
+      count = math.tointeger(v)
+    else
+      bad("valid_split = %s must be a fraction in (0, 1) or a count of samples >= 1", tostring(v))
+    end
+    if count < 1 or count >= n then
+      bad("valid_split = %s leaves %d of %d samples to validate; it must leave at least one " ..
+        "to validate and one to train", tostring(v), count, n)
+    end
+    train, valid = ds:split(n - count)
+    summary.valid_split = v
+  end
+  if o.test ~= nil then check_ds("test", o.test) end
+  if train:size() < batch then
+    error(string.format("task: %d training samples, fewer than batch = %d (one minibatch)",
+      train:size(), batch), 0)
+  end
+  if o.name ~= nil and type(o.name) ~= "string" then bad("name must be a string, got %s", type(o.name)) end
+  summary.n_train, summary.n_valid, summary.n_test = train:size(), valid:size(), o.test and o.test:size() or 0
+  return { train = train, valid = valid, test = o.test, loss = loss, n_in = n_in, n_out = n_out,
+    name = summary.name }, summary
 end
 
 return M

@@ -8,6 +8,7 @@ local rundir = require "apical.plugins.dfc.rundir"
 local progress = require "apical.plugins.dfc.progress"
 local sleep = require "apical.plugins.dfc.sleep"
 local divergence = require "apical.plugins.dfc.divergence"
+local pathways = require "apical.plugins.dfc.pathways"
 
 local M = {}
 
@@ -101,10 +102,20 @@ function M.resolve(cfg, level)
       table.sort(names)
       error(string.format("dfc.train: unknown option %q (options: %s)", tostring(k), table.concat(names, ", ")), level)
     end
-    if type(v) ~= type(M.defaults[k]) then
-      error(string.format("dfc.train: option %s must be a %s, got %s", k, type(M.defaults[k]), type(v)), level)
+    if type(v) ~= type(M.defaults[k]) and not (k == "task" and tasks.is_dataset(v)) then
+      error(string.format("dfc.train: option %s must be a %s%s, got %s", k, type(M.defaults[k]),
+        k == "task" and " or an apical dataset" or "", type(v)), level)
+    end
+    if type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge) then
+      error(string.format("dfc.train: %s = %s must be a finite number", k, tostring(v)), level)
     end
     c[k] = v
+  end
+  local known_pathway = false
+  for _, n in ipairs(pathways.names()) do known_pathway = known_pathway or n == c.feedback_pathway end
+  if not known_pathway then
+    error(string.format("dfc.train: unknown feedback_pathway %q (%s, or a name given to dfc.pathways.register)",
+      c.feedback_pathway, table.concat(pathways.names(), ", ")), level)
   end
   if not methods[c.method] then error(string.format("dfc.train: unknown method %q (dfc, dfc-ss, dfc-ssa, bp, dfa)", c.method), level) end
   if not solvers[c.solver] then error(string.format("dfc.train: unknown solver %q (euler, cvode-bdf, cvode-adams)", c.solver), level) end
@@ -129,6 +140,12 @@ function M.resolve(cfg, level)
     if not (c[k] >= 0) then error(string.format("dfc.train: %s = %s must be >= 0", k, tostring(c[k])), level) end
   end
   if c.batch < 1 or c.batch % 1 ~= 0 then error(string.format("dfc.train: batch = %s must be a positive integer", tostring(c.batch)), level) end
+  for k, least in pairs(M.counts) do
+    if not (c[k] >= least and c[k] % 1 == 0) then
+      error(string.format("dfc.train: %s = %s must be an integer >= %d", k, tostring(c[k]), least), level)
+    end
+  end
+  M.check_task(c, level + 1)
   if c.single_phase then M.check_single_phase(c, cfg or {}, level + 1) end
   for _, k in ipairs { "threads", "fb_threads" } do
     local v = c[k]
@@ -146,6 +163,30 @@ function M.resolve(cfg, level)
     end
   end
   return c
+end
+
+-- Counts and their least values (a one-line change adds one).
+M.counts = { epochs = 0, seed = 0, eval_batch = 0 }
+
+-- The task: a built-in name or an apical dataset, and task_opts naming only what that task
+-- takes (tasks.options).
+function M.check_task(c, level)
+  level = level + 1
+  local kind = tasks.is_dataset(c.task) and "dataset" or c.task
+  local known = tasks.options[kind]
+  if not known or kind == "dataset" and type(c.task) == "string" then
+    error(string.format("dfc.train: unknown task %q (student_teacher, mnist, fashion_mnist, " ..
+      "mnist_autoencoder, or an apical dataset: apical.dataset.arrays { inputs =, targets = })",
+      tostring(c.task)), level)
+  end
+  local set = {}
+  for _, k in ipairs(known) do set[k] = true end
+  for k in pairs(c.task_opts) do
+    if not set[k] then
+      error(string.format("dfc.train: task_opts.%s: task %s has no option %s (it has: %s)", tostring(k),
+        kind, tostring(k), table.concat(known, ", ")), level)
+    end
+  end
 end
 
 -- single_phase: the combinations it makes sense with (App. C.3 merges the sleep phase into the
@@ -194,7 +235,12 @@ Trainer.__index = Trainer
 function M.trainer(dfc, cfg, level)
   local c = M.resolve(cfg, (level or 1) + 1)
   local task
-  if c.task == "student_teacher" then
+  if tasks.is_dataset(c.task) then
+    -- a user's dataset: the run directory records what it was (config.lua holds data only)
+    local ok, t, summary = pcall(tasks.from_dataset, c.task, c.task_opts, c.batch)
+    if not ok then error("dfc.train: " .. tostring(t), (level or 1) + 1) end
+    task, c.task, c.task_opts = t, "dataset", summary
+  elseif c.task == "student_teacher" then
     local o = {}
     for k, v in pairs(c.task_opts) do o[k] = v end
     o.seed = o.seed or c.seed
@@ -220,7 +266,15 @@ function M.trainer(dfc, cfg, level)
     feedback_pathway = c.feedback_pathway, pathway_opts = c.pathway_opts,
     -- single phase: the apical compartments are dynamic (they carry the noise)
     tau_A = c.single_phase and c.tau_A or nil }
-  local net = dfc.network(net_args)
+  -- the network's errors about pathway options read as dfc.train's options were written
+  local ok, net = pcall(dfc.network, net_args)
+  if not ok then
+    local msg = tostring(net)
+    msg = msg:gsub("dfc%.network: feedback_pathway [%w_]+: option ", "dfc.train: pathway_opts.", 1)
+    msg = msg:gsub("dfc%.network: feedback_pathway ([%w_]+): unknown option ",
+      "dfc.train: pathway_opts: feedback_pathway %1 has no option ", 1)
+    error(msg, 0)
+  end
   if c.single_phase then
     -- rule (200) on the trained Q_i (not on a frozen Q_L), u_lp = ctl_lp.output
     local layers = {}
@@ -496,6 +550,9 @@ end
 -- Loss and error (classification: fraction misclassified) of the feedforward network over a
 -- dataset.
 function Trainer:evaluate(ds)
+  if ds == nil then -- no test set: NaN
+    return 0 / 0, self.task.loss == "ce" and 0 / 0 or nil
+  end
   local B = self.cfg.eval_batch > 0 and self.cfg.eval_batch or self.B
   local out = self.eval_out
   if not out or out.shape[1] ~= B then
@@ -853,8 +910,12 @@ function M.summary(r)
     c.method:sub(1, 3) == "dfc" and (", feedback " .. c.feedback) or "", last.epoch, r.wall))
   print(string.format("  final train loss %.6g, valid loss %.6g%s", last.train_loss, last.valid_loss,
     cls and string.format(", valid error %.2f %%", 100 * last.valid_error) or ""))
-  print(string.format("  best valid epoch %d: test loss %.6g%s", best.epoch, best.test_loss,
-    cls and string.format(", test error %.2f %%", 100 * best.test_error) or ""))
+  if not r.trainer.task.test then
+    print(string.format("  best valid epoch %d (no test set)", best.epoch))
+  else
+    print(string.format("  best valid epoch %d: test loss %.6g%s", best.epoch, best.test_loss,
+      cls and string.format(", test error %.2f %%", 100 * best.test_error) or ""))
+  end
   print("  run directory: " .. r.run_dir)
 end
 
