@@ -32,6 +32,30 @@ local function gp_string(s)
   return "'" .. tostring(s):gsub("[%c]", " "):gsub("'", "''") .. "'"
 end
 
+-- The picture size "W,H" (pixels) and a line style, checked: they are written into the script.
+local function size_of(size, default)
+  size = size or default
+  if type(size) ~= "string" or not size:match("^%d+,%d+$") then
+    error(string.format("plot: size must be \"WIDTH,HEIGHT\" in pixels, got %s", tostring(size)), 0)
+  end
+  return size
+end
+
+local STYLES = { lines = true, linespoints = true, points = true, dots = true, steps = true,
+  impulses = true }
+-- a style: one of STYLES, then optionally dash type, point type and point size as numbers
+-- ("lines dt 2", "points pt 7 ps 0.5")
+local function style_of(style)
+  style = style or "linespoints"
+  local base, rest = tostring(style):match("^(%a+)(.*)$")
+  if type(style) == "string" and base and STYLES[base] then
+    rest = rest:gsub(" dt %d+", "", 1):gsub(" pt %d+", "", 1):gsub(" ps %d+%.?%d*", "", 1)
+    if rest == "" then return style end
+  end
+  error(string.format("plot: style %q is not one of lines, linespoints, points, dots, steps, impulses " ..
+    "(optionally with dt N, pt N, ps X)", tostring(style)), 0)
+end
+
 -- The fields of one CSV line, empty ones included.
 local function fields(line)
   local out = {}
@@ -134,7 +158,7 @@ local function plot_clauses(series, blocks)
     local text, finite_y = datablock(name, s.file, x, y)
     blocks[#blocks + 1] = text
     any = any or finite_y
-    parts[#parts + 1] = string.format("%s using 1:2 with %s lw 2 title %s", name, s.style or "linespoints",
+    parts[#parts + 1] = string.format("%s using 1:2 with %s lw 2 title %s", name, style_of(s.style),
       gp_string(s.title or s.y))
   end
   return parts, any
@@ -166,7 +190,7 @@ function M.lines(o)
     o.logy and "set logscale y" or "",
     "plot " .. table.concat(parts, ", \\\n     "),
   }, "\n") .. "\n"
-  return gnuplot(string.format("set terminal pngcairo size %s enhanced font 'sans,11'", o.size or "900,560"),
+  return gnuplot(string.format("set terminal pngcairo size %s enhanced font 'sans,11'", size_of(o.size, "900,560")),
     body, o.out)
 end
 
@@ -177,6 +201,9 @@ function M.panels(o)
   assert(type(o.out) == "string", "plot.panels: out (a .png path) is required")
   assert(type(o.panels) == "table" and #o.panels > 0, "plot.panels: panels is required")
   local rows, cols = o.layout and o.layout[1] or #o.panels, o.layout and o.layout[2] or 1
+  if math.type(rows) ~= "integer" or math.type(cols) ~= "integer" or rows < 1 or cols < 1 then
+    error("plot: layout must be { rows, columns } of positive integers", 0)
+  end
   local blocks, lines = {}, {
     string.format("set multiplot layout %d,%d%s", rows, cols, o.title and (" title " .. gp_string(o.title)) or ""),
     "set grid", "set key inside top right font ',8'",
@@ -202,7 +229,7 @@ function M.panels(o)
   lines[#lines + 1] = "unset multiplot"
   local body = table.concat(blocks, "\n") .. "\nset datafile missing 'NaN'\n" .. table.concat(lines, "\n") .. "\n"
   return gnuplot(string.format("set terminal pngcairo size %s enhanced font 'sans,10'",
-    o.size or (cols * 520 .. "," .. rows * 380)), body, o.out)
+    size_of(o.size, string.format("%d,%d", cols * 520, rows * 380))), body, o.out)
 end
 
 -- The panels of the measures (measures.csv, dfc.train's measures_every) of the Fig. 3 kind:
@@ -252,7 +279,7 @@ function M.image(o)
     o.title and ("set title " .. gp_string(o.title)) or "",
     "plot $m matrix with image notitle",
   }, "\n") .. "\n"
-  return gnuplot(string.format("set terminal pngcairo size %s enhanced font 'sans,11'", o.size or "900,280"),
+  return gnuplot(string.format("set terminal pngcairo size %s enhanced font 'sans,11'", size_of(o.size, "900,280")),
     body, o.out)
 end
 

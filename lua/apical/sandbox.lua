@@ -291,7 +291,11 @@ end
 
 -- Restricts this Lua state and returns the environment to run the model file `script` in;
 -- `rp` resolves a path (realpath(3)) or returns nil.
+local enabled = false
 function M.enable(script, rp)
+  -- once only: a model must not widen its own limits by enabling the sandbox again
+  if enabled then refuse("the sandbox is already enabled") end
+  enabled = true
   realpath = rp
   cwd = assert(realpath("."), "sandbox: cannot resolve the current directory")
   local model = realpath(script)

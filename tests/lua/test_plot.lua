@@ -51,6 +51,15 @@ for k = 1, 3 do
   if found then found:close() os.remove(marker .. k) end
   check.truthy(not found, "no command ran from the run directory's name (marker " .. k .. ")")
 end
+-- the size and the line style are written into gnuplot's script: only well-formed ones pass
+local csv = dir .. "/a/log.csv"
+check.fails(function() plot.lines { out = dir .. "/s.png", size = "1,1\nsystem('touch " .. marker .. "4')",
+  series = { { file = csv, x = "epoch", y = "train_loss" } } } end, 'size must be "WIDTH,HEIGHT"', false)
+check.fails(function() plot.lines { out = dir .. "/s.png", series = { { file = csv, x = "epoch", y = "train_loss",
+  style = "lines\nsystem('touch " .. marker .. "5')" } } } end, "is not one of lines", false)
+check.truthy(not io.open(marker .. "4") and not io.open(marker .. "5"), "no command ran from a size or style")
+check.truthy(plot.lines { out = dir .. "/s.png", size = "400,300", series = { { file = csv, x = "epoch",
+  y = "train_loss", style = "lines dt 2" } } }, "a valid size and style draw")
 -- a log of non-finite losses says so (instead of a gnuplot failure)
 assert(os.execute("mkdir -p '" .. dir .. "/nan'"))
 write(dir .. "/nan/log.csv", header .. "0,nan,nan,0.9,nan,0.9\n1,-nan,nan,0.9,nan,0.9\n")
