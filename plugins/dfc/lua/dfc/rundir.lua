@@ -174,6 +174,7 @@ function M.open(cfg, trainer)
     k = k + 1
     d.path = base .. "-" .. k
   end
+  check(fs.sync_dir(cfg.out_dir)) -- the new directory's entry is durable
   d:lock()
   write_atomic(d.path .. "/config.lua", "-- the resolved configuration of this run\nreturn " .. serialize(cfg) .. "\n")
   return d

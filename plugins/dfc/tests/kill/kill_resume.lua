@@ -104,6 +104,13 @@ local trials, resumed, late = 0, 0, 0
 local function finish(out_dir, what)
   trials = trials + 1
   local dir = run_dir(out_dir)
+  -- a manifest is written after all of a checkpoint's files: if one exists, a complete
+  -- checkpoint exists, and the resume must use it
+  local complete = false
+  for _, name in ipairs { "checkpoint", "checkpoint.tmp", "checkpoint.old" } do
+    local f = dir and io.open(dir .. "/" .. name .. "/manifest.txt")
+    if f then f:close() complete = true end
+  end
   local h, c, e = run(nil, "--set resume=" .. quote(dir or (out_dir .. "/none")))
   if h == "exit" and c == 0 then
     same_run(ref, dir, what)
@@ -112,6 +119,7 @@ local function finish(out_dir, what)
   end
   assert(not killed(h, c), what .. ": the resumed run was killed")
   -- killed before the first checkpoint: nothing to resume, and the message says so
+  assert(not complete, what .. ": a complete checkpoint exists, but resume failed: " .. e)
   assert(e:find("no checkpoint in", 1, true), what .. ": resume failed: " .. e)
 end
 
@@ -122,7 +130,10 @@ for _, point in ipairs(points) do
     local out = string.format("%s/%s-%d", scratch, point, n)
     local h, c, e = run("APICAL_TEST_KILL_AT=" .. point .. ":" .. n, "--set out_dir=" .. quote(out))
     assert(killed(h, c), string.format("%s:%d: the run was not killed (%s %s) %s", point, n, h, c, e))
+    local before = resumed
     finish(out, point .. ":" .. n)
+    assert(resumed == before + 1 or (point == "save-files" and n == 1),
+      point .. ":" .. n .. ": not resumed")
   end
 end
 
