@@ -20,9 +20,8 @@ local function uniform()
 end
 
 -- your data: here written to .npy files (any numeric dtype NumPy writes reads the same way)
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute("mkdir -p '" .. dir .. "'"))
+local dir = p.out_dir .. "/own-data-files"
+apical.mkdir(dir)
 local X, Y = apical.zeros { p.n, 3 }, apical.zeros { p.n, 2 }
 for i = 0, p.n - 1 do
   local a, b, c = 2 * uniform() - 1, 2 * uniform() - 1, 2 * uniform() - 1
@@ -72,4 +71,4 @@ for _, row in ipairs(r.log) do
   print(string.format("%5d  %10.5f  %10.3f", row.epoch, row.train_loss, row.valid_error))
 end
 print(string.format("test error at the best validation epoch (%d): %.3f", r.best.epoch, r.best.test_error))
-os.execute("rm -rf '" .. dir .. "'")
+apical.fs.remove_tree(dir)
