@@ -68,9 +68,12 @@ print(string.format("  max |analytic - central differences| = %.1e", diff))
 assert(diff < 1e-7, "effective feedback: analytic and numeric disagree")
 
 -- ---- training ------------------------------------------------------------------------------------
+-- (the simulation's settings only for the methods that simulate: DFC-SSA would refuse them)
+local simulated = p.method == "dfc" or p.method == "dfc-ss"
 local r = dfc.train { task = "student_teacher", feedback_pathway = "skip", method = p.method,
   feedback = p.feedback, optimizer = "adam", lr = p.lr, epochs = p.epochs, batch = p.batch,
-  solver = p.solver, tmax = p.tmax, dt = p.dt, seed = p.seed, out_dir = p.out_dir,
+  solver = simulated and p.solver or nil, tmax = simulated and p.tmax or nil,
+  dt = simulated and p.dt or nil, seed = p.seed, out_dir = p.out_dir,
   progress = p.progress, name = "custom-pathway-" .. p.method,
   task_opts = { n_train = p.n_train, n_valid = p.n_valid, n_test = p.n_test } }
 local first, last = r.log[1], r.log[#r.log]

@@ -37,9 +37,9 @@ local runs = {
 apical.mkdir(p.out)
 local done = {}
 for _, r in ipairs(runs) do
-  local cfg = {}
-  for k, v in pairs(base) do cfg[k] = v end
-  cfg.method, cfg.feedback = r[2], r[3]
+  -- the shared settings as defaults: each method reads those it uses (the sleep phase's only
+  -- with trained feedback, the simulation's only DFC and DFC-SS; docs/training.md)
+  local cfg = { defaults = base, method = r[2], feedback = r[2] ~= "dfa" and r[3] or nil }
   cfg.name = r[1]:lower():gsub("[%s%(%)]+", "-"):gsub("%-$", "")
   local t0 = apical.clock()
   local res = dfc.train(cfg)

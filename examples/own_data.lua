@@ -34,9 +34,13 @@ Y:save_npy(dir .. "/y.npy")
 -- regression: inputs and targets from the files, mse, a validation split
 local reg = apical.dataset.arrays { inputs = apical.load_npy(dir .. "/x.npy"),
   targets = apical.load_npy(dir .. "/y.npy") }
-local common = { method = p.method, solver = p.solver, hidden = { 16 }, batch = p.batch,
-  epochs = p.epochs, optimizer = "adam", lr = p.lr, tmax = 100, dt = 0.05, seed = p.seed,
+local common = { method = p.method, hidden = { 16 }, batch = p.batch,
+  epochs = p.epochs, optimizer = "adam", lr = p.lr, seed = p.seed,
   progress = false, out_dir = p.out_dir }
+-- the simulation's settings: only DFC and DFC-SS simulate (the others would refuse them)
+if p.method == "dfc" or p.method == "dfc-ss" then
+  common.solver, common.tmax, common.dt = p.solver, 100, 0.05
+end
 local function with(t)
   local c = {}
   for k, v in pairs(common) do c[k] = v end

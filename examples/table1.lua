@@ -112,15 +112,19 @@ for _, task in ipairs(tasks) do
       elseif not p.render_only then
         -- the method's own published configuration (dfc.paper), with the model file's run
         -- settings (solver, tolerances, freeze_QL)
+        -- (the paper's values and the model's run settings are defaults: those the method
+        -- does not read are not read; epochs_fb only for the methods with trained feedback)
         local m = METHOD[mk]
-        local cfg = dfc.paper.config(task, m[1], m[2])
+        local defaults = dfc.paper.config(task, m[1], m[2])
         for _, k in ipairs { "solver", "rtol", "atol", "settle_tol", "freeze_QL" } do
-          if base[k] ~= nil then cfg[k] = base[k] end
+          local v = base[k]
+          if v == nil then v = base.defaults[k] end
+          if v ~= nil then defaults[k] = v end
         end
-        cfg.seed, cfg.epochs = seed, p.epochs
-        cfg.epochs_fb, cfg.progress = p.epochs_fb, p.progress
-        cfg.task_opts = { n_train = p.n_train }
-        cfg.out_dir, cfg.name, cfg.resume = p.out, string.format("%s-%s-seed%d", task, mk, seed), ""
+        local cfg = { task = task, method = m[1], defaults = defaults, seed = seed,
+          epochs = p.epochs, progress = p.progress, task_opts = { n_train = p.n_train },
+          out_dir = p.out, name = string.format("%s-%s-seed%d", task, mk, seed), resume = "" }
+        if m[2] == "trained" then cfg.epochs_fb = p.epochs_fb end
         print(string.format("== %s %s seed %d", task, mk, seed))
         local t0 = apical.clock()
         local r = dfc.train(cfg)

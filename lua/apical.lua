@@ -70,5 +70,6 @@ apical.call = types.call
 -- script parameters
 apical.params = params.params
 apical.check_params = params.check
+apical.params_given = params.given_names
 
 return apical

@@ -11,10 +11,9 @@ local p = apical.params {
   out_dir = "runs", resume = "", progress = true, target_mode = "sample", normalize_lr = true,
 }
 
+-- p as dfc.train's defaults: the options the run does not read (rtol/atol under Euler, the
+-- controller's with method = bp) are not read, unless given with --set (then refused)
 dfc.train {
   task = "student_teacher", hidden = { 10, 10 }, batch = 128, optimizer = "sgd", clip = 1.0,
-  method = p.method, solver = p.solver, epochs = p.epochs, seed = p.seed, lr = p.lr,
-  lambda = p.lambda, k_p = p.k_p, alpha = p.alpha, tau_v = p.tau_v, dt = p.dt, tmax = p.tmax,
-  rtol = p.rtol, atol = p.atol, out_dir = p.out_dir, resume = p.resume, progress = p.progress,
-  target_mode = p.target_mode, normalize_lr = p.normalize_lr,
+  defaults = p,
 }

@@ -11,6 +11,7 @@ local M = {}
 
 local declared = {}       -- name -> true
 local declared_order = {} -- names in the order of declaration
+local given_in = setmetatable({}, { __mode = "k" }) -- apical.params's tables -> { name = true } given
 
 -- The given values { key = "text" } and where they come from.
 local function given()
@@ -83,11 +84,22 @@ function M.params(defaults)
         local text = values[key]
         if text ~= nil then
             out[key] = convert(key, text, default, source)
+            given_in[out] = given_in[out] or {}
+            given_in[out][key] = true
         else
             out[key] = default
         end
     end
     return out
+end
+
+-- apical.params_given(p): the set { name = true } of the names in p, a table apical.params
+-- returned, that were given a value on the command line (--set) or in APICAL_SET; {} for any
+-- other table. A trainer taking p as its defaults tells the user's values from them by it.
+function M.given_names(t)
+    local set = {}
+    for k in pairs(given_in[t] or {}) do set[k] = true end
+    return set
 end
 
 -- apical.check_params(): raises (as a usage error) for a given value no call declared.

@@ -82,6 +82,18 @@ if out:find("trained", 1, true) then
     failures = failures + 1
     io.stderr:write("FAIL train_params_script.lua: it trained before refusing --set bogus\n")
 end
+-- options a run does not read: a paper configuration's are its defaults (not refused), a --set
+-- value is the user's (refused, at the script's line, naming it and why)
+expect("run train_unused_script.lua", 0, { { "out", "resolved dfc weight_product euler lr_fb=0.000526541 rtol=1e-06" } })
+expect("run train_unused_script.lua --set feedback=trained", 0, { { "out", "resolved dfc trained euler" } })
+expect("run train_unused_script.lua --set method=bp", 0, { { "out", "resolved bp weight_product" } })
+expect("run train_unused_script.lua --set solver=cvode-bdf --set rtol=1e-9", 0, { { "out", "rtol=1e-09" } })
+expect("run train_unused_script.lua --set rtol=1e-9", 1, { { "err", "train_unused_script.lua:9: dfc.train: " ..
+    'option rtol = 1e-09 is not used by this run: it is read only by a CVODE solver (cvode-bdf, cvode-adams) simulating dfc or dfc-ss, and solver is "euler"' } })
+expect("run train_unused_script.lua --set lr_fb=0.1", 1, { { "err", "train_unused_script.lua:9: dfc.train: " ..
+    'option lr_fb = 0.1 is not used by this run: it is read only by trained feedback' } })
+expect("run train_unused_script.lua --set method=bp --set feedback=trained", 1, { { "err",
+    'train_unused_script.lua:9: dfc.train: option feedback = "trained" is not used by this run' } })
 expect("run params_script.lua --set dt=abc", 2,
     { { "err", 'apical: --set dt=abc: parameter dt is a number, "abc" is not one' } })
 expect("run params_script.lua --set epochs=2.5", 2, { { "err", "parameter epochs is an integer" } })

@@ -133,7 +133,9 @@ end
 -- For models/ files: the configuration of the method and feedback given on the command line
 -- (--set method=, --set feedback=; defaults in `run`), with the run settings of `run`
 -- (epochs, solver, ...; n_train goes to the task), every scalar option declared through
--- apical.params so that --set can change it. Returns the dfc.train options.
+-- apical.params so that --set can change it. Returns the dfc.train options: task and task_opts,
+-- everything else as `defaults` (a --set value is the user's, and refused if the run does not
+-- read it).
 function M.params(task, run)
   local apical = require "apical"
   local m = apical.params { method = run.method or "dfc", feedback = run.feedback or "weight_product" }
@@ -152,9 +154,19 @@ function M.params(task, run)
   end
   local p = apical.params(scalars)
   for k, v in pairs(p) do c[k] = v end
-  c.task_opts = { n_train = c.n_train }
-  c.n_train = nil
-  return c
+  local n_train = c.n_train
+  c.n_train, c.task = nil, nil
+  -- the configuration as dfc.train's defaults: the options this method and feedback do not
+  -- read (the sleep phase's for fixed feedback, the tolerances under Euler) are not refused;
+  -- the values given with --set are the user's, and refused if the run does not read them
+  -- (docs/training.md, "Options a run does not read")
+  local out = { task = task, task_opts = { n_train = n_train }, defaults = c }
+  local set = apical.params_given(m)
+  for k in pairs(apical.params_given(p)) do set[k] = true end
+  for k in pairs(set) do
+    if k ~= "n_train" then out[k] = c[k] end
+  end
+  return out
 end
 
 return M

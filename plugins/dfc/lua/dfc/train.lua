@@ -9,10 +9,12 @@ local progress = require "apical.plugins.dfc.progress"
 local sleep = require "apical.plugins.dfc.sleep"
 local divergence = require "apical.plugins.dfc.divergence"
 local pathways = require "apical.plugins.dfc.pathways"
+local unused = require "apical.plugins.dfc.unused"
 
 local M = {}
 
--- Every option with its default. A config may name nothing else.
+-- Every option with its default. A config may name nothing else (and `defaults`, a table of
+-- fallback options under its own: M.merge_defaults).
 M.defaults = {
   task = "student_teacher",      -- student_teacher, mnist, fashion_mnist, mnist_autoencoder
   task_opts = {},
@@ -95,7 +97,9 @@ function M.resolve(cfg, level)
   level = (level or 1) + 1
   local c = {}
   for k, v in pairs(M.defaults) do c[k] = v end
-  for k, v in pairs(cfg or {}) do
+  local given
+  cfg, given = M.merge_defaults(cfg or {}, level + 1)
+  for k, v in pairs(cfg) do
     if M.defaults[k] == nil then
       local names = {}
       for n in pairs(M.defaults) do names[#names + 1] = n end
@@ -146,7 +150,13 @@ function M.resolve(cfg, level)
     end
   end
   M.check_task(c, level + 1)
-  if c.single_phase then M.check_single_phase(c, cfg or {}, level + 1) end
+  local user = {}
+  for k in pairs(given) do user[k] = cfg[k] end
+  if c.single_phase then M.check_single_phase(c, user, level + 1) end
+  local _, why = unused.first(c, given)
+  if why then error(why, level) end
+  -- a feedback the method does not use, from the defaults: no sleep phase for it
+  if not given.feedback and c.method:sub(1, 3) ~= "dfc" then c.feedback = M.defaults.feedback end
   for _, k in ipairs { "threads", "fb_threads" } do
     local v = c[k]
     if math.type(v) ~= "integer" or v < 1 or v > 64 or c.batch % v ~= 0 then
@@ -163,6 +173,27 @@ function M.resolve(cfg, level)
     end
   end
   return c
+end
+
+-- cfg with its `defaults` (a table of fallback options: a dfc.paper configuration, a script's
+-- apical.params table) merged underneath, and the set of the options the user gave: cfg's own
+-- keys and, when defaults is an apical.params table, those of its values given with --set.
+-- The rest are defaults: those the run does not read are not refused (unused.lua).
+function M.merge_defaults(cfg, level)
+  local d = cfg.defaults
+  if d == nil then d = {} end
+  if type(d) ~= "table" then
+    error(string.format("dfc.train: option defaults must be a table of options, got %s", type(d)), level)
+  end
+  local merged, given, set = {}, {}, apical.params_given(d)
+  for k, v in pairs(d) do
+    merged[k] = v
+    if set[k] then given[k] = true end
+  end
+  for k, v in pairs(cfg) do
+    if k ~= "defaults" then merged[k], given[k] = v, true end
+  end
+  return merged, given
 end
 
 -- Counts and their least values (a one-line change adds one).

@@ -37,7 +37,7 @@ for i = 0, n - 1 do
   Y[i * 2 + 1], Y[i * 2 + 2] = math.sin(2 * a) * b, a * c
 end
 local reg = apical.dataset.arrays { inputs = X, targets = Y }
-local base = { hidden = { 16 }, batch = 32, optimizer = "adam", lr = 0.01, tmax = 100, dt = 0.05,
+local base = { hidden = { 16 }, batch = 32, optimizer = "adam", lr = 0.01, defaults = { tmax = 100, dt = 0.05 },
   progress = false, out_dir = tmp, seed = 4 }
 local function cfg(extra)
   local c = {}
@@ -47,7 +47,8 @@ local function cfg(extra)
 end
 
 for _, method in ipairs { "dfc", "dfc-ssa" } do
-  local r = dfc.train(cfg { task = reg, method = method, epochs = 6, solver = "cvode-bdf",
+  local r = dfc.train(cfg { task = reg, method = method, epochs = 6,
+    solver = method == "dfc" and "cvode-bdf" or nil,
     task_opts = { valid_split = 0.25, name = "regression" } })
   local first, last = r.log[1].valid_loss, r.log[#r.log].valid_loss
   print(string.format("regression %-8s valid loss %.4g -> %.4g", method, first, last))

@@ -11,7 +11,7 @@ assert(os.execute("mkdir -p '" .. tmp .. "'"))
 
 local function cfg(method, extra)
   local c = { task = "student_teacher", method = method, optimizer = "sgd", lr = 0.05,
-    epochs = 2, tmax = 100, dt = 0.05, out_dir = tmp, progress = false, seed = 3,
+    epochs = 2, defaults = { tmax = 100, dt = 0.05 }, out_dir = tmp, progress = false, seed = 3,
     task_opts = { n_train = 640, n_valid = 64, n_test = 64 }, batch = 64, measures_every = 3 }
   for k, v in pairs(extra or {}) do c[k] = v end
   return c

@@ -42,7 +42,8 @@ assert(not ok and err:find("^[^\n]*test_user_positions.lua:" .. pop_line .. ": d
 
 -- the trainer's options
 local small = { n_train = 256, n_valid = 64, n_test = 64 }
-local base = { task_opts = small, progress = false, out_dir = tmp, epochs = 1, tmax = 40, dt = 0.05 }
+local base = { task_opts = small, progress = false, out_dir = tmp, epochs = 1,
+  defaults = { tmax = 40, dt = 0.05 } }
 local function cfg(extra)
   local c = {}
   for k, v in pairs(base) do c[k] = v end
