@@ -60,7 +60,7 @@ size_t ap_precond_sample_size(const ap_sim *s) {
 }
 
 ap_precond_kind ap_precond_default(const ap_sim *s) {
-    return ap_precond_sample_size(s) <= AP_BLOCK_DEFAULT_MAX ? AP_PREC_BLOCK : AP_PREC_DIAGONAL;
+    return ap_precond_sample_size(s) <= AP_BLOCK_DEFAULT_MAX ? AP_PREC_BLOCK : AP_PREC_NONE;
 }
 
 /* The local layout: every dynamic compartment, then every block state. */

@@ -74,7 +74,7 @@ typedef enum {
 
 /* Preconditioner of the Krylov solver. The batch's Jacobian is block-diagonal over samples. */
 typedef enum {
-    AP_PREC_DEFAULT = 0, /* block when a sample has at most 128 state variables, else diagonal */
+    AP_PREC_DEFAULT = 0, /* block when a sample has at most 128 state variables, else none */
     AP_PREC_NONE,        /* plain GMRES */
     AP_PREC_DIAGONAL,    /* per variable: -1/tau for leaky compartments, finite differences else */
     AP_PREC_BLOCK,       /* per sample: its dense Jacobian by finite differences, LU, exact solve */
