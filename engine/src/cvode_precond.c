@@ -27,6 +27,10 @@
  * evaluations per setup are refused (block) or not the default. */
 #define AP_BLOCK_MAX 2000
 #define AP_BLOCK_DEFAULT_MAX 128
+/* Bytes of the blocks (Jacobian and factors of every sample): refused above the first, not
+ * the default above the second. */
+#define AP_BLOCK_BYTES_MAX ((double)(4ull << 30))
+#define AP_BLOCK_BYTES_DEFAULT ((double)(256ull << 20))
 
 struct ap_precond {
     ap_sim *s;
@@ -59,8 +63,16 @@ size_t ap_precond_sample_size(const ap_sim *s) {
     return s->B > 0 ? s->n_state / (size_t)s->B : 0;
 }
 
+static double block_bytes(const ap_sim *s) {
+    double n = (double)ap_precond_sample_size(s);
+    return 2.0 * (double)s->B * n * n * sizeof(double);
+}
+
 ap_precond_kind ap_precond_default(const ap_sim *s) {
-    return ap_precond_sample_size(s) <= AP_BLOCK_DEFAULT_MAX ? AP_PREC_BLOCK : AP_PREC_NONE;
+    return ap_precond_sample_size(s) <= AP_BLOCK_DEFAULT_MAX &&
+                   block_bytes(s) <= AP_BLOCK_BYTES_DEFAULT
+               ? AP_PREC_BLOCK
+               : AP_PREC_NONE;
 }
 
 /* The local layout: every dynamic compartment, then every block state. */
@@ -97,6 +109,12 @@ int ap_precond_new(ap_sim *s, ap_precond_kind kind, const char *who, ap_precond 
                         "(%zu samples) and %zu evaluations per setup; at most %d variables per "
                         "sample: use preconditioner = \"diagonal\"",
                         who, n, n, B, n, AP_BLOCK_MAX);
+    if (kind == AP_PREC_BLOCK && block_bytes(s) > AP_BLOCK_BYTES_MAX)
+        return ap_error(AP_EINVAL,
+                        "%s: preconditioner \"block\" needs %.3g GB for %zu samples of %zu "
+                        "variables (at most %.3g GB): use preconditioner = \"diagonal\" or a "
+                        "smaller batch",
+                        who, block_bytes(s) / 1e9, B, n, AP_BLOCK_BYTES_MAX / 1e9);
     ap_precond *p = calloc(1, sizeof *p);
     if (!p) return ap_error(AP_ENOMEM, "%s: out of memory for the preconditioner", who);
     p->s = s, p->kind = kind, p->B = s->B, p->n = n, p->N = N;
