@@ -6,10 +6,12 @@
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
 local p = apical.params { reps = 5, methods = "bp,dfa,dfc-ssa,dfc-ss:euler,dfc:euler,dfc:cvode-bdf,dfc:cvode-adams",
-  rtol = 1e-6, atol = 1e-8, settle_tol = 0.0, ref_rtol = 0.0 }
+  rtol = 1e-6, atol = 1e-8, settle_tol = 0.0, ref_rtol = 0.0, tau_v = 0.2,
+  linear_solver = "default", preconditioner = "default" }
 -- ref_rtol > 0: the continuous DFC rows also give the relative difference of their update on the
 -- first minibatch from the exact flow's (cvode-bdf at ref_rtol, atol ref_rtol x 1e-2, one
--- simulation), before any step
+-- simulation), before any step; tau_v, linear_solver and preconditioner as in dfc.train (the
+-- last two for the CVODE rows only)
 
 local function median(t)
   table.sort(t)
@@ -19,10 +21,12 @@ end
 
 local blas_default = apical.blas_threads()
 local function trainer(method, solver, threads, rtol, atol)
+  local cvode = method:sub(1, 3) == "dfc" and solver:sub(1, 5) == "cvode"
   return dfc.trainer { task = "mnist", hidden = { 256, 256, 256 }, method = method, solver = solver,
     optimizer = "adam", beta1 = 0.99, beta2 = 0.99, eps = 9.45e-8, lr = 9.27e-5, normalize_lr = true,
-    lambda = 0.0779, k_p = 2.0, alpha = 0.00139, tau_v = 0.2, dt = 0.02, tmax = 1000, rtol = rtol,
-    atol = atol, settle_tol = p.settle_tol, progress = false, checkpoint = false, threads = threads }
+    lambda = 0.0779, k_p = 2.0, alpha = 0.00139, tau_v = p.tau_v, dt = 0.02, tmax = 1000, rtol = rtol,
+    atol = atol, settle_tol = p.settle_tol, progress = false, checkpoint = false, threads = threads,
+    linear_solver = cvode and p.linear_solver or nil, preconditioner = cvode and p.preconditioner or nil }
 end
 local function first_update(t)
   for X, Y in t.task.train:batches { batch = 128 } do

@@ -282,6 +282,11 @@ static int parse_run(lua_State *L, int sim_idx, int idx, run_req *r) {
         o->linsol = k == 0 ? AP_LINSOL_DEFAULT : k == 1 ? AP_LINSOL_KRYLOV : AP_LINSOL_DENSE;
     }
     lua_pop(L, 1);
+    if (lua_getfield(L, t, "precond") != LUA_TNIL) {
+        static const char *const kinds[] = {"default", "none", "diagonal", "block", NULL};
+        o->precond = (ap_precond_kind)luaL_checkoption(L, -1, NULL, kinds);
+    }
+    lua_pop(L, 1);
     opt_bool(L, t, "ordered", &o->ordered);
     o->order = opt_strings(L, t, "order", &o->n_order);
     o->previous = opt_strings(L, t, "previous", &o->n_previous);
@@ -364,7 +369,8 @@ static int push_run(lua_State *L, run_req *r) {
  * "dense"), ordered, order {names}, previous {names}, noise {names}, sigma {numbers}, seed,
  * record {names}, times {numbers}, every, settle_tol, keep_state, accumulate, quad_errcon,
  * accumulation ("all", "left", "right"), copy_recordings (default true; false: the recordings
- * stay in the simulation, for kernels that read them, and the result's list is empty). */
+ * stay in the simulation, for kernels that read them, and the result's list is empty).
+ * precond: "default", "none", "diagonal", "block". */
 static int l_run(lua_State *L) {
     run_req r;
     int rc = parse_run(L, 1, 2, &r);

@@ -62,6 +62,7 @@ static int is_fixed(ap_solver_kind k) {
 
 static int check_opts(const ap_sim *s, const ap_run_opts *o, double *t_end, long *n_steps) {
     const char *sn = ap_solver_name(o->solver);
+    int rc;
     if (!strcmp(sn, "unknown"))
         return ap_error(AP_EINVAL, "run: unknown solver %d", (int)o->solver);
     if (is_fixed(o->solver)) {
@@ -102,6 +103,7 @@ static int check_opts(const ap_sim *s, const ap_run_opts *o, double *t_end, long
         *t_end = o->t_end;
         *n_steps = 0;
     }
+    if ((rc = ap_cvode_check_linear(o, sn))) return rc;
     if (o->n_noise > 0 && o->solver != AP_SOLVER_EULER_MARUYAMA)
         return ap_error(AP_EINVAL, "run (%s): noise needs the euler-maruyama solver", sn);
     if (o->every < 0) return ap_error(AP_EINVAL, "run: every = %ld, must be >= 0", o->every);

@@ -195,5 +195,7 @@ int ap_sim_record(ap_sim *s, double t);
 /* solvers (solver_fixed.c, solver_cvode.c) */
 int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st);
 int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st);
+/* Refuses a linear solver or preconditioner the solver would not use (solver_cvode.c). */
+int ap_cvode_check_linear(const ap_run_opts *o, const char *sname);
 
 #endif

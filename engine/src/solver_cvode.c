@@ -1,6 +1,12 @@
 /* solver_cvode.c — adaptive BDF and Adams integration with SUNDIALS CVODES, plasticity rules
- * integrated as CVODES quadratures, recording at requested times or internal steps. */
+ * integrated as CVODES quadratures, recording at requested times or internal steps.
+ *
+ * A run has three phases: setup (the CVODE workspace, linear solver and preconditioner),
+ * integrate (one internal step at a time: recordings from the interpolant, one step budget
+ * for the whole run, a collapsing step size caught) and finish (the final state, the
+ * accumulated updates, the statistics). */
 #include <cvodes/cvodes.h>
+#include <float.h>
 #include <math.h>
 #include <nvector/nvector_serial.h>
 #include <stdio.h>
@@ -13,17 +19,34 @@
 #include <sunnonlinsol/sunnonlinsol_fixedpoint.h>
 
 #include "apical/error.h"
+#include "cvode_precond.h"
 #include "nvector_fast.h"
 #include "sim_impl.h"
 
 /* Beyond this many state variables a dense Newton matrix is refused (N^2 doubles). */
 #define AP_DENSE_MAX 4000
+/* A step below this many units in the last place of t is a collapse: the solution is blowing
+ * up (or the problem is discontinuous), and the run stops. */
+#define AP_COLLAPSE_ULPS 100.0
+/* Krylov vectors of unpreconditioned GMRES (preconditioned: CVODE's default, 5) */
+#define AP_PLAIN_GMRES_MAXL 20
 
 typedef struct cv_run {
     ap_sim *s;
+    const ap_run_opts *o;
+    const char *sname;
     double settle_tol;
     long extra_evals; /* evaluations CVODE does not count: quadrature misses, root function */
     char msg[512];    /* CVODE's own last message */
+    SUNContext ctx;
+    void *mem;
+    N_Vector y, yq, tmp;
+    SUNLinearSolver ls;
+    SUNMatrix A;
+    SUNNonlinearSolver nls;
+    ap_precond *pre;
+    int krylov, use_quad;
+    long max_steps;
 } cv_run;
 
 static int rhs(sunrealtype t, N_Vector y, N_Vector ydot, void *ud) {
@@ -58,40 +81,123 @@ static int settle_root(sunrealtype t, N_Vector y, sunrealtype *g, void *ud) {
     return 0;
 }
 
+static int prec_setup(sunrealtype t, N_Vector y, N_Vector fy, sunbooleantype jok,
+                      sunbooleantype *jcur, sunrealtype gamma, void *ud) {
+    cv_run *r = ud;
+    int cur = 0;
+    int rc = ap_precond_setup(r->pre, t, N_VGetArrayPointer(y), N_VGetArrayPointer(fy), jok, &cur,
+                              gamma);
+    *jcur = cur ? SUNTRUE : SUNFALSE;
+    return rc < 0 ? -1 : rc > 0 ? 1 : 0;
+}
+
+static int prec_solve(sunrealtype t, N_Vector y, N_Vector fy, N_Vector rv, N_Vector z,
+                      sunrealtype gamma, sunrealtype delta, int lr, void *ud) {
+    cv_run *r = ud;
+    (void)t, (void)y, (void)fy, (void)gamma, (void)delta, (void)lr;
+    ap_precond_solve(r->pre, N_VGetArrayPointer(rv), N_VGetArrayPointer(z));
+    return 0;
+}
+
+/* GMRES that did not reach its tolerance is a failure. SPGMR reports a partial solve as
+ * SUNLS_RES_REDUCED, which CVODE accepts on the first Newton iteration; with a stiff system
+ * and too few Krylov vectors that iteration then passes CVODE's convergence test with an
+ * inaccurate correction the error test does not see, and the run misses its tolerance. As a
+ * convergence failure CVODE instead updates the preconditioner or reduces the step. */
+static int strict_spgmr_solve(SUNLinearSolver S, SUNMatrix A, N_Vector x, N_Vector b,
+                              sunrealtype tol) {
+    int rc = SUNLinSolSolve_SPGMR(S, A, x, b, tol);
+    return rc == SUNLS_RES_REDUCED ? SUNLS_CONV_FAIL : rc;
+}
+
 static void err_handler(int code, const char *module, const char *function, char *msg, void *ud) {
     cv_run *r = ud;
     (void)code;
     snprintf(r->msg, sizeof r->msg, "%s/%s: %s", module, function, msg);
 }
 
-static int fail(cv_run *r, void *mem, int flag, const char *solver, const char *call) {
+static int rhs_flag(int flag) {
+    return flag == CV_RHSFUNC_FAIL || flag == CV_REPTD_RHSFUNC_ERR ||
+           flag == CV_UNREC_RHSFUNC_ERR || flag == CV_FIRST_RHSFUNC_ERR ||
+           flag == CV_CONV_FAILURE || flag == CV_ERR_FAILURE || flag == CV_QRHSFUNC_FAIL ||
+           flag == CV_REPTD_QRHSFUNC_ERR || flag == CV_FIRST_QRHSFUNC_ERR ||
+           flag == CV_UNREC_QRHSFUNC_ERR;
+}
+
+static int fail(cv_run *r, int flag, const char *call) {
     ap_sim *s = r->s;
     double t = 0, h = 0;
-    if (mem) {
-        CVodeGetCurrentTime(mem, &t);
-        CVodeGetLastStep(mem, &h);
-        if (h == 0.0) CVodeGetCurrentStep(mem, &h);
+    if (r->mem) {
+        CVodeGetCurrentTime(r->mem, &t);
+        CVodeGetLastStep(r->mem, &h);
+        if (h == 0.0) CVodeGetCurrentStep(r->mem, &h);
     }
     char *fname = CVodeGetReturnFlagName(flag);
     char what[400] = "";
-    if (s->bad_index >= 0 &&
-        (flag == CV_RHSFUNC_FAIL || flag == CV_REPTD_RHSFUNC_ERR || flag == CV_UNREC_RHSFUNC_ERR ||
-         flag == CV_FIRST_RHSFUNC_ERR || flag == CV_CONV_FAILURE || flag == CV_ERR_FAILURE ||
-         flag == CV_QRHSFUNC_FAIL || flag == CV_REPTD_QRHSFUNC_ERR ||
-         flag == CV_FIRST_QRHSFUNC_ERR || flag == CV_UNREC_QRHSFUNC_ERR)) {
+    if (s->bad_index >= 0 && rhs_flag(flag)) {
         char nm[256];
         ap_sim_describe(s, (size_t)s->bad_index, nm, sizeof nm);
         snprintf(what, sizeof what, "; non-finite derivative of %s = %g", nm, s->bad_value);
     }
     int rc = ap_error(flag == CV_RHSFUNC_FAIL && *ap_last_error() && s->bad_index < 0 ? AP_EPLUGIN
                                                                                       : AP_ESOLVER,
-                      "%s: %s returned %s at t = %.10g (last step size %.3g)%s%s%s", solver, call,
+                      "%s: %s returned %s at t = %.10g (last step size %.3g)%s%s%s", r->sname, call,
                       fname ? fname : "unknown flag", t, h, what, *r->msg ? ": " : "", r->msg);
     free(fname);
     return s->bad_index >= 0 ? AP_ENONFINITE : rc;
 }
 
-static void get_stats(void *mem, ap_run_stats *st, ap_sim *s, int krylov) {
+/* The variable CVODE's error test finds hardest: the largest weighted local error estimate of
+ * the last step, named with its value and derivative (for the messages of a stopped run). */
+static void hardest_variable(cv_run *r, char *buf, size_t n) {
+    ap_sim *s = r->s;
+    *buf = 0;
+    if (CVodeGetEstLocalErrors(r->mem, r->tmp) != CV_SUCCESS) return;
+    double *ele = N_VGetArrayPointer(r->tmp);
+    const double *y = N_VGetArrayPointer(r->y);
+    size_t best = 0;
+    double worst = -1;
+    for (size_t i = 0; i < s->n_state; i++) {
+        double w = fabs(ele[i]) / (r->o->rtol * fabs(y[i]) + r->o->atol);
+        if (w > worst || isnan(w)) worst = w, best = i;
+        if (isnan(w)) break;
+    }
+    char nm[256];
+    ap_sim_describe(s, best, nm, sizeof nm);
+    double t;
+    CVodeGetCurrentTime(r->mem, &t);
+    double d = NAN;
+    if (ap_sim_eval(s, t, y, s->ydot) == 0) d = s->ydot[best];
+    snprintf(buf, n, "; the fastest-changing variable is %s = %.6g (d/dt = %.6g)", nm, y[best], d);
+}
+
+/* Stops a run whose step budget is spent or whose step size collapsed. */
+static int check_progress(cv_run *r, double t, long *steps) {
+    long nst = 0;
+    double h = 0;
+    CVodeGetNumSteps(r->mem, &nst);
+    CVodeGetLastStep(r->mem, &h);
+    *steps = nst;
+    char who[400];
+    if (t < r->o->t_end && fabs(h) < AP_COLLAPSE_ULPS * DBL_EPSILON * fabs(t)) {
+        hardest_variable(r, who, sizeof who);
+        return ap_error(AP_ESOLVER,
+                        "%s: the step size collapsed to %.3g at t = %.10g (below %g units in the "
+                        "last place of t): the solution is blowing up or not smooth%s",
+                        r->sname, h, t, AP_COLLAPSE_ULPS, who);
+    }
+    if (t < r->o->t_end && nst >= r->max_steps) {
+        hardest_variable(r, who, sizeof who);
+        return ap_error(AP_ESOLVER,
+                        "%s: CV_TOO_MUCH_WORK: max_steps = %ld steps taken, the run is at t = "
+                        "%.10g of %g (last step size %.3g)%s",
+                        r->sname, r->max_steps, t, r->o->t_end, h, who);
+    }
+    return 0;
+}
+
+static void get_stats(cv_run *r, ap_run_stats *st) {
+    void *mem = r->mem;
     long v;
     if (CVodeGetNumSteps(mem, &v) == CV_SUCCESS) st->steps = v;
     if (CVodeGetNumRhsEvals(mem, &v) == CV_SUCCESS) st->rhs_evals = v;
@@ -99,20 +205,22 @@ static void get_stats(void *mem, ap_run_stats *st, ap_sim *s, int krylov) {
     if (CVodeGetNumNonlinSolvIters(mem, &v) == CV_SUCCESS) st->nonlin_iters = v;
     if (CVodeGetNumNonlinSolvConvFails(mem, &v) == CV_SUCCESS) st->conv_fails = v;
     if (CVodeGetNumLinIters(mem, &v) == CV_SUCCESS) st->lin_iters = v;
-    if (krylov) {
-        if (CVodeGetNumJtimesEvals(mem, &v) == CV_SUCCESS) st->jac_evals = v;
+    if (r->ls) {
         long fe = 0;
         if (CVodeGetNumLinRhsEvals(mem, &fe) == CV_SUCCESS) st->rhs_evals += fe;
-    } else {
-        if (CVodeGetNumJacEvals(mem, &v) == CV_SUCCESS) st->jac_evals = v;
-        long fe = 0;
-        if (CVodeGetNumLinRhsEvals(mem, &fe) == CV_SUCCESS) st->rhs_evals += fe;
+        if (r->pre) {
+            if (CVodeGetNumPrecEvals(mem, &v) == CV_SUCCESS) st->jac_evals = v;
+        } else if (r->krylov) {
+            if (CVodeGetNumJtimesEvals(mem, &v) == CV_SUCCESS) st->jac_evals = v;
+        } else if (CVodeGetNumJacEvals(mem, &v) == CV_SUCCESS) {
+            st->jac_evals = v;
+        }
     }
+    if (r->pre) st->rhs_evals += ap_precond_evals(r->pre);
     double h;
     if (CVodeGetLastStep(mem, &h) == CV_SUCCESS) st->last_step = h;
     double t;
     if (CVodeGetCurrentTime(mem, &t) == CV_SUCCESS) st->t_reached = t;
-    (void)s;
 }
 
 /* Evaluates the signals at the solver's (interpolated) state and records them. */
@@ -122,199 +230,232 @@ static int record_at(ap_sim *s, double t, const double *y) {
     return ap_sim_record(s, t);
 }
 
-int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
-    const char *sname = ap_solver_name(o->solver);
-    const sunindextype N = (sunindextype)s->n_state;
-    cv_run r = {.s = s, .settle_tol = o->settle_tol};
-    SUNContext ctx = NULL;
-    void *mem = NULL;
-    N_Vector y = NULL, yq = NULL, tmp = NULL;
-    SUNLinearSolver ls = NULL;
-    SUNMatrix A = NULL;
-    SUNNonlinearSolver nls = NULL;
-    int rc = AP_OK, flag;
-    int krylov = 0;
-    double t = 0.0;
-    int ti = 0, settled = 0;
-    const int bdf = o->solver == AP_SOLVER_CVODE_BDF;
-    const int use_quad = s->acc_on && s->quad_size > 0;
-
-    if (N == 0) return ap_error(AP_EINVAL, "%s: the model has no dynamic variable", sname);
-    if (SUNContext_Create(NULL, &ctx))
-        return ap_error(AP_ENOMEM, "%s: SUNContext_Create failed", sname);
-    y = N_VNew_Serial(N, ctx);
-    if (!y) {
-        rc = ap_error(AP_ENOMEM, "%s: out of memory for %ld state values", sname, (long)N);
-        goto done;
-    }
-    memcpy(N_VGetArrayPointer(y), s->x, (size_t)N * sizeof(double));
-    /* fused vector operations: the Nordsieck prediction and the corrector sums take one pass
-     * over memory instead of one per term, which matters for batch-sized states */
-    N_VEnableFusedOps_Serial(y, SUNTRUE);
-    ap_nvector_speedup(y);
-    if (o->every > 0 && o->n_times > 0 && !(tmp = N_VClone(y))) {
-        rc = ap_error(AP_ENOMEM, "%s: out of memory", sname);
-        goto done;
-    }
-    mem = CVodeCreate(bdf ? CV_BDF : CV_ADAMS, ctx);
-    if (!mem) {
-        rc = ap_error(AP_ENOMEM, "%s: CVodeCreate failed", sname);
-        goto done;
-    }
-    CVodeSetErrHandlerFn(mem, err_handler, &r);
 #define CHECK_CV(call)                                                                             \
     do {                                                                                           \
-        flag = (call);                                                                             \
-        if (flag < 0) {                                                                            \
-            rc = fail(&r, mem, flag, sname, #call);                                                \
-            goto done;                                                                             \
-        }                                                                                          \
+        int flag_ = (call);                                                                        \
+        if (flag_ < 0) return fail(r, flag_, #call);                                               \
     } while (0)
-    CHECK_CV(CVodeInit(mem, rhs, 0.0, y));
-    CHECK_CV(CVodeSetUserData(mem, &r));
-    CHECK_CV(CVodeSStolerances(mem, o->rtol, o->atol));
-    CHECK_CV(CVodeSetMaxNumSteps(mem, o->max_steps > 0 ? o->max_steps : 500000));
-    CHECK_CV(CVodeSetStopTime(mem, o->t_end));
-    if (o->max_step > 0) CHECK_CV(CVodeSetMaxStep(mem, o->max_step));
-    if (o->init_step > 0) CHECK_CV(CVodeSetInitStep(mem, o->init_step));
-    if (o->max_order > 0) CHECK_CV(CVodeSetMaxOrd(mem, o->max_order));
-    ap_linsol_kind lk = o->linsol;
-    if (bdf || lk != AP_LINSOL_DEFAULT) {
-        if (lk == AP_LINSOL_DENSE) {
-            if (N > AP_DENSE_MAX) {
-                rc = ap_error(AP_EINVAL,
-                              "%s: the dense linear solver needs an N x N matrix and N = %ld > "
-                              "%d; use linear_solver = \"krylov\"",
-                              sname, (long)N, AP_DENSE_MAX);
-                goto done;
-            }
-            A = SUNDenseMatrix(N, N, ctx);
-            ls = A ? SUNLinSol_Dense(y, A, ctx) : NULL;
-        } else {
-            ls = SUNLinSol_SPGMR(y, SUN_PREC_NONE, 0, ctx);
-            krylov = 1;
-        }
-        if (!ls) {
-            rc = ap_error(AP_ENOMEM, "%s: cannot create the linear solver", sname);
-            goto done;
-        }
-        CHECK_CV(CVodeSetLinearSolver(mem, ls, A));
-    } else {
-        /* Adams on non-stiff problems: functional iteration, no Jacobian */
-        nls = SUNNonlinSol_FixedPoint(y, 0, ctx);
-        if (!nls) {
-            rc = ap_error(AP_ENOMEM, "%s: cannot create the fixed-point solver", sname);
-            goto done;
-        }
-        CHECK_CV(CVodeSetNonlinearSolver(mem, nls));
-    }
-    if (use_quad) {
-        yq = N_VNew_Serial((sunindextype)s->quad_size, ctx);
-        if (!yq) {
-            rc = ap_error(AP_ENOMEM, "%s: out of memory for %zu accumulator values", sname,
-                          s->quad_size);
-            goto done;
-        }
-        N_VConst(0.0, yq);
-        N_VEnableFusedOps_Serial(yq, SUNTRUE);
-        ap_nvector_speedup(yq);
-        CHECK_CV(CVodeQuadInit(mem, quad, yq));
-        CHECK_CV(CVodeQuadSStolerances(mem, o->rtol, o->atol));
-        CHECK_CV(CVodeSetQuadErrCon(mem, o->quad_errcon ? SUNTRUE : SUNFALSE));
-    }
 
-    if (o->settle_tol > 0) {
-        /* settled from the start: nothing to integrate */
-        if ((rc = ap_sim_eval(s, 0.0, N_VGetArrayPointer(y), s->ydot))) {
-            rc = rc < 0 ? rc : fail(&r, NULL, CV_FIRST_RHSFUNC_ERR, sname, "the right-hand side");
-            goto done;
+/* The Newton iteration's linear solver: dense, or GMRES with a preconditioner. */
+static int setup_linear_solver(cv_run *r) {
+    const ap_run_opts *o = r->o;
+    const sunindextype N = (sunindextype)r->s->n_state;
+    if (o->linsol == AP_LINSOL_DENSE) {
+        if (N > AP_DENSE_MAX)
+            return ap_error(AP_EINVAL,
+                            "%s: the dense linear solver needs an N x N matrix and N = %ld > %d; "
+                            "use linear_solver = \"krylov\"",
+                            r->sname, (long)N, AP_DENSE_MAX);
+        r->A = SUNDenseMatrix(N, N, r->ctx);
+        r->ls = r->A ? SUNLinSol_Dense(r->y, r->A, r->ctx) : NULL;
+    } else {
+        ap_precond_kind pk = o->precond == AP_PREC_DEFAULT ? ap_precond_default(r->s) : o->precond;
+        if (pk != AP_PREC_NONE) {
+            int rc = ap_precond_new(r->s, pk, r->sname, &r->pre);
+            if (rc) return rc;
         }
-        if (ap_max_abs(s->ydot, s->n_state) < o->settle_tol)
-            settled = 1;
-        else
-            CHECK_CV(CVodeRootInit(mem, 1, settle_root));
+        /* plain GMRES on a stiff system needs more Krylov vectors than CVODE's 5 */
+        int maxl = r->pre ? 0 : AP_PLAIN_GMRES_MAXL;
+        r->ls = SUNLinSol_SPGMR(r->y, r->pre ? SUN_PREC_LEFT : SUN_PREC_NONE, maxl, r->ctx);
+        if (r->ls) r->ls->ops->solve = strict_spgmr_solve;
+        r->krylov = 1;
     }
-    /* the initial point */
+    if (!r->ls) return ap_error(AP_ENOMEM, "%s: cannot create the linear solver", r->sname);
+    CHECK_CV(CVodeSetLinearSolver(r->mem, r->ls, r->A));
+    if (r->pre) CHECK_CV(CVodeSetPreconditioner(r->mem, prec_setup, prec_solve));
+    return 0;
+}
+
+static int setup_nonlinear_solver(cv_run *r) {
+    const int bdf = r->o->solver == AP_SOLVER_CVODE_BDF;
+    if (bdf || r->o->linsol != AP_LINSOL_DEFAULT) return setup_linear_solver(r);
+    /* Adams on non-stiff problems: functional iteration, no Jacobian */
+    r->nls = SUNNonlinSol_FixedPoint(r->y, 0, r->ctx);
+    if (!r->nls) return ap_error(AP_ENOMEM, "%s: cannot create the fixed-point solver", r->sname);
+    CHECK_CV(CVodeSetNonlinearSolver(r->mem, r->nls));
+    return 0;
+}
+
+static int setup_quadrature(cv_run *r) {
+    ap_sim *s = r->s;
+    r->yq = N_VNew_Serial((sunindextype)s->quad_size, r->ctx);
+    if (!r->yq)
+        return ap_error(AP_ENOMEM, "%s: out of memory for %zu accumulator values", r->sname,
+                        s->quad_size);
+    N_VConst(0.0, r->yq);
+    N_VEnableFusedOps_Serial(r->yq, SUNTRUE);
+    ap_nvector_speedup(r->yq);
+    CHECK_CV(CVodeQuadInit(r->mem, quad, r->yq));
+    CHECK_CV(CVodeQuadSStolerances(r->mem, r->o->rtol, r->o->atol));
+    CHECK_CV(CVodeSetQuadErrCon(r->mem, r->o->quad_errcon ? SUNTRUE : SUNFALSE));
+    return 0;
+}
+
+/* The CVODE workspace for this run, from the simulation's current state. */
+static int setup(cv_run *r) {
+    ap_sim *s = r->s;
+    const ap_run_opts *o = r->o;
+    const sunindextype N = (sunindextype)s->n_state;
+    if (N == 0) return ap_error(AP_EINVAL, "%s: the model has no dynamic variable", r->sname);
+    if (SUNContext_Create(NULL, &r->ctx))
+        return ap_error(AP_ENOMEM, "%s: SUNContext_Create failed", r->sname);
+    r->y = N_VNew_Serial(N, r->ctx);
+    if (!r->y)
+        return ap_error(AP_ENOMEM, "%s: out of memory for %ld state values", r->sname, (long)N);
+    memcpy(N_VGetArrayPointer(r->y), s->x, (size_t)N * sizeof(double));
+    /* fused vector operations: the Nordsieck prediction and the corrector sums take one pass
+     * over memory instead of one per term, which matters for batch-sized states */
+    N_VEnableFusedOps_Serial(r->y, SUNTRUE);
+    ap_nvector_speedup(r->y);
+    if (!(r->tmp = N_VClone(r->y))) return ap_error(AP_ENOMEM, "%s: out of memory", r->sname);
+    r->mem = CVodeCreate(o->solver == AP_SOLVER_CVODE_BDF ? CV_BDF : CV_ADAMS, r->ctx);
+    if (!r->mem) return ap_error(AP_ENOMEM, "%s: CVodeCreate failed", r->sname);
+    CVodeSetErrHandlerFn(r->mem, err_handler, r);
+    CHECK_CV(CVodeInit(r->mem, rhs, 0.0, r->y));
+    CHECK_CV(CVodeSetUserData(r->mem, r));
+    CHECK_CV(CVodeSStolerances(r->mem, o->rtol, o->atol));
+    /* the budget is the run's (check_progress); CVODE's own counts per call */
+    CHECK_CV(CVodeSetMaxNumSteps(r->mem, r->max_steps));
+    CHECK_CV(CVodeSetStopTime(r->mem, o->t_end));
+    if (o->max_step > 0) CHECK_CV(CVodeSetMaxStep(r->mem, o->max_step));
+    if (o->init_step > 0) CHECK_CV(CVodeSetInitStep(r->mem, o->init_step));
+    if (o->max_order > 0) CHECK_CV(CVodeSetMaxOrd(r->mem, o->max_order));
+    int rc = setup_nonlinear_solver(r);
+    if (!rc && r->use_quad) rc = setup_quadrature(r);
+    return rc;
+}
+
+/* Settled at the start (1), or the root function armed (0). */
+static int setup_settle(cv_run *r, int *settled) {
+    ap_sim *s = r->s;
+    *settled = 0;
+    if (r->o->settle_tol <= 0) return 0;
+    int rc = ap_sim_eval(s, 0.0, N_VGetArrayPointer(r->y), s->ydot);
+    if (rc) return rc < 0 ? rc : fail(r, CV_FIRST_RHSFUNC_ERR, "the right-hand side");
+    if (ap_max_abs(s->ydot, s->n_state) < r->o->settle_tol)
+        *settled = 1;
+    else
+        CHECK_CV(CVodeRootInit(r->mem, 1, settle_root));
+    return 0;
+}
+
+/* Steps to t_end (or until settled), one internal step at a time; the requested times are
+ * recorded from the interpolant, every k-th step at the step. Leaves the reached time in *t. */
+static int integrate(cv_run *r, int settled, double *t) {
+    ap_sim *s = r->s;
+    const ap_run_opts *o = r->o;
+    int ti = 0, rc;
+    *t = 0.0;
     if (o->every > 0 || (o->n_times > 0 && o->times[0] == 0.0)) {
-        if ((rc = record_at(s, 0.0, N_VGetArrayPointer(y)))) goto done;
+        if ((rc = record_at(s, 0.0, N_VGetArrayPointer(r->y)))) return rc;
         if (o->n_times > 0 && o->times[0] == 0.0) ti = 1;
     }
-    if (o->every > 0) {
-        long step = 0;
-        while (!settled && t < o->t_end) {
-            flag = CVode(mem, o->t_end, y, &t, CV_ONE_STEP);
-            if (flag < 0) {
-                rc = fail(&r, mem, flag, sname, "CVode");
-                goto done;
-            }
-            if (flag == CV_ROOT_RETURN) settled = 1;
-            step++;
-            /* requested times passed by this step, from the interpolant */
-            while (ti < o->n_times && o->times[ti] <= t) {
-                CHECK_CV(CVodeGetDky(mem, o->times[ti], 0, tmp));
-                if ((rc = record_at(s, o->times[ti], N_VGetArrayPointer(tmp)))) goto done;
-                ti++;
-            }
-            if (step % o->every == 0 || t >= o->t_end || settled)
-                if ((rc = record_at(s, t, N_VGetArrayPointer(y)))) goto done;
+    long steps = 0;
+    while (!settled && *t < o->t_end) {
+        int flag = CVode(r->mem, o->t_end, r->y, t, CV_ONE_STEP);
+        if (flag < 0) return fail(r, flag, "CVode");
+        if (flag == CV_ROOT_RETURN) settled = 1;
+        /* requested times passed by this step, from the interpolant */
+        while (ti < o->n_times && o->times[ti] <= *t) {
+            CHECK_CV(CVodeGetDky(r->mem, o->times[ti], 0, r->tmp));
+            if ((rc = record_at(s, o->times[ti], N_VGetArrayPointer(r->tmp)))) return rc;
+            ti++;
         }
-    } else {
-        for (; !settled && ti < o->n_times; ti++) {
-            flag = CVode(mem, o->times[ti], y, &t, CV_NORMAL);
-            if (flag < 0) {
-                rc = fail(&r, mem, flag, sname, "CVode");
-                goto done;
-            }
-            if (flag == CV_ROOT_RETURN) {
-                settled = 1;
-                break;
-            }
-            if ((rc = record_at(s, o->times[ti], N_VGetArrayPointer(y)))) goto done;
-        }
-        if (!settled && t < o->t_end) {
-            flag = CVode(mem, o->t_end, y, &t, CV_NORMAL);
-            if (flag < 0) {
-                rc = fail(&r, mem, flag, sname, "CVode");
-                goto done;
-            }
-        }
+        if ((rc = check_progress(r, *t, &steps))) return rc;
+        if (o->every > 0 && (steps % o->every == 0 || *t >= o->t_end || settled))
+            if ((rc = record_at(s, *t, N_VGetArrayPointer(r->y)))) return rc;
     }
-    /* leave the final state and its signals (drives included) in the simulation */
-    if ((rc = ap_sim_eval(s, t, N_VGetArrayPointer(y), s->ydot)) > 0) rc = 0;
-    if (rc) rc = rc < 0 ? rc : ap_error(AP_ENONFINITE, "final evaluation failed");
-    if (!rc && use_quad && t == 0.0) {
+    return 0;
+}
+
+/* The accumulated updates: the quadrature over [0, t] divided by t. */
+static int finish_quadrature(cv_run *r, double t) {
+    ap_sim *s = r->s;
+    if (t == 0.0) {
         /* settled at the start: the update is the rule at the start state */
-        if ((rc = ap_sim_accumulate(s, 1.0, NULL)) > 0)
-            rc = ap_error(AP_ENONFINITE, "%s: a rule failed at t = 0", sname);
+        int rc = ap_sim_accumulate(s, 1.0, NULL);
+        if (rc > 0) return ap_error(AP_ENONFINITE, "%s: a rule failed at t = 0", r->sname);
         s->acc_weight = 0.0;
-    } else if (!rc && use_quad) {
-        double tq;
-        CHECK_CV(CVodeGetQuad(mem, &tq, yq));
-        const double *q = N_VGetArrayPointer(yq);
-        for (int i = 0; i < s->n_projs; i++) {
-            sim_acc *a = s->projs[i].acc;
-            if (!a) continue;
-            size_t nw = (size_t)s->projs[i].obj->rows * (size_t)s->projs[i].obj->cols;
-            for (size_t k = 0; k < nw; k++)
-                a->dW[k] = q[a->quad_off + k] / tq;
-            if (s->projs[i].obj->b)
-                for (int k = 0; k < s->projs[i].obj->rows; k++)
-                    a->db[k] = q[a->quad_off + nw + (size_t)k] / tq;
-        }
-        s->acc_weight = tq;
+        return rc;
     }
-done:
-    if (mem) get_stats(mem, st, s, krylov);
+    double tq;
+    CHECK_CV(CVodeGetQuad(r->mem, &tq, r->yq));
+    const double *q = N_VGetArrayPointer(r->yq);
+    for (int i = 0; i < s->n_projs; i++) {
+        sim_acc *a = s->projs[i].acc;
+        if (!a) continue;
+        size_t nw = (size_t)s->projs[i].obj->rows * (size_t)s->projs[i].obj->cols;
+        for (size_t k = 0; k < nw; k++)
+            a->dW[k] = q[a->quad_off + k] / tq;
+        if (s->projs[i].obj->b)
+            for (int k = 0; k < s->projs[i].obj->rows; k++)
+                a->db[k] = q[a->quad_off + nw + (size_t)k] / tq;
+    }
+    s->acc_weight = tq;
+    return 0;
+}
+
+/* Leaves the final state and its signals (drives included) in the simulation. */
+static int finish(cv_run *r, double t) {
+    int rc = ap_sim_eval(r->s, t, N_VGetArrayPointer(r->y), r->s->ydot);
+    if (rc > 0) rc = 0;
+    if (rc) return rc < 0 ? rc : ap_error(AP_ENONFINITE, "final evaluation failed");
+    return r->use_quad ? finish_quadrature(r, t) : 0;
+}
+
+#undef CHECK_CV
+
+static void release(cv_run *r) {
+    if (r->mem) CVodeFree(&r->mem);
+    if (r->ls) SUNLinSolFree(r->ls);
+    if (r->A) SUNMatDestroy(r->A);
+    if (r->nls) SUNNonlinSolFree(r->nls);
+    if (r->y) N_VDestroy(r->y);
+    if (r->yq) N_VDestroy(r->yq);
+    if (r->tmp) N_VDestroy(r->tmp);
+    ap_precond_free(&r->pre);
+    if (r->ctx) SUNContext_Free(&r->ctx);
+}
+
+int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
+    cv_run r = {.s = s,
+                .o = o,
+                .sname = ap_solver_name(o->solver),
+                .settle_tol = o->settle_tol,
+                .use_quad = s->acc_on && s->quad_size > 0,
+                .max_steps = o->max_steps > 0 ? o->max_steps : 500000};
+    double t = 0.0;
+    int settled = 0;
+    int rc = setup(&r);
+    if (!rc) rc = setup_settle(&r, &settled);
+    if (!rc) rc = integrate(&r, settled, &t);
+    if (!rc) rc = finish(&r, t);
+    if (r.mem) get_stats(&r, st);
     st->rhs_evals += r.extra_evals;
     if (!rc) st->t_reached = t; /* the solution's time, not CVODE's internal one */
-    if (mem) CVodeFree(&mem);
-    if (ls) SUNLinSolFree(ls);
-    if (A) SUNMatDestroy(A);
-    if (nls) SUNNonlinSolFree(nls);
-    if (y) N_VDestroy(y);
-    if (yq) N_VDestroy(yq);
-    if (tmp) N_VDestroy(tmp);
-    if (ctx) SUNContext_Free(&ctx);
+    release(&r);
     return rc;
-#undef CHECK_CV
+}
+
+int ap_cvode_check_linear(const ap_run_opts *o, const char *sname) {
+    const int cvode = o->solver == AP_SOLVER_CVODE_BDF || o->solver == AP_SOLVER_CVODE_ADAMS;
+    if (!cvode && (o->linsol != AP_LINSOL_DEFAULT || o->precond != AP_PREC_DEFAULT))
+        return ap_error(AP_EINVAL,
+                        "run (%s): linear_solver and preconditioner are for cvode-bdf and "
+                        "cvode-adams (a fixed-step solver solves no linear system)",
+                        sname);
+    if (o->linsol == AP_LINSOL_DENSE && o->precond != AP_PREC_DEFAULT)
+        return ap_error(AP_EINVAL,
+                        "run (%s): the dense linear solver uses no preconditioner; a "
+                        "preconditioner is for linear_solver = \"krylov\"",
+                        sname);
+    if (o->solver == AP_SOLVER_CVODE_ADAMS && o->linsol == AP_LINSOL_DEFAULT &&
+        o->precond != AP_PREC_DEFAULT)
+        return ap_error(AP_EINVAL,
+                        "run (cvode-adams): without linear_solver cvode-adams uses functional "
+                        "iteration and no preconditioner; set linear_solver = \"krylov\" too");
+    if ((unsigned)o->precond > AP_PREC_BLOCK || (unsigned)o->linsol > AP_LINSOL_DENSE)
+        return ap_error(AP_EINVAL, "run (%s): unknown linear_solver %d or preconditioner %d", sname,
+                        (int)o->linsol, (int)o->precond);
+    return 0;
 }

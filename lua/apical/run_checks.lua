@@ -19,7 +19,7 @@ M.used_by = {
   ordered = EULER, order = EULER, previous = EULER,
   noise = { ["euler-maruyama"] = true }, seed = { ["euler-maruyama"] = true },
   rtol = CVODE, atol = CVODE, max_step = CVODE, init_step = CVODE, max_order = CVODE,
-  linear_solver = CVODE, quad_errcon = CVODE,
+  linear_solver = CVODE, preconditioner = CVODE, quad_errcon = CVODE,
 }
 
 local DEFAULT_SOLVER = "euler" -- ap_run_opts_default

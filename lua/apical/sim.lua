@@ -75,7 +75,7 @@ end
 -- ---- run options ----------------------------------------------------------------------------
 
 local RUN_OPTIONS = { "solver", "t_end", "dt", "steps", "rtol", "atol", "max_steps", "max_step",
-    "init_step", "max_order", "linear_solver", "ordered", "order", "previous", "noise", "seed",
+    "init_step", "max_order", "linear_solver", "preconditioner", "ordered", "order", "previous", "noise", "seed",
     "record", "times", "every", "settle_tol", "keep_state", "accumulate", "quad_errcon",
     "accumulation", "copy_recordings" }
 
@@ -119,6 +119,8 @@ local function normalise(opts)
     o.init_step = errors.check(opts.init_step, "number >= 0", what, "init_step")
     o.max_order = errors.check(opts.max_order, "integer >= 0", what, "max_order")
     o.linsol = errors.choice(opts.linear_solver, { "krylov", "dense" }, what, "linear_solver")
+    o.precond = errors.choice(opts.preconditioner, { "none", "diagonal", "block" }, what,
+        "preconditioner")
     o.ordered = errors.check(opts.ordered, "boolean", what, "ordered")
     o.order = signal_list(opts.order, what, "order")
     o.previous = signal_list(opts.previous, what, "previous")

@@ -26,6 +26,9 @@ for _, o in ipairs {
     { solver = "cvode-bdf" },
     { solver = "cvode-bdf", linear_solver = "dense" },
     { solver = "cvode-bdf", linear_solver = "krylov", max_order = 3, max_step = 0.1 },
+    { solver = "cvode-bdf", linear_solver = "krylov", preconditioner = "none" },
+    { solver = "cvode-bdf", linear_solver = "krylov", preconditioner = "diagonal" },
+    { solver = "cvode-bdf", linear_solver = "krylov", preconditioner = "block" },
     { solver = "cvode-adams", init_step = 1e-4 },
 } do
     o.t_end, o.rtol, o.atol = 1.0, 1e-10, 1e-12
@@ -179,6 +182,9 @@ check.fails(function() sim:run { solver = "euler", steps = 1, record = h, every 
 check.fails(function() sim:run { solver = "euler", steps = 1, noise = { [h.soma] = 0.1 } } end, "option noise = a table is not used by solver euler (only by solver euler-maruyama)")
 check.fails(function() sim:run { solver = "euler-maruyama", steps = 1, noise = { [h.soma] = "x" } } end, 'run: noise on h.soma: sigma must be a number, got "x"')
 check.fails(function() sim:run { solver = "euler", steps = 1, linear_solver = "lu" } end, 'field linear_solver must be one of "krylov", "dense", got "lu"')
+check.fails(function() sim:run { solver = "cvode-bdf", t_end = 1, preconditioner = "ilu" } end, 'field preconditioner must be one of "none", "diagonal", "block", got "ilu"')
+check.fails(function() sim:run { solver = "euler", steps = 1, dt = 0.1, preconditioner = "block" } end, 'option preconditioner = "block" is not used by solver euler')
+check.fails(function() sim:run { solver = "cvode-bdf", t_end = 1, linear_solver = "dense", preconditioner = "block" } end, "the dense linear solver uses no preconditioner")
 check.fails(function() sim:run { solver = "cvode-bdf", t_end = 100, max_steps = 2 } end, "CV_TOO_MUCH_WORK")
 check.fails(function() sim:run "euler" end, "run: expected a table of options")
 check.fails(function() sim.run { solver = "euler" } end, "call it with a colon on a simulation")

@@ -72,6 +72,14 @@ typedef enum {
     AP_LINSOL_DENSE, /* difference-quotient dense Jacobian: small systems only */
 } ap_linsol_kind;
 
+/* Preconditioner of the Krylov solver. The batch's Jacobian is block-diagonal over samples. */
+typedef enum {
+    AP_PREC_DEFAULT = 0, /* block when a sample has at most 128 state variables, else none */
+    AP_PREC_NONE,        /* plain GMRES */
+    AP_PREC_DIAGONAL,    /* per variable: -1/tau for leaky compartments, finite differences else */
+    AP_PREC_BLOCK,       /* per sample: its dense Jacobian by finite differences, LU, exact solve */
+} ap_precond_kind;
+
 typedef struct ap_run_opts {
     ap_solver_kind solver;
     double t_end; /* runs over [0, t_end] */
@@ -102,7 +110,8 @@ typedef struct ap_run_opts {
     double init_step; /* 0: CVODE's estimate */
     int max_order;    /* 0: CVODE's default (5 for BDF, 12 for Adams) */
     ap_linsol_kind linsol;
-    int quad_errcon; /* include accumulators in the error test */
+    ap_precond_kind precond; /* Krylov only (an error with the dense solver) */
+    int quad_errcon;         /* include accumulators in the error test */
 
     /* recording: signals at times (fixed-step: must lie on the step grid), or every k-th
      * step (CVODE: internal steps), or both */
@@ -181,6 +190,12 @@ AP_API int ap_blas_threads(int n);
 /* OpenBLAS's kernel family in use (its core name, e.g. "Haswell", "Cooperlake"): its own
  * choice for the processor, or the one OPENBLAS_CORETYPE names. */
 AP_API const char *ap_blas_core(void);
+
+/* Solves (I - gamma J~) z = r with preconditioner `kind` (diagonal or block) built at state y
+ * (ap_sim_state_size values) and time t, as the Krylov solver uses it: J~ approximates the
+ * Jacobian of ap_sim_rhs. For tests and external integrators; the signals are left at y. */
+AP_API int ap_sim_precond_solve(ap_sim *s, ap_precond_kind kind, double t, const double *y,
+                                double gamma, const double *r, double *z);
 
 /* Recording k (order of opts.record) of the last run: n_times rows of width batch x n.
  * Pointers stay valid until the next run or ap_sim_free. */

@@ -44,6 +44,8 @@ M.defaults = {
   dt = 0.005, tmax = 1000,       -- euler: tmax - 1 steps of dt; CVODE integrates over the same time
   inst_transmission = true, proactive = true,
   rtol = 1e-6, atol = 1e-8, settle_tol = 0,
+  linear_solver = "default",     -- CVODE: krylov or dense (docs/solvers.md, "Stiff circuits")
+  preconditioner = "default",    -- krylov: none, diagonal or block
   convergence_test = false,      -- drop samples whose simulation has not settled (MNIST configs)
   seed = 42,
   out_dir = "runs", name = "",
@@ -92,6 +94,28 @@ local methods = { dfc = true, ["dfc-ss"] = true, ["dfc-ssa"] = true, bp = true, 
 local solvers = { euler = true, ["cvode-bdf"] = true, ["cvode-adams"] = true }
 local feedbacks = { weight_product = true, weight_product_tracking = true, given = true, trained = true }
 
+-- linear_solver and preconditioner: known names, and only where the solver uses them.
+function M.check_linear_solver(c, level)
+  local ls, pc = c.linear_solver, c.preconditioner
+  if ls ~= "default" and ls ~= "krylov" and ls ~= "dense" then
+    error(string.format("dfc.train: unknown linear_solver %q (krylov, dense)", ls), level)
+  end
+  if pc ~= "default" and pc ~= "none" and pc ~= "diagonal" and pc ~= "block" then
+    error(string.format("dfc.train: unknown preconditioner %q (none, diagonal, block)", pc), level)
+  end
+  if c.solver == "euler" and (ls ~= "default" or pc ~= "default") then
+    error(string.format("dfc.train: linear_solver and preconditioner are for cvode-bdf and cvode-adams; " ..
+      "solver %q solves no linear system", c.solver), level)
+  end
+  if ls == "dense" and pc ~= "default" then
+    error("dfc.train: preconditioner is for linear_solver = \"krylov\"; the dense solver uses none", level)
+  end
+  if c.solver == "cvode-adams" and ls == "default" and pc ~= "default" then
+    error("dfc.train: cvode-adams without linear_solver uses functional iteration and no preconditioner; " ..
+      "set linear_solver = \"krylov\" too", level)
+  end
+end
+
 -- Fills defaults, refuses unknown keys and bad values (naming them).
 function M.resolve(cfg, level)
   level = (level or 1) + 1
@@ -123,6 +147,7 @@ function M.resolve(cfg, level)
   end
   if not methods[c.method] then error(string.format("dfc.train: unknown method %q (dfc, dfc-ss, dfc-ssa, bp, dfa)", c.method), level) end
   if not solvers[c.solver] then error(string.format("dfc.train: unknown solver %q (euler, cvode-bdf, cvode-adams)", c.solver), level) end
+  M.check_linear_solver(c, level + 1)
   if not feedbacks[c.feedback] then
     error(string.format("dfc.train: unknown feedback %q (weight_product, weight_product_tracking, given, trained)", c.feedback), level)
   end
@@ -390,6 +415,8 @@ function Trainer:solver_options()
   else
     o.solver, o.t_end, o.rtol, o.atol = c.solver, (c.tmax - 1) * c.dt, c.rtol, c.atol
     if c.settle_tol > 0 then o.settle_tol = c.settle_tol end
+    if c.linear_solver ~= "default" then o.linear_solver = c.linear_solver end
+    if c.preconditioner ~= "default" then o.preconditioner = c.preconditioner end
   end
   return o
 end

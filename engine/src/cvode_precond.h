@@ -1,0 +1,35 @@
+/* cvode_precond.h — preconditioners of the Newton systems (I - gamma J) x = r that CVODE's
+ * Krylov solver meets, built from the batch's structure: samples never interact, so J is
+ * block-diagonal over samples (internal to libapical). */
+#ifndef APICAL_CVODE_PRECOND_H
+#define APICAL_CVODE_PRECOND_H
+
+#include <stddef.h>
+
+#include "apical/sim.h"
+
+typedef struct ap_precond ap_precond;
+
+/* State variables of one sample (the state vector holds batch x this many). */
+size_t ap_precond_sample_size(const ap_sim *s);
+/* The preconditioner a run gets when it asks for none in particular: the per-sample block
+ * where a sample's state is small enough for its dense Jacobian to be cheap (at most 128
+ * variables, at most 256 MB of blocks over the batch), else none (measured: on the DFC circuits the diagonal one needs more steps and
+ * evaluations than plain GMRES with 20 Krylov vectors; docs/solvers.md). */
+ap_precond_kind ap_precond_default(const ap_sim *s);
+/* Allocates everything the preconditioner needs (nothing is allocated by setup or solve).
+ * kind: AP_PREC_DIAGONAL or AP_PREC_BLOCK. Fails (AP_EINVAL) naming the sizes when a
+ * sample's block is too large. */
+int ap_precond_new(ap_sim *s, ap_precond_kind kind, const char *who, ap_precond **out);
+void ap_precond_free(ap_precond **p);
+/* Builds P = I - gamma J~ at (t, y) with fy = f(t, y). jok != 0 lets it reuse the Jacobian
+ * of the last setup (only gamma changed); *jcur tells whether the Jacobian is new. Returns 0,
+ * >0 when an evaluation failed recoverably, <0 on a fatal failure. */
+int ap_precond_setup(ap_precond *p, double t, const double *y, const double *fy, int jok, int *jcur,
+                     double gamma);
+/* z = P^-1 r (z may be r). */
+void ap_precond_solve(const ap_precond *p, const double *r, double *z);
+/* Right-hand-side evaluations the setups have made (finite differences). */
+long ap_precond_evals(const ap_precond *p);
+
+#endif
