@@ -15,7 +15,7 @@ local function config(solver)
     epochs = p.epochs, seed = p.seed, lr = 0.05, lambda = 0.05, k_p = 1.5, alpha = 0.0015,
     tau_v = 0.2, dt = p.dt, tmax = p.tmax, rtol = p.rtol, atol = p.atol, optimizer = "sgd",
     clip = 1.0, out_dir = p.out_dir, name = "main-" .. solver, progress = p.progress,
-    target_mode = "sample", normalize_lr = true }
+    target_mode = "sample", normalize_lr = true, task_opts = { variant = "small" } }
 end
 
 -- the update of both schemes on the first minibatch, from the same initial weights

@@ -17,4 +17,5 @@ dfc.train {
   lambda = p.lambda, k_p = p.k_p, alpha = p.alpha, tau_v = p.tau_v, dt = p.dt, tmax = p.tmax,
   rtol = p.rtol, atol = p.atol, out_dir = p.out_dir, resume = p.resume, progress = p.progress,
   target_mode = p.target_mode, normalize_lr = p.normalize_lr,
+  task_opts = { variant = "small" }, -- the cheap teacher (dfc.tasks.student_teacher)
 }
