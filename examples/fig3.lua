@@ -20,6 +20,12 @@
 -- plots those means; fig3.md has the last epoch's means, one row per run.
 --   build/bin/apical run examples/fig3.lua [--set epochs=300] [--set methods=dfc-ssa,dfc-ssa-fixed]
 --     [--set seeds=42,43] [--set out=runs/fig3]
+--   build/bin/apical run examples/fig3.lua --set collect=runs/a,runs/b --set seeds=42,43 --set out=runs/fig3
+--     (no training: the picture and the tables from the epochs.csv of earlier runs, found as
+--     <dir>/<method>-s<seed>/epochs.csv in the listed directories)
+-- fig3.md also has, per method over the seeds, each measure at epochs 1, 76, 151, 225 and the last
+-- (the reference's table in docs/results.md) and its trailing mean at the last epoch, mean and
+-- standard deviation over the seeds.
 -- methods: any of dfc, dfc-ss, dfc-ssa, dfc-fixed, dfc-ss-fixed, dfc-ssa-fixed, dfa ("all": the
 -- seven). tmax (DFC, DFC-SS: the reference's 1000 steps of 0.005), epochs_fb and n_train shorten
 -- the run for a quick look.
@@ -30,7 +36,7 @@ local sleep = require "apical.plugins.dfc.sleep"
 
 local p = apical.params { epochs = 300, out = "runs/fig3", seeds = "42", methods = "all",
   solver = "euler", tmax = 1000, epochs_fb = 50, n_train = 5000, window = 30, gamma_ref = 0.1,
-  teacher = "reference" }
+  teacher = "reference", collect = "" }
 
 local base = {
   task = "student_teacher", hidden = { 10, 10 }, activation = "tanh", output_activation = "linear",
@@ -204,11 +210,45 @@ local function run_one(r, seed)
     pre = pre, pre_wall = pre_wall, wall = apical.clock() - t0 }
 end
 
+-- the rows of an earlier run's epochs.csv (nil when there is none)
+local function read_run(dir, r, seed)
+  local f = io.open(dir .. "/epochs.csv")
+  if not f then return nil end
+  local header = {}
+  for c in f:read("l"):gmatch("[^,]+") do header[#header + 1] = c end
+  local rows = {}
+  for line in f:lines() do
+    local row, i = {}, 0
+    for v in line:gmatch("[^,]+") do
+      i = i + 1
+      row[header[i]] = tonumber(v) or (v:lower():find("nan") and 0 / 0) or nil
+    end
+    rows[#rows + 1] = row
+  end
+  f:close()
+  if #rows == 0 then return nil end
+  return { dir = dir, title = string.format("%s s%d", r[2], seed), name = r[2], seed = seed, rows = rows }
+end
+
 os.execute("mkdir -p '" .. p.out .. "'")
 local done = {}
-for _, seed in ipairs(seeds) do
-  for _, r in ipairs(runs) do done[#done + 1] = run_one(r, seed) end
+if p.collect ~= "" then
+  for _, seed in ipairs(seeds) do
+    for _, r in ipairs(runs) do
+      for _, d in ipairs(list(p.collect)) do
+        local got = read_run(string.format("%s/%s-s%d", d, r[1], seed), r, seed)
+        if got then done[#done + 1] = got break end
+      end
+    end
+  end
+  if #done == 0 then error("fig3.lua: collect: no epochs.csv found for these methods and seeds", 0) end
+else
+  for _, seed in ipairs(seeds) do
+    for _, r in ipairs(runs) do done[#done + 1] = run_one(r, seed) end
+  end
 end
+local last_epoch = 0
+for _, d in ipairs(done) do last_epoch = math.max(last_epoch, #d.rows) end
 
 -- the picture: the trailing means of the reference's six panels
 local spec = { { "condition2", "Condition 2" }, { "condition1_ref", "Condition 1 (code's, / m)" },
@@ -224,7 +264,7 @@ for k, sp in ipairs(spec) do
   panels[k] = { title = string.char(64 + k) .. ": " .. sp[2], xlabel = "epoch", series = series }
 end
 local png = plot.panels { out = p.out .. "/fig3.png", layout = { 2, 3 }, panels = panels,
-  title = string.format("student-teacher (reference task), %d epochs, trailing %d-epoch means", p.epochs, p.window) }
+  title = string.format("student-teacher (reference task), %d epochs, trailing %d-epoch means", last_epoch, p.window) }
 
 -- the last epoch's trailing means, one row per run
 local show = { "condition2", "angle_mn_ref", "angle_gn_ref", "condition1_ref", "stability_mean", "angle_ssa" }
@@ -237,6 +277,49 @@ for _, d in ipairs(done) do
   for _, r in ipairs(d.rows) do fw, fb = fw + r.wall_fwd, fb + r.wall_fb end
   lines[#lines + 1] = string.format("| %s | %.4g -> %.4g | %s | %.2f + %.2f |", d.title, d.rows[1].train_loss,
     last.train_loss, table.concat(f, " | "), fw / #d.rows, fb / #d.rows)
+end
+
+-- per method over the seeds: each measure at the reference's epochs (mean), and the trailing
+-- mean at the last epoch (mean ± sd over the seeds); the train loss's first and last epochs
+local function mean_sd(v)
+  local s, n = 0, #v
+  for _, x in ipairs(v) do s = s + x end
+  local m, q = s / n, 0
+  for _, x in ipairs(v) do q = q + (x - m) ^ 2 end
+  return m, n > 1 and math.sqrt(q / (n - 1)) or 0
+end
+local at = {}
+for _, e in ipairs { 1, 76, 151, 225, last_epoch } do
+  if e <= last_epoch and at[#at] ~= e then at[#at + 1] = e end
+end
+local tcols = { "condition2", "angle_mn_ref", "angle_gn_ref", "condition1_ref", "stability_mean", "train_loss" }
+lines[#lines + 1] = ""
+lines[#lines + 1] = string.format("Per method, mean over the seeds at epochs %s (the trailing %d-epoch mean at %d, " ..
+  "mean ± sd over the seeds, in brackets):", table.concat(at, " / "), p.window, last_epoch)
+lines[#lines + 1] = ""
+lines[#lines + 1] = "| method | seeds | " .. table.concat(tcols, " | ") .. " |"
+lines[#lines + 1] = "|---|---" .. string.rep("|---", #tcols) .. "|"
+for _, r in ipairs(runs) do
+  local group = {}
+  for _, d in ipairs(done) do if d.name == r[2] and #d.rows == last_epoch then group[#group + 1] = d end end
+  if #group > 0 then
+    local cells = {}
+    for i, k in ipairs(tcols) do
+      local vals = {}
+      for j, e in ipairs(at) do
+        local v = {}
+        for _, d in ipairs(group) do v[#v + 1] = d.rows[e][k] end
+        vals[j] = string.format("%.3g", (mean_sd(v)))
+      end
+      local tm = {}
+      for _, d in ipairs(group) do tm[#tm + 1] = k == "train_loss" and d.rows[last_epoch][k] or d.rows[last_epoch][k .. "_m" .. p.window] end
+      local m, sd = mean_sd(tm)
+      cells[i] = table.concat(vals, " / ") .. string.format(" (%.3g ± %.2g)", m, sd)
+    end
+    local sd_list = {}
+    for _, d in ipairs(group) do sd_list[#sd_list + 1] = tostring(d.seed) end
+    lines[#lines + 1] = string.format("| %s | %s | %s |", r[2], table.concat(sd_list, ","), table.concat(cells, " | "))
+  end
 end
 local text = table.concat(lines, "\n") .. "\n"
 io.write("\n", text)
