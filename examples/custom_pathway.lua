@@ -75,7 +75,7 @@ local r = dfc.train { task = "student_teacher", feedback_pathway = "skip", metho
   solver = simulated and p.solver or nil, tmax = simulated and p.tmax or nil,
   dt = simulated and p.dt or nil, seed = p.seed, out_dir = p.out_dir,
   progress = p.progress, name = "custom-pathway-" .. p.method,
-  task_opts = { n_train = p.n_train, n_valid = p.n_valid, n_test = p.n_test } }
+  task_opts = { variant = "small", n_train = p.n_train, n_valid = p.n_valid, n_test = p.n_test } }
 local first, last = r.log[1], r.log[#r.log]
 print(string.format("trained with the skip pathway (%s, feedback %s): train loss %.4g -> %.4g, test loss %.4g -> %.4g",
   p.method, p.feedback, first.train_loss, last.train_loss, first.test_loss, last.test_loss))
@@ -115,7 +115,7 @@ local tf = dfc.trainer { task = "student_teacher", feedback_pathway = "skip", me
   feedback = "trained", optimizer = "adam", lr = p.lr, epochs = p.epochs, batch = p.batch,
   epochs_fb = p.epochs_fb, seed = p.seed, out_dir = p.out_dir, progress = p.progress,
   name = "custom-pathway-trained-feedback",
-  task_opts = { n_train = p.n_train, n_valid = p.n_valid, n_test = p.n_test } }
+  task_opts = { variant = "small", n_train = p.n_train, n_valid = p.n_valid, n_test = p.n_test } }
 local c0 = tf:condition2()
 local S0 = tf.net.model:projection("S"):weights()
 local rf = tf:fit()

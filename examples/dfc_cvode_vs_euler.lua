@@ -15,7 +15,7 @@ local function config(solver)
     epochs = p.epochs, seed = p.seed, lr = 0.05, lambda = 0.05, k_p = 1.5, alpha = 0.0015,
     tau_v = 0.2, dt = p.dt, tmax = p.tmax, optimizer = "sgd",
     clip = 1.0, out_dir = p.out_dir, name = "main-" .. solver, progress = p.progress,
-    target_mode = "sample", normalize_lr = true }
+    target_mode = "sample", normalize_lr = true, task_opts = { variant = "small" } }
   -- the tolerances are CVODE's (the Euler run would refuse them: it does not read them)
   if solver ~= "euler" then c.rtol, c.atol = p.rtol, p.atol end
   return c

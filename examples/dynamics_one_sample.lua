@@ -10,7 +10,7 @@ local p = apical.params { out = "runs/dynamics", lambda = 0.5, k_p = 1.5, alpha 
   tmax = 1000, seed = 42 }
 
 apical.mkdir(p.out)
-local task = dfc.tasks.student_teacher { seed = p.seed, n_train = 128, n_valid = 1, n_test = 1 }
+local task = dfc.tasks.student_teacher { variant = "small", seed = p.seed, n_train = 128, n_valid = 1, n_test = 1 }
 local net = dfc.network { sizes = { 15, 10, 10, 5 }, batch = 1, k_p = p.k_p, alpha = p.alpha, tau_v = 0.2, seed = p.seed }
 dfc.weight_product { model = net.model }
 local sim = net.model:compile()

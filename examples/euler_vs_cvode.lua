@@ -28,7 +28,8 @@ if p.run ~= "" then
 else
   -- a network trained briefly with DFC-SSA (fast), then one fixed minibatch
   local r = dfc.train { task = "student_teacher", method = "dfc-ssa", optimizer = "adam", lr = 0.01,
-    epochs = p.epochs, seed = p.seed, progress = false, checkpoint = false, out_dir = p.out }
+    epochs = p.epochs, seed = p.seed, progress = false, checkpoint = false, out_dir = p.out,
+    task_opts = { variant = "small" } }
   t = r.trainer
 end
 local X, Y

@@ -17,7 +17,7 @@ local p = apical.params { samples = 4, seed = 1, lambda = 0.1, t_end = 20, rtol 
 local sizes = { 15, 10, 10, 5 }
 local B, nL = p.samples, sizes[#sizes]
 
-local task = dfc.tasks.student_teacher { n_train = B, n_valid = 1, n_test = 1, seed = p.seed }
+local task = dfc.tasks.student_teacher { variant = "small", n_train = B, n_valid = 1, n_test = 1, seed = p.seed }
 local X, Y
 for bx, by in task.train:batches { batch = B } do X, Y = bx, by end
 

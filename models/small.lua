@@ -18,4 +18,5 @@ local p = apical.params {
 dfc.train {
   task = "student_teacher", hidden = { 10, 10 }, batch = 128, optimizer = "sgd", clip = 1.0,
   defaults = p,
+  task_opts = { variant = "small" }, -- the cheap teacher (dfc.tasks.student_teacher)
 }

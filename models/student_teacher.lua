@@ -1,6 +1,8 @@
--- models/student_teacher.lua — the student-teacher regression of the paper (Fig. 3):
--- student 15-10-10-5 (tanh hidden, linear output), MSE, SGD, batch 128, 5000/1000/1000
--- samples, k_p = 1.5, alpha = 0.0015, tau_v/tau_u = 0.2, dt = 0.005, tmax = 1000,
+-- models/student_teacher.lua — the student-teacher regression of the paper (Fig. 3) on the
+-- reference's task (dfc.tasks.student_teacher, variant "reference": inputs U[-1, 1]^15, a
+-- 15-1000-1000-1000-1000-5 ReLU teacher, xavier_normal gain 3; --set teacher=small for the cheap
+-- 15-20-20-5 tanh teacher): student 15-10-10-5 (tanh hidden, linear output), MSE, SGD, batch 128,
+-- 5000/1000/1000 samples, k_p = 1.5, alpha = 0.0015, tau_v/tau_u = 0.2, dt = 0.005, tmax = 1000,
 -- lambda = 0.05, lr = 0.05 (divided by lambda). Targets per sample (target_mode = "sample"):
 -- with the reference's minibatch-mean targets and plain SGD, every DFC update is 2/B times the
 -- size of BP's at the same learning rate (the 1/B of the mean loss meets the 1/B of the batch
@@ -21,6 +23,8 @@ local dfc = apical.plugin "dfc"
 -- every run setting, each --set-able; given to dfc.train as its defaults, so the options a run
 -- does not read (the sleep phase's with fixed feedback, rtol/atol under Euler, ...) are simply
 -- not read, unless given with --set (then they are refused: docs/training.md)
+-- the task's teacher (not an option of dfc.train)
+local teacher = apical.params { teacher = "reference" }.teacher
 local p = apical.params {
   method = "dfc", solver = "euler", epochs = 50, seed = 42, lr = 0.05, lambda = 0.05,
   k_p = 1.5, alpha = 0.0015, tau_v = 0.2, dt = 0.005, tmax = 1000, rtol = 1e-6, atol = 1e-8,
@@ -36,4 +40,5 @@ local p = apical.params {
 dfc.train {
   task = "student_teacher", hidden = { 10, 10 }, activation = "tanh", output_activation = "linear",
   batch = 128, optimizer = "sgd", clip = 1.0, defaults = p,
+  task_opts = { variant = teacher },
 }

@@ -57,7 +57,8 @@ typedef struct align {
     size_t P;                      /* parameters: sum_i n_i (n_{i-1} + beta_i) */
     size_t pc[DFC_MAX_LAYERS + 1]; /* first parameter of W_i (b_i follows it) in J_W's columns */
     double gamma, scale;
-    int weighted; /* dfc.mn_update: the weighted MN update of Theorem 3 */
+    int weighted;  /* dfc.mn_update: the weighted MN update of Theorem 3 */
+    int nonlinear; /* with weighted: dv_i mapped through phi_i (the reference code's MN) */
     double *x, *target;
     double *v[DFC_MAX_LAYERS + 1], *r[DFC_MAX_LAYERS + 1], *d[DFC_MAX_LAYERS + 1];
     double *beta;  /* beta[i] = 1 with a bias, else 0 (i = 1..L) */
@@ -74,10 +75,10 @@ static void align_free(align *w) {
 
 /* Reads the arguments and the network's shape; nothing is allocated yet. */
 static int align_parse(const ap_kernel_args *a, const char *K, align *w) {
-    static const char *const known[] = {"model", "x",     "target",  "gamma",
-                                        "optim", "scale", "weighted"};
+    static const char *const known[] = {"model", "x",     "target",   "gamma",
+                                        "optim", "scale", "weighted", "nonlinear"};
     memset(w, 0, sizeof *w);
-    int rc = ap_args_check(a, K, known, 7);
+    int rc = ap_args_check(a, K, known, 8);
     ap_model *m = NULL;
     if (!rc) rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m);
     if (!rc) rc = ap_arg_object(a, K, "optim", AP_ARG_OPTIM, 1, (void **)&w->opt);
@@ -97,6 +98,16 @@ static int align_parse(const ap_kernel_args *a, const char *K, align *w) {
     if (weighted != 0 && weighted != 1)
         return ap_error(AP_EINVAL, "kernel %s: weighted = %g, must be 0 or 1", K, weighted);
     w->weighted = weighted == 1;
+    double nonlinear = 0;
+    if ((rc = ap_arg_number(a, K, "nonlinear", 0, &nonlinear))) return rc;
+    if (nonlinear != 0 && nonlinear != 1)
+        return ap_error(AP_EINVAL, "kernel %s: nonlinear = %g, must be 0 or 1", K, nonlinear);
+    if (nonlinear == 1 && !w->weighted)
+        return ap_error(AP_EINVAL,
+                        "kernel %s: nonlinear = 1 maps dv through phi and needs "
+                        "weighted = 1",
+                        K);
+    w->nonlinear = nonlinear == 1;
     if (!(w->gamma >= 0) || !isfinite(w->gamma))
         return ap_error(AP_EINVAL, "kernel %s: gamma = %g, must be finite and >= 0", K, w->gamma);
     if (!isfinite(w->scale)) return ap_error(AP_EINVAL, "kernel %s: scale = %g", K, w->scale);
@@ -146,14 +157,34 @@ static int align_setup(const ap_kernel_args *a, const char *K, align *w) {
     return rc ? rc : align_alloc(K, w);
 }
 
-/* P[b] = J^{bT} c_b (c in w->delta), then grad W_i += s P_i^T r_{i-1}, grad b_i += s sum_b P_i
- * with s = scale (-2/B), for the projections the optimiser holds. */
+/* nonlinear: P_i[b] (= dv_i) becomes phi_i(v_i + dv_i) - phi_i(v_i), in every layer (w->d, the
+ * derivatives, no longer needed, is the scratch). */
+static void align_map_nonlinear(align *w) {
+    const dfc_net *net = &w->net;
+    for (int i = 1; i <= net->L; i++) {
+        const int ni = net->n[i];
+        for (int b = 0; b < w->B; b++) {
+            double *P = w->post + (size_t)b * w->N + w->col[i], *t = w->d[i] + (size_t)b * ni;
+            const double *v = w->v[i] + (size_t)b * ni, *r = w->r[i] + (size_t)b * ni;
+            for (int j = 0; j < ni; j++)
+                t[j] = v[j] + P[j];
+            net->act[i]->f((size_t)ni, t, t);
+            for (int j = 0; j < ni; j++)
+                P[j] = t[j] - r[j];
+        }
+    }
+}
+
+/* P[b] = J^{bT} c_b (c in w->delta; with nonlinear mapped through phi), then grad W_i +=
+ * s P_i^T r_{i-1}, grad b_i += s sum_b P_i with s = scale (-2/B), for the projections the
+ * optimiser holds. */
 static void align_write(align *w) {
     const dfc_net *net = &w->net;
     const int B = w->B, N = w->N, nL = w->nL;
     for (int b = 0; b < B; b++)
         cblas_dgemv(CblasRowMajor, CblasTrans, nL, N, 1.0, w->J + (size_t)b * nL * N, N,
                     w->delta + (size_t)b * nL, 1, 0.0, w->post + (size_t)b * N, 1);
+    if (w->nonlinear) align_map_nonlinear(w);
     const double s = -2.0 * w->scale / B;
     for (int i = 1; i <= net->L; i++) {
         double *gw = ap_optim_grad_w(w->opt, net->w_id[i]);
@@ -453,7 +484,8 @@ static const ap_kernel kernels[] = {
      "model, x[B,n0], target[B,nL], gamma (>= 0), optim, scale (default 1), weighted (0 or 1, "
      "default 0: with 1 the weighted MN update of Theorem 3, dv = J^T (J J^T + gamma I)^{-1} "
      "delta_L, dW_i = dv_i r_{i-1}^T, db_i = dv_i: the weight-space MN update when Condition 1 "
-     "holds)",
+     "holds), nonlinear (0 or 1, default 0; with weighted = 1: dv_i replaced by phi_i(v_i + "
+     "dv_i) - phi_i(v_i), the reference code's MN update of Fig. 3)",
      k_mn_update},
     {AP_ABI_VERSION, sizeof(ap_kernel), "dfc.gn_update",
      "the damped Gauss-Newton update (128) of the minibatch, dW = (J_bar^T J_bar + gamma I)^{-1} "

@@ -17,13 +17,26 @@
 
 /* ---- dfc.condition1 ---------------------------------------------------------------------- */
 /* (214)-(215): with the layer norms s_i = ||r_i^-|| of layers i = 0..L-1 (the input r_0 = x
- * included, the output excluded), out = std_i s_i / mean_i s_i, the population standard
- * deviation (divided by L, not L - 1). 0: every layer has the same norm. */
+ * included, the output excluded) and m = mean_i s_i,
+ *     out = sqrt(sum_i (s_i - m)^2 / (L m^p)),
+ * p = 2 (the default, the paper's text: std_i s_i / m with the population standard deviation)
+ * or p = 1 (the reference code's dev_r, which divides by m). 0: every layer has the same norm. */
+static int condition1_power(const ap_kernel_args *a, const char *K, double *p) {
+    *p = 2;
+    int rc = ap_arg_number(a, K, "power", 0, p);
+    if (!rc && *p != 1 && *p != 2)
+        rc = ap_error(AP_EINVAL, "kernel %s: power = %g, must be 1 (divide by m) or 2 (by m^2)", K,
+                      *p);
+    return rc;
+}
+
 static int k_condition1(const ap_kernel_args *a) {
     static const char *const K = "dfc.condition1";
-    static const char *const known[] = {"model", "x", "out"};
-    int rc = ap_args_check(a, K, known, 3);
+    static const char *const known[] = {"model", "x", "out", "power"};
+    int rc = ap_args_check(a, K, known, 4);
     if (rc) return rc;
+    double power = 2;
+    if ((rc = condition1_power(a, K, &power))) return rc;
     dfc_net net;
     int B = 0;
     double *x = NULL, *out = NULL;
@@ -63,7 +76,7 @@ static int k_condition1(const ap_kernel_args *a) {
                           "a nonzero activity)",
                           K, mean, b + 1);
         else
-            out[b] = sqrt(var) / mean;
+            out[b] = sqrt(var / (power == 2 ? mean * mean : mean));
     }
     free(buf);
     return rc;
@@ -245,10 +258,10 @@ done:
 
 static const ap_kernel kernels[] = {
     {AP_ABI_VERSION, sizeof(ap_kernel), "dfc.condition1",
-     "Condition 1 per sample at the feedforward state: std_i ||r_i|| / mean_i ||r_i|| over the "
-     "layers i = 0..L-1 (the input included, the output excluded; population std); 0: equal "
-     "norms",
-     "model, x[B,n0], out[B] (written)", k_condition1},
+     "Condition 1 per sample at the feedforward state: sqrt(sum_i (||r_i|| - m)^2 / (L m^p)), "
+     "m = mean_i ||r_i||, over the layers i = 0..L-1 (the input included, the output excluded); "
+     "p = 2: std / mean (the paper's text), p = 1: the reference code's; 0: equal norms",
+     "model, x[B,n0], out[B] (written), power (1 or 2, default 2)", k_condition1},
     {AP_ABI_VERSION, sizeof(ap_kernel), "dfc.stability",
      "the largest real part of the eigenvalues of the linearised network + controller system "
      "(state v_1..v_L, u_int; instantaneous basal and apical compartments) per sample, at the "

@@ -7,6 +7,7 @@
 --   local ms = dfc.measures_new(net, { gamma = 1e-3 })   -- scratch optimisers made once
 --   local r = ms:compute { x = X, target = t.rstar, y = Y, loss = "mse", update = t.opt }
 --   r.condition1, r.condition2, r.condition3, r.stability, r.angles.mn.all, r.angles.bp[2]
+--   (and the reference code's: r.condition1_ref, r.stability_mean, r.angles.mn_ref, r.angles.gn_ref)
 local apical = require "apical"
 local core = require "apical.core"
 
@@ -36,15 +37,21 @@ local Measures = {}
 Measures.__index = Measures
 
 -- the references: BP gradient, damped MN update, weighted MN update (Theorem 3: each layer's
--- share weighted by 1 / ||r_{i-1}||^2, the ideal of Fig. 3B), damped GN update, DFC-SSA update
-local KINDS = { "bp", "mn", "wmn", "gn", "ssa" }
+-- share weighted by 1 / ||r_{i-1}||^2, the ideal of Fig. 3B), damped GN update, DFC-SSA update,
+-- and the PyTorch reference code's two references of Fig. 3 (damping gamma_ref): mn_ref, its
+-- "MN" update dv = J^T (J J^T + gamma_ref I)^{-1} delta per sample mapped through the
+-- nonlinearity, dW_i = mean_b [phi(v_i + dv_i) - phi(v_i)] r_{i-1}^T; gn_ref, its "GN" update
+-- mean_b J_W^T (J_W J_W^T + gamma_ref I)^{-1} delta with J_W over all weights and biases (per
+-- sample, as the code computes it: our mn kind with gamma_ref)
+local KINDS = { "bp", "mn", "wmn", "gn", "ssa", "mn_ref", "gn_ref" }
 local SKIPPABLE = { condition1 = true, condition2 = true, condition3 = true, stability = true,
-  bp = true, mn = true, wmn = true, gn = true, ssa = true }
+  bp = true, mn = true, wmn = true, gn = true, ssa = true, mn_ref = true, gn_ref = true,
+  condition1_ref = true }
 local NEW_OPTS = { alpha = true, k_p = true, tau_v = true, tau_u = true, gamma = true,
-  gamma_gn = true }
+  gamma_gn = true, gamma_ref = true }
 local COMPUTE_ARGS = { x = true, target = true, y = true, loss = true, lambda = true,
   target_mode = true, update = true, skip = true, alpha = true, k_p = true, tau_v = true,
-  tau_u = true, gamma = true, gamma_gn = true }
+  tau_u = true, gamma = true, gamma_gn = true, gamma_ref = true }
 
 local function check_keys(t, known, what)
   for k in pairs(t) do
@@ -71,7 +78,8 @@ end
 -- settings are the defaults) or a model built by the naming convention of docs/dfc.md.
 -- opts: alpha, k_p, tau_v, tau_u (controller and soma, for Condition 3 and the stability;
 -- required with a bare model unless given to compute), gamma (damping of the MN update, default
--- 0), gamma_gn (damping of the GN update, default gamma).
+-- 0), gamma_gn (damping of the GN update, default gamma), gamma_ref (damping of the reference
+-- code's mn_ref and gn_ref updates, default 0.1 as in its Fig. 3; 0 for its DFA).
 function M.new(dfc, target, opts)
   local what = "dfc.measures_new"
   opts = opts or {}
@@ -110,6 +118,7 @@ function M.new(dfc, target, opts)
   self.tau_u = number_opt(opts.tau_u, "tau_u", what) or self.tau_u
   self.gamma = number_opt(opts.gamma, "gamma", what, 0) or 0
   self.gamma_gn = number_opt(opts.gamma_gn, "gamma_gn", what, 0)
+  self.gamma_ref = number_opt(opts.gamma_ref, "gamma_ref", what, 0) or 0.1
   -- scratch optimisers over the forward projections: their buffers receive the reference
   -- updates (never stepped)
   for _, k in ipairs(KINDS) do
@@ -189,6 +198,7 @@ function Measures:compute(a)
   local tau_u = number_opt(a.tau_u, "tau_u", what) or self.tau_u
   local gamma = number_opt(a.gamma, "gamma", what, 0) or self.gamma
   local gamma_gn = number_opt(a.gamma_gn, "gamma_gn", what, 0) or self.gamma_gn or gamma
+  local gamma_ref = number_opt(a.gamma_ref, "gamma_ref", what, 0) or self.gamma_ref
   -- the output target
   local T = a.target
   if T == nil then
@@ -221,6 +231,10 @@ function Measures:compute(a)
     dfc.condition1 { model = m, x = X, out = o.c1 }
     r.condition1 = mean(o.c1)
   end)
+  try("condition1_ref", function()
+    dfc.condition1 { model = m, x = X, out = o.c1, power = 1 }
+    r.condition1_ref = mean(o.c1)
+  end)
   try("condition2", function()
     dfc.condition2 { model = m, x = X, out = o.c2, Q = qeff }
     r.condition2 = mean(o.c2)
@@ -243,6 +257,8 @@ function Measures:compute(a)
     local hi = -math.huge
     for k = 1, #o.st do hi = math.max(hi, o.st[k]) end
     r.stability = hi
+    -- the reference code's: the batch mean of the per-sample largest real part
+    r.stability_mean = mean(o.st)
   end)
 
   -- the reference updates into the scratch optimisers
@@ -271,6 +287,17 @@ function Measures:compute(a)
     S.gn:zero()
     dfc.gn_update { model = m, x = X, target = T, gamma = gamma_gn, optim = S.gn }
     refs.gn = self:layers(S.gn)
+  end)
+  try("mn_ref", function()
+    S.mn_ref:zero()
+    dfc.mn_update { model = m, x = X, target = T, gamma = gamma_ref, optim = S.mn_ref, weighted = 1,
+      nonlinear = 1 }
+    refs.mn_ref = self:layers(S.mn_ref)
+  end)
+  try("gn_ref", function()
+    S.gn_ref:zero()
+    dfc.mn_update { model = m, x = X, target = T, gamma = gamma_ref, optim = S.gn_ref }
+    refs.gn_ref = self:layers(S.gn_ref)
   end)
   try("ssa", function()
     need("ssa", { "alpha", alpha })

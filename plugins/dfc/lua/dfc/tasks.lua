@@ -116,56 +116,128 @@ function M.mnist_autoencoder(o)
   return idx_task("mnist-autoencoder", o.dir or (M.data_dir() .. "/mnist"), o.n_train or 55000, true, norm)
 end
 
--- Student-teacher regression: inputs x ~ N(0, 1) (seeded), targets the output of a random
--- teacher network (tanh hidden layers, linear output) bigger than the student.
--- The least value of each count of task_opts (integers): errors read as the option was given.
-local st_counts = { n_in = 1, n_out = 1, n_train = 1, n_valid = 1, n_test = 0, seed = 0 }
+-- Student-teacher regression: a seeded random teacher network bigger than the student, the
+-- targets its outputs. Two variants (o.variant):
+--   "reference" (the default): the PyTorch reference's task of Fig. 3 — inputs uniform in
+--     [-1, 1]^15, a 15-1000-1000-1000-1000-5 teacher with ReLU hidden layers and a linear output,
+--     xavier_normal weights with gain 3 and zero biases; the targets have a variance of about 72
+--     (each ReLU layer multiplies the variance by about gain^2 / 2), so the MSE of a fresh
+--     student starts near 72;
+--   "small": the earlier, cheaper task — inputs N(0, 1), a 15-20-20-5 tanh teacher with gain 1 and
+--     small biases N(0, 0.1^2) (a fresh student's MSE about 0.5); used by the tests and the quick
+--     examples.
+-- Options (each overrides the variant's value): n_in, n_out, teacher_hidden (list), teacher_activation
+-- ("relu", "tanh", ...), gain, bias_std (0: zero biases), input ("uniform": U[-1, 1]; "normal":
+-- N(0, 1)), n_train, n_valid, n_test (the split, in this order of the generated samples: 5000 /
+-- 1000 / 1000), seed (42; the trainer passes its own seed).
+local ST_VARIANTS = {
+  reference = { teacher_hidden = { 1000, 1000, 1000, 1000 }, teacher_activation = "relu", gain = 3,
+    bias_std = 0, input = "uniform" },
+  small = { teacher_hidden = { 20, 20 }, teacher_activation = "tanh", gain = 1, bias_std = 0.1,
+    input = "normal" },
+}
+local ST_OPTS = { variant = true, n_in = true, n_out = true, teacher_hidden = true,
+  teacher_activation = true, gain = true, bias_std = true, input = true, n_train = true,
+  n_valid = true, n_test = true, seed = true }
+M.student_teacher_variants = ST_VARIANTS
+
+local function st_options(o)
+  local what = "dfc.tasks.student_teacher"
+  for k in pairs(o) do
+    if not ST_OPTS[k] then
+      local names = {}
+      for n in pairs(ST_OPTS) do names[#names + 1] = n end
+      table.sort(names)
+      error(string.format("%s: unknown option %q (options: %s)", what, tostring(k), table.concat(names, ", ")), 0)
+    end
+  end
+  local variant = o.variant or "reference"
+  local v = ST_VARIANTS[variant]
+  if not v then
+    error(string.format("%s: variant = %q, must be \"reference\" or \"small\"", what, tostring(variant)), 0)
+  end
+  local c = { variant = variant, n_in = 15, n_out = 5, n_train = 5000, n_valid = 1000, n_test = 1000, seed = 42 }
+  for k, x in pairs(v) do c[k] = x end
+  for k, x in pairs(o) do c[k] = x end
+  for _, k in ipairs { "n_in", "n_out", "n_train", "n_valid", "n_test" } do
+    local x = c[k]
+    if type(x) ~= "number" or x % 1 ~= 0 or x < (k:sub(1, 2) == "n_" and k ~= "n_in" and k ~= "n_out" and 0 or 1) then
+      error(string.format("%s: %s = %s, must be an integer >= %d", what, k, tostring(x),
+        (k == "n_in" or k == "n_out") and 1 or 0), 0)
+    end
+  end
+  if c.n_train < 1 then error(string.format("%s: n_train = %d, must be >= 1", what, c.n_train), 0) end
+  if type(c.gain) ~= "number" or not (c.gain > 0) then
+    error(string.format("%s: gain = %s, must be a number > 0", what, tostring(c.gain)), 0)
+  end
+  if type(c.bias_std) ~= "number" or not (c.bias_std >= 0) then
+    error(string.format("%s: bias_std = %s, must be a number >= 0", what, tostring(c.bias_std)), 0)
+  end
+  if c.input ~= "uniform" and c.input ~= "normal" then
+    error(string.format("%s: input = %s, must be \"uniform\" or \"normal\"", what, tostring(c.input)), 0)
+  end
+  if type(c.teacher_hidden) ~= "table" then
+    error(string.format("%s: teacher_hidden must be a list of layer sizes", what), 0)
+  end
+  return c
+end
+
+-- The teacher's outputs for X, TEACHER_CHUNK rows at a time (the forward pass's buffers of a
+-- 1000-wide teacher stay small).
+local TEACHER_CHUNK = 500
+local function teacher_outputs(dfc, teacher, X, n_out)
+  local n = X.shape[1]
+  local Y = apical.zeros { n, n_out }
+  local first = 1
+  while first <= n do
+    local cnt = math.min(TEACHER_CHUNK, n - first + 1)
+    local out = apical.zeros { cnt, n_out }
+    dfc.forward { model = teacher.model, x = X:rows(first, cnt), out = out }
+    for k = 1, #out do Y[(first - 1) * n_out + k] = out[k] end
+    first = first + cnt
+  end
+  return Y
+end
 
 function M.student_teacher(dfc, o)
-  o = o or {}
-  for k, least in pairs(st_counts) do
-    local v = o[k]
-    if v ~= nil and not (type(v) == "number" and v >= least and v % 1 == 0 and v < 2 ^ 31) then
-      error(string.format("task_opts.%s = %s must be an integer >= %d", k, tostring(v), least), 0)
-    end
-  end
-  for i, h in ipairs(o.teacher_hidden or {}) do
-    if not (type(h) == "number" and h >= 1 and h % 1 == 0) then
-      error(string.format("task_opts.teacher_hidden[%d] = %s must be a positive integer", i, tostring(h)), 0)
-    end
-  end
-  local n_in, n_out = o.n_in or 15, o.n_out or 5
-  local hidden = o.teacher_hidden or { 20, 20 }
-  local n_train, n_valid, n_test = o.n_train or 5000, o.n_valid or 1000, o.n_test or 1000
-  local seed = o.seed or 42
-  local n = n_train + n_valid + n_test
-  local sizes = { n_in }
-  for _, h in ipairs(hidden) do sizes[#sizes + 1] = h end
-  sizes[#sizes + 1] = n_out
-  local teacher = dfc.network { sizes = sizes, batch = n, seed = seed + 7919, init = "xavier_normal" }
-  -- the teacher's biases: small, seeded
-  local rng = rng(seed)
+  local c = st_options(o or {})
+  local n = c.n_train + c.n_valid + c.n_test
+  local sizes = { c.n_in }
+  for _, h in ipairs(c.teacher_hidden) do sizes[#sizes + 1] = h end
+  sizes[#sizes + 1] = c.n_out
+  local teacher = dfc.network { sizes = sizes, batch = 1, seed = c.seed + 7919, init = "xavier_normal",
+    activation = c.teacher_activation, output_activation = "linear" }
+  local rng = rng(c.seed)
   for i = 1, teacher.L do
+    if c.gain ~= 1 then
+      local w = teacher.W[i]:weights()
+      for k = 1, #w do w[k] = c.gain * w[k] end
+      teacher.W[i]:set_weights(w)
+    end
     local b = teacher.W[i]:bias()
-    for k = 1, #b do b[k] = 0.1 * rng:normal() end
+    for k = 1, #b do b[k] = c.bias_std > 0 and c.bias_std * rng:normal() or 0 end
     teacher.W[i]:set_bias(b)
   end
-  local X = apical.zeros { n, n_in }
-  for k = 1, #X do X[k] = rng:normal() end
-  local Y = apical.zeros { n, n_out }
-  dfc.forward { model = teacher.model, x = X, out = Y }
+  local X = apical.zeros { n, c.n_in }
+  if c.input == "uniform" then
+    for k = 1, #X do X[k] = 2 * rng:uniform() - 1 end
+  else
+    for k = 1, #X do X[k] = rng:normal() end
+  end
+  local Y = teacher_outputs(dfc, teacher, X, c.n_out)
   local all = apical.dataset.arrays { inputs = X, targets = Y }
-  local train, rest = all:split(n_train)
-  local valid, test = rest:split(n_valid)
-  return { train = train, valid = valid, test = test, loss = "mse", n_in = n_in, n_out = n_out,
-    name = "student-teacher", teacher = teacher }
+  local train, rest = all:split(c.n_train)
+  local valid, test = rest:split(c.n_valid)
+  return { train = train, valid = valid, test = test, loss = "mse", n_in = c.n_in, n_out = c.n_out,
+    name = "student-teacher", teacher = teacher, variant = c.variant, options = c }
 end
 
 -- ---- a user's own data ------------------------------------------------------------------------
 
 -- The options each task takes in task_opts (any other key is an error: train.lua).
 M.options = {
-  student_teacher = { "n_in", "n_out", "teacher_hidden", "n_train", "n_valid", "n_test", "seed" },
+  student_teacher = { "variant", "n_in", "n_out", "teacher_hidden", "teacher_activation", "gain",
+    "bias_std", "input", "n_train", "n_valid", "n_test", "seed" },
   mnist = { "dir", "n_train", "normalize" },
   fashion_mnist = { "dir", "n_train", "normalize" },
   mnist_autoencoder = { "dir", "n_train", "normalize" },

@@ -59,6 +59,7 @@ M.defaults = {
   measures_every = 0,
   measures_gamma = 0,            -- damping of the minimum-norm reference update
   measures_gamma_gn = 0,         -- damping of the Gauss-Newton reference update (0: pseudoinverse)
+  measures_gamma_ref = 0.1,      -- damping of the reference code's MN and GN updates (angle_mn_ref, angle_gn_ref)
   -- trained feedback (feedback = "trained"): the sleep phase (12), (13) of sleep.lua; the
   -- defaults are the paper's student-teacher configuration
   k_p_fb = 0.1, alpha_fb = 0.25, tau_v_fb = 0.01, dt_fb = 0.002, tmax_fb = 50, tau_A = 0.3,
@@ -165,7 +166,7 @@ function M.resolve(cfg, level)
   if c.measures_every < 0 or c.measures_every % 1 ~= 0 then
     error(string.format("dfc.train: measures_every = %s must be an integer >= 0", tostring(c.measures_every)), level)
   end
-  for _, k in ipairs { "measures_gamma", "measures_gamma_gn" } do
+  for _, k in ipairs { "measures_gamma", "measures_gamma_gn", "measures_gamma_ref" } do
     if not (c[k] >= 0) then error(string.format("dfc.train: %s = %s must be >= 0", k, tostring(c[k])), level) end
   end
   if c.batch < 1 or c.batch % 1 ~= 0 then error(string.format("dfc.train: batch = %s must be a positive integer", tostring(c.batch)), level) end
@@ -384,7 +385,7 @@ function M.trainer(dfc, cfg, level)
   end
   if c.measures_every > 0 then
     t.ms = dfc.measures_new(net, { alpha = c.alpha, k_p = c.k_p, tau_v = c.tau_v, tau_u = c.tau_u,
-      gamma = c.measures_gamma, gamma_gn = c.measures_gamma_gn })
+      gamma = c.measures_gamma, gamma_gn = c.measures_gamma_gn, gamma_ref = c.measures_gamma_ref })
     t.measure_rows = {}
   end
   return t
@@ -564,9 +565,11 @@ end
 
 -- The measures' columns (measures.csv): the conditions, the stability and the angles of the
 -- update with each reference, all layers together and per layer.
-local measure_kinds = { "bp", "mn", "wmn", "gn", "ssa" }
+local measure_kinds = { "bp", "mn", "wmn", "gn", "ssa", "mn_ref", "gn_ref" }
 local measure_main = { "condition1", "condition2", "condition3", "stability",
-  "angle_bp", "angle_mn", "angle_wmn", "angle_gn", "angle_ssa" }
+  "angle_bp", "angle_mn", "angle_wmn", "angle_gn", "angle_ssa",
+  "condition1_ref", "stability_mean", "angle_mn_ref", "angle_gn_ref" }
+M.measure_kinds, M.measure_main = measure_kinds, measure_main
 
 function Trainer:measure_columns()
   local cols = { "iteration", "epoch" }
@@ -585,7 +588,8 @@ function Trainer:measure(X, Y, iteration, epoch)
   local r = self.ms:compute { x = X, target = self.rstar, y = Y, loss = self.task.loss, update = self.opt }
   local nan = 0 / 0
   local row = { iteration = iteration, epoch = epoch, condition1 = r.condition1 or nan,
-    condition2 = r.condition2 or nan, condition3 = r.condition3 or nan, stability = r.stability or nan }
+    condition2 = r.condition2 or nan, condition3 = r.condition3 or nan, stability = r.stability or nan,
+    condition1_ref = r.condition1_ref or nan, stability_mean = r.stability_mean or nan }
   for _, k in ipairs(measure_kinds) do
     local a = r.angles and r.angles[k]
     row["angle_" .. k] = a and a.all or nan

@@ -7,9 +7,9 @@ local apical = require "apical"
 local dfc = apical.plugin "dfc"
 
 -- student-teacher: seeded, reproducible, teacher bigger than the student
-local a = dfc.tasks.student_teacher { seed = 5, n_train = 100, n_valid = 20, n_test = 30 }
-local b = dfc.tasks.student_teacher { seed = 5, n_train = 100, n_valid = 20, n_test = 30 }
-local c = dfc.tasks.student_teacher { seed = 6, n_train = 100, n_valid = 20, n_test = 30 }
+local a = dfc.tasks.student_teacher { variant = "small", seed = 5, n_train = 100, n_valid = 20, n_test = 30 }
+local b = dfc.tasks.student_teacher { variant = "small", seed = 5, n_train = 100, n_valid = 20, n_test = 30 }
+local c = dfc.tasks.student_teacher { variant = "small", seed = 6, n_train = 100, n_valid = 20, n_test = 30 }
 assert(a.train:size() == 100 and a.valid:size() == 20 and a.test:size() == 30)
 assert(a.train:input_dim() == 15 and a.train:target_dim() == 5)
 local xa, ya = a.train:sample(7)

@@ -121,7 +121,7 @@ test("stability: pre-training moves the eigenvalues of J Q above -alpha", functi
   local alpha = 0.0015
   local t = dfc.trainer { task = "student_teacher", feedback = "trained", hidden = { 6, 5 },
     alpha = alpha, epochs_fb = 40, progress = false, seed = 5,
-    task_opts = { n_in = 4, n_out = 3, n_train = 1280, n_valid = 64, n_test = 64 } }
+    task_opts = { variant = "small", n_in = 4, n_out = 3, n_train = 1280, n_valid = 64, n_test = 64 } }
   local net = t.net
   -- a destabilising start: Q = -(W_{i+1}^T ... W_L^T), so J Q ~ -J J^T
   dfc.weight_product { model = net.model }
@@ -156,7 +156,7 @@ test("trainer options", function()
     assert(not ok, "expected an error with " .. needle)
     assert(tostring(err):find(needle, 1, true), tostring(err) .. " lacks " .. needle)
   end
-  local small = { n_train = 256, n_valid = 64, n_test = 64 }
+  local small = { variant = "small", n_train = 256, n_valid = 64, n_test = 64 }
   fails({ feedback = "learned", task_opts = small }, 'unknown feedback "learned"')
   fails({ feedback = "trained", tau_A = 0, task_opts = small }, "tau_A = 0 must be > 0")
   fails({ feedback = "trained", tmax_fb = 1.5, task_opts = small }, "tmax_fb = 1.5")

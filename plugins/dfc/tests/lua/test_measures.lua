@@ -150,7 +150,7 @@ end)
 test("the trainer's DFC-SSA update before its step", function()
   local t = dfc.trainer { task = "student_teacher", method = "dfc-ssa", hidden = { 6, 5 },
     progress = false, seed = 3, batch = 16, lambda = 0.01, alpha = 0.001,
-    task_opts = { n_in = 4, n_out = 3, n_train = 64, n_valid = 16, n_test = 16 } }
+    task_opts = { variant = "small", n_in = 4, n_out = 3, n_train = 64, n_valid = 16, n_test = 16 } }
   local X, Y
   for x, y in t.task.train:batches { batch = 16 } do X, Y = x, y break end
   t.opt:zero()

@@ -271,7 +271,7 @@ end)
 
 -- ---- the trainer -------------------------------------------------------------------------
 test("dfc.train, feedback = \"trained\" through layerwise and multilayer pathways", function()
-  local small = { n_train = 256, n_valid = 64, n_test = 64 }
+  local small = { variant = "small", n_train = 256, n_valid = 64, n_test = 64 }
   for _, pw in ipairs { "layerwise", "multilayer" } do
     local t = dfc.trainer { feedback = "trained", feedback_pathway = pw, epochs_fb = 2,
       progress = false, task_opts = small, hidden = { 8, 6 } }

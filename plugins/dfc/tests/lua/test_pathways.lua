@@ -384,7 +384,7 @@ test("trainers with pathways", function()
   local function cfg(extra)
     local c = { task = "student_teacher", optimizer = "adam", lr = 0.01, epochs = 2,
       defaults = { tmax = 40, dt = 0.05 }, out_dir = tmp, progress = false, seed = 3, checkpoint = false,
-      task_opts = { n_train = 512, n_valid = 128, n_test = 128 } }
+      task_opts = { variant = "small", n_train = 512, n_valid = 128, n_test = 128 } }
     for k, v in pairs(extra) do c[k] = v end
     return c
   end

@@ -107,7 +107,7 @@ end
 
 -- ---- refused combinations -----------------------------------------------------------------
 local base = { task = "student_teacher", feedback = "trained", single_phase = true, progress = false,
-  task_opts = { n_train = 256, n_valid = 32, n_test = 32 } }
+  task_opts = { variant = "small", n_train = 256, n_valid = 32, n_test = 32 } }
 local function with(extra)
   local c = {}
   for k, v in pairs(base) do c[k] = v end
@@ -138,7 +138,7 @@ do
   local r = dfc.train { task = "student_teacher", method = "dfc", optimizer = "adam", lr = 0.01,
     epochs = 10, tmax = 100, dt = 0.05, out_dir = tmp, progress = false, seed = 3,
     target_mode = "sample", feedback = "trained", single_phase = true, epochs_fb = 10,
-    task_opts = { n_train = 1280, n_valid = 256, n_test = 256 } }
+    task_opts = { variant = "small", n_train = 1280, n_valid = 256, n_test = 256 } }
   for _, row in ipairs(r.log) do
     print(string.format("(d) epoch %2d: train loss %.4g, Condition 2 %.3f, |dQ| %.3g", row.epoch,
       row.train_loss, row.fb_condition2, row.fb_grad_norm))

@@ -11,7 +11,7 @@ assert(os.execute("mkdir -p '" .. tmp .. "'"))
 local function cfg(method, extra)
   local c = { task = "student_teacher", method = method, optimizer = "adam", lr = 0.01,
     epochs = 12, defaults = { tmax = 100, dt = 0.05 }, out_dir = tmp, progress = false, seed = 3,
-    task_opts = { n_train = 2560, n_valid = 256, n_test = 256 } }
+    task_opts = { variant = "small", n_train = 2560, n_valid = 256, n_test = 256 } }
   for k, v in pairs(extra or {}) do c[k] = v end
   return c
 end

@@ -12,7 +12,7 @@ assert(os.execute("mkdir -p '" .. tmp .. "'"))
 local function cfg(method, extra)
   local c = { task = "student_teacher", method = method, optimizer = "sgd", lr = 0.05,
     epochs = 2, defaults = { tmax = 100, dt = 0.05 }, out_dir = tmp, progress = false, seed = 3,
-    task_opts = { n_train = 640, n_valid = 64, n_test = 64 }, batch = 64, measures_every = 3 }
+    task_opts = { variant = "small", n_train = 640, n_valid = 64, n_test = 64 }, batch = 64, measures_every = 3 }
   for k, v in pairs(extra or {}) do c[k] = v end
   return c
 end
@@ -89,7 +89,7 @@ ok("measures across a resume")
 -- a resumed run keeps its configuration: a changed option is refused, naming it
 local okr, errr = pcall(dfc.train, cfg("dfc", { resume = part.run_dir, lr = 0.1 }))
 assert(not okr and errr:find("resume: option lr is 0.1 here but 0.05 in", 1, true), errr)
-okr, errr = pcall(dfc.train, cfg("dfc", { resume = part.run_dir, task_opts = { n_train = 320, n_valid = 64, n_test = 64 } }))
+okr, errr = pcall(dfc.train, cfg("dfc", { resume = part.run_dir, task_opts = { variant = "small", n_train = 320, n_valid = 64, n_test = 64 } }))
 assert(not okr and errr:find("option task_opts is", 1, true), errr)
 ok("resume refuses a changed configuration")
 
