@@ -136,6 +136,8 @@ local ST_VARIANTS = {
   small = { teacher_hidden = { 20, 20 }, teacher_activation = "tanh", gain = 1, bias_std = 0.1,
     input = "normal" },
 }
+-- the least value of each count
+local ST_LEAST = { n_in = 1, n_out = 1, n_train = 1, n_valid = 1, n_test = 0, seed = 0 }
 local ST_OPTS = { variant = true, n_in = true, n_out = true, teacher_hidden = true,
   teacher_activation = true, gain = true, bias_std = true, input = true, n_train = true,
   n_valid = true, n_test = true, seed = true }
@@ -159,14 +161,20 @@ local function st_options(o)
   local c = { variant = variant, n_in = 15, n_out = 5, n_train = 5000, n_valid = 1000, n_test = 1000, seed = 42 }
   for k, x in pairs(v) do c[k] = x end
   for k, x in pairs(o) do c[k] = x end
-  for _, k in ipairs { "n_in", "n_out", "n_train", "n_valid", "n_test" } do
-    local x = c[k]
-    if type(x) ~= "number" or x % 1 ~= 0 or x < (k:sub(1, 2) == "n_" and k ~= "n_in" and k ~= "n_out" and 0 or 1) then
-      error(string.format("%s: %s = %s, must be an integer >= %d", what, k, tostring(x),
-        (k == "n_in" or k == "n_out") and 1 or 0), 0)
+  -- the counts: integers with a least value each (errors read as the option was given)
+  for _, k in ipairs { "n_in", "n_out", "n_train", "n_valid", "n_test", "seed" } do
+    local x, least = c[k], ST_LEAST[k]
+    if not (type(x) == "number" and x % 1 == 0 and x >= least and x < 2 ^ 31) then
+      error(string.format("task_opts.%s = %s must be an integer >= %d", k, tostring(x), least), 0)
     end
   end
-  if c.n_train < 1 then error(string.format("%s: n_train = %d, must be >= 1", what, c.n_train), 0) end
+  if type(c.teacher_hidden) == "table" then
+    for i, h in ipairs(c.teacher_hidden) do
+      if not (type(h) == "number" and h >= 1 and h % 1 == 0) then
+        error(string.format("task_opts.teacher_hidden[%d] = %s must be a positive integer", i, tostring(h)), 0)
+      end
+    end
+  end
   if type(c.gain) ~= "number" or not (c.gain > 0) then
     error(string.format("%s: gain = %s, must be a number > 0", what, tostring(c.gain)), 0)
   end
