@@ -265,7 +265,10 @@ int ap_guard_estimate(ap_guard *g, ap_run_stats *st) {
     start_vector(g->v, n);
     double rho = 0.0;
     int unstable = 0;
-    int rc = unstable_at(g, g->dt, AP_GUARD_ITERS, &rho, &unstable);
+    /* at most about 5 % of the run's steps (at least 8 iterations) */
+    long iters = g->n_steps / 20;
+    iters = iters < 8 ? 8 : iters > AP_GUARD_ITERS ? AP_GUARD_ITERS : iters;
+    int rc = unstable_at(g, g->dt, (int)iters, &rho, &unstable);
     if (!rc && unstable) {
         g->unstable = 1;
         /* the dominant direction at dt starts every trial of the search */
