@@ -265,9 +265,9 @@ int ap_guard_estimate(ap_guard *g, ap_run_stats *st) {
     start_vector(g->v, n);
     double rho = 0.0;
     int unstable = 0;
-    /* at most about 5 % of the run's steps (at least 8 iterations) */
+    /* at most about 5 % of the run's steps (at least 20 iterations) */
     long iters = g->n_steps / 20;
-    iters = iters < 8 ? 8 : iters > AP_GUARD_ITERS ? AP_GUARD_ITERS : iters;
+    iters = iters < 20 ? 20 : iters > AP_GUARD_ITERS ? AP_GUARD_ITERS : iters;
     int rc = unstable_at(g, g->dt, (int)iters, &rho, &unstable);
     if (!rc && unstable) {
         g->unstable = 1;

@@ -363,10 +363,10 @@ function Trainer:gradient(X, Y)
     -- steps and right-hand-side evaluations: the mean over the parts; t_reached the earliest
     stats = {}
     for key, v in pairs(outs[1].stats) do stats[key] = v end
-    for key in pairs(stats) do
-      if key ~= "t_reached" and key ~= "last_step" then
+    for key, v in pairs(stats) do
+      if key ~= "t_reached" and key ~= "last_step" and type(v) == "number" then
         local sum = 0
-        for _, o in ipairs(outs) do sum = sum + o.stats[key] end
+        for _, o in ipairs(outs) do sum = sum + (o.stats[key] or 0) end
         stats[key] = sum / #parts
       end
     end
