@@ -77,7 +77,8 @@ typedef enum {
  * state is estimated (power iteration with finite-difference products of the step map), and a
  * warning naming dt, the estimated stable bound and the scheme goes into the statistics when
  * it exceeds 1 along a decaying direction; during the run, a state whose largest magnitude
- * grows explosively (at least 2-fold every 8 steps, 1e6-fold in all) stops it with
+ * grows explosively (at least 2-fold every 8 steps, 1e6-fold in all, along a direction in
+ * which the circuit's dynamics decay) stops it with
  * AP_ENONFINITE naming the variable and the time. WATCH: the growth watch only. OFF: neither
  * (non-finite states still stop a run). */
 typedef enum {
