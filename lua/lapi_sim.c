@@ -237,6 +237,18 @@ static void push_stats(lua_State *L, const ap_run_stats *st) {
     lua_setfield(L, -2, "last_step");
     lua_pushnumber(L, st->wall_seconds);
     lua_setfield(L, -2, "wall_seconds");
+    if (st->stab_growth > 0) { /* the stability guard's estimate (fixed-step runs) */
+        lua_pushnumber(L, st->stab_growth);
+        lua_setfield(L, -2, "stability_growth");
+        lua_pushnumber(L, st->stab_dt);
+        lua_setfield(L, -2, "stability_dt");
+        lua_pushinteger(L, st->stab_evals);
+        lua_setfield(L, -2, "stability_evals");
+    }
+    if (st->stab_warning[0]) {
+        lua_pushstring(L, st->stab_warning);
+        lua_setfield(L, -2, "stability_warning");
+    }
 }
 
 /* One run request: the options parsed from a Lua table (their strings and lists stay alive on
@@ -304,6 +316,14 @@ static int parse_run(lua_State *L, int sim_idx, int idx, run_req *r) {
     opt_bool(L, t, "keep_state", &o->keep_state);
     opt_bool(L, t, "accumulate", &o->accumulate);
     opt_bool(L, t, "quad_errcon", &o->quad_errcon);
+    if (lua_getfield(L, t, "stability_check") != LUA_TNIL) {
+        static const char *const checks[] = {"full", "watch", "off", NULL};
+        int k = luaL_checkoption(L, -1, NULL, checks);
+        o->stability_check = k == 0   ? AP_STABILITY_FULL
+                             : k == 1 ? AP_STABILITY_WATCH
+                                      : AP_STABILITY_OFF;
+    }
+    lua_pop(L, 1);
     r->copy = 1;
     opt_bool(L, t, "copy_recordings", &r->copy);
     r->points = AP_ACC_ALL;
@@ -368,9 +388,9 @@ static int push_run(lua_State *L, run_req *r) {
  * steps, rtol, atol, max_steps, max_step, init_step, max_order, linsol ("default", "krylov",
  * "dense"), ordered, order {names}, previous {names}, noise {names}, sigma {numbers}, seed,
  * record {names}, times {numbers}, every, settle_tol, keep_state, accumulate, quad_errcon,
- * accumulation ("all", "left", "right"), copy_recordings (default true; false: the recordings
- * stay in the simulation, for kernels that read them, and the result's list is empty).
- * precond: "default", "none", "diagonal", "block". */
+ * stability_check ("full", "watch", "off"), accumulation ("all", "left", "right"), copy_recordings
+ * (default true; false: the recordings stay in the simulation, for kernels that read them, and the
+ * result's list is empty). precond: "default", "none", "diagonal", "block". */
 static int l_run(lua_State *L) {
     run_req r;
     int rc = parse_run(L, 1, 2, &r);

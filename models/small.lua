@@ -3,6 +3,7 @@
 -- and lr / lambda, as in models/student_teacher.lua.
 --   build/bin/apical run models/small.lua [--set method=bp] [--set solver=cvode-bdf]
 --     [--set linear_solver=krylov --set preconditioner=block] (docs/solvers.md)
+--   [--set stability_check=false] (no fixed-step stability guard: docs/solvers.md)
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
 
@@ -11,6 +12,7 @@ local p = apical.params {
   alpha = 0.0015, tau_v = 0.2, dt = 0.025, tmax = 200, rtol = 1e-6, atol = 1e-8,
   out_dir = "runs", resume = "", progress = true, target_mode = "sample", normalize_lr = true,
   linear_solver = "default", preconditioner = "default",
+  stability_check = true,
 }
 
 -- p as dfc.train's defaults: the options the run does not read (rtol/atol under Euler, the

@@ -8,6 +8,7 @@
 #include "apical/error.h"
 #include "noise.h"
 #include "sim_impl.h"
+#include "stability.h"
 
 /* Resolves the update order into population (>= 0) and block (-1 - index) entries. Every
  * population and block must appear exactly once. */
@@ -43,11 +44,72 @@ static int build_order(const ap_sim *s, const ap_run_opts *o, int *order) {
     return AP_OK;
 }
 
-static int nonfinite_error(const ap_sim *s, long i, double v, double t, const char *what) {
+static int nonfinite_error(const ap_sim *s, long i, double v, double t, const char *what,
+                           const ap_guard *g) {
     if (i == AP_BAD_COMPONENT) return ap_error_prefix(AP_ENONFINITE, "at t = %g: ", t);
-    char nm[256];
+    char nm[256], note[256];
     ap_sim_describe(s, (size_t)i, nm, sizeof nm);
-    return ap_error(AP_ENONFINITE, "non-finite %s: %s = %g at t = %g", what, nm, v, t);
+    ap_guard_note(g, note, sizeof note);
+    return ap_error(AP_ENONFINITE, "non-finite %s: %s = %g at t = %g%s", what, nm, v, t, note);
+}
+
+/* What a fixed-step run needs besides the simulation: the declared order, the rk4 stages. */
+typedef struct fixed_run {
+    ap_sim *s;
+    const ap_run_opts *o;
+    int *order;
+    double *k2, *k3, *k4, *y0;
+} fixed_run;
+
+/* The rk4 step from s->x, whose derivative s->ydot holds. */
+static int rk4_step(fixed_run *r, double t, double dt) {
+    ap_sim *s = r->s;
+    const size_t N = s->n_state;
+    double *x = s->x, *k1 = s->ydot, *y0 = r->y0;
+    int rc;
+    memcpy(y0, x, N * sizeof *y0);
+    for (size_t i = 0; i < N; i++)
+        x[i] = y0[i] + 0.5 * dt * k1[i];
+    if ((rc = ap_sim_eval(s, t + 0.5 * dt, x, r->k2))) return rc;
+    for (size_t i = 0; i < N; i++)
+        x[i] = y0[i] + 0.5 * dt * r->k2[i];
+    if ((rc = ap_sim_eval(s, t + 0.5 * dt, x, r->k3))) return rc;
+    for (size_t i = 0; i < N; i++)
+        x[i] = y0[i] + dt * r->k3[i];
+    if ((rc = ap_sim_eval(s, t + dt, x, r->k4))) return rc;
+    for (size_t i = 0; i < N; i++)
+        x[i] = y0[i] + dt / 6.0 * (k1[i] + 2.0 * r->k2[i] + 2.0 * r->k3[i] + r->k4[i]);
+    return 0;
+}
+
+/* One step of the run's scheme without noise, for the stability guard (ap_step_fn). */
+static int guard_step(void *ctx, double t, double dt) {
+    fixed_run *r = ctx;
+    ap_sim *s = r->s;
+    int rc;
+    if (r->o->ordered)
+        return ap_sim_ordered_step(s, r->order, s->n_pops + s->n_blocks, t, dt, NULL);
+    if ((rc = ap_sim_eval(s, t, s->x, s->ydot))) return rc;
+    if (r->o->solver == AP_SOLVER_RK4) return rk4_step(r, t, dt);
+    for (size_t i = 0; i < s->n_state; i++)
+        s->x[i] += dt * s->ydot[i];
+    return 0;
+}
+
+static const char *scheme_name(const ap_run_opts *o) {
+    if (o->solver == AP_SOLVER_RK4) return "rk4";
+    if (o->solver == AP_SOLVER_EULER_MARUYAMA)
+        return o->ordered ? "euler-maruyama (declared order)" : "euler-maruyama";
+    return o->ordered ? "euler (declared order)" : "euler";
+}
+
+/* The guard's estimate at the start state, after which the run starts again (the estimate
+ * leaves the state as it was, but not the signals). */
+static int guard_start(ap_guard *g, ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
+    if (!g->x0 || !g->estimate) return AP_OK;
+    int rc = ap_guard_estimate(g, st);
+    if (rc) return rc;
+    return ap_sim_start(s, o->keep_state);
 }
 
 /* Record and accumulate at point k of n (the signals are current). */
@@ -116,9 +178,12 @@ int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
     const size_t N = s->n_state;
     int rc = AP_OK, ti = 0;
     ap_noise *rng = NULL;
+    ap_guard g;
+    memset(&g, 0, sizeof g);
     long *tidx = calloc((size_t)o->n_times + 1, sizeof *tidx);
     int *order = calloc((size_t)(s->n_pops + s->n_blocks) + 1, sizeof *order);
-    double *k1 = s->ydot, *k2 = NULL, *k3 = NULL, *k4 = NULL, *y0 = NULL, *x_prev = NULL;
+    double *k1 = s->ydot, *x_prev = NULL;
+    fixed_run fr = {s, o, order, NULL, NULL, NULL, NULL};
     if (!tidx || !order) {
         rc = ap_error(AP_ENOMEM, "out of memory");
         goto done;
@@ -129,11 +194,11 @@ int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
         if ((rc = ap_noise_new(&rng, o->seed))) goto done;
     }
     if (o->solver == AP_SOLVER_RK4) {
-        k2 = malloc((N ? N : 1) * sizeof *k2);
-        k3 = malloc((N ? N : 1) * sizeof *k3);
-        k4 = malloc((N ? N : 1) * sizeof *k4);
-        y0 = malloc((N ? N : 1) * sizeof *y0);
-        if (!k2 || !k3 || !k4 || !y0) {
+        fr.k2 = malloc((N ? N : 1) * sizeof *fr.k2);
+        fr.k3 = malloc((N ? N : 1) * sizeof *fr.k3);
+        fr.k4 = malloc((N ? N : 1) * sizeof *fr.k4);
+        fr.y0 = malloc((N ? N : 1) * sizeof *fr.y0);
+        if (!fr.k2 || !fr.k3 || !fr.k4 || !fr.y0) {
             rc = ap_error(AP_ENOMEM, "out of memory for rk4 stages (%zu values)", N);
             goto done;
         }
@@ -144,6 +209,10 @@ int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
         rc = ap_error(AP_ENOMEM, "out of memory");
         goto done;
     }
+    if ((rc = ap_guard_init(&g, s, (int)o->stability_check, o->ordered, scheme_name(o), guard_step,
+                            &fr, dt, n)))
+        goto done;
+    if ((rc = guard_start(&g, s, o, st))) goto done;
     for (long k = 0;; k++) {
         double t = (double)k * dt;
         int stop = k == n;
@@ -163,7 +232,7 @@ int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
             /* the derivative at the last point too, so that every drive is current */
             rc = ap_sim_eval(s, t, s->x, k1);
             if (rc > 0) {
-                rc = nonfinite_error(s, s->bad_index, s->bad_value, t, "derivative");
+                rc = nonfinite_error(s, s->bad_index, s->bad_value, t, "derivative", &g);
                 goto done;
             }
             if (rc) goto done;
@@ -175,28 +244,19 @@ int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
             if (x_prev) memcpy(x_prev, s->x, N * sizeof *x_prev);
             rc = ap_sim_ordered_step(s, order, s->n_pops + s->n_blocks, t, dt, rng);
             if (rc == AP_SWEEP_NONFINITE) {
-                rc = nonfinite_error(s, s->bad_index, s->bad_value, t + dt, "state");
+                rc = nonfinite_error(s, s->bad_index, s->bad_value, t + dt, "state", &g);
                 goto done;
             }
-            if (rc > 0) rc = nonfinite_error(s, s->bad_index, s->bad_value, t, "state");
+            if (rc > 0) rc = nonfinite_error(s, s->bad_index, s->bad_value, t, "state", &g);
             if (rc) goto done;
             /* the sweep checked each component's new state as it wrote it */
-            st->steps++;
-            continue;
         } else if (o->solver == AP_SOLVER_RK4) {
-            memcpy(y0, s->x, N * sizeof *y0);
-            double *x = s->x;
-            for (size_t i = 0; i < N; i++)
-                x[i] = y0[i] + 0.5 * dt * k1[i];
-            if ((rc = ap_sim_eval(s, t + 0.5 * dt, x, k2))) goto stage_fail;
-            for (size_t i = 0; i < N; i++)
-                x[i] = y0[i] + 0.5 * dt * k2[i];
-            if ((rc = ap_sim_eval(s, t + 0.5 * dt, x, k3))) goto stage_fail;
-            for (size_t i = 0; i < N; i++)
-                x[i] = y0[i] + dt * k3[i];
-            if ((rc = ap_sim_eval(s, t + dt, x, k4))) goto stage_fail;
-            for (size_t i = 0; i < N; i++)
-                x[i] = y0[i] + dt / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
+            if ((rc = rk4_step(&fr, t, dt))) {
+                if (rc > 0)
+                    rc = nonfinite_error(s, s->bad_index, s->bad_value, t, "derivative (rk4 stage)",
+                                         &g);
+                goto done;
+            }
         } else {
             double *x = s->x;
             for (size_t i = 0; i < N; i++)
@@ -204,28 +264,27 @@ int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
             if (rng) add_noise_all(s, dt, rng);
         }
         st->steps++;
-        long bad = ap_first_nonfinite(s->x, N);
-        if (bad >= 0) {
-            rc = nonfinite_error(s, bad, s->x[bad], t + dt, "state");
-            goto done;
+        if (!o->ordered) {
+            long bad = ap_first_nonfinite(s->x, N);
+            if (bad >= 0) {
+                rc = nonfinite_error(s, bad, s->x[bad], t + dt, "state", &g);
+                goto done;
+            }
         }
-        continue;
-    stage_fail:
-        if (rc > 0)
-            rc = nonfinite_error(s, s->bad_index, s->bad_value, t, "derivative (rk4 stage)");
-        goto done;
+        if ((rc = ap_guard_watch(&g, k + 1, t + dt))) goto done;
     }
     finish_acc(s);
 done:
     st->rhs_evals = s->rhs_evals;
     st->last_step = dt;
     ap_noise_free(&rng);
+    ap_guard_free(&g);
     free(tidx);
     free(order);
-    free(k2);
-    free(k3);
-    free(k4);
-    free(y0);
+    free(fr.k2);
+    free(fr.k3);
+    free(fr.k4);
+    free(fr.y0);
     free(x_prev);
     return rc;
 }

@@ -77,7 +77,7 @@ end
 local RUN_OPTIONS = { "solver", "t_end", "dt", "steps", "rtol", "atol", "max_steps", "max_step",
     "init_step", "max_order", "linear_solver", "preconditioner", "ordered", "order", "previous", "noise", "seed",
     "record", "times", "every", "settle_tol", "keep_state", "accumulate", "quad_errcon",
-    "accumulation", "copy_recordings" }
+    "accumulation", "copy_recordings", "stability_check" }
 
 local function signal_list(v, what, field)
     if v == nil then return nil end
@@ -96,6 +96,21 @@ local function signal_list(v, what, field)
         list[i] = errors.signal(v[i], string.format("%s: %s[%d]", what, field, i))
     end
     return list
+end
+
+-- stability_check (docs/solvers.md, "Fixed-step stability"): true (the default: the estimate
+-- before the run and the growth watch during it), "watch" (the watch only) or false (neither),
+-- for the fixed-step solvers only; the binding's name for it.
+function M.stability_check(v, solver)
+    if v == nil then return nil end
+    if v ~= true and v ~= false and v ~= "watch" then
+        raise("run: field stability_check must be true, false or \"watch\", got " .. show(v))
+    end
+    if solver and solver:sub(1, 6) == "cvode-" then
+        raise(string.format("run: stability_check is for the fixed-step solvers (euler, rk4, " ..
+            "euler-maruyama), not %s", solver))
+    end
+    return v == true and "full" or v == false and "off" or "watch"
 end
 
 -- The options table of sim:run, checked and turned into what core.sim_run reads.
@@ -169,6 +184,7 @@ local function normalise(opts)
     o.copy_recordings = errors.check(opts.copy_recordings, "boolean", what, "copy_recordings")
     o.accumulation = errors.choice(opts.accumulation, { "all", "left", "right" }, what,
         "accumulation")
+    o.stability_check = M.stability_check(opts.stability_check, o.solver)
     if (o.record and #o.record > 0) and not o.times and not o.every then
         raise("run: record needs times = { ... } or every = k (which points to record)")
     end
@@ -269,11 +285,19 @@ local function wrap(self, res, o)
     return setmetatable(out, result_mt)
 end
 
+-- The stability guard's warning of a run, on stderr.
+local function warn_stability(res)
+    local w = res.stats.stability_warning
+    if w then io.stderr:write("apical: warning: ", w, "\n") end
+    return w ~= nil
+end
+
 function Sim:run(opts)
     open_sim(self, "run")
     local o = normalise(opts)
     local res, err = core.sim_run(self, o)
     if not res then raise(err) end
+    warn_stability(res)
     return wrap(self, res, o)
 end
 
@@ -310,9 +334,11 @@ function M.run_parallel(runs)
     end
     local res, err = core.sim_run_parallel(flat, any and after or nil)
     if not res then raise(err) end
-    local out = {}
+    local out, warned = {}, false
     for i, r in ipairs(res) do
         if not r[1] then raise(string.format("run %d: %s", i, r[2])) end
+        -- one warning per call (the parts of a split minibatch would repeat it)
+        if not warned then warned = warn_stability(r[1]) end
         out[i] = wrap(runs[i][1], r[1], opts[i])
     end
     return out

@@ -80,6 +80,21 @@ typedef enum {
     AP_PREC_BLOCK,       /* per sample: its dense Jacobian by finite differences, LU, exact solve */
 } ap_precond_kind;
 
+/* The fixed-step stability guard (euler, rk4, euler-maruyama; docs/solvers.md, "Fixed-step
+ * stability"). FULL: before the run, the amplification of one step of the scheme at the start
+ * state is estimated (power iteration with finite-difference products of the step map), and a
+ * warning naming dt, the estimated stable bound and the scheme goes into the statistics when
+ * it exceeds 1 along a decaying direction; during the run, a state whose largest magnitude
+ * grows explosively (at least 2-fold every 8 steps, 1e6-fold in all, along a direction in
+ * which the circuit's dynamics decay) stops it with
+ * AP_ENONFINITE naming the variable and the time. WATCH: the growth watch only. OFF: neither
+ * (non-finite states still stop a run). */
+typedef enum {
+    AP_STABILITY_FULL = 0,
+    AP_STABILITY_WATCH,
+    AP_STABILITY_OFF,
+} ap_stability_check;
+
 typedef struct ap_run_opts {
     ap_solver_kind solver;
     double t_end; /* runs over [0, t_end] */
@@ -102,6 +117,7 @@ typedef struct ap_run_opts {
     const double *sigma;
     int n_noise;
     uint64_t seed;
+    ap_stability_check stability_check; /* default (0): AP_STABILITY_FULL */
 
     /* CVODE */
     double rtol, atol;
@@ -142,6 +158,13 @@ typedef struct ap_run_stats {
     long conv_fails;
     long jac_evals;
     double t_reached;
+    /* the stability guard's estimate (AP_STABILITY_FULL): the amplification per step of the
+     * dominant mode at the start state (0: not estimated), the largest stable dt found when dt
+     * is above it (0 otherwise), the right-hand-side evaluations it took (not in rhs_evals), and
+     * the warning ("" when none) */
+    double stab_growth, stab_dt;
+    long stab_evals;
+    char stab_warning[512];
     double last_step;
     double wall_seconds;
 } ap_run_stats;

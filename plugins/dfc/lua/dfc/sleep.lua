@@ -48,6 +48,9 @@ M.defaults = {
   -- is the mean over the parts of their gradients, i.e. the whole minibatch's. 1: one run.
   -- The noise differs with the number of parts, so results are reproducible per thread count.
   threads = 1,
+  -- the fixed-step stability guard (docs/solvers.md, "Fixed-step stability"): its estimate with
+  -- the first run only (one warning per sleep phase), the growth watch in every run; false: off
+  stability_check = true,
   controller = nil,  -- default: the trained network's
   tau_u = nil,       -- default: the trained network's
 }
@@ -75,7 +78,7 @@ local function check(o, what)
   for k in pairs(o) do
     if M.defaults[k] == nil and k ~= "controller" and k ~= "tau_u" then
       error(string.format("%s: unknown option %q (options: k_p_fb, alpha_fb, tau_v_fb, dt_fb, " ..
-        "tmax_fb, tau_A, sigma, freeze_QL, threads, controller, tau_u)", what, tostring(k)), 3)
+        "tmax_fb, tau_A, sigma, freeze_QL, threads, stability_check, controller, tau_u)", what, tostring(k)), 3)
     end
   end
   local c = {}
@@ -92,6 +95,9 @@ local function check(o, what)
   end
   if type(c.sigma) ~= "number" or not (c.sigma >= 0) then
     error(string.format("%s: sigma = %s must be >= 0", what, tostring(c.sigma)), 3)
+  end
+  if type(c.stability_check) ~= "boolean" then
+    error(string.format("%s: stability_check = %s must be true or false", what, tostring(c.stability_check)), 3)
   end
   if math.type(c.threads) ~= "integer" or c.threads < 1 or c.threads > 64 then
     error(string.format("%s: threads = %s must be an integer from 1 to 64", what, tostring(c.threads)), 3)
@@ -180,7 +186,7 @@ function M.new(dfc, net, o, what)
   end
   s.run_opts = { solver = "euler-maruyama", dt = c.dt_fb, steps = c.tmax_fb - 1, ordered = true,
     order = order, previous = { "ctl.u" }, noise = noise, seed = 0, record = record, every = 1,
-    accumulate = false }
+    accumulate = false, stability_check = c.stability_check }
   for k, part in ipairs(s.parts) do
     part.run_opts = {}
     for key, v in pairs(s.run_opts) do part.run_opts[key] = v end
@@ -209,6 +215,11 @@ function Sleep:copy_weights(part)
   end
 end
 
+-- After a run with these options: the stability guard's estimate is made once (stability_check).
+local function estimated(opts)
+  if opts.stability_check == true then opts.stability_check = "watch" end
+end
+
 function Sleep:run(X, seed, copy)
   if self.threads > 1 then
     error("sleep:run runs the whole minibatch in one simulation; this sleep phase has threads = " ..
@@ -221,7 +232,9 @@ function Sleep:run(X, seed, copy)
   self.sim:set_input("x", X)
   self.run_opts.seed = seed or 0
   self.run_opts.copy_recordings = copy ~= false
-  return self.sim:run(self.run_opts)
+  local out = self.sim:run(self.run_opts)
+  estimated(self.run_opts)
+  return out
 end
 
 -- Adds the sleep phase's descent direction for the Q<i> of the trained network (13) into the
@@ -250,6 +263,7 @@ function Sleep:gradient(X, opt, seed, scale)
     runs[k] = { part.sim, part.run_opts, after = part.after }
   end
   local outs = apical.run_parallel(runs)
+  for _, part in ipairs(self.parts) do estimated(part.run_opts) end
   -- the parts' gradients into opt, part 1 first, for the Q<i> that opt trains
   for _, q in ipairs(self.net.Q) do
     if opt:has(q) then

@@ -46,6 +46,9 @@ M.defaults = {
   rtol = 1e-6, atol = 1e-8, settle_tol = 0,
   linear_solver = "default",     -- CVODE: krylov or dense (docs/solvers.md, "Stiff circuits")
   preconditioner = "default",    -- krylov: none, diagonal or block
+  stability_check = true,        -- euler: the fixed-step stability guard (docs/solvers.md), its
+                                 -- estimate with the first minibatch (one warning per run), the
+                                 -- growth watch in every simulation; false: off
   convergence_test = false,      -- drop samples whose simulation has not settled (MNIST configs)
   seed = 42,
   out_dir = "runs", name = "",
@@ -405,6 +408,7 @@ function Trainer:solver_options()
     -- proactive controller: the apical compartments read u[k+1]; otherwise u[k]
     if not c.proactive then o.previous = { "ctl.u" } end
     o.accumulation = "all" -- the reference averages over all tmax points
+    o.stability_check = c.stability_check
     if c.single_phase then
       -- App. C.3: white noise on every apical compartment whose Q is trained (not on hL with
       -- freeze_QL, as in the sleep phase), the seed set per minibatch (Trainer:step)
@@ -473,10 +477,10 @@ function Trainer:gradient(X, Y)
     -- steps and right-hand-side evaluations: the mean over the parts; t_reached the earliest
     stats = {}
     for key, v in pairs(outs[1].stats) do stats[key] = v end
-    for key in pairs(stats) do
-      if key ~= "t_reached" and key ~= "last_step" then
+    for key, v in pairs(stats) do
+      if key ~= "t_reached" and key ~= "last_step" and type(v) == "number" then
         local sum = 0
-        for _, o in ipairs(outs) do sum = sum + o.stats[key] end
+        for _, o in ipairs(outs) do sum = sum + (o.stats[key] or 0) end
         stats[key] = sum / #parts
       end
     end
@@ -537,7 +541,23 @@ function Trainer:run_parts(X)
     part.sim:set_input("target", target)
     runs[k] = { part.sim, self.run_opts }
   end
-  return run_all(runs)
+  local outs = run_all(runs)
+  self:stability_estimated(outs)
+  return outs
+end
+
+-- The stability guard estimates with the first minibatch only (one warning per run, kept in
+-- the result's warnings too); the growth watch stays on.
+function Trainer:stability_estimated(outs)
+  if self.run_opts.stability_check ~= true then return end
+  self.run_opts.stability_check = "watch"
+  for _, o in ipairs(outs) do
+    if o.stats.stability_warning then
+      self.warnings = self.warnings or {}
+      self.warnings[#self.warnings + 1] = o.stats.stability_warning
+      return
+    end
+  end
 end
 
 -- One optimiser step on a minibatch; `iteration` (counting minibatches from 1 over the whole
@@ -840,7 +860,8 @@ function Trainer:setup_feedback()
   if c.feedback ~= "trained" then return end
   self.sleep = sleep.new(self.dfc, net, { k_p_fb = c.k_p_fb, alpha_fb = c.alpha_fb,
     tau_v_fb = c.tau_v_fb, dt_fb = c.dt_fb, tmax_fb = c.tmax_fb, tau_A = c.tau_A,
-    sigma = c.sigma, freeze_QL = c.freeze_QL, threads = c.fb_threads }, "dfc.train")
+    sigma = c.sigma, freeze_QL = c.freeze_QL, threads = c.fb_threads,
+    stability_check = c.stability_check }, "dfc.train")
   local proj = {}
   for i = 1, L do
     if not (c.freeze_QL and i == L) then proj[#proj + 1] = net.Q[i] end

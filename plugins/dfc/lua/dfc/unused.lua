@@ -33,6 +33,12 @@ M.rules = {
     now = function(c)
       return simulated(c) and string.format("solver is %q (continuous time)", c.solver) or method_is(c)
     end },
+  { { "stability_check" },
+    read = function(c) return simulated(c) and c.solver == "euler" or trained(c) end,
+    only = "by the fixed-step simulations (solver = \"euler\" for dfc or dfc-ss, the sleep phase of trained feedback)",
+    now = function(c)
+      return simulated(c) and string.format("solver is %q and feedback is %q", c.solver, c.feedback) or method_is(c)
+    end },
   { { "controller", "tau_v", "tau_u" }, read = function(c) return simulated(c) or measured(c) end,
     only = "by the simulated methods (dfc, dfc-ss) and the measures (measures_every > 0)",
     now = method_and_measures },

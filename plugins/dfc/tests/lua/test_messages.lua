@@ -8,11 +8,24 @@ local tmp = os.tmpname()
 os.remove(tmp)
 assert(os.execute("mkdir -p '" .. tmp .. "'"))
 
-local ok, err = pcall(dfc.train, {
-  task = "student_teacher", hidden = { 10, 10 }, batch = 32, epochs = 1, seed = 42, lr = 0.05,
-  lambda = 0.05, k_p = 1e6, alpha = 0.0015, tau_v = 0.2, dt = 0.025, tmax = 200, solver = "euler",
-  out_dir = tmp, progress = false, target_mode = "sample",
-})
+local function run(stability_check)
+  return pcall(dfc.train, {
+    task = "student_teacher", hidden = { 10, 10 }, batch = 32, epochs = 1, seed = 42, lr = 0.05,
+    lambda = 0.05, k_p = 1e6, alpha = 0.0015, tau_v = 0.2, dt = 0.025, tmax = 200, solver = "euler",
+    out_dir = tmp, progress = false, target_mode = "sample", stability_check = stability_check,
+    task_opts = { variant = "small" },
+  })
+end
+-- with the stability guard on, its growth watch stops the run first, naming the variable
+local ok, err = run(true)
+assert(not ok, "k_p = 1e6 must fail")
+err = tostring(err)
+print(err)
+for _, want in ipairs { "explosive growth: h", ".soma[sample ", "euler (declared order) with dt = 0.025" } do
+  assert(err:find(want, 1, true), string.format("message %q lacks %q", err, want))
+end
+-- without it, the block that fails first is named
+ok, err = run(false)
 os.execute("rm -rf '" .. tmp .. "'")
 assert(not ok, "k_p = 1e6 must fail")
 err = tostring(err)
