@@ -185,6 +185,48 @@ function M.attach(t)
   return t
 end
 
+-- A task farm: trials 1..n spread over the ranks, trial i on rank (i - 1) % N, one at a time,
+-- each run as one process (a dfc.train inside it splits nothing and writes its own run
+-- directory). run(i) returns a list of K numbers (or nil). Returns, on every rank, results[i]
+-- (nil for a trial that returned nothing). With one process: the trials in order.
+function M.farm(n, K, run)
+  local size, rank = M.size, M.rank
+  local mine = {}
+  for i = 1, n do
+    if (i - 1) % size == rank then
+      M.size, M.rank = 1, 0
+      local ok, r = pcall(run, i)
+      M.size, M.rank = size, rank
+      if not ok then error(r, 0) end
+      mine[i] = r
+    end
+  end
+  if size == 1 then return mine end
+  -- every trial's numbers from the rank that ran it (the others add zeros)
+  local v = {}
+  for i = 1, n do
+    local r = mine[i]
+    v[#v + 1] = r and 1 or 0
+    for k = 1, K do v[#v + 1] = r and r[k] or 0 end
+  end
+  v = M.sum(v)
+  local out = {}
+  for i = 1, n do
+    local base = (i - 1) * (K + 1)
+    if v[base + 1] == 1 then
+      local r = {}
+      for k = 1, K do r[k] = v[base + 1 + k] end
+      out[i] = r
+    end
+  end
+  return out
+end
+
+-- Waits until every rank gets here.
+function M.barrier()
+  if M.size > 1 then M.sum { 0 } end
+end
+
 -- The run directory: rank 0's; the other ranks read a resumed run's checkpoint and write
 -- nothing.
 function M.open_dir(rundir, c, t)
