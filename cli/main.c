@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "apical/comm.h"
+#include "apical/error.h"
 #include "apical/registry.h"
 #include "apical/sim.h"
 #include "cli.h"
@@ -42,7 +44,24 @@ static int cli_version(void) {
     return CLI_OK;
 }
 
+static int dispatch(int argc, char **argv);
+
+/* Under an MPI launcher every rank runs the same command; ranks other than 0 keep their
+ * standard error but not their standard output (docs/scaling.md). A failing rank aborts the
+ * others (ap_comm_finish). */
 int main(int argc, char **argv) {
+    if (ap_comm_init() != 0) {
+        fprintf(stderr, "apical: %s\n", ap_last_error());
+        return CLI_FAIL;
+    }
+    if (ap_comm_rank() > 0 && !freopen("/dev/null", "w", stdout)) {
+        fprintf(stderr, "apical: rank %d: cannot discard standard output\n", ap_comm_rank() + 1);
+        return ap_comm_finish(CLI_FAIL);
+    }
+    return ap_comm_finish(dispatch(argc, argv));
+}
+
+static int dispatch(int argc, char **argv) {
     if (argc < 2) {
         cli_usage(1);
         return CLI_USAGE;

@@ -12,9 +12,14 @@
 --     [--set n_train=55000] [--set epochs_fb=10] [--set out=runs/table1] [--set render_only=true]
 -- (render_only: no training, the table from what results.csv holds; a cell with fewer runs
 -- than seeds says how many it has)
+-- Under MPI (`mpirun -np N build/bin/apical run examples/table1.lua ...`) the runs are a task
+-- farm: run i on rank (i - 1) % N, one process each; every rank records its finished runs in
+-- OUT/results.rank<r>.csv at once (a killed sweep resumes from them), rank 0 merges them into
+-- results.csv and writes the table (docs/scaling.md).
 -- Needs the data (scripts/get-data.sh).
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+local mpi = require "apical.plugins.dfc.mpi"
 
 local p = apical.params { epochs = 1, seeds = "42,43,44", n_train = 55000, epochs_fb = 10,
   tasks = "mnist,fashion_mnist,mnist_autoencoder",
@@ -66,9 +71,12 @@ end
 
 apical.mkdir(p.out)
 local results_csv = p.out .. "/results.csv"
+local rank_csv = string.format("%s/results.rank%d.csv", p.out, mpi.rank)
 local results = {}
-do
-  local f = io.open(results_csv)
+-- results.csv and the ranks' files of an interrupted farm
+local function read_results(path)
+  local first = #results + 1
+  local f = io.open(path)
   if f then
     f:read("l")
     for line in f:lines() do
@@ -82,7 +90,23 @@ do
     end
     f:close()
   end
+  return table.move(results, first, #results, 1, {})
 end
+read_results(results_csv)
+local ranks = mpi.size
+local mine = read_results(rank_csv) -- this rank's runs of an interrupted farm
+local farm_files = #mine > 0
+do
+  local ls = io.popen("ls '" .. p.out .. "' 2>/dev/null")
+  for name in ls:lines() do
+    if name:match("^results%.rank%d+%.csv$") and p.out .. "/" .. name ~= rank_csv then
+      read_results(p.out .. "/" .. name)
+      farm_files = true
+    end
+  end
+  ls:close()
+end
+mpi.barrier() -- every rank has read the files before any writes to them
 local function find(task, method, seed)
   for _, r in ipairs(results) do
     if r.task == task and r.method == method and r.seed == seed and r.epochs == p.epochs
@@ -91,51 +115,77 @@ local function find(task, method, seed)
     end
   end
 end
-local function save_results()
+local function save_results(path, rows)
   local lines = { "task,method,seed,epochs,n_train,best_epoch,test_error,test_loss,wall_seconds" }
-  for _, r in ipairs(results) do
+  for _, r in ipairs(rows) do
     lines[#lines + 1] = string.format("%s,%s,%d,%d,%d,%d,%.10g,%.10g,%.1f", r.task, r.method, r.seed,
       r.epochs, r.n_train, r.best, r.error, r.loss, r.wall)
   end
-  local f = assert(io.open(results_csv .. ".tmp", "w"))
+  local f = assert(io.open(path .. ".tmp", "w"))
   f:write(table.concat(lines, "\n"), "\n")
   f:close()
-  assert(os.rename(results_csv .. ".tmp", results_csv))
+  assert(os.rename(path .. ".tmp", path))
 end
 
+-- the runs to do, the same list on every rank
+local todo = {}
 for _, task in ipairs(tasks) do
-  local base = paper_config(MODEL[task])
   for _, mk in ipairs(methods) do
     for _, seed in ipairs(seeds) do
       if find(task, mk, seed) then
         print(string.format("%s %s seed %d: done (%s)", task, mk, seed, results_csv))
       elseif not p.render_only then
-        -- the method's own published configuration (dfc.paper), with the model file's run
-        -- settings (solver, tolerances, freeze_QL)
-        -- (the paper's values and the model's run settings are defaults: those the method
-        -- does not read are not read; epochs_fb only for the methods with trained feedback)
-        local m = METHOD[mk]
-        local defaults = dfc.paper.config(task, m[1], m[2])
-        for _, k in ipairs { "solver", "rtol", "atol", "settle_tol", "freeze_QL" } do
-          local v = base[k]
-          if v == nil then v = base.defaults[k] end
-          if v ~= nil then defaults[k] = v end
-        end
-        local cfg = { task = task, method = m[1], defaults = defaults, seed = seed,
-          epochs = p.epochs, progress = p.progress, task_opts = { n_train = p.n_train },
-          out_dir = p.out, name = string.format("%s-%s-seed%d", task, mk, seed), resume = "" }
-        if m[2] == "trained" then cfg.epochs_fb = p.epochs_fb end
-        print(string.format("== %s %s seed %d", task, mk, seed))
-        local t0 = apical.clock()
-        local r = dfc.train(cfg)
-        results[#results + 1] = { task = task, method = mk, seed = seed, epochs = p.epochs,
-          n_train = p.n_train, best = r.best.epoch, error = r.best.test_error, loss = r.best.test_loss,
-          wall = apical.clock() - t0 }
-        save_results()
+        todo[#todo + 1] = { task = task, mk = mk, seed = seed }
       end
     end
   end
 end
+local bases = {}
+local done = mpi.farm(#todo, 4, function(i)
+  local task, mk, seed = todo[i].task, todo[i].mk, todo[i].seed
+  bases[task] = bases[task] or paper_config(MODEL[task])
+  local base = bases[task]
+  -- the method's own published configuration (dfc.paper), with the model file's run
+  -- settings (solver, tolerances, freeze_QL); the paper's values and the model's run settings
+  -- are defaults: those the method does not read are not read (docs/training.md); epochs_fb
+  -- only for the methods with trained feedback
+  local m = METHOD[mk]
+  local defaults = dfc.paper.config(task, m[1], m[2])
+  for _, k in ipairs { "solver", "rtol", "atol", "settle_tol", "freeze_QL" } do
+    local v = base[k]
+    if v == nil and base.defaults then v = base.defaults[k] end
+    if v ~= nil then defaults[k] = v end
+  end
+  local cfg = { task = task, method = m[1], defaults = defaults, seed = seed,
+    epochs = p.epochs, progress = p.progress, task_opts = { n_train = p.n_train },
+    out_dir = p.out, name = string.format("%s-%s-seed%d", task, mk, seed), resume = "" }
+  if m[2] == "trained" then cfg.epochs_fb = p.epochs_fb end
+  print(string.format("== %s %s seed %d", task, mk, seed))
+  local t0 = apical.clock()
+  local r = dfc.train(cfg)
+  local row = { task = task, method = mk, seed = seed, epochs = p.epochs,
+    n_train = p.n_train, best = r.best.epoch, error = r.best.test_error, loss = r.best.test_loss,
+    wall = apical.clock() - t0 }
+  if ranks == 1 then
+    results[#results + 1] = row
+    save_results(results_csv, results)
+  else
+    mine[#mine + 1] = row
+    save_results(rank_csv, mine)
+  end
+  return { row.best, row.error, row.loss, row.wall }
+end)
+-- rank 0 collects the farm's runs into results.csv; the ranks' files are then redundant
+for i, v in pairs(ranks > 1 and done or {}) do
+  local t = todo[i]
+  results[#results + 1] = { task = t.task, method = t.mk, seed = t.seed, epochs = p.epochs,
+    n_train = p.n_train, best = v[1], error = v[2], loss = v[3], wall = v[4] }
+end
+if mpi.rank == 0 and (farm_files or (ranks > 1 and #todo > 0)) then
+  save_results(results_csv, results)
+  os.execute(string.format("rm -f '%s'/results.rank*.csv", p.out))
+end
+if mpi.rank > 0 then return end
 
 -- the table: one row per method, one column per task
 local function stats(xs)

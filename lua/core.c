@@ -47,6 +47,7 @@ LAPI_EXPORT int luaopen_apical_core(lua_State *L) {
     lapi_open_optim(L);
     lapi_open_kernel(L);
     lapi_open_fs(L);
+    lapi_open_comm(L);
     static const luaL_Reg fns[] = {{"cli_sets", l_cli_sets},
                                    {"metatable", l_metatable},
                                    {"clock", l_clock},

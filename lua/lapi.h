@@ -111,6 +111,7 @@ int lapi_open_data(lua_State *L);
 int lapi_open_optim(lua_State *L);
 int lapi_open_kernel(lua_State *L);
 int lapi_mkdir(lua_State *L); /* lapi_fs.c */
+int lapi_open_comm(lua_State *L);
 
 /* The kernel `name` and its arguments from the table at idx (named values, as core.kernel_call
  * takes them) in *ka, whose storage is a scratch value pushed on the stack: keep it and the

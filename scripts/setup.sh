@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config
           libsundials-dev libgsl-dev liblua5.4-dev lua5.4 libopenblas-dev liblapacke-dev zlib1g-dev
-          valgrind clang-format gnuplot-nox clang-14 libclang-rt-14-dev)
+          valgrind clang-format gnuplot-nox clang-14 libclang-rt-14-dev
+          openmpi-bin libopenmpi-dev)   # MPI: optional for the build (docs/scaling.md)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -217,6 +217,31 @@ int ap_optim_zero(ap_optim *o) {
     return AP_OK;
 }
 
+size_t ap_optim_grad_count(const ap_optim *o) {
+    size_t n = 0;
+    for (int i = 0; o && i < o->n_tensors; i++)
+        n += o->t[i].n;
+    return n;
+}
+
+int ap_optim_grad_pack(const ap_optim *o, double *out) {
+    if (!o || !out) return ap_error(AP_EINVAL, "ap_optim_grad_pack: optimiser or vector is NULL");
+    for (int i = 0; i < o->n_tensors; i++) {
+        memcpy(out, o->t[i].g, o->t[i].n * sizeof *out);
+        out += o->t[i].n;
+    }
+    return AP_OK;
+}
+
+int ap_optim_grad_unpack(ap_optim *o, const double *in) {
+    if (!o || !in) return ap_error(AP_EINVAL, "ap_optim_grad_unpack: optimiser or vector is NULL");
+    for (int i = 0; i < o->n_tensors; i++) {
+        memcpy(o->t[i].g, in, o->t[i].n * sizeof *in);
+        in += o->t[i].n;
+    }
+    return AP_OK;
+}
+
 int ap_optim_add_from_sim(ap_optim *o, const ap_sim *s, double scale) {
     if (!o || !s) return ap_error(AP_EINVAL, "ap_optim_add_from_sim: optimiser or sim is NULL");
     const ap_model *sm = ap_sim_model(s);

@@ -588,8 +588,34 @@ static void test_add_from_sim(void) {
     ap_model_free(&m);
 }
 
+/* The gradients as one vector (for the sum over MPI ranks): a's W, a's b, c's W, in that
+ * order; unpacking writes them back; a NULL vector is refused. */
+static void test_grad_pack(void) {
+    ap_model *m = make_model();
+    ap_optim_opts oo;
+    ap_optim_opts_default(&oo);
+    ap_optim *o = make_optim(m, &oo);
+    CHECK(ap_optim_grad_count(o) == NP);
+    set_grads(o, 3);
+    double v[NP], w[NP];
+    CHECK_OK(ap_optim_grad_pack(o, v));
+    for (int i = 0; i < NP; i++)
+        CHECK(v[i] == grad_value(3, i));
+    for (int i = 0; i < NP; i++)
+        w[i] = 2.0 * i - 5.0;
+    CHECK_OK(ap_optim_grad_unpack(o, w));
+    CHECK(ap_optim_grad_w(o, id_a)[NA_W - 1] == w[NA_W - 1]);
+    CHECK(ap_optim_grad_b(o, id_a)[1] == w[NA_W + 1]);
+    CHECK(ap_optim_grad_w(o, id_c)[NC_W - 1] == w[NP - 1]);
+    CHECK_FAILS(ap_optim_grad_pack(o, NULL), AP_EINVAL, "NULL");
+    CHECK_FAILS(ap_optim_grad_unpack(NULL, w), AP_EINVAL, "NULL");
+    ap_optim_free(&o);
+    ap_model_free(&m);
+}
+
 int main(void) {
     CHECK_OK(ap_registry_new(&reg));
+    RUN(test_grad_pack);
     RUN(test_defaults_and_options);
     RUN(test_sgd);
     RUN(test_adam);

@@ -50,6 +50,11 @@ AP_API void ap_optim_free(ap_optim **o);
 AP_API double *ap_optim_grad_w(ap_optim *o, int id);
 AP_API double *ap_optim_grad_b(ap_optim *o, int id);
 AP_API int ap_optim_zero(ap_optim *o);
+/* The number of gradient values (every tensor's), and all of them copied out to or in from one
+ * vector, tensors in the optimiser's order (for a sum over processes: apical/comm.h). */
+AP_API size_t ap_optim_grad_count(const ap_optim *o);
+AP_API int ap_optim_grad_pack(const ap_optim *o, double *out);
+AP_API int ap_optim_grad_unpack(ap_optim *o, const double *in);
 
 struct ap_sim;
 /* grad += scale * (the last run's accumulated update) for every projection of o that has a

@@ -1,12 +1,14 @@
 -- apical.plugins.dfc.progress — a one-line progress bar on stderr: position, samples/s, loss,
--- ETA. Redrawn at most five times a second.
+-- ETA. Redrawn at most five times a second. Under MPI only rank 0 draws (new returns nil).
 local apical = require "apical"
+local mpi = require "apical.plugins.dfc.mpi"
 
 local M = {}
 local Bar = {}
 Bar.__index = Bar
 
 function M.new(label, total, batch)
+  if mpi.rank > 0 then return nil end
   return setmetatable({ label = label, total = total, batch = batch, t0 = apical.clock(), last = -1 }, Bar)
 end
 

@@ -133,33 +133,41 @@ end
 
 -- Resuming: the lock, the newest complete checkpoint (renamed into place after a crash), the
 -- state read as data and checked against the manifest and the log, the configuration.
-local function resume(d, cfg, trainer)
+-- A follower (another MPI rank than the one that owns the directory, after the owner resumed)
+-- reads the checkpoint the owner put in place: no lock, no renames, no warnings of its own.
+local function resume(d, cfg, trainer, follower)
   if not fs.list(d.path) then
     error("resume: no checkpoint in " .. d.path .. " (no such directory)", 0)
   end
-  local lk, err = fs.lock(d.path)
-  if not lk then error("resume: " .. err, 0) end
-  d.lk = lk
+  if not follower then
+    local lk, err = fs.lock(d.path)
+    if not lk then error("resume: " .. err, 0) end
+    d.lk = lk
+  end
   local sel, warnings = checkpoint.select(d.path)
   if not sel then error("resume: " .. warnings, 0) end
-  for _, w in ipairs(warnings) do
+  if follower and sel.name ~= "checkpoint" then
+    error("resume: the owner of " .. d.path .. " left no complete checkpoint in place", 0)
+  end
+  for _, w in ipairs(follower and {} or warnings) do
     io.stderr:write("dfc.train: warning: ", w, "\n")
     trainer.warnings = trainer.warnings or {}
     trainer.warnings[#trainer.warnings + 1] = w
   end
-  checkpoint.recover(d.path, sel)
+  if not follower then checkpoint.recover(d.path, sel) end
   local state = checkpoint.read_state(d.path .. "/checkpoint", sel.manifest and sel.manifest.epoch)
   check_same_config(d.path, cfg, trainer.defaults)
   d:load(trainer, state)
 end
 
 -- Opens the run directory: a new one, or the one named by cfg.resume (whose checkpoint sets
--- the starting epoch, the weights and the optimiser state).
-function M.open(cfg, trainer)
+-- the starting epoch, the weights and the optimiser state). `follower`: resume as another MPI
+-- rank than the directory's owner, after the owner (dfc/mpi.lua).
+function M.open(cfg, trainer, follower)
   local d = setmetatable({ log = {}, epoch = 0, best = nil, wall = 0 }, Dir)
   if cfg.resume ~= "" then
     d.path = cfg.resume
-    local ok, err = pcall(resume, d, cfg, trainer)
+    local ok, err = pcall(resume, d, cfg, trainer, follower)
     if not ok then
       d:close()
       error(err, 0)

@@ -51,6 +51,9 @@ M.defaults = {
   -- the fixed-step stability guard (docs/solvers.md, "Fixed-step stability"): its estimate with
   -- the first run only (one warning per sleep phase), the growth watch in every run; false: off
   stability_check = true,
+  -- instead of threads: the parts as dfc.mpi.pieces gives them ({ first = row, b = rows,
+  -- index = noise stream number }), the rows of this MPI rank (mpi.lua)
+  pieces = nil,
   controller = nil,  -- default: the trained network's
   tau_u = nil,       -- default: the trained network's
 }
@@ -76,7 +79,7 @@ end
 
 local function check(o, what)
   for k in pairs(o) do
-    if M.defaults[k] == nil and k ~= "controller" and k ~= "tau_u" then
+    if M.defaults[k] == nil and k ~= "controller" and k ~= "tau_u" and k ~= "pieces" then
       error(string.format("%s: unknown option %q (options: k_p_fb, alpha_fb, tau_v_fb, dt_fb, " ..
         "tmax_fb, tau_A, sigma, freeze_QL, threads, stability_check, controller, tau_u)", what, tostring(k)), 3)
     end
@@ -138,7 +141,7 @@ function M.new(dfc, net, o, what)
   local L = net.L
   local direct = net.pathway.name == "direct"
   local B, n = net.opts.batch, c.threads
-  if B % n ~= 0 then
+  if not c.pieces and B % n ~= 0 then
     error(string.format("%s: threads = %d does not divide the batch of %d samples", what, n, B), 3)
   end
   local function part_network(batch)
@@ -149,12 +152,21 @@ function M.new(dfc, net, o, what)
       feedback_pathway = net.opts.feedback_pathway, pathway_opts = net.opts.pathway_opts,
       target = "hold" }
   end
+  local pieces = c.pieces
+  if pieces then
+    n = #pieces
+  else
+    pieces = {}
+    for k = 1, n do pieces[k] = { first = (k - 1) * (B // n) + 1, b = B // n, index = k } end
+  end
   local s = setmetatable({ dfc = dfc, net = net, cfg = c, L = L, B = B, sigma = c.sigma,
-    direct = direct, threads = n, parts = {}, blas_default = apical.blas_threads() }, Sleep)
+    direct = direct, threads = n, split = n > 1 or c.pieces ~= nil, parts = {},
+    blas_default = apical.blas_threads() }, Sleep)
   -- part k simulates samples (k-1) B/n + 1 .. k B/n; one part is the whole minibatch
-  for k = 1, n do
-    local sn = part_network(B // n)
-    s.parts[k] = { snet = sn, sim = sn.model:compile(), X = apical.zeros { B // n, net.sizes[1] } }
+  for k, p in ipairs(pieces) do
+    local sn = part_network(p.b)
+    s.parts[k] = { snet = sn, sim = sn.model:compile(), X = apical.zeros { p.b, net.sizes[1] },
+      first = p.first, b = p.b, index = p.index }
   end
   s.snet, s.sim = s.parts[1].snet, s.parts[1].sim
   local sn = s.snet
@@ -190,7 +202,7 @@ function M.new(dfc, net, o, what)
   for k, part in ipairs(s.parts) do
     part.run_opts = {}
     for key, v in pairs(s.run_opts) do part.run_opts[key] = v end
-    if n > 1 then
+    if s.split then
       -- the part's gradient of the Q<i>, computed in its thread right after its run: a buffer
       -- of its own (an optimiser never stepped), since the parts' kernels run at the same time
       part.grad = apical.optim.sgd { model = net.model, projections = net.Q, lr = 1 }
@@ -221,7 +233,7 @@ local function estimated(opts)
 end
 
 function Sleep:run(X, seed, copy)
-  if self.threads > 1 then
+  if self.split then
     error("sleep:run runs the whole minibatch in one simulation; this sleep phase has threads = " ..
       self.threads .. " (use sleep:gradient, or threads = 1)", 2)
   end
@@ -242,24 +254,24 @@ end
 -- part's with threads > 1).
 function Sleep:gradient(X, opt, seed, scale)
   -- one simulation: BLAS at its thread count; parts: BLAS single-threaded (Trainer:gradient)
-  apical.blas_threads(self.threads > 1 and 1 or self.blas_default)
-  if self.threads == 1 then
+  apical.blas_threads(self.split and 1 or self.blas_default)
+  if not self.split then
     local out = self:run(X, seed, false)
     self.dfc.feedback_grad { model = self.net.model, sim = self.sim, optim = opt,
       sigma = self.sigma, scale = scale or 1, pre = self.pre, lag = self.lag }
     return out.stats
   end
-  local n, b = self.threads, self.B // self.threads
   local runs = {}
   for k, part in ipairs(self.parts) do
     self:copy_weights(part)
-    X:rows((k - 1) * b + 1, b, part.X)
+    X:rows(part.first, part.b, part.X)
     part.sim:set_input("x", part.X)
-    part.run_opts.seed = (seed or 0) + k - 1
+    part.run_opts.seed = (seed or 0) + part.index - 1
     part.run_opts.copy_recordings = false
-    -- each part's gradient is a mean over its b samples: 1/n of each makes the minibatch's mean
+    -- each part's gradient is a mean over its b samples: b/B of each makes the minibatch's mean
+    -- (B / b = n for n equal parts)
     part.grad:zero()
-    part.after[2].scale = (scale or 1) / n
+    part.after[2].scale = (scale or 1) / (self.B / part.b)
     runs[k] = { part.sim, part.run_opts, after = part.after }
   end
   local outs = apical.run_parallel(runs)

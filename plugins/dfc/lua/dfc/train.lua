@@ -10,6 +10,7 @@ local sleep = require "apical.plugins.dfc.sleep"
 local divergence = require "apical.plugins.dfc.divergence"
 local pathways = require "apical.plugins.dfc.pathways"
 local unused = require "apical.plugins.dfc.unused"
+local mpi = require "apical.plugins.dfc.mpi"
 
 local M = {}
 
@@ -92,6 +93,8 @@ M.defaults = {
   -- there are no feedback epochs after forward epochs (extra_fb_epochs must be 0 or unset)
   single_phase = false,
   tau_hp = 1.0,                  -- time constant of the low-pass filter of u (ratio to tau_u)
+  ranks = 1,                     -- MPI ranks (mpirun -np N): set by the launcher, recorded in
+                                 -- config.lua; each minibatch split over them (mpi.lua)
 }
 
 local methods = { dfc = true, ["dfc-ss"] = true, ["dfc-ssa"] = true, bp = true, dfa = true }
@@ -193,6 +196,7 @@ function M.resolve(cfg, level)
         k, tostring(v), c.batch), level)
     end
   end
+  mpi.check(c, (cfg or {}).ranks, level)
   if c.threads > 1 then
     if c.single_phase then
       error("dfc.train: threads > 1 is not available with single_phase (one noise stream per minibatch)", level)
@@ -375,15 +379,16 @@ function M.trainer(dfc, cfg, level)
     -- the network before every minibatch, with their own inputs, targets and masks
     t.parts = { { net = net, sim = t.sim, rstar = t.rstar, rminus = t.rminus, mask = t.mask,
       b = c.batch, whole = true } }
-    local b = c.batch // c.threads
-    for k = 1, c.threads > 1 and c.threads or 0 do
-      local a = {}
+    -- (with MPI ranks, this rank's rows: mpi.lua)
+    local pieces = mpi.pieces(c.batch, c.threads)
+    for k, p in ipairs(pieces[1].b < c.batch and pieces or {}) do
+      local a, b = {}, p.b
       for key, v in pairs(net_args) do a[key] = v end
       a.batch = b
       local pn = dfc.network(a)
       t.parts[k] = { net = pn, sim = pn.model:compile(), X = apical.zeros { b, task.n_in },
         rstar = apical.zeros { b, task.n_out }, rminus = apical.zeros { b, task.n_out },
-        mask = apical.zeros { b }, first = (k - 1) * b + 1, b = b }
+        mask = apical.zeros { b }, first = p.first, b = b }
     end
   end
   if c.measures_every > 0 then
@@ -391,7 +396,7 @@ function M.trainer(dfc, cfg, level)
       gamma = c.measures_gamma, gamma_gn = c.measures_gamma_gn, gamma_ref = c.measures_gamma_ref })
     t.measure_rows = {}
   end
-  return t
+  return mpi.attach(t)
 end
 
 -- The options of one simulation: the published scheme (declared-order Euler) or CVODE over
@@ -705,7 +710,7 @@ local log_columns = { "epoch", "train_loss", "valid_loss", "valid_error", "test_
 -- Trains for cfg.epochs epochs; returns { log = rows, best = row, run_dir = path, trainer = t }.
 function Trainer:fit()
   local c = self.cfg
-  local rd = rundir.open(c, self)
+  local rd = mpi.open_dir(rundir, c, self)
   local log, start = rd.log, rd.epoch + 1
   local best = rd.best
   if start == 1 and #log == 0 then
@@ -861,7 +866,8 @@ function Trainer:setup_feedback()
   self.sleep = sleep.new(self.dfc, net, { k_p_fb = c.k_p_fb, alpha_fb = c.alpha_fb,
     tau_v_fb = c.tau_v_fb, dt_fb = c.dt_fb, tmax_fb = c.tmax_fb, tau_A = c.tau_A,
     sigma = c.sigma, freeze_QL = c.freeze_QL, threads = c.fb_threads,
-    stability_check = c.stability_check }, "dfc.train")
+    stability_check = c.stability_check,
+    pieces = mpi.size > 1 and mpi.pieces(c.batch, c.fb_threads) or nil }, "dfc.train")
   local proj = {}
   for i = 1, L do
     if not (c.freeze_QL and i == L) then proj[#proj + 1] = net.Q[i] end

@@ -1,0 +1,168 @@
+/* comm.c — the processes of a data-parallel run (apical/comm.h): MPI when built with it
+ * (APICAL_HAVE_MPI) and started by a launcher, one process otherwise.
+ *
+ * The sum over ranks is a reduce-scatter followed by an allgather, both written out so that
+ * the order of the additions is fixed: the vector is cut into one chunk per rank; MPI_Alltoallv
+ * gives rank r every rank's copy of chunk r, which it adds in rank order; MPI_Allgatherv hands
+ * the summed chunks to everyone. Each rank sends and receives 2 (N - 1)/N of the vector, as a
+ * ring allreduce does, and every rank ends with the same bits, whatever MPI's own reduction
+ * algorithms would choose. */
+#include "apical/comm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "apical/error.h"
+
+#ifdef APICAL_HAVE_MPI
+#include <mpi.h>
+
+static int started; /* MPI_Init called by us */
+static int rank_, size_ = 1;
+
+static int launched(void) {
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
+}
+
+int ap_comm_init(void) {
+    if (started || !launched()) return AP_OK;
+    int inited = 0;
+    MPI_Initialized(&inited);
+    if (!inited) {
+        int provided = 0;
+        /* only the main thread calls MPI (run_parallel's threads never do) */
+        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+            return ap_error(AP_EIO, "ap_comm_init: MPI_Init_thread failed");
+    }
+    started = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    return AP_OK;
+}
+
+int ap_comm_has_mpi(void) {
+    return 1;
+}
+
+/* chunk r of a vector of n values cut into `size` chunks: start and length */
+static void chunk(size_t n, int size, int r, size_t *start, size_t *len) {
+    size_t q = n / (size_t)size, extra = n % (size_t)size, k = (size_t)r;
+    *start = k * q + (k < extra ? k : extra);
+    *len = q + (k < extra ? 1 : 0);
+}
+
+static int sum_chunks(double *x, size_t n) {
+    const int N = size_;
+    if (n / (size_t)N > (size_t)0x7fffffff)
+        return ap_error(AP_EINVAL, "ap_comm_sum: %zu values are too many for one message", n);
+    size_t mine_start, mine;
+    chunk(n, N, rank_, &mine_start, &mine);
+    int *cnt = malloc(4 * (size_t)N * sizeof *cnt);
+    double *in = malloc((mine * (size_t)N + mine + 1) * sizeof *in);
+    if (!cnt || !in) {
+        free(cnt);
+        free(in);
+        return ap_error(AP_ENOMEM, "ap_comm_sum: out of memory for %zu values", n);
+    }
+    int *displ = cnt + N, *rcnt = cnt + 2 * N, *rdispl = cnt + 3 * N;
+    for (int r = 0; r < N; r++) {
+        size_t s, l;
+        chunk(n, N, r, &s, &l);
+        cnt[r] = (int)l;
+        displ[r] = (int)s;
+        rcnt[r] = (int)mine;
+        rdispl[r] = (int)((size_t)r * mine);
+    }
+    int rc = MPI_Alltoallv(x, cnt, displ, MPI_DOUBLE, in, rcnt, rdispl, MPI_DOUBLE, MPI_COMM_WORLD);
+    double *sum = in + mine * (size_t)N;
+    if (rc == MPI_SUCCESS) {
+        for (size_t i = 0; i < mine; i++) {
+            double s = 0.0;
+            for (int r = 0; r < N; r++)
+                s += in[(size_t)r * mine + i];
+            sum[i] = s;
+        }
+        rc = MPI_Allgatherv(sum, (int)mine, MPI_DOUBLE, x, cnt, displ, MPI_DOUBLE, MPI_COMM_WORLD);
+    }
+    free(cnt);
+    free(in);
+    if (rc != MPI_SUCCESS) return ap_error(AP_EIO, "ap_comm_sum: MPI failed (code %d)", rc);
+    return AP_OK;
+}
+
+int ap_comm_finish(int status) {
+    if (!started) return status;
+    started = 0;
+    if (status)
+        MPI_Abort(MPI_COMM_WORLD, status);
+    else
+        MPI_Finalize();
+    return status;
+}
+
+#else /* no MPI: one process */
+
+static const int rank_ = 0, size_ = 1;
+
+/* Started by an MPI launcher with several processes, a build without MPI would run that many
+ * independent copies of the same training (each writing its own run directory): refused. */
+int ap_comm_init(void) {
+    const char *n = getenv("OMPI_COMM_WORLD_SIZE");
+    if (!n) n = getenv("PMI_SIZE");
+    if (n && atoi(n) > 1)
+        return ap_error(AP_ESTATE,
+                        "started by an MPI launcher with %s processes, but this apical was built "
+                        "without MPI (each would train alone): rebuild with -DAPICAL_MPI=ON "
+                        "(Debian: libopenmpi-dev)",
+                        n);
+    return AP_OK;
+}
+
+int ap_comm_has_mpi(void) {
+    return 0;
+}
+
+static int sum_chunks(double *x, size_t n) {
+    (void)x;
+    (void)n;
+    return AP_OK;
+}
+
+int ap_comm_finish(int status) {
+    return status;
+}
+
+#endif
+
+int ap_comm_rank(void) {
+    ap_comm_init();
+    return rank_;
+}
+
+int ap_comm_size(void) {
+    ap_comm_init();
+    return size_;
+}
+
+int ap_comm_sum(double *x, size_t n) {
+    int rc = ap_comm_init();
+    if (rc) return rc;
+    if (n && !x) return ap_error(AP_EINVAL, "ap_comm_sum: vector is NULL");
+    if (size_ == 1 || n == 0) return AP_OK;
+    return sum_chunks(x, n);
+}
+
+int ap_comm_sum_grad(ap_optim *o) {
+    int rc = ap_comm_init();
+    if (rc) return rc;
+    if (!o) return ap_error(AP_EINVAL, "ap_comm_sum_grad: optimiser is NULL");
+    if (size_ == 1) return AP_OK;
+    size_t n = ap_optim_grad_count(o);
+    double *v = malloc((n ? n : 1) * sizeof *v);
+    if (!v) return ap_error(AP_ENOMEM, "ap_comm_sum_grad: out of memory for %zu values", n);
+    rc = ap_optim_grad_pack(o, v);
+    if (!rc) rc = sum_chunks(v, n);
+    if (!rc) rc = ap_optim_grad_unpack(o, v);
+    free(v);
+    return rc;
+}
