@@ -14,8 +14,9 @@ typedef struct ap_precond ap_precond;
 size_t ap_precond_sample_size(const ap_sim *s);
 /* The preconditioner a run gets when it asks for none in particular: the per-sample block
  * where a sample's state is small enough for its dense Jacobian to be cheap (at most 128
- * variables, at most 256 MB of blocks over the batch), else none (measured: on the DFC circuits the diagonal one needs more steps and
- * evaluations than plain GMRES with 20 Krylov vectors; docs/solvers.md). */
+ * variables, at most 256 MB of blocks over the batch), else none (measured: on the DFC circuits the
+ * diagonal one needs more steps and evaluations than plain GMRES with 20 Krylov vectors;
+ * docs/solvers.md). */
 ap_precond_kind ap_precond_default(const ap_sim *s);
 /* Allocates everything the preconditioner needs (nothing is allocated by setup or solve).
  * kind: AP_PREC_DIAGONAL or AP_PREC_BLOCK. Fails (AP_EINVAL) naming the sizes when a
