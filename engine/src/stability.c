@@ -217,30 +217,29 @@ static int unstable_at(ap_guard *g, double h, int iters, double *rho, int *unsta
     return 0;
 }
 
+/* One probe of the bound's search at step h from the start vector v_dt: h becomes the new
+ * lower (stable) or upper (unstable) end of the bracket. */
+static int probe(ap_guard *g, const double *v_dt, double h, double *lo, double *hi) {
+    double rho = 0.0;
+    int unstable = 1, rc;
+    memcpy(g->v, v_dt, g->n * sizeof *v_dt);
+    if ((rc = unstable_at(g, h, AP_GUARD_ITERS_BOUND, &rho, &unstable))) return rc;
+    if (unstable)
+        *hi = h;
+    else
+        *lo = h;
+    return 0;
+}
+
 /* The largest stable step below g->dt: halving until stable, then 8 geometric bisections
  * (0.3 % apart). 0 if no step down to dt / 2^30 is stable. */
 static int stable_bound(ap_guard *g, const double *v_dt, double *bound) {
-    const size_t n = g->n;
-    double lo = 0.0, hi = g->dt, rho = 0.0;
-    int unstable = 1, rc = 0;
-    for (int j = 0; j < 30 && lo == 0.0; j++) {
-        double h = hi / 2;
-        memcpy(g->v, v_dt, n * sizeof *v_dt);
-        if ((rc = unstable_at(g, h, AP_GUARD_ITERS_BOUND, &rho, &unstable))) return rc;
-        if (unstable)
-            hi = h;
-        else
-            lo = h;
-    }
-    for (int j = 0; j < 8 && lo > 0.0; j++) {
-        double h = sqrt(lo * hi);
-        memcpy(g->v, v_dt, n * sizeof *v_dt);
-        if ((rc = unstable_at(g, h, AP_GUARD_ITERS_BOUND, &rho, &unstable))) return rc;
-        if (unstable)
-            hi = h;
-        else
-            lo = h;
-    }
+    double lo = 0.0, hi = g->dt;
+    int rc;
+    for (int j = 0; j < 30 && lo == 0.0; j++)
+        if ((rc = probe(g, v_dt, hi / 2, &lo, &hi))) return rc;
+    for (int j = 0; j < 8 && lo > 0.0; j++)
+        if ((rc = probe(g, v_dt, sqrt(lo * hi), &lo, &hi))) return rc;
     *bound = lo;
     return 0;
 }
