@@ -273,32 +273,22 @@ function Measures:compute(a)
     end
     refs.bp = self:layers(S.bp)
   end)
-  try("mn", function()
-    S.mn:zero()
-    dfc.mn_update { model = m, x = X, target = T, gamma = gamma, optim = S.mn }
-    refs.mn = self:layers(S.mn)
-  end)
-  try("wmn", function()
-    S.wmn:zero()
-    dfc.mn_update { model = m, x = X, target = T, gamma = gamma, optim = S.wmn, weighted = 1 }
-    refs.wmn = self:layers(S.wmn)
-  end)
-  try("gn", function()
-    S.gn:zero()
-    dfc.gn_update { model = m, x = X, target = T, gamma = gamma_gn, optim = S.gn }
-    refs.gn = self:layers(S.gn)
-  end)
-  try("mn_ref", function()
-    S.mn_ref:zero()
-    dfc.mn_update { model = m, x = X, target = T, gamma = gamma_ref, optim = S.mn_ref, weighted = 1,
-      nonlinear = 1 }
-    refs.mn_ref = self:layers(S.mn_ref)
-  end)
-  try("gn_ref", function()
-    S.gn_ref:zero()
-    dfc.mn_update { model = m, x = X, target = T, gamma = gamma_ref, optim = S.gn_ref }
-    refs.gn_ref = self:layers(S.gn_ref)
-  end)
+  -- a reference update of the minimum-norm family into the scratch optimiser S[name]
+  local function ref_update(name, kernel, args)
+    try(name, function()
+      S[name]:zero()
+      args.model, args.x, args.target, args.optim = m, X, T, S[name]
+      kernel(args)
+      refs[name] = self:layers(S[name])
+    end)
+  end
+  ref_update("mn", dfc.mn_update, { gamma = gamma })
+  ref_update("wmn", dfc.mn_update, { gamma = gamma, weighted = 1 })
+  ref_update("gn", dfc.gn_update, { gamma = gamma_gn })
+  -- the reference code's: damped MN through the nonlinearity, and its per-sample damped GN
+  -- (the MN kernel over all weights and biases)
+  ref_update("mn_ref", dfc.mn_update, { gamma = gamma_ref, weighted = 1, nonlinear = 1 })
+  ref_update("gn_ref", dfc.mn_update, { gamma = gamma_ref })
   try("ssa", function()
     need("ssa", { "alpha", alpha })
     S.ssa:zero()
