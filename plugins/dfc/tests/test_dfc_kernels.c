@@ -3,6 +3,7 @@
  * differences of dfc.loss, DFA and the weight-product feedback against their formulas, the
  * convergence mask on constructed cases, the two rules' factors, the controllers' steps, and
  * the argument checks. */
+#include <float.h>
 #include <math.h>
 
 #include "dfc_test.h"
@@ -26,9 +27,17 @@ static ap_model *small_net(int L, const int *n, const char *out_act) {
     return net_build(&sp);
 }
 
-/* forward pass by hand, for sample s: v[i], r[i] of every layer (max width 8) */
-static void hand_forward(ap_model *m, int L, const int *n, const char *out_act, const double *x,
-                         double v[][8], double r[][8]) {
+/* The tolerance for a BLAS result against its hand loop (check.h): each side of a sum of k
+ * terms is off by at most k * DBL_EPSILON/2 times the size of the terms (sum of their absolute
+ * values); with k <= 5 terms a layer and at most three layers that is under 8 DBL_EPSILON a
+ * side. 16 DBL_EPSILON (3.6e-15) of the terms' size covers both; what the tests see with
+ * OpenBLAS is at most about 1 DBL_EPSILON. A wrong term changes a result by 1e-2 or more. */
+#define BLAS_REL (16 * DBL_EPSILON)
+
+/* forward pass by hand, for sample s: v[i], r[i] of every layer (max width 8), and the size of
+ * the terms summed into v[L] (|b_j| + sum_k |W_jk r_k|) in size[j] */
+static void hand_forward_sized(ap_model *m, int L, const int *n, const char *out_act,
+                               const double *x, double v[][8], double r[][8], double *size) {
     for (int j = 0; j < n[0]; j++)
         r[0][j] = x[j];
     for (int i = 1; i <= L; i++) {
@@ -36,34 +45,42 @@ static void hand_forward(ap_model *m, int L, const int *n, const char *out_act, 
         snprintf(name, sizeof name, "W%d", i);
         const double *W = proj_w(m, name), *b = proj_b(m, name);
         for (int j = 0; j < n[i]; j++) {
-            double acc = b[j];
-            for (int k = 0; k < n[i - 1]; k++)
+            double acc = b[j], sz = fabs(b[j]);
+            for (int k = 0; k < n[i - 1]; k++) {
                 acc += W[j * n[i - 1] + k] * r[i - 1][k];
+                sz += fabs(W[j * n[i - 1] + k] * r[i - 1][k]);
+            }
+            if (i == L && size) size[j] = sz;
             v[i][j] = acc;
             r[i][j] = i == L && !strcmp(out_act, "linear") ? acc : tanh(acc);
         }
     }
 }
 
+static void hand_forward(ap_model *m, int L, const int *n, const char *out_act, const double *x,
+                         double v[][8], double r[][8]) {
+    hand_forward_sized(m, L, n, out_act, x, v, r, NULL);
+}
+
 static void test_forward(void) {
     const int n[] = {3, 5, 4, 2};
     ap_model *m = small_net(3, n, "linear");
-    double x[B * 3], out[B * 2], v[4][8], r[4][8];
+    double x[B * 3], out[B * 2], v[4][8], r[4][8], sz[8];
     fill(x, B * 3, 1.0);
     CHECK_OK(KCALL("dfc.forward", a_obj("model", AP_ARG_MODEL, m), a_mat("x", x, B, 3),
                    a_mat("out", out, B, 2)));
     for (int s = 0; s < B; s++) {
-        hand_forward(m, 3, n, "linear", x + s * 3, v, r);
+        hand_forward_sized(m, 3, n, "linear", x + s * 3, v, r, sz);
         for (int j = 0; j < 2; j++)
-            CHECK_NEAR(out[s * 2 + j], r[3][j], 1e-15);
+            CHECK_CLOSE_SCALED(out[s * 2 + j], r[3][j], sz[j], BLAS_REL, 0);
     }
     /* any number of rows, not only the model's batch */
     double x1[3] = {0.1, -0.2, 0.3}, o1[2];
     CHECK_OK(KCALL("dfc.forward", a_obj("model", AP_ARG_MODEL, m), a_mat("x", x1, 1, 3),
                    a_mat("out", o1, 1, 2)));
-    hand_forward(m, 3, n, "linear", x1, v, r);
-    CHECK_NEAR(o1[0], r[3][0], 1e-15);
-    CHECK_NEAR(o1[1], r[3][1], 1e-15);
+    hand_forward_sized(m, 3, n, "linear", x1, v, r, sz);
+    CHECK_CLOSE_SCALED(o1[0], r[3][0], sz[0], BLAS_REL, 0);
+    CHECK_CLOSE_SCALED(o1[1], r[3][1], sz[1], BLAS_REL, 0);
     /* errors */
     CHECK_FAILS(KCALL("dfc.forward", a_obj("model", AP_ARG_MODEL, m), a_mat("x", x, B, 3),
                       a_mat("out", out, B - 1, 2)),
@@ -254,6 +271,7 @@ static void test_dfa_by_hand(void) {
                        a_mat("y", y, B, 2), a_str("loss", "mse"),
                        a_obj("optim", AP_ARG_OPTIM, opt)));
     double gW1[4 * 3] = {0}, gb1[4] = {0}, gW2[2 * 4] = {0}, gb2[2] = {0};
+    double sW1[4 * 3] = {0}, sb1[4] = {0}, sW2[2 * 4] = {0}, sb2[2] = {0}; /* sizes of terms */
     const double *Q1 = proj_w(m, "Q1");
     for (int s = 0; s < B; s++) {
         double v[3][8], r[3][8], e[2], d1[4], d2[2];
@@ -268,28 +286,34 @@ static void test_dfa_by_hand(void) {
         }
         for (int j = 0; j < 4; j++) {
             gb1[j] += d1[j];
-            for (int k = 0; k < 3; k++)
+            sb1[j] += fabs(d1[j]);
+            for (int k = 0; k < 3; k++) {
                 gW1[j * 3 + k] += d1[j] * r[0][k];
+                sW1[j * 3 + k] += fabs(d1[j] * r[0][k]);
+            }
         }
         for (int j = 0; j < 2; j++) {
             gb2[j] += d2[j];
-            for (int k = 0; k < 4; k++)
+            sb2[j] += fabs(d2[j]);
+            for (int k = 0; k < 4; k++) {
                 gW2[j * 4 + k] += d2[j] * r[1][k];
+                sW2[j * 4 + k] += fabs(d2[j] * r[1][k]);
+            }
         }
     }
     const double *g;
     g = ap_optim_grad_w(opt, ids[0]);
     for (int q = 0; q < 12; q++)
-        CHECK_NEAR(g[q], 2 * gW1[q], 1e-15);
+        CHECK_CLOSE_SCALED(g[q], 2 * gW1[q], 2 * sW1[q], BLAS_REL, 0);
     g = ap_optim_grad_b(opt, ids[0]);
     for (int q = 0; q < 4; q++)
-        CHECK_NEAR(g[q], 2 * gb1[q], 1e-15);
+        CHECK_CLOSE_SCALED(g[q], 2 * gb1[q], 2 * sb1[q], BLAS_REL, 0);
     g = ap_optim_grad_w(opt, ids[1]);
     for (int q = 0; q < 8; q++)
-        CHECK_NEAR(g[q], 2 * gW2[q], 1e-15);
+        CHECK_CLOSE_SCALED(g[q], 2 * gW2[q], 2 * sW2[q], BLAS_REL, 0);
     g = ap_optim_grad_b(opt, ids[1]);
     for (int q = 0; q < 2; q++)
-        CHECK_NEAR(g[q], 2 * gb2[q], 1e-15);
+        CHECK_CLOSE_SCALED(g[q], 2 * gb2[q], 2 * sb2[q], BLAS_REL, 0);
     CHECK_FAILS(KCALL("dfc.dfa", a_obj("model", AP_ARG_MODEL, m), a_mat("x", x, B, 3),
                       a_mat("y", y, B, 2), a_str("loss", "mse")),
                 AP_EINVAL, "missing argument optim");
@@ -309,13 +333,15 @@ static void test_weight_product(void) {
             CHECK_NEAR(Q3[j * 2 + k], j == k ? 1.0 : 0.0, 0);
     for (int j = 0; j < 3; j++)
         for (int k = 0; k < 2; k++)
-            CHECK_NEAR(Q2[j * 2 + k], W3[k * 3 + j], 1e-15);
+            CHECK_CLOSE(Q2[j * 2 + k], W3[k * 3 + j], 0, 0); /* products with I: exact */
     for (int j = 0; j < 4; j++)
         for (int k = 0; k < 2; k++) {
-            double acc = 0;
-            for (int c = 0; c < 3; c++)
+            double acc = 0, sz = 0;
+            for (int c = 0; c < 3; c++) {
                 acc += W2[c * 4 + j] * W3[k * 3 + c];
-            CHECK_NEAR(Q1[j * 2 + k], acc, 1e-15);
+                sz += fabs(W2[c * 4 + j] * W3[k * 3 + c]);
+            }
+            CHECK_CLOSE_SCALED(Q1[j * 2 + k], acc, sz, BLAS_REL, 0);
         }
     ap_model_free(&m);
     /* a missing feedback projection is named */
