@@ -6,60 +6,9 @@
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
 
-local passed, failed = 0, 0
-local function test(name, fn)
-  local ok, err = pcall(fn)
-  if ok then
-    passed = passed + 1
-    print("ok   " .. name)
-  else
-    failed = failed + 1
-    print("FAIL " .. name .. ": " .. tostring(err))
-  end
-end
-
--- ---- small dense linear algebra ----------------------------------------------------------
--- J^T (J J^T + gamma I)^{-1} for J (m x n, flat row-major, 1-based), as a flat n x m list.
-local function damped_pinv(J, m, n, gamma)
-  local A = {}
-  for a = 1, m do
-    A[a] = {}
-    for b = 1, m do
-      local s = 0
-      for k = 1, n do s = s + J[(a - 1) * n + k] * J[(b - 1) * n + k] end
-      A[a][b] = s + (a == b and gamma or 0)
-    end
-    for b = 1, m do A[a][m + b] = a == b and 1 or 0 end
-  end
-  for c = 1, m do -- Gauss-Jordan with partial pivoting
-    local p = c
-    for r = c + 1, m do if math.abs(A[r][c]) > math.abs(A[p][c]) then p = r end end
-    A[c], A[p] = A[p], A[c]
-    local d = A[c][c]
-    for b = 1, 2 * m do A[c][b] = A[c][b] / d end
-    for r = 1, m do
-      if r ~= c then
-        local f = A[r][c]
-        for b = 1, 2 * m do A[r][b] = A[r][b] - f * A[c][b] end
-      end
-    end
-  end
-  local T = {}
-  for r = 1, n do
-    for c = 1, m do
-      local s = 0
-      for a = 1, m do s = s + J[(a - 1) * n + r] * A[a][m + c] end
-      T[#T + 1] = s
-    end
-  end
-  return T
-end
-
-local function angle(a, b)
-  local ab, aa, bb = 0, 0, 0
-  for k = 1, #a do ab, aa, bb = ab + a[k] * b[k], aa + a[k] ^ 2, bb + b[k] ^ 2 end
-  return math.deg(math.acos(math.max(-1, math.min(1, ab / math.sqrt(aa * bb)))))
-end
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert, test = fx.check, fx.check.assert, fx.check.test
 
 local function stacked_q(net)
   local q = {}
@@ -71,49 +20,20 @@ local function stacked_q(net)
 end
 
 -- ---- Theorem 6 ---------------------------------------------------------------------------
+-- the theorem's separation of timescales: a soma much faster than the apical compartment
+-- (tau_v_fb = dt_fb, in fx.theorem6); with the toy configuration's tau_v_fb = 0.01 the somatic
+-- lag of each layer biases Q slightly off the row space of J (Condition 2 settles near 0.989)
 test("theorem 6: linear network, Q -> J^T (J J^T + gamma I)^{-1}", function()
-  local B = 32
-  local net = dfc.network { sizes = { 6, 5, 4, 3 }, batch = B, activation = "linear",
-    output_activation = "linear", plastic_feedback = true, seed = 3 }
-  -- the theorem's separation of timescales: a soma much faster than the apical compartment
-  -- (tau_v_fb = dt_fb); with the toy configuration's tau_v_fb = 0.01 the somatic lag of each
-  -- layer biases Q slightly off the row space of J (Condition 2 settles near 0.989)
-  local sleep = dfc.sleep(net, { tau_v_fb = 0.002 })
-  local opt = apical.optim.sgd { model = net.model, projections = net.Q, lr = 0.3,
-    weight_decay = 0.025, clip = 1, clip_mode = "global" }
-  local X = apical.zeros { B, 6 }
-  for k = 1, #X do X[k] = 2 * math.sin(12.9898 * k) end
-  local x1 = apical.zeros { 1, 6 }
-  for k = 1, 6 do x1[k] = X[k] end
-  local J = apical.zeros { 1, 3, 12 }
-  dfc.jacobian { model = net.model, x = x1, out = J }
-  local c2 = apical.zeros { 1 }
-  local function measure()
-    dfc.condition2 { model = net.model, x = x1, out = c2 }
-    local q, best, best_gamma = stacked_q(net), math.huge, 0
-    for e = -3, 3, 0.25 do
-      local a = angle(q, damped_pinv(J, 3, 12, 10 ^ e))
-      if a < best then best, best_gamma = a, 10 ^ e end
-    end
-    return c2[1], best, best_gamma
-  end
-  local c0, a0 = measure()
+  local c0, a0, c, a, g, net, X = fx.theorem6(nil, function(net) return stacked_q(net) end)
   print(string.format("  initial Q: Condition 2 %.4f, angle %.1f deg", c0, a0))
   assert(c0 < 0.9 and a0 > 30, "the initial Q is already aligned: the test cannot fail")
-  for it = 1, 600 do
-    if it == 401 then opt:set_lr(0.03) end -- settle the noisy steps
-    opt:zero()
-    sleep:gradient(X, opt, it)
-    opt:step()
-  end
-  local c, a, g = measure()
   print(string.format("  after 600 sleep-phase steps: Condition 2 %.5f, angle %.2f deg (gamma %.3g)", c, a, g))
   assert(c >= 0.99, "Condition 2 = " .. c)
   assert(a <= 10, "angle " .. a)
   -- linear: the same J for every input
-  local c2b = apical.zeros { B }
+  local c2b = apical.zeros { X.shape[1] }
   dfc.condition2 { model = net.model, x = X, out = c2b }
-  for b = 1, B do assert(math.abs(c2b[b] - c) < 1e-9) end
+  for b = 1, #c2b do assert(math.abs(c2b[b] - c) < 1e-9) end
 end)
 
 -- ---- stability (Condition 3) ------------------------------------------------------------
@@ -247,5 +167,4 @@ test("the sleep phase's target is the feedforward output, held: without noise no
   assert(sn:run(X, 1):get("ctl.u"):max_abs() > 0, "noise moves u")
 end)
 
-print(string.format("%d passed, %d failed", passed, failed))
-if failed > 0 then os.exit(1) end
+check.done("test_feedback")

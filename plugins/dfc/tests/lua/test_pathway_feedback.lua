@@ -9,66 +9,10 @@
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
 
-local passed, failed = 0, 0
-local function test(name, fn)
-  local ok, err = pcall(fn)
-  if ok then
-    passed = passed + 1
-    print("ok   " .. name)
-  else
-    failed = failed + 1
-    print("FAIL " .. name .. ": " .. tostring(err))
-  end
-end
-
--- ---- small dense linear algebra ----------------------------------------------------------
--- J^T (J J^T + gamma I)^{-1} for J (m x n, flat row-major, 1-based), as a flat n x m list.
-local function damped_pinv(J, m, n, gamma)
-  local A = {}
-  for a = 1, m do
-    A[a] = {}
-    for b = 1, m do
-      local s = 0
-      for k = 1, n do s = s + J[(a - 1) * n + k] * J[(b - 1) * n + k] end
-      A[a][b] = s + (a == b and gamma or 0)
-    end
-    for b = 1, m do A[a][m + b] = a == b and 1 or 0 end
-  end
-  for c = 1, m do -- Gauss-Jordan with partial pivoting
-    local p = c
-    for r = c + 1, m do if math.abs(A[r][c]) > math.abs(A[p][c]) then p = r end end
-    A[c], A[p] = A[p], A[c]
-    local d = A[c][c]
-    for b = 1, 2 * m do A[c][b] = A[c][b] / d end
-    for r = 1, m do
-      if r ~= c then
-        local f = A[r][c]
-        for b = 1, 2 * m do A[r][b] = A[r][b] - f * A[c][b] end
-      end
-    end
-  end
-  local T = {}
-  for r = 1, n do
-    for c = 1, m do
-      local s = 0
-      for a = 1, m do s = s + J[(a - 1) * n + r] * A[a][m + c] end
-      T[#T + 1] = s
-    end
-  end
-  return T
-end
-
-local function angle(a, b)
-  local ab, aa, bb = 0, 0, 0
-  for k = 1, #a do ab, aa, bb = ab + a[k] * b[k], aa + a[k] ^ 2, bb + b[k] ^ 2 end
-  return math.deg(math.acos(math.max(-1, math.min(1, ab / math.sqrt(aa * bb)))))
-end
-
-local function weights_of(p)
-  local w, t = p:weights(), {}
-  for k = 1, #w do t[k] = w[k] end
-  return t
-end
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert, test = fx.check, fx.check.assert, fx.check.test
+local weights_of = fx.weights_of
 
 -- ---- the generalised rule (13), by hand ---------------------------------------------------
 test("rule (13) through a layerwise pathway: hand sum over one run", function()
@@ -161,44 +105,20 @@ end)
 -- test in test_feedback.lua): 600 sleep-phase steps, Condition 2 and the best angle of the
 -- stacked effective feedback before and after.
 local function theorem6(pathway, popts)
-  local B = 32
-  local net = dfc.network { sizes = { 6, 5, 4, 3 }, batch = B, activation = "linear",
-    output_activation = "linear", plastic_feedback = true, seed = 3, feedback_pathway = pathway,
-    pathway_opts = popts }
   local fixed = {}
-  for _, p in ipairs(net.pathway.projections) do
-    if not p.name:match("^Q%d+$") then fixed[#fixed + 1] = { p, weights_of(p) } end
-  end
-  assert(#fixed > 0, "the pathway has no inner weights")
-  local sleep = dfc.sleep(net, { tau_v_fb = 0.002 })
-  local opt = apical.optim.sgd { model = net.model, projections = net.Q, lr = 0.3,
-    weight_decay = 0.025, clip = 1, clip_mode = "global" }
-  local X = apical.zeros { B, 6 }
-  for k = 1, #X do X[k] = 2 * math.sin(12.9898 * k) end
-  local x1 = apical.zeros { 1, 6 }
-  for k = 1, 6 do x1[k] = X[k] end
-  local J = apical.zeros { 1, 3, 12 }
-  dfc.jacobian { model = net.model, x = x1, out = J }
-  local c2 = apical.zeros { 1 }
-  local function measure()
-    local Q = net:ssa_feedback()
-    dfc.condition2 { model = net.model, x = x1, out = c2, Q = Q }
-    local q, best, best_gamma = {}, math.huge, 0
-    for k = 1, #Q do q[k] = Q[k] end
-    for e = -3, 3, 0.25 do
-      local a = angle(q, damped_pinv(J, 3, 12, 10 ^ e))
-      if a < best then best, best_gamma = a, 10 ^ e end
-    end
-    return c2[1], best, best_gamma
-  end
-  local c0, a0 = measure()
-  for it = 1, 600 do
-    if it == 401 then opt:set_lr(0.03) end
-    opt:zero()
-    sleep:gradient(X, opt, it)
-    opt:step()
-  end
-  local c, a, g = measure()
+  local c0, a0, c, a, g = fx.theorem6({ feedback_pathway = pathway, pathway_opts = popts },
+    function(n)
+      if #fixed == 0 then -- before training: the pathway's inner weights
+        for _, p in ipairs(n.pathway.projections) do
+          if not p.name:match("^Q%d+$") then fixed[#fixed + 1] = { p, weights_of(p) } end
+        end
+        assert(#fixed > 0, "the pathway has no inner weights")
+      end
+      local Q = n:ssa_feedback()
+      local q = {}
+      for k = 1, #Q do q[k] = Q[k] end
+      return q, Q
+    end)
   -- the weights inside the pathway are not trained
   for _, f in ipairs(fixed) do
     local w = f[1]:weights()
@@ -329,5 +249,4 @@ test("fb threads = 2 through a pathway: the halves' gradients, exactly", functio
   end
 end)
 
-print(string.format("%d passed, %d failed", passed, failed))
-if failed > 0 then os.exit(1) end
+check.done("test_pathway_feedback")
