@@ -1,5 +1,4 @@
 /* test_atomic.c — ap_atomic_open/commit/abort, and ap_csv_write which is built on them. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -9,36 +8,7 @@
 #include "apical/error.h"
 #include "apical/fileio.h"
 #include "check.h"
-
-/* ---- a scratch directory under the test's working directory ---------------------------- */
-
-static char scratch[64];
-
-static const char *tpath(const char *name) {
-    static char buf[4][512];
-    static int k = 0;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", scratch, name);
-    return buf[k];
-}
-
-/* Number of entries in the scratch directory whose name contains `part` (NULL: all). */
-static int count_entries(const char *part) {
-    DIR *d = opendir(scratch);
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && (!part || strstr(e->d_name, part)))
-            n++;
-    closedir(d);
-    return n;
-}
-
-static int exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
+#include "scratch.h"
 
 /* The file's contents as a NUL-terminated string (static buffer), or NULL. */
 static const char *slurp(const char *path) {
@@ -66,19 +36,19 @@ static void test_commit_creates_file(void) {
     CHECK(f.fp != NULL);
     CHECK(strncmp(f.tmp_path, p, strlen(p)) == 0);
     CHECK(strncmp(f.tmp_path + strlen(p), ".tmp.", 5) == 0);
-    CHECK(exists(f.tmp_path));
+    CHECK(path_exists(f.tmp_path));
     fprintf(f.fp, "hello %d\n", 42);
-    CHECK(!exists(p)); /* nothing visible before the commit */
+    CHECK(!path_exists(p)); /* nothing visible before the commit */
     CHECK_OK(ap_atomic_commit(&f));
     CHECK(f.fp == NULL && f.path == NULL && f.tmp_path == NULL);
-    CHECK(exists(p));
+    CHECK(path_exists(p));
     const char *s = slurp(p);
     CHECK(s && strcmp(s, "hello 42\n") == 0);
-    CHECK(count_entries(".tmp.") == 0);
+    CHECK(scratch_count(".tmp.") == 0);
     struct stat st;
     CHECK(stat(p, &st) == 0 && (st.st_mode & 0777) == 0644); /* umask 022 set in main */
     ap_atomic_abort(&f);                                     /* after commit: no-op */
-    CHECK(exists(p));
+    CHECK(path_exists(p));
     unlink(p);
 }
 
@@ -97,7 +67,7 @@ static void test_overwrite_keeps_old_until_commit(void) {
     CHECK(s && strcmp(s, "new contents\n") == 0);
     struct stat st;
     CHECK(stat(p, &st) == 0 && (st.st_mode & 0777) == 0600); /* existing mode kept */
-    CHECK(count_entries(NULL) == 1);
+    CHECK(scratch_count(NULL) == 1);
     unlink(p);
 }
 
@@ -106,11 +76,11 @@ static void test_abort_leaves_nothing(void) {
     ap_atomic_file f;
     CHECK_OK(ap_atomic_open(&f, p));
     fputs("partial", f.fp);
-    CHECK(count_entries(".tmp.") == 1);
+    CHECK(scratch_count(".tmp.") == 1);
     ap_atomic_abort(&f);
     CHECK(f.fp == NULL && f.tmp_path == NULL);
-    CHECK(!exists(p));
-    CHECK(count_entries(NULL) == 0);
+    CHECK(!path_exists(p));
+    CHECK(scratch_count(NULL) == 0);
     ap_atomic_abort(&f); /* twice: no-op */
     ap_atomic_file z = {0};
     ap_atomic_abort(&z); /* zeroed: no-op */
@@ -123,7 +93,7 @@ static void test_abort_leaves_nothing(void) {
     ap_atomic_abort(&f);
     const char *s = slurp(p);
     CHECK(s && strcmp(s, "keep\n") == 0);
-    CHECK(count_entries(NULL) == 1);
+    CHECK(scratch_count(NULL) == 1);
     unlink(p);
 }
 
@@ -138,7 +108,7 @@ static void test_open_errors(void) {
     CHECK_FAILS(ap_atomic_open(&f, ""), AP_EINVAL, "empty file name");
     CHECK_FAILS(ap_atomic_open(NULL, "x"), AP_EINVAL, "NULL");
     CHECK_FAILS(ap_atomic_commit(&f), AP_EINVAL, "not open");
-    CHECK(count_entries(NULL) == 0);
+    CHECK(scratch_count(NULL) == 0);
 }
 
 /* rename() over a directory fails: the commit reports it and removes the temporary file. */
@@ -151,7 +121,7 @@ static void test_commit_failure_cleans_up(void) {
     CHECK_FAILS(ap_atomic_commit(&f), AP_EIO, "rename");
     CHECK(strstr(ap_last_error(), "adir") != NULL);
     CHECK(f.fp == NULL && f.tmp_path == NULL);
-    CHECK(count_entries(".tmp.") == 0);
+    CHECK(scratch_count(".tmp.") == 0);
     struct stat st;
     CHECK(stat(p, &st) == 0 && S_ISDIR(st.st_mode));
     rmdir(p);
@@ -183,7 +153,7 @@ static void test_csv_write(void) {
         }
     }
     fclose(fp);
-    CHECK(count_entries(NULL) == 1);
+    CHECK(scratch_count(NULL) == 1);
     unlink(p);
 }
 
@@ -208,16 +178,12 @@ static void test_csv_errors_leave_no_file(void) {
     CHECK_FAILS(ap_csv_write(tpath("e.csv"), NULL, 1, v, 1), AP_EINVAL, "colnames is NULL");
     CHECK_FAILS(ap_csv_write(tpath("e.csv"), names, 1, NULL, 1), AP_EINVAL, "data is NULL");
     CHECK_FAILS(ap_csv_write(tpath("missing/e.csv"), names, 1, v, 2), AP_EIO, "missing/e.csv");
-    CHECK(count_entries(NULL) == 0);
+    CHECK(scratch_count(NULL) == 0);
 }
 
 int main(void) {
     umask(022);
-    snprintf(scratch, sizeof scratch, "tmp_atomic_XXXXXX");
-    if (!mkdtemp(scratch)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (scratch_open("atomic")) return 1;
     RUN(test_commit_creates_file);
     RUN(test_overwrite_keeps_old_until_commit);
     RUN(test_abort_leaves_nothing);
@@ -226,9 +192,6 @@ int main(void) {
     RUN(test_csv_write);
     RUN(test_csv_quoting_and_empty);
     RUN(test_csv_errors_leave_no_file);
-    if (rmdir(scratch) != 0) {
-        fprintf(stderr, "scratch directory %s not empty: %s\n", scratch, strerror(errno));
-        return 1;
-    }
+    if (scratch_close()) return 1;
     return CHECK_DONE();
 }

@@ -1,6 +1,5 @@
 /* test_dataset.c — datasets from arrays and IDX files, splits and subsets, and the minibatch
  * iterator: epoch coverage, drop_last, and reproducible per-epoch shuffling. */
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -12,18 +11,9 @@
 #include "apical/dataset.h"
 #include "apical/error.h"
 #include "check.h"
-
-static char scratch[64];
+#include "scratch.h"
 
 #define PINNED_ORDER 3, 50, 66, 35, 83, 11, 42, 4
-
-static const char *tpath(const char *name) {
-    static char buf[4][512];
-    static int k = 0;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", scratch, name);
-    return buf[k];
-}
 
 /* An IDX file (raw or gzip) of u8/i32-sized items given as bytes. */
 static void put_idx(const char *path, int gz, int type, int ndim, const uint32_t *dims,
@@ -455,11 +445,7 @@ static void test_batcher_errors(void) {
 }
 
 int main(void) {
-    snprintf(scratch, sizeof scratch, "tmp_dataset_XXXXXX");
-    if (!mkdtemp(scratch)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (scratch_open("dataset")) return 1;
     RUN(test_from_arrays);
     RUN(test_from_arrays_errors);
     RUN(test_from_idx);
@@ -470,9 +456,6 @@ int main(void) {
     RUN(test_batcher_in_order);
     RUN(test_batcher_shuffle);
     RUN(test_batcher_errors);
-    if (rmdir(scratch) != 0) {
-        fprintf(stderr, "scratch directory %s not empty: %s\n", scratch, strerror(errno));
-        return 1;
-    }
+    if (scratch_close()) return 1;
     return CHECK_DONE();
 }

@@ -12,16 +12,7 @@
 #include "apical/dirutil.h"
 #include "apical/error.h"
 #include "check.h"
-
-static char scratch[64];
-
-static const char *tpath(const char *name) {
-    static char buf[4][512];
-    static int k = 0;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", scratch, name);
-    return buf[k];
-}
+#include "scratch.h"
 
 static void write_file(const char *path, const char *text, size_t n) {
     FILE *fp = fopen(path, "wb");
@@ -104,17 +95,10 @@ static void test_lock(void) {
 }
 
 int main(void) {
-    snprintf(scratch, sizeof scratch, "tmp_dirutil_XXXXXX");
-    if (!mkdtemp(scratch)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (scratch_open("dirutil")) return 1;
     RUN(test_crc32);
     RUN(test_dirs);
     RUN(test_lock);
-    if (rmdir(scratch) != 0) {
-        fprintf(stderr, "scratch directory %s not empty: %s\n", scratch, strerror(errno));
-        return 1;
-    }
+    if (scratch_close()) return 1;
     return CHECK_DONE();
 }

@@ -1,6 +1,5 @@
 /* test_idx.c — IDX reading: every element type, raw and gzip files written here, chunked
  * reads, and every validation error with its code and message. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,27 +10,7 @@
 #include "apical/error.h"
 #include "apical/idx.h"
 #include "check.h"
-
-static char scratch[64];
-
-static const char *tpath(const char *name) {
-    static char buf[4][512];
-    static int k = 0;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", scratch, name);
-    return buf[k];
-}
-
-static int count_entries(void) {
-    DIR *d = opendir(scratch);
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
-}
+#include "scratch.h"
 
 /* Writes bytes a then b, raw or through zlib's gzip writer. */
 static void put(const char *path, int gz, const void *a, size_t na, const void *b, size_t nb) {
@@ -338,20 +317,13 @@ static void test_io_errors(void) {
 }
 
 int main(void) {
-    snprintf(scratch, sizeof scratch, "tmp_idx_XXXXXX");
-    if (!mkdtemp(scratch)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (scratch_open("idx")) return 1;
     RUN(test_types);
     RUN(test_large);
     RUN(test_header_errors);
     RUN(test_data_errors);
     RUN(test_gzip_errors);
     RUN(test_io_errors);
-    if (count_entries() != 0 || rmdir(scratch) != 0) {
-        fprintf(stderr, "scratch directory %s not empty: %s\n", scratch, strerror(errno));
-        return 1;
-    }
+    if (scratch_close()) return 1;
     return CHECK_DONE();
 }

@@ -1,6 +1,5 @@
 /* test_npy.c — .npy round trips, hand-written headers of every accepted dtype and version,
  * every header/data error, a numpy-written file, and writes that must leave no file. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,34 +10,9 @@
 #include "apical/error.h"
 #include "apical/npy.h"
 #include "check.h"
+#include "scratch.h"
 
-/* ---- scratch directory and file helpers ------------------------------------------------ */
-
-static char scratch[64];
-
-static const char *tpath(const char *name) {
-    static char buf[4][512];
-    static int k = 0;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", scratch, name);
-    return buf[k];
-}
-
-static int count_entries(void) {
-    DIR *d = opendir(scratch);
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
-}
-
-static int exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
+/* ---- file helpers (the scratch directory: scratch.h) ---------------------------------- */
 
 /* Whole file into a malloc'd buffer; *n = its size. */
 static unsigned char *slurp(const char *path, size_t *n) {
@@ -142,7 +116,7 @@ static void test_roundtrip_shapes(void) {
     roundtrip(2, s0);
     roundtrip(8, s8);
     roundtrip(2, big); /* more than one write/read chunk */
-    CHECK(count_entries() == 0);
+    CHECK(scratch_count(NULL) == 0);
 }
 
 /* Our writer produces numpy's bytes exactly (the checked-in file below was made that way). */
@@ -187,7 +161,7 @@ static void test_overwrite(void) {
     CHECK(r.size == 1 && r.data[0] == 9);
     ap_array_free(&r);
     unlink(p);
-    CHECK(count_entries() == 0);
+    CHECK(scratch_count(NULL) == 0);
 }
 
 /* ---- hand-written headers: dtypes, versions, spellings ------------------------------- */
@@ -352,7 +326,7 @@ static void test_header_errors(void) {
     CHECK_HEADER_FAILS("{'descr': '<f8', 'fortran_order': False, 'shape': (0, 4294967296, "
                        "4294967296), }",
                        0, AP_EFORMAT, "is too large");
-    CHECK(count_entries() == 1);
+    CHECK(scratch_count(NULL) == 1);
     unlink(tpath("bad.npy"));
 }
 
@@ -388,7 +362,7 @@ static void test_file_errors(void) {
     CHECK(strstr(ap_last_error(), "absent.npy") != NULL);
     CHECK_FAILS(ap_npy_read(scratch, &a), AP_EIO, "Is a directory");
     CHECK_FAILS(ap_npy_read(NULL, &a), AP_EINVAL, "NULL");
-    CHECK(count_entries() == 0);
+    CHECK(scratch_count(NULL) == 0);
 }
 
 /* A pipe has no size to check up front: truncation and trailing bytes are found while reading. */
@@ -441,20 +415,16 @@ static void test_write_errors_leave_no_file(void) {
     CHECK_FAILS(ap_npy_write(tpath("x.npy"), v, 1, NULL), AP_EINVAL, "shape is NULL");
     const size_t huge[] = {SIZE_MAX / 4, 4};
     CHECK_FAILS(ap_npy_write(tpath("x.npy"), v, 2, huge), AP_EINVAL, "overflows");
-    CHECK(count_entries() == 0);
+    CHECK(scratch_count(NULL) == 0);
     /* zero-size arrays need no data */
     const size_t empty[] = {0};
     CHECK_OK(ap_npy_write(tpath("x.npy"), NULL, 1, empty));
-    CHECK(exists(tpath("x.npy")));
+    CHECK(path_exists(tpath("x.npy")));
     unlink(tpath("x.npy"));
 }
 
 int main(void) {
-    snprintf(scratch, sizeof scratch, "tmp_npy_XXXXXX");
-    if (!mkdtemp(scratch)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (scratch_open("npy")) return 1;
     RUN(test_roundtrip_shapes);
     RUN(test_python_file);
     RUN(test_overwrite);
@@ -464,9 +434,6 @@ int main(void) {
     RUN(test_file_errors);
     RUN(test_stream_errors);
     RUN(test_write_errors_leave_no_file);
-    if (rmdir(scratch) != 0) {
-        fprintf(stderr, "scratch directory %s not empty: %s\n", scratch, strerror(errno));
-        return 1;
-    }
+    if (scratch_close()) return 1;
     return CHECK_DONE();
 }
