@@ -56,6 +56,29 @@ typedef struct net_spec {
     int q_plastic;           /* 1: Q1..QL plastic (trainable by an optimiser) */
 } net_spec;
 
+/* The tests' usual network: hidden layers of activation `hidden`, the output `out`, tau_v = 0.2,
+ * a PI controller with k_p = 1 and alpha = 0.1, weights and Q uniform in [-scale, scale); the
+ * sizes n[0], ..., n[L] follow: NET_STD(3, "tanh", "linear", 0.9, 3, 4, 3, 2). */
+static inline net_spec net_std_(int B, const char *hidden, const char *out, double scale,
+                                const int *n, int count) {
+    net_spec sp = {.B = B,
+                   .L = count - 1,
+                   .tau_v = 0.2,
+                   .ctl = "dfc.pi",
+                   .k_p = 1,
+                   .alpha = 0.1,
+                   .w_scale = scale,
+                   .q_scale = scale};
+    for (int i = 0; i < count && i <= NET_MAX; i++) {
+        sp.n[i] = n[i];
+        sp.act[i] = i == 0 ? NULL : i == count - 1 ? out : hidden;
+    }
+    return sp;
+}
+#define NET_STD(B, hidden, out, scale, ...)                                                        \
+    net_std_((B), (hidden), (out), (scale), (const int[]){__VA_ARGS__},                            \
+             (int)(sizeof((const int[]){__VA_ARGS__}) / sizeof(int)))
+
 /* Builds x -> h1 -> ... -> hL with W1..WL (bias, forward_rule) and ctl reading hL and target:
  * everything but the feedback. */
 static inline ap_model *net_build_forward(const net_spec *sp) {
@@ -117,6 +140,29 @@ static inline ap_model *net_build(const net_spec *sp) {
         CHECK_OK(ap_model_connect(m, "ctl.u", tgt, &cs, &id));
         fill(ap_model_weights(m, id), (size_t)sp->n[i] * sp->n[L], sp->q_scale);
     }
+    return m;
+}
+
+static inline double *proj_w(ap_model *m, const char *name);
+static inline double *proj_b(ap_model *m, const char *name);
+
+/* The hand case of Condition 1 (test_dfc_measures.c, test_dfc_measures_ref.c): 2-2-1, linear,
+ * batch 2, W1 = 0 and b1 = (0, 4), so ||r_1|| = 4 whatever x; with x = (3, 0; 0, 0) the two
+ * samples' layer norms are (3, 4) and (0, 4). */
+static inline ap_model *net_condition1_hand(void) {
+    net_spec sp = {.B = 2,
+                   .L = 2,
+                   .n = {2, 2, 1},
+                   .act = {NULL, "linear", "linear"},
+                   .tau_v = 1,
+                   .ctl = "dfc.pi",
+                   .w_scale = 1,
+                   .q_scale = 1};
+    ap_model *m = net_build(&sp);
+    if (!m) return NULL;
+    memset(proj_w(m, "W1"), 0, 4 * sizeof(double));
+    proj_b(m, "W1")[0] = 0;
+    proj_b(m, "W1")[1] = 4;
     return m;
 }
 

@@ -7,16 +7,7 @@
 #include "dfc_test.h"
 
 static net_spec spec3(void) {
-    net_spec sp = {.B = 3,
-                   .L = 3,
-                   .n = {3, 4, 3, 2},
-                   .act = {NULL, "tanh", "tanh", "linear"},
-                   .tau_v = 0.2,
-                   .ctl = "dfc.pi",
-                   .k_p = 1,
-                   .alpha = 0.1,
-                   .w_scale = 0.9,
-                   .q_scale = 0.9};
+    net_spec sp = NET_STD(3, "tanh", "linear", 0.9, 3, 4, 3, 2);
     return sp;
 }
 
@@ -160,16 +151,7 @@ static void test_condition2_and_eigen_hand_cases(void) {
 
 /* A linear two-layer network 2-2-2: J = [W_2, I], J Q = W_2 Q_1 + Q_2, for every sample. */
 static void test_eigen_known(void) {
-    net_spec sp = {.B = 2,
-                   .L = 2,
-                   .n = {2, 2, 2},
-                   .act = {NULL, "linear", "linear"},
-                   .tau_v = 0.2,
-                   .ctl = "dfc.pi",
-                   .k_p = 1,
-                   .alpha = 0.1,
-                   .w_scale = 1,
-                   .q_scale = 1};
+    net_spec sp = NET_STD(2, "linear", "linear", 1, 2, 2, 2);
     ap_model *m = net_build(&sp);
     double x[4] = {0.3, -1, 2, 0.5}, re[4], im[4];
     /* Q_1 = 0, Q_2 = [[0.5, -2], [2, 0.5]]: eigenvalues 0.5 -+ 2i */

@@ -14,16 +14,7 @@
 #define OPT(o) a_obj("optim", AP_ARG_OPTIM, (o))
 
 static net_spec spec3(int B) {
-    net_spec sp = {.B = B,
-                   .L = 3,
-                   .n = {3, 4, 3, 2},
-                   .act = {NULL, "tanh", "tanh", "linear"},
-                   .tau_v = 0.2,
-                   .ctl = "dfc.pi",
-                   .k_p = 1,
-                   .alpha = 0.1,
-                   .w_scale = 0.9,
-                   .q_scale = 0.9};
+    net_spec sp = NET_STD(B, "tanh", "linear", 0.9, 3, 4, 3, 2);
     return sp;
 }
 
@@ -100,19 +91,7 @@ static void solve(double *A, double *b, int n) {
 
 /* ---- Condition 1 ------------------------------------------------------------------------- */
 static void test_condition1_hand(void) {
-    /* 2-2-1, linear: W1 = 0, b1 = (0, 4): ||r_1|| = 4 whatever x */
-    net_spec sp = {.B = 2,
-                   .L = 2,
-                   .n = {2, 2, 1},
-                   .act = {NULL, "linear", "linear"},
-                   .tau_v = 1,
-                   .ctl = "dfc.pi",
-                   .w_scale = 1,
-                   .q_scale = 1};
-    ap_model *m = net_build(&sp);
-    memset(proj_w(m, "W1"), 0, 4 * sizeof(double));
-    double *b1 = proj_b(m, "W1");
-    b1[0] = 0, b1[1] = 4;
+    ap_model *m = net_condition1_hand();
     double x[4] = {3, 0, 0, 0}, out[2];
     CHECK_OK(KCALL("dfc.condition1", M(m), a_mat("x", x, 2, 2), a_vec("out", out, 2)));
     /* norms (3, 4): mean 3.5, population std 0.5; norms (0, 4): mean 2, std 2 */
@@ -129,7 +108,7 @@ static void test_condition1_hand(void) {
     CHECK_FAILS(
         KCALL("dfc.condition1", M(m), a_mat("x", x, 2, 2), a_vec("out", out, 2), a_num("alpha", 1)),
         AP_EINVAL, "alpha");
-    b1[1] = 0; /* all-zero activity in sample 1 */
+    proj_b(m, "W1")[1] = 0; /* all-zero activity in sample 1 */
     CHECK_FAILS(KCALL("dfc.condition1", M(m), a_mat("x", x, 2, 2), a_vec("out", out, 2)), AP_EINVAL,
                 "mean layer norm is 0 for sample 2");
     ap_model_free(&m);
@@ -686,16 +665,7 @@ static double rel_diff(const double *got, const double *want, int n) {
  * solved by elimination; J_W by the chain rule, itself checked against central differences. */
 static void test_gn_more_rows_than_params(void) {
     enum { B = 12, NL = 2, R = B * NL, P = 17 };
-    net_spec sp = {.B = B,
-                   .L = 2,
-                   .n = {2, 3, 2},
-                   .act = {NULL, "tanh", "linear"},
-                   .tau_v = 0.2,
-                   .ctl = "dfc.pi",
-                   .k_p = 1,
-                   .alpha = 0.1,
-                   .w_scale = 0.9,
-                   .q_scale = 0.9};
+    net_spec sp = NET_STD(B, "tanh", "linear", 0.9, 2, 3, 2);
     for (int lin = 0; lin < 2; lin++) {
         sp.act[1] = lin ? "linear" : "tanh";
         rng_state = 99;
@@ -825,16 +795,7 @@ static void test_gn_regimes_agree(void) {
  * J_bar's small singular directions (30 degrees from the gamma = 1e-2 update). */
 static void test_gn_student_teacher(void) {
     enum { B = 128, NL = 5, R = B * NL, P = 325 };
-    net_spec sp = {.B = B,
-                   .L = 3,
-                   .n = {15, 10, 10, 5},
-                   .act = {NULL, "tanh", "tanh", "linear"},
-                   .tau_v = 0.2,
-                   .ctl = "dfc.pi",
-                   .k_p = 1,
-                   .alpha = 0.1,
-                   .w_scale = 0.5,
-                   .q_scale = 0.5};
+    net_spec sp = NET_STD(B, "tanh", "linear", 0.5, 15, 10, 10, 5);
     rng_state = 31337;
     ap_model *m = net_build(&sp);
     const hand_net h = hand_load(m, &sp);
@@ -900,16 +861,8 @@ static void test_gn_student_teacher(void) {
  * is too ill-conditioned for a 1e-8 check of a Cholesky solve.) */
 static void test_gn_primal_chunked(void) {
     enum { B = 94000, N0 = 4, NL = 3, P = 15 };
-    net_spec sp = {.B = 1,
-                   .L = 1,
-                   .n = {N0, NL},
-                   .act = {NULL, "tanh"},
-                   .tau_v = 0.2,
-                   .ctl = "dfc.pi",
-                   .k_p = 1,
-                   .alpha = 0.1,
-                   .w_scale = 0.5,
-                   .q_scale = 1};
+    net_spec sp = NET_STD(1, "tanh", "tanh", 0.5, N0, NL);
+    sp.q_scale = 1;
     rng_state = 2718;
     ap_model *m = net_build(&sp);
     const hand_net h = hand_load(m, &sp);
@@ -1161,16 +1114,7 @@ static void test_errors(void) {
     ap_model_free(&ms);
     /* the GN system's size limit: min(B n_L, P) = min(12000, 24002) rows, refused before any
      * allocation of the stacked Jacobians */
-    net_spec sw = {.B = 2,
-                   .L = 2,
-                   .n = {1, 6000, 2},
-                   .act = {NULL, "tanh", "linear"},
-                   .tau_v = 0.2,
-                   .ctl = "dfc.pi",
-                   .k_p = 1,
-                   .alpha = 0.1,
-                   .w_scale = 0.1,
-                   .q_scale = 0.1};
+    net_spec sw = NET_STD(2, "tanh", "linear", 0.1, 1, 6000, 2);
     ap_model *mw = net_build(&sw);
     ap_optim *ow = optim_over_w(mw, 2);
     double *xb = calloc(6000, sizeof(double)), *tb = calloc(6000 * 2, sizeof(double));

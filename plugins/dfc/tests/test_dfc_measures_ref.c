@@ -13,19 +13,7 @@
 
 /* ---- Condition 1, power 1 and 2 ---------------------------------------------------------- */
 static void test_condition1_power(void) {
-    /* 2-2-1, linear: W1 = 0, b1 = (0, 4): ||r_1|| = 4 whatever x */
-    net_spec sp = {.B = 2,
-                   .L = 2,
-                   .n = {2, 2, 1},
-                   .act = {NULL, "linear", "linear"},
-                   .tau_v = 1,
-                   .ctl = "dfc.pi",
-                   .w_scale = 1,
-                   .q_scale = 1};
-    ap_model *m = net_build(&sp);
-    memset(proj_w(m, "W1"), 0, 4 * sizeof(double));
-    proj_b(m, "W1")[0] = 0;
-    proj_b(m, "W1")[1] = 4;
+    ap_model *m = net_condition1_hand();
     double x[4] = {3, 0, 0, 0}, p1[2], p2[2], dflt[2];
     CHECK_OK(
         KCALL("dfc.condition1", M(m), a_mat("x", x, 2, 2), a_vec("out", p1, 2), a_num("power", 1)));
@@ -172,16 +160,7 @@ static ap_optim *optim_all(ap_model *m) {
 }
 
 static void test_mn_nonlinear(void) {
-    net_spec sp = {.B = B,
-                   .L = L,
-                   .n = {3, 4, 3, 2},
-                   .act = {NULL, "tanh", "tanh", "linear"},
-                   .tau_v = 0.2,
-                   .ctl = "dfc.pi",
-                   .k_p = 1,
-                   .alpha = 0.1,
-                   .w_scale = 0.9,
-                   .q_scale = 0.9};
+    net_spec sp = NET_STD(B, "tanh", "linear", 0.9, 3, 4, 3, 2);
     rng_state = 4242;
     ap_model *m = net_build(&sp);
     double x[B * 3], t[B * NL], rl[B * NL], got[64], want[64], lin[64];

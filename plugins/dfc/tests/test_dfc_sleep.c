@@ -307,16 +307,7 @@ static void test_feedback_grad(void) {
 }
 
 static void test_copy_weights(void) {
-    net_spec sp = {.B = 2,
-                   .L = 2,
-                   .n = {3, 4, 2},
-                   .act = {NULL, "tanh", "linear"},
-                   .tau_v = 0.2,
-                   .ctl = "dfc.pi",
-                   .k_p = 1,
-                   .alpha = 0.1,
-                   .w_scale = 1,
-                   .q_scale = 1};
+    net_spec sp = NET_STD(2, "tanh", "linear", 1, 3, 4, 2);
     ap_model *a = net_build(&sp), *b = net_build(&sp);
     double q_b[8];
     memcpy(q_b, proj_w(b, "Q1"), sizeof q_b);
