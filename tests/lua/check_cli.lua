@@ -21,8 +21,9 @@ local function run(args)
     return code, out, err
 end
 
-local failures = 0
+local failures, commands = 0, 0
 local function expect(args, want_code, checks)
+    commands = commands + 1
     local code, out, err = run(args)
     local problems = {}
     if code ~= want_code then problems[#problems + 1] = string.format("exit %d, want %d", code, want_code) end
@@ -113,8 +114,8 @@ end
 expect("run error_script.lua --traceback", 1, { { "err", "apical: error_script.lua:6:" },
     { "err", "stack traceback:" }, { "err", "in local 'layer'" } })
 
-if failures > 0 then
-    io.stderr:write(failures .. " check(s) failed\n")
+if failures > 0 or commands == 0 then
+    io.stderr:write(string.format("check_cli: %d of %d commands failed\n", failures, commands))
     os.exit(1)
 end
-print("check_cli: ok")
+print(string.format("check_cli: %d commands, 0 failed", commands))

@@ -31,5 +31,4 @@ check.fails(function() sim:run { solver = "cvode-bdf", t_end = 1, accumulation =
 -- contradictory
 check.fails(function() sim:run { solver = "euler", dt = 0.01, t_end = 1, steps = 100 } end, "steps = 100 and t_end = 1 both given")
 check.fails(function() sim:run { solver = "euler", dt = 0.01, t_end = 1, order = { "h" } } end, "option order needs ordered = true")
-check.cleanup()
-print("ok")
+check.done("test_run_checks")

@@ -101,4 +101,4 @@ local core = apical.blas_core()
 check.truthy(type(core) == "string" and #core > 0, "blas_core names the kernels")
 local forced = os.getenv("OPENBLAS_CORETYPE")
 if forced and forced ~= "" then check.eq(core:lower(), forced:lower(), "OPENBLAS_CORETYPE respected") end
-print("ok")
+check.done("test_run_parallel")
