@@ -27,6 +27,45 @@ function M.near(got, want, tol, what)
     end
 end
 
+-- The spacing of doubles at |x| (as check.h's check_ulp_): 2^-1074 for zero and the subnormals,
+-- 2^(e-53) for |x| in [2^(e-1), 2^e).
+function M.ulp(x)
+    x = math.abs(x)
+    if x < 2.2250738585072014e-308 then return 2.0 ^ -1074 end
+    local e = math.floor(math.log(x, 2)) + 1
+    if 2.0 ^ (e - 1) > x then e = e - 1 elseif 2.0 ^ e <= x then e = e + 1 end
+    return 2.0 ^ (e - 53)
+end
+
+-- As check.h's CHECK_CLOSE_SCALED: got and want agree to the relative tolerance rel or to ulps
+-- units in the last place, both measured at m = max(|got|, |want|, |scale|) (scale: the size
+-- of the terms a cancelling sum added, or nil). Equal values pass; NaN never does, nor an
+-- infinity against anything but itself. For results that go through BLAS against a hand loop.
+function M.is_close(got, want, rel, ulps, scale)
+    if got == want then return true end
+    if type(got) ~= "number" or type(want) ~= "number" then return false end
+    if got ~= got or want ~= want or math.abs(got) == math.huge or math.abs(want) == math.huge then
+        return false
+    end
+    local m = math.max(math.abs(got), math.abs(want), math.abs(scale or 0))
+    return math.abs(got - want) <= math.max(rel * m, ulps * M.ulp(m))
+end
+
+function M.close(got, want, rel, ulps, scale, what)
+    count()
+    if not M.is_close(got, want, rel, ulps, scale) then
+        local m = type(got) == "number" and type(want) == "number" and
+            math.max(math.abs(got), math.abs(want), math.abs(scale or 0)) or 0 / 0
+        fail(string.format("%s: got %.17g, want %.17g: differ by %.3g (%.3g relative to %.3g) > rel %g or %g ulps",
+            what or "close", tonumber(got) or 0 / 0, tonumber(want) or 0 / 0,
+            math.abs((tonumber(got) or 0 / 0) - (tonumber(want) or 0 / 0)),
+            math.abs((tonumber(got) or 0 / 0) - (tonumber(want) or 0 / 0)) / m, m, rel, ulps))
+    end
+end
+
+-- DBL_EPSILON, 2^-52: write tolerances of check.close in it.
+M.eps = 2.0 ^ -52
+
 function M.truthy(v, what)
     count()
     if not v then fail((what or "truthy") .. ": got " .. tostring(v)) end
