@@ -8,6 +8,9 @@
 -- SIGKILLs is tests/kill/kill_resume.lua.
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 local datafile = require "apical.plugins.dfc.datafile"
 local rundir = require "apical.plugins.dfc.rundir"
 local checkpoint = require "apical.plugins.dfc.checkpoint"
@@ -304,4 +307,4 @@ do
 end
 
 assert(fs.remove_tree(tmp))
-print("1 passed, 0 failed")
+check.done("test_checkpoint")

@@ -5,6 +5,9 @@
 -- Without the data (scripts/get-data.sh) the MNIST parts are skipped with a message.
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 
 -- student-teacher: seeded, reproducible, teacher bigger than the student
 local a = dfc.tasks.student_teacher { variant = "small", seed = 5, n_train = 100, n_valid = 20, n_test = 30 }
@@ -73,9 +76,7 @@ assert(ae.loss == "mse" and ae.train:target_dim() == 784)
 
 -- the autoencoder's run directory gets reconstructions.csv: 28 rows of the first 8 test images
 -- side by side, then 28 rows of the network's outputs for them
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p '" .. tmp .. "'"))
+local tmp = fx.tmpdir()
 local r = dfc.train { task = "mnist_autoencoder", task_opts = { n_train = 256 }, hidden = { 16, 4, 16 },
   activations = { "tanh", "linear", "tanh", "linear" }, method = "dfa", epochs = 1, out_dir = tmp,
   progress = false, checkpoint = false }
@@ -103,5 +104,4 @@ for k = 0, 7 do
     end
   end
 end
-os.execute("rm -rf '" .. tmp .. "'")
-print("1 passed, 0 failed")
+check.done("test_data")

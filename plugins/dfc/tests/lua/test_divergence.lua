@@ -4,6 +4,9 @@
 -- a sane run is not stopped.
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 local divergence = require "apical.plugins.dfc.divergence"
 
 local tmp = os.tmpname()
@@ -70,4 +73,4 @@ do
 end
 
 assert(apical.fs.remove_tree(tmp))
-print("1 passed, 0 failed")
+check.done("test_divergence")

@@ -3,6 +3,9 @@
 -- dfc.bp and dfc.dfa, per projection; and it refuses what it cannot do.
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 
 local net = dfc.network { sizes = { 4, 5, 3 }, batch = 6, k_p = 1.5, alpha = 0.01, seed = 3 }
 net:set_weight_product()
@@ -46,4 +49,4 @@ local ok, err = pcall(dfc.gradients, "forward", { model = net.model })
 assert(not ok and err:find('kernel "forward" is not an update kernel', 1, true), err)
 ok, err = pcall(dfc.gradients, "ssa", { model = net.model, optim = apical.optim.sgd { model = net.model, lr = 1 } })
 assert(not ok and err:find("optim is dfc.gradients' own", 1, true), err)
-print("ok")
+check.done("test_gradients")

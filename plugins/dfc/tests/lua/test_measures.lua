@@ -6,28 +6,15 @@
 -- as its dfc.network; a pathway network uses its effective feedback; the errors.
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 
-local passed, failed = 0, 0
-local function test(name, fn)
-  local ok, err = pcall(fn)
-  if ok then
-    passed = passed + 1
-    print("ok   " .. name)
-  else
-    failed = failed + 1
-    print("FAIL " .. name .. ": " .. tostring(err))
-  end
-end
+local test = check.test
 
-local function fails(fn, needle)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error with " .. needle)
-  assert(tostring(err):find(needle, 1, true), tostring(err) .. " lacks " .. needle)
-end
+local fails = fx.fails -- the message starts with the line of the call
 
-local function near(a, b, tol, what)
-  assert(math.abs(a - b) <= tol, string.format("%s: %.17g vs %.17g", what or "value", a, b))
-end
+local near = check.near
 
 local function inputs(B, n, phase)
   local X = apical.zeros { B, n }
@@ -314,5 +301,4 @@ test("dfc.ssa makes the targets from the labels exactly as dfc.targets does", fu
   end
 end)
 
-print(string.format("%d passed, %d failed", passed, failed))
-if failed > 0 then os.exit(1) end
+check.done("test_measures")

@@ -6,10 +6,11 @@
 -- trainer's measures.csv and log.csv carrying the new columns.
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 
-local function near(a, b, tol, what)
-  assert(math.abs(a - b) <= tol, string.format("%s: %.17g vs %.17g", what or "value", a, b))
-end
+local near = check.near
 
 local function inputs(B, n)
   local X = apical.zeros { B, n }
@@ -110,4 +111,4 @@ local last = res.log[#res.log]
 assert(last.angle_mn_ref == last.angle_mn_ref and last.angle_mn_ref > 0, "log angle_mn_ref")
 assert(last.condition1_ref > 0 and last.stability_mean < 0, "log condition1_ref / stability_mean")
 os.execute("rm -rf '" .. res.run_dir .. "'")
-print("measures_ref: ok")
+check.done("test_measures_ref")

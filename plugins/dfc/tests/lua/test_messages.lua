@@ -3,10 +3,11 @@
 -- component failed at t = 0.35").
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p '" .. tmp .. "'"))
+local tmp = fx.tmpdir()
 
 local function run(stability_check)
   return pcall(dfc.train, {
@@ -26,7 +27,6 @@ for _, want in ipairs { "explosive growth: h", ".soma[sample ", "euler (declared
 end
 -- without it, the block that fails first is named
 ok, err = run(false)
-os.execute("rm -rf '" .. tmp .. "'")
 assert(not ok, "k_p = 1e6 must fail")
 err = tostring(err)
 print(err)
@@ -35,3 +35,4 @@ for _, want in ipairs { "block ", "(dfc.pi, k_p = 1e+06", "output u[sample ", "i
 end
 assert(not err:find("a component failed", 1, true), err)
 print("ok   k_p = 1e6 names the block, its parameters and the value")
+check.done("test_messages")

@@ -4,22 +4,13 @@
 -- at the line of the call.
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p '" .. tmp .. "'"))
+local tmp = fx.tmpdir()
 
--- f must fail with a message containing `needle` that starts with the caller's file:line (the
--- call written on one line with fails)
-local function fails(f, needle)
-  local info = debug.getinfo(2, "Sl")
-  local ok, err = pcall(f)
-  assert(not ok, "expected an error containing " .. needle)
-  err = tostring(err)
-  assert(err:find(needle, 1, true), string.format("error %q does not contain %q", err, needle))
-  local want = info.short_src .. ":" .. info.currentline .. ":"
-  assert(err:sub(1, #want) == want, string.format("error %q does not start with %q", err, want))
-end
+local fails = fx.fails
 
 -- a seeded generator (the trainer's tasks use the same), so the data are the same everywhere
 local seed = 12345
@@ -39,12 +30,7 @@ end
 local reg = apical.dataset.arrays { inputs = X, targets = Y }
 local base = { hidden = { 16 }, batch = 32, optimizer = "adam", lr = 0.01, defaults = { tmax = 100, dt = 0.05 },
   progress = false, out_dir = tmp, seed = 4 }
-local function cfg(extra)
-  local c = {}
-  for k, v in pairs(base) do c[k] = v end
-  for k, v in pairs(extra) do c[k] = v end
-  return c
-end
+local cfg = fx.config(base)
 
 for _, method in ipairs { "dfc", "dfc-ssa" } do
   local r = dfc.train(cfg { task = reg, method = method, epochs = 6,
@@ -121,5 +107,4 @@ fails(function() dfc.train(cfg { task = reg, epochs = -1 }) end, "epochs = -1 mu
 fails(function() dfc.train(cfg { task = reg, seed = -1 }) end, "seed = -1 must be an integer >= 0")
 fails(function() dfc.train(cfg { task = reg, epochs = 1.5 }) end, "epochs = 1.5 must be an integer >= 0")
 
-os.execute("rm -rf '" .. tmp .. "'")
-print("ok")
+check.done("test_own_data")

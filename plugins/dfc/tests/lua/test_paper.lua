@@ -3,6 +3,9 @@
 -- knows, and bad tasks or methods are errors naming them.
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 
 local function eq(a, b, what) assert(a == b, string.format("%s: %s, expected %s", what, tostring(a), tostring(b))) end
 
@@ -64,4 +67,4 @@ local ok, err = pcall(dfc.paper.config, "cifar10", "bp")
 assert(not ok and err:find('task "cifar10"', 1, true), err)
 ok, err = pcall(dfc.paper.config, "mnist", "tp")
 assert(not ok and err:find('method "tp"', 1, true), err)
-print("ok")
+check.done("test_paper")

@@ -5,6 +5,9 @@
 -- time constant and why, at the user's line (docs/dfc.md, "Pathways with their own dynamics").
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 
 dfc.pathways.register("relay", function(net, opts)
   local nL = net.sizes[net.L + 1]
@@ -43,8 +46,7 @@ local function fails(f, needles)
 end
 fails(function() dfc.sleep(n5, { tmax_fb = 5 }) end, { "dfc.sleep: the feedback pathway relay has populations with dynamics of their own (r (tau = 0.5))", "rule (13)" })
 fails(function() dfc.stability { model = n5.model, x = X, target = T, alpha = 0.01, k_p = 1.5, tau_v = 0.2, out = out, Q = n5:ssa_feedback() } end, { "dfc.stability: the feedback pathway relay", "linearised system" })
-local tmp = os.tmpname()
-os.remove(tmp)
+local tmp = fx.tmpdir()
 fails(function() dfc.train { feedback = "trained", feedback_pathway = "relay", pathway_opts = { tau = 0.5 }, epochs = 1, progress = false, out_dir = tmp, task_opts = { n_train = 256, n_valid = 64, n_test = 64 } } end, { "the feedback pathway relay has populations with dynamics" })
 -- the measures report the stability as not computed (NaN), saying why
 local ms = dfc.measures_new(n5, { alpha = 0.01, k_p = 1.5, tau_v = 0.2 })
@@ -54,5 +56,4 @@ assert(r.errors.stability and r.errors.stability:find("dynamics of their own", 1
 -- fixed feedback through the same pathway still trains (Lemma 1 holds at a steady state)
 local res = dfc.train { method = "dfc", feedback = "given", feedback_pathway = "relay", pathway_opts = { tau = 0.5 }, epochs = 1, tmax = 100, dt = 0.05, solver = "cvode-bdf", progress = false, out_dir = tmp, task_opts = { n_train = 256, n_valid = 64, n_test = 64 } }
 assert(res.log[2].train_loss == res.log[2].train_loss)
-os.execute("rm -rf '" .. tmp .. "'")
-print("ok")
+check.done("test_pathway_dynamics")

@@ -7,23 +7,13 @@
 -- feedback in the published Euler scheme and in the trainers; bad pathways are refused.
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 
-local passed, failed = 0, 0
-local function test(name, fn)
-  local ok, err = pcall(fn)
-  if ok then
-    passed = passed + 1
-  else
-    failed = failed + 1
-    io.stderr:write(name .. ": " .. tostring(err) .. "\n")
-  end
-end
+local test = check.test
 
-local function fails(fn, needle)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error with " .. needle)
-  assert(tostring(err):find(needle, 1, true), tostring(err) .. " lacks " .. needle)
-end
+local fails = fx.fails -- the message starts with the line of the call
 
 -- dense helpers on apical arrays
 local function matmul(A, Bm)
@@ -376,9 +366,7 @@ test("weight-product pathways reproduce direct feedback in the published Euler s
   end
 end)
 
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p '" .. tmp .. "'"))
+local tmp = fx.tmpdir()
 
 test("trainers with pathways", function()
   local function cfg(extra)
@@ -442,12 +430,12 @@ test("bad pathways are refused", function()
       dfc.pathways.connect(net, net.ctl.u, net.h[1].apical, { name = "Q1" })
       dfc.pathways.connect(net, net.ctl.u, net.h[3].apical, { name = "Q3" })
     end)
-  end, "feedback_pathway custom built no projection Q2")
+  end, "feedback_pathway custom built no projection Q2", false) -- raised at a line of the builder
   fails(function()
     make(function(net)
       for i = 1, net.L do dfc.pathways.connect(net, net.ctl.u, net.h[i].apical, { name = "Q" .. (4 - i) }) end
     end)
-  end, "Q1 ends on h3.apical, not on h1.apical")
+  end, "Q1 ends on h3.apical, not on h1.apical", false) -- raised at a line of the builder
   -- the position is the user's line
   local ok, err = pcall(function() dfc.network { sizes = sizes, feedback_pathway = "nope" } end)
   assert(not ok and err:find("test_pathways.lua:%d+: dfc.network: unknown feedback_pathway"), err)
@@ -476,6 +464,4 @@ test("bad pathways are refused", function()
   end
 end)
 
-os.execute("rm -rf '" .. tmp .. "'")
-print(string.format("%d passed, %d failed", passed, failed))
-if failed > 0 then os.exit(1) end
+check.done("test_pathways")

@@ -9,6 +9,9 @@
 --   and the refused combinations.
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 
 local function rel(a, b)
   local num, den = 0, 0
@@ -108,12 +111,7 @@ end
 -- ---- refused combinations -----------------------------------------------------------------
 local base = { task = "student_teacher", feedback = "trained", single_phase = true, progress = false,
   task_opts = { variant = "small", n_train = 256, n_valid = 32, n_test = 32 } }
-local function with(extra)
-  local c = {}
-  for k, v in pairs(base) do c[k] = v end
-  for k, v in pairs(extra) do c[k] = v end
-  return c
-end
+local with = fx.config(base)
 local function refused(extra, text)
   local ok, err = pcall(dfc.trainer, with(extra))
   assert(not ok, "accepted: " .. text)
@@ -132,9 +130,7 @@ refused({ tau_hp = 0 }, "needs tau_hp > 0")
 
 -- ---- (d) a short student-teacher run --------------------------------------------------------
 do
-  local tmp = os.tmpname()
-  os.remove(tmp)
-  assert(os.execute("mkdir -p '" .. tmp .. "'"))
+  local tmp = fx.tmpdir()
   local r = dfc.train { task = "student_teacher", method = "dfc", optimizer = "adam", lr = 0.01,
     epochs = 10, tmax = 100, dt = 0.05, out_dir = tmp, progress = false, seed = 3,
     target_mode = "sample", feedback = "trained", single_phase = true, epochs_fb = 10,
@@ -150,7 +146,6 @@ do
     assert(row.fb_condition2 > 0.5, "Condition 2 collapsed")
     assert(row.epoch == 0 or row.fb_epochs == 0, "no feedback epochs after forward epochs")
   end
-  os.execute("rm -rf '" .. tmp .. "'")
 end
 
-print("test_single_phase: ok")
+check.done("test_single_phase")

@@ -6,8 +6,10 @@
 -- per run (not per minibatch), silenced by stability_check = false.
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 
-local function check(cond, msg) if not cond then error(msg, 2) end end
 
 local B = 16
 local net = dfc.network { sizes = { 15, 10, 10, 5 }, batch = B, tau_v = 1e-4, tau_u = 1,
@@ -90,28 +92,28 @@ for _, c in ipairs(cases) do
   -- perturbation grows at least tenfold (16 steps: the growth watch would stop a longer run)
   local st, lines = run(scheme, bad, 16)
   local w = st.stability_warning
-  check(w and w:find(scheme .. " with dt = " .. string.format("%g", bad), 1, true),
+  assert(w and w:find(scheme .. " with dt = " .. string.format("%g", bad), 1, true),
     scheme .. ": no warning at dt = " .. bad .. ": " .. tostring(w))
-  check(st.stability_growth > 1 and st.stability_dt > 0 and st.stability_dt < bad,
+  assert(st.stability_growth > 1 and st.stability_dt > 0 and st.stability_dt < bad,
     string.format("%s: growth %g, bound %g", scheme, st.stability_growth, st.stability_dt))
-  check(w:find(string.format("stable for dt < %.3g", st.stability_dt), 1, true), w)
-  check(#lines == 1 and lines[1]:find("apical: warning: ", 1, true), scheme .. ": stderr")
+  assert(w:find(string.format("stable for dt < %.3g", st.stability_dt), 1, true), w)
+  assert(#lines == 1 and lines[1]:find("apical: warning: ", 1, true), scheme .. ": stderr")
   local grow = amplification(scheme, bad, m)
-  check(grow > 10, string.format("%s at dt = %g: the perturbation grew only %.3g-fold in %d steps", scheme, bad, grow, m))
+  assert(grow > 10, string.format("%s at dt = %g: the perturbation grew only %.3g-fold in %d steps", scheme, bad, grow, m))
   -- the bound found: a step 3 % below it is quiet, one 3 % above it warns (1200 steps: the
   -- estimate's full 60 iterations; the growth watch may stop the run then, its message
   -- carrying the estimate's verdict)
   local bound = st.stability_dt
-  check(run(scheme, 0.97 * bound, 1200).stability_warning == nil, scheme .. ": warning just below the bound")
+  assert(run(scheme, 0.97 * bound, 1200).stability_warning == nil, scheme .. ": warning just below the bound")
   local ok, above = pcall(run, scheme, 1.03 * bound, 1200)
-  check(ok and above.stability_warning or not ok and tostring(above):find("the stability guard estimated " .. scheme .. " unstable", 1, true),
+  assert(ok and above.stability_warning or not ok and tostring(above):find("the stability guard estimated " .. scheme .. " unstable", 1, true),
     scheme .. ": no warning just above the bound: " .. tostring(ok and above.stability_warning or above))
   -- stable: quiet, and the perturbation does not grow
   local st2, lines2 = run(scheme, good, 16)
-  check(st2.stability_warning == nil and #lines2 == 0, scheme .. ": warning at dt = " .. good .. ": " .. tostring(st2.stability_warning))
-  check(st2.stability_growth <= 1 + 1e-5, scheme .. ": growth " .. st2.stability_growth)
+  assert(st2.stability_warning == nil and #lines2 == 0, scheme .. ": warning at dt = " .. good .. ": " .. tostring(st2.stability_warning))
+  assert(st2.stability_growth <= 1 + 1e-5, scheme .. ": growth " .. st2.stability_growth)
   local grow2 = amplification(scheme, good, 160)
-  check(grow2 < 1, string.format("%s at dt = %g: the perturbation grew %.3g-fold", scheme, good, grow2))
+  assert(grow2 < 1, string.format("%s at dt = %g: the perturbation grew %.3g-fold", scheme, good, grow2))
   print(string.format("ok   %s: warns at dt = %g (growth %.3g per step, stable for dt < %.3g; a perturbation grew %.3g-fold in %d steps), quiet at %g (%.3g-fold in 160)",
     scheme, bad, st.stability_growth, bound, grow, m, good, grow2))
 end
@@ -119,9 +121,7 @@ end
 -- dfc.train: one warning per run, not per minibatch (2 epochs of 4 minibatches; tau_v = 0.04
 -- puts the published scheme's bound just below dt = 0.025), also with the minibatch split over
 -- two simulations; none with stability_check = false
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p '" .. tmp .. "'"))
+local tmp = fx.tmpdir()
 for _, c in ipairs { { true, 1 }, { true, 2 }, { false, 1 } } do
   local lines, r = stderr_of(function()
     return dfc.train { task = "student_teacher", task_opts = { n_train = 64, n_valid = 16, n_test = 16 },
@@ -130,12 +130,12 @@ for _, c in ipairs { { true, 1 }, { true, 2 }, { false, 1 } } do
   end)
   local what = string.format("dfc.train (stability_check = %s, threads = %d)", tostring(c[1]), c[2])
   local n = c[1] and 1 or 0
-  check(#lines == n, string.format("%s: %d lines on stderr: %s", what, #lines, table.concat(lines)))
-  check(#r.warnings == n, string.format("%s: %d warnings", what, #r.warnings))
+  assert(#lines == n, string.format("%s: %d lines on stderr: %s", what, #lines, table.concat(lines)))
+  assert(#r.warnings == n, string.format("%s: %d warnings", what, #r.warnings))
   if n == 1 then
-    check(lines[1]:find("euler (declared order) with dt = 0.025 is unstable", 1, true), lines[1])
-    check(r.warnings[1]:find("estimated stable for dt < 0.02", 1, true), r.warnings[1])
+    assert(lines[1]:find("euler (declared order) with dt = 0.025 is unstable", 1, true), lines[1])
+    assert(r.warnings[1]:find("estimated stable for dt < 0.02", 1, true), r.warnings[1])
   end
   print("ok   " .. what)
 end
-os.execute("rm -rf '" .. tmp .. "'")
+check.done("test_stability_dfc")

@@ -4,6 +4,9 @@
 -- options a solver would not use are refused.
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 
 local B = 8
 local t = dfc.trainer { task = "student_teacher", hidden = { 10, 10 }, batch = B, method = "dfc",
@@ -59,4 +62,4 @@ refused({ solver = "cvode-bdf", linear_solver = "dense", preconditioner = "diago
 refused({ solver = "cvode-adams", preconditioner = "diagonal" }, "functional iteration")
 refused({ solver = "cvode-bdf", preconditioner = "ilu" }, "unknown preconditioner \"ilu\"")
 refused({ solver = "cvode-bdf", linear_solver = "klu" }, "unknown linear_solver \"klu\"")
-print("ok")
+check.done("test_stiff")

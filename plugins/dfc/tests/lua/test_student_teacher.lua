@@ -7,6 +7,9 @@
 -- overriding a variant, the errors.
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 
 local function approx(a, b, rel, what)
   assert(math.abs(a - b) <= rel * math.abs(b), string.format("%s: %.6g, expected %.6g (rel %g)", what, a, b, rel))
@@ -122,4 +125,4 @@ fails({ n_train = 0 }, "n_train = 0")
 fails({ n_valid = 1.5 }, "n_valid = 1.5")
 fails({ bias_std = -1 }, "bias_std = -1")
 fails({ teacher_hidden = 5 }, "teacher_hidden must be a list")
-print("student_teacher: ok")
+check.done("test_student_teacher")

@@ -3,10 +3,11 @@
 -- checkpoint gives the same numbers as one that never stopped; bad configurations are refused.
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p '" .. tmp .. "'"))
+local tmp = fx.tmpdir()
 
 local function cfg(method, extra)
   local c = { task = "student_teacher", method = method, optimizer = "adam", lr = 0.01,
@@ -27,16 +28,16 @@ end
 
 -- a new run never shares a directory: one of its name that exists, even empty (another run
 -- started in the same second that has not written its config.lua yet), is left alone. The
--- names of this second and the next few are taken beforehand, twice (the bare and the "-2").
+-- names of this second and the next five minutes are taken beforehand, twice (the bare and the
+-- "-2"): the run may start seconds later on a loaded machine, and must still land on a taken name.
 do
-  local name, now, taken = "claim", os.time(), {}
-  for k = 0, 5 do
+  local name, now, taken, dirs = "claim", os.time(), {}, {}
+  for k = 0, 300 do
     local stamp = os.date("%Y%m%d-%H%M%S", now + k)
     taken[stamp] = true
-    for _, sfx in ipairs { "", "-2" } do
-      assert(os.execute("mkdir -p '" .. tmp .. "/" .. name .. "-" .. stamp .. sfx .. "'"))
-    end
+    for _, sfx in ipairs { "", "-2" } do dirs[#dirs + 1] = "'" .. tmp .. "/" .. name .. "-" .. stamp .. sfx .. "'" end
   end
+  assert(os.execute("mkdir -p " .. table.concat(dirs, " ")))
   local r = dfc.train(cfg("dfc-ssa", { epochs = 1, name = name }))
   local stamp = r.run_dir:match(name .. "%-(%d+%-%d+)")
   assert(taken[stamp], "the run started within the names taken: " .. r.run_dir)
@@ -154,11 +155,7 @@ do
 end
 
 -- bad configurations
-local function fails(fn, needle)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error with " .. needle)
-  assert(tostring(err):find(needle, 1, true), tostring(err) .. " lacks " .. needle)
-end
+local fails = fx.fails -- the message starts with the line of the call
 fails(function() dfc.train { methd = "dfc" } end, 'unknown option "methd"')
 fails(function() dfc.train { method = "dfx" } end, 'unknown method "dfx"')
 fails(function() dfc.train { lr = "fast" } end, "option lr must be a number")
@@ -166,5 +163,4 @@ fails(function() dfc.train { resume = tmp .. "/nothing" } end, "no checkpoint")
 fails(function() dfc.train { threads = 3 } end, "threads = 3 must be an integer from 1 to 64 that divides batch = 128")
 fails(function() dfc.train { threads = 2, feedback_pathway = "layerwise" } end, "threads > 1 needs direct feedback")
 
-os.execute("rm -rf '" .. tmp .. "'")
-print("1 passed, 0 failed")
+check.done("test_train")

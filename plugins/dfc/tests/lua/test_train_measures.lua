@@ -4,10 +4,11 @@
 -- forward weights, weight_product_tracking recomputes it before every minibatch.
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p '" .. tmp .. "'"))
+local tmp = fx.tmpdir()
 
 local function cfg(method, extra)
   local c = { task = "student_teacher", method = method, optimizer = "sgd", lr = 0.05,
@@ -33,11 +34,7 @@ local function read_csv(path)
   return rows, header
 end
 
-local passed = 0
-local function ok(what)
-  passed = passed + 1
-  print("ok", what)
-end
+local function ok(what) print("ok", what) end
 
 -- rows at iterations 1, 4, 7, 10 (10 minibatches per epoch), then 11, 14, 17, 20
 for _, method in ipairs { "dfc", "dfc-ssa", "bp", "dfa" } do
@@ -162,5 +159,4 @@ print(string.format("   Condition 2 after pre-training: %.2f (1 epoch, tiny lr),
   short.log[1].fb_condition2, long.log[1].fb_condition2))
 ok("warning after too little pre-training")
 
-os.execute("rm -rf '" .. tmp .. "'")
-print(string.format("%d passed, 0 failed", passed))
+check.done("test_train_measures")

@@ -5,31 +5,19 @@
 -- directions (refused where not read, accepted where read).
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 local unused = require "apical.plugins.dfc.unused"
 
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p '" .. tmp .. "'"))
+local tmp = fx.tmpdir()
 
 local base = { task = "student_teacher", progress = false, out_dir = tmp, epochs = 0,
   checkpoint = false, task_opts = { n_train = 256, n_valid = 64, n_test = 64 } }
-local function cfg(extra)
-  local c = {}
-  for k, v in pairs(base) do c[k] = v end
-  for k, v in pairs(extra) do c[k] = v end
-  return c
-end
+local cfg = fx.config(base)
 
 -- the error starts with this file's line of the call (written on one line) and contains needle
-local function fails(f, needle)
-  local info = debug.getinfo(2, "Sl")
-  local ok, err = pcall(f)
-  assert(not ok, "expected an error containing " .. needle)
-  err = tostring(err)
-  assert(err:find(needle, 1, true), string.format("error %q does not contain %q", err, needle))
-  local want = info.short_src .. ":" .. info.currentline .. ": "
-  assert(err:sub(1, #want) == want, string.format("error %q does not start with %q", err, want))
-end
+local fails = fx.fails
 local function works(c) return dfc.trainer(cfg(c)) end
 
 -- each class of option with its message
@@ -87,5 +75,4 @@ fails(function() dfc.trainer(cfg { method = "bp", defaults = dfc.paper.config("m
 -- every option of dfc.train belongs to at most one rule, and every rule names known options
 for k in pairs(unused.rule_of) do assert(dfc.train_defaults[k] ~= nil, "unused.lua names unknown option " .. k) end
 
-os.execute("rm -rf '" .. tmp .. "'")
-print("test_unused_options: ok")
+check.done("test_unused_options")

@@ -4,19 +4,16 @@
 -- or pathways.lua (errors.wrap in lua/apical/errors.lua).
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local fx = require "dfc_fixture"
+local check, assert = fx.check, fx.check.assert
 
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p '" .. tmp .. "'"))
+local tmp = fx.tmpdir()
 
+-- fx.fails, and the message names none of the plugin's own files
 local function fails(f, needle)
   local info = debug.getinfo(2, "Sl")
-  local ok, err = pcall(f)
-  assert(not ok, "expected an error containing " .. needle)
-  err = tostring(err)
-  assert(err:find(needle, 1, true), string.format("error %q does not contain %q", err, needle))
-  local want = info.short_src .. ":" .. info.currentline .. ": "
-  assert(err:sub(1, #want) == want, string.format("error %q does not start with %q", err, want))
+  local err = fx.fails(f, needle, info.short_src .. ":" .. info.currentline .. ": ")
   assert(not err:find("network.lua", 1, true) and not err:find("train.lua", 1, true)
     and not err:find("pathways.lua", 1, true) and not err:find("errors.lua", 1, true), err)
 end
@@ -44,12 +41,7 @@ assert(not ok and err:find("^[^\n]*test_user_positions.lua:" .. pop_line .. ": d
 local small = { n_train = 256, n_valid = 64, n_test = 64 }
 local base = { task_opts = small, progress = false, out_dir = tmp, epochs = 1,
   defaults = { tmax = 40, dt = 0.05 } }
-local function cfg(extra)
-  local c = {}
-  for k, v in pairs(base) do c[k] = v end
-  for k, v in pairs(extra) do c[k] = v end
-  return c
-end
+local cfg = fx.config(base)
 fails(function() dfc.train(cfg { feedback_pathway = "rely" }) end, 'dfc.train: unknown feedback_pathway "rely"')
 fails(function() dfc.train(cfg { lr = 1e999 }) end, "dfc.train: lr = inf must be a finite number")
 fails(function() dfc.train(cfg { tau_u = -1 }) end, "dfc.train: tau_u = -1 must be > 0")
@@ -69,5 +61,4 @@ local t = dfc.trainer(cfg { method = "dfc-ssa" })
 fails(function() t:evaluate(42) end, "")
 fails(function() t.net:add_highpass(-1) end, "add_highpass")
 
-os.execute("rm -rf '" .. tmp .. "'")
-print("ok")
+check.done("test_user_positions")
