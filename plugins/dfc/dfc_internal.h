@@ -82,6 +82,25 @@ typedef struct dfc_ssa_state {
     double *mem;
 } dfc_ssa_state;
 
+/* ---- eigenvalues (eigen.c) ------------------------------------------------------------------ */
+/* A workspace for the eigenvalues of n x n nonsymmetric matrices (LAPACK dgeev), allocated once
+ * per kernel call: nothing is allocated per sample. */
+typedef struct dfc_eigen {
+    int n, lwork;
+    double *work; /* dgeev's workspace (in mem) */
+    double *mem;
+} dfc_eigen;
+
+/* AP_ENOMEM naming the kernel on failure (then nothing stays allocated). */
+int dfc_eigen_new(int n, const char *kernel, dfc_eigen *w);
+
+/* The eigenvalues of A (n x n, row-major; overwritten), sorted by ascending real part, then
+ * imaginary part, into re[0..n-1] and im[0..n-1] (im may be NULL). When they do not converge:
+ * AP_EINVAL naming the kernel, `what` (the matrix) and the sample (1-based). */
+int dfc_eigen_solve(dfc_eigen *w, double *A, const char *kernel, const char *what, int sample,
+                    double *re, double *im);
+void dfc_eigen_free(dfc_eigen *w);
+
 /* ---- losses ------------------------------------------------------------------------------ */
 typedef enum { DFC_LOSS_MSE = 0, DFC_LOSS_CE } dfc_loss_kind;
 

@@ -3,15 +3,8 @@
  * ||P Q||_F / ||Q||_F with P = J^T (J J^T)^{-1} J (dfc.condition2), and the eigenvalues of J Q
  * (dfc.jq_eigen; Condition 3 asks for real parts > -alpha). Both take the stacked Q from the
  * model's Q1..QL or, for a feedback pathway, from the optional argument Q (its effective feedback).
- *
- * This file includes GSL's headers (gsl_eigen_nonsymm, GSL's BLAS interface), which clash with
- * OpenBLAS's cblas.h: it must not include cblas.h. The Jacobian itself is computed in
- * jacobian.c. */
-#include <gsl/gsl_blas.h>
-#include <gsl/gsl_eigen.h>
-#include <gsl/gsl_errno.h>
-#include <gsl/gsl_matrix.h>
-#include <gsl/gsl_vector.h>
+ * The Jacobian itself is computed in jacobian.c, the eigenvalues in eigen.c. */
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,10 +90,8 @@ static int check_q(const dfc_net *net, const ap_kernel_args *a, const char *K) {
 /* A = J Q for sample b (J is left in w->J). */
 static void jq(const dfc_net *net, double *const *d, int b, work *w) {
     dfc_jacobian_sample(net, d, b, w->J);
-    gsl_matrix_view J = gsl_matrix_view_array(w->J, (size_t)w->nL, (size_t)w->N);
-    gsl_matrix_view Q = gsl_matrix_view_array(w->Q, (size_t)w->N, (size_t)w->nL);
-    gsl_matrix_view A = gsl_matrix_view_array(w->A, (size_t)w->nL, (size_t)w->nL);
-    gsl_blas_dgemm(CblasNoTrans, CblasNoTrans, 1.0, &J.matrix, &Q.matrix, 0.0, &A.matrix);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, w->nL, w->nL, w->N, 1.0, w->J, w->N,
+                w->Q, w->nL, 0.0, w->A, w->nL);
 }
 
 /* ---- dfc.condition2 ---------------------------------------------------------------------- */
@@ -137,11 +128,11 @@ static int k_condition2(const ap_kernel_args *a) {
                       sqrt(qn2));
         goto done;
     }
-    gsl_matrix_view Jv = gsl_matrix_view_array(w.J, (size_t)nL, (size_t)N);
-    gsl_matrix_view Mv = gsl_matrix_view_array(w.M, (size_t)nL, (size_t)nL);
     for (int b = 0; b < B && !rc; b++) {
         jq(&net, d, b, &w);
-        gsl_blas_dgemm(CblasNoTrans, CblasTrans, 1.0, &Jv.matrix, &Jv.matrix, 0.0, &Mv.matrix);
+        /* M = J J^T */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nL, nL, N, 1.0, w.J, N, w.J, N, 0.0,
+                    w.M, nL);
         double *C = w.M, *Y = w.A;
         /* Cholesky M = C C^T in place (lower triangle) */
         for (int j = 0; j < nL && !rc; j++) {
@@ -193,17 +184,6 @@ done:
 }
 
 /* ---- dfc.jq_eigen ------------------------------------------------------------------------ */
-typedef struct eig {
-    double re, im;
-} eig;
-
-static int eig_cmp(const void *pa, const void *pb) {
-    const eig *x = pa, *y = pb;
-    if (x->re != y->re) return x->re < y->re ? -1 : 1;
-    if (x->im != y->im) return x->im < y->im ? -1 : 1;
-    return 0;
-}
-
 static int k_jq_eigen(const ap_kernel_args *a) {
     static const char *const K = "dfc.jq_eigen";
     static const char *const known[] = {"model", "x", "out_re", "out_im", "Q"};
@@ -223,45 +203,14 @@ static int k_jq_eigen(const ap_kernel_args *a) {
     if ((rc = dfc_arg_matrix(a, K, "out_im", 1, nL, &B, &im))) return rc;
     work w;
     if ((rc = work_new(&net, K, q, &w))) return rc;
-    gsl_vector_complex *ev = gsl_vector_complex_alloc((size_t)nL);
-    gsl_eigen_nonsymm_workspace *ws = gsl_eigen_nonsymm_alloc((size_t)nL);
-    eig *e = malloc((size_t)nL * sizeof *e);
-    if (!ev || !ws || !e) {
-        rc = ap_error(AP_ENOMEM, "kernel %s: out of memory", K);
-        goto done;
-    }
-    if ((rc = dfc_ff_derivs(&net, K, B, x, &buf, d))) goto done;
-    gsl_matrix_view Av = gsl_matrix_view_array(w.A, (size_t)nL, (size_t)nL);
-    /* GSL's default error handler aborts; report a failure as an error code instead, and leave
-     * the process's handler as it was */
-    gsl_error_handler_t *old = gsl_set_error_handler_off();
-    for (int b = 0; b < B && !rc; b++) {
-        jq(&net, d, b, &w);
-        int st = gsl_eigen_nonsymm(&Av.matrix, ev, ws);
-        if (st) {
-            rc = ap_error(AP_EINVAL,
-                          "kernel %s: the eigenvalues of J Q did not converge for "
-                          "sample %d (GSL: %s)",
-                          K, b + 1, gsl_strerror(st));
-            break;
+    dfc_eigen ew = {0};
+    if (!(rc = dfc_eigen_new(nL, K, &ew)) && !(rc = dfc_ff_derivs(&net, K, B, x, &buf, d)))
+        for (int b = 0; b < B && !rc; b++) {
+            jq(&net, d, b, &w);
+            rc = dfc_eigen_solve(&ew, w.A, K, "J Q", b + 1, re + (size_t)b * nL,
+                                 im + (size_t)b * nL);
         }
-        for (int k = 0; k < nL; k++) {
-            gsl_complex z = gsl_vector_complex_get(ev, (size_t)k);
-            e[k].re = GSL_REAL(z);
-            e[k].im = GSL_IMAG(z);
-        }
-        /* GSL returns them unordered: ascending real part, then imaginary part */
-        qsort(e, (size_t)nL, sizeof *e, eig_cmp);
-        for (int k = 0; k < nL; k++) {
-            re[(size_t)b * nL + k] = e[k].re;
-            im[(size_t)b * nL + k] = e[k].im;
-        }
-    }
-    gsl_set_error_handler(old);
-done:
-    if (ws) gsl_eigen_nonsymm_free(ws);
-    if (ev) gsl_vector_complex_free(ev);
-    free(e);
+    dfc_eigen_free(&ew);
     free(buf);
     free(w.mem);
     return rc;
@@ -279,7 +228,7 @@ static const ap_kernel kernels[] = {
      "feedback pathway, used instead of the model's Q1..QL)",
      k_condition2},
     {AP_ABI_VERSION, sizeof(ap_kernel), "dfc.jq_eigen",
-     "the eigenvalues of J Q per sample (GSL's nonsymmetric eigensolver), sorted by ascending "
+     "the eigenvalues of J Q per sample (LAPACK's dgeev), sorted by ascending "
      "real part, then imaginary part; Condition 3 asks for real parts > -alpha",
      "model, x[B,n0], out_re[B,nL], out_im[B,nL] (written), Q[N,nL] (optional: the stacked "
      "effective feedback of a feedback pathway, used instead of the model's Q1..QL)",

@@ -1,13 +1,7 @@
 /* kernels_measures.c — the per-sample measures of App. F.1 beyond those of
  * kernels_conditions.c: Condition 1 at the feedforward state (dfc.condition1) and the
  * stability of the linearised network + controller system (dfc.stability). The reference
- * updates of the alignment angles are in kernels_alignment.c.
- *
- * This file includes GSL's headers (gsl_eigen_nonsymm, LU): it must not include cblas.h. */
-#include <gsl/gsl_eigen.h>
-#include <gsl/gsl_errno.h>
-#include <gsl/gsl_matrix.h>
-#include <gsl/gsl_vector.h>
+ * updates of the alignment angles are in kernels_alignment.c, the eigenvalues in eigen.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,17 +122,6 @@ static void system_matrix(const dfc_net *net, const double *D, double alpha, dou
     }
 }
 
-typedef struct eig {
-    double re, im;
-} eig;
-
-static int eig_cmp(const void *pa, const void *pb) {
-    const eig *x = pa, *y = pb;
-    if (x->re != y->re) return x->re < y->re ? -1 : 1;
-    if (x->im != y->im) return x->im < y->im ? -1 : 1;
-    return 0;
-}
-
 static int k_stability(const ap_kernel_args *a) {
     static const char *const K = "dfc.stability";
     static const char *const known[] = {"model", "x", "target", "alpha",  "k_p",    "tau_v",
@@ -192,24 +175,20 @@ static int k_stability(const ap_kernel_args *a) {
     if ((re == NULL) != (im == NULL))
         return ap_error(AP_EINVAL, "kernel %s: give out_re and out_im together", K);
 
-    /* the system matrix; D and the point v (N each) */
-    const size_t n_ws = (size_t)n * n + 2 * (size_t)N;
+    /* the system matrix, D and the point v (N each), its sorted eigenvalues (n each) */
+    const size_t n_ws = (size_t)n * n + 2 * (size_t)N + 2 * (size_t)n;
     double *ws_mem = malloc(n_ws * sizeof *ws_mem);
-    gsl_vector_complex *ev = gsl_vector_complex_alloc((size_t)n);
-    gsl_eigen_nonsymm_workspace *ews = gsl_eigen_nonsymm_alloc((size_t)n);
-    eig *e = malloc((size_t)n * sizeof *e);
-    gsl_error_handler_t *old = NULL;
+    dfc_eigen ew = {0};
     dfc_ssa_state ssa = {0};
-    if (!ws_mem || !ev || !ews || !e) {
+    if (!ws_mem) {
         rc = ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, n_ws);
         goto done;
     }
-    double *S = ws_mem, *D = S + (size_t)n * n, *vp = D + N;
+    if ((rc = dfc_eigen_new(n, K, &ew))) goto done;
+    double *S = ws_mem, *D = S + (size_t)n * n, *vp = D + N, *ere = vp + N, *eim = ere + n;
     /* without v: the DFC-SSA steady state of Lemma 1 (6) of the whole batch, as dfc.ssa
      * computes it */
     if (!vin && (rc = dfc_ssa_solve(&net, K, B, x, target, NULL, alpha, &ssa))) goto done;
-    /* GSL's default error handler aborts; report failures as error codes, then restore it */
-    old = gsl_set_error_handler_off();
     for (int b = 0; b < B && !rc; b++) {
         if (vin)
             memcpy(vp, vin + (size_t)b * N, (size_t)N * sizeof *vp);
@@ -219,38 +198,20 @@ static int k_stability(const ap_kernel_args *a) {
         for (int i = 1; i <= L; i++)
             net.act[i]->df((size_t)net.n[i], vp + col[i], D + col[i]);
         system_matrix(&net, D, alpha, k_p, tau_v, tau_u, S);
-        gsl_matrix_view Sv = gsl_matrix_view_array(S, (size_t)n, (size_t)n);
-        int st = gsl_eigen_nonsymm(&Sv.matrix, ev, ews);
-        if (st) {
-            rc = ap_error(AP_EINVAL,
-                          "kernel %s: the eigenvalues of the system matrix did not converge for "
-                          "sample %d (GSL: %s)",
-                          K, b + 1, gsl_strerror(st));
-            break;
-        }
-        for (int k = 0; k < n; k++) {
-            gsl_complex z = gsl_vector_complex_get(ev, (size_t)k);
-            e[k].re = GSL_REAL(z);
-            e[k].im = GSL_IMAG(z);
-        }
-        qsort(e, (size_t)n, sizeof *e, eig_cmp);
-        out[b] = e[n - 1].re;
+        if ((rc = dfc_eigen_solve(&ew, S, K, "the system matrix", b + 1, ere, eim))) break;
+        out[b] = ere[n - 1];
         if (!isfinite(out[b])) {
             rc =
                 ap_error(AP_ENONFINITE, "kernel %s: non-finite eigenvalue for sample %d", K, b + 1);
             break;
         }
-        if (re)
-            for (int k = 0; k < n; k++) {
-                re[(size_t)b * n + k] = e[k].re;
-                im[(size_t)b * n + k] = e[k].im;
-            }
+        if (re) {
+            memcpy(re + (size_t)b * n, ere, (size_t)n * sizeof *re);
+            memcpy(im + (size_t)b * n, eim, (size_t)n * sizeof *im);
+        }
     }
-    gsl_set_error_handler(old);
 done:
-    if (ews) gsl_eigen_nonsymm_free(ews);
-    if (ev) gsl_vector_complex_free(ev);
-    free(e);
+    dfc_eigen_free(&ew);
     dfc_ssa_free(&ssa);
     free(ws_mem);
     return rc;
