@@ -53,36 +53,54 @@ typedef struct align {
     dfc_net net;
     ap_optim *opt;
     int B, N, nL;
-    int col[DFC_MAX_LAYERS + 1];
-    size_t P;                      /* parameters: sum_i n_i (n_{i-1} + beta_i) */
-    size_t pc[DFC_MAX_LAYERS + 1]; /* first parameter of W_i (b_i follows it) in J_W's columns */
+    int *col;   /* L + 1 entries: dfc_net_columns */
+    size_t P;   /* parameters: sum_i n_i (n_{i-1} + beta_i) */
+    size_t *pc; /* L + 1 entries: first parameter of W_i (b_i follows it) in J_W's columns */
     double gamma, scale;
     int weighted;  /* dfc.mn_update: the weighted MN update of Theorem 3 */
     int nonlinear; /* with weighted: dv_i mapped through phi_i (the reference code's MN) */
     double *x, *target;
-    double *v[DFC_MAX_LAYERS + 1], *r[DFC_MAX_LAYERS + 1], *d[DFC_MAX_LAYERS + 1];
-    double *beta;  /* beta[i] = 1 with a bias, else 0 (i = 1..L) */
+    double **v, **r, **d; /* L + 1 entries each: the feedforward state and phi' there */
+    double *beta;         /* beta[i] = 1 with a bias, else 0 (i = 1..L) */
     double *J;     /* B x n_L x N: sample b's J at J + b n_L N (rows of one B n_L x N matrix) */
     double *post;  /* B x N: J^{bT} c_b, the postsynaptic factor of every layer */
     double *delta; /* B x n_L: r* - r_L^- (becomes c after the dual solve) */
     double *mem;
+    void *ptrs; /* v, r, d, pc and col */
 } align;
 
 static void align_free(align *w) {
     free(w->mem);
+    free(w->ptrs);
     w->mem = NULL;
+    w->ptrs = NULL;
+    dfc_net_free(&w->net);
+}
+
+/* The per-layer arrays of w (after the network is loaded). */
+static int align_ptrs(const char *K, align *w) {
+    const size_t k = (size_t)w->net.L + 1;
+    w->ptrs = malloc(k * (3 * sizeof(double *) + sizeof(size_t) + sizeof(int)));
+    if (!w->ptrs) return ap_error(AP_ENOMEM, "kernel %s: out of memory", K);
+    w->v = w->ptrs;
+    w->r = w->v + k;
+    w->d = w->r + k;
+    w->pc = (size_t *)(w->d + k);
+    w->col = (int *)(w->pc + k);
+    return AP_OK;
 }
 
 /* Reads the arguments and the network's shape; nothing is allocated yet. */
 static int align_parse(const ap_kernel_args *a, const char *K, align *w) {
-    static const char *const known[] = {"model", "x",     "target",   "gamma",
-                                        "optim", "scale", "weighted", "nonlinear"};
+    static const char *const known[] = {"model", "x",        "target",    "gamma", "optim",
+                                        "scale", "weighted", "nonlinear", "net"};
     memset(w, 0, sizeof *w);
-    int rc = ap_args_check(a, K, known, 8);
+    int rc = ap_args_check(a, K, known, 9);
     ap_model *m = NULL;
     if (!rc) rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m);
     if (!rc) rc = ap_arg_object(a, K, "optim", AP_ARG_OPTIM, 1, (void **)&w->opt);
-    if (!rc) rc = dfc_net_load(m, K, 0, &w->net);
+    if (!rc) rc = dfc_net_arg(a, K, "net", m, 0, &w->net);
+    if (!rc) rc = align_ptrs(K, w);
     if (rc) return rc;
     const dfc_net *net = &w->net;
     const int L = net->L;
@@ -123,7 +141,7 @@ static int align_parse(const ap_kernel_args *a, const char *K, align *w) {
 static int align_alloc(const char *K, align *w) {
     const dfc_net *net = &w->net;
     const int L = net->L, B = w->B, N = w->N, nL = w->nL;
-    size_t off[DFC_MAX_LAYERS + 1];
+    size_t off[L + 1];
     const size_t total = dfc_layer_offsets(net, B, off);
     const size_t nJ = (size_t)B * nL * N, nP = (size_t)B * N, nd = (size_t)B * nL;
     const size_t n_mem = 3 * total + nJ + nP + nd + (size_t)L + 1;
@@ -421,12 +439,14 @@ static int k_gn_update(const ap_kernel_args *a) {
     int primal = P < R;
     const size_t m = primal ? P : R, nG = m * m;
     const int svd = w.gamma == 0 && R * P <= GN_SVD_LIMIT;
-    if (nG > GN_GRAM_LIMIT)
+    if (nG > GN_GRAM_LIMIT) {
+        align_free(&w);
         return ap_error(AP_EINVAL,
                         "kernel %s: the Gauss-Newton system is %zu x %zu (the smaller of B n_L = "
                         "%zu rows and P = %zu parameters; %zu values, limit %zu); use fewer "
                         "samples",
                         K, m, m, R, P, nG, GN_GRAM_LIMIT);
+    }
     if ((rc = align_alloc(K, &w))) {
         align_free(&w);
         return rc;
