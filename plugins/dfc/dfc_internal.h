@@ -97,7 +97,7 @@ void dfc_stack_q(const dfc_net *net, double *Q);
 /* The linearised steady state of a batch: u (B x n_L) = (JQ + alpha I)^{-1} (target - r_L^-) per
  * sample, v[i], r[i] (B x n_i) the steady state propagated layer by layer, vb[i] its basal
  * potentials W_i r_{i-1} + b_i, d[i] phi_i'(v_i^-) at the feedforward state (free to reuse);
- * r[0] points at x. All in one allocation, mem. */
+ * r[0] points at x. The values in one allocation, mem; the per-layer pointers in ptrs. */
 typedef struct dfc_ssa_state {
     double **v, **r, **d, **vb; /* L + 1 entries each */
     double *u;

@@ -1,7 +1,7 @@
 /* jacobian.c — the network Jacobian J = [J_1 ... J_L], J_i = d r_L^- / d v_i at the feedforward
- * state (Lemma 1), one sample at a time, and the stacked feedback matrix Q = [Q_1; ...; Q_L].
- * Kept apart from kernels_conditions.c, which includes GSL's headers: those clash with
- * OpenBLAS's cblas.h, used here. */
+ * state (Lemma 1), one sample at a time, the derivatives phi_i' it needs, and the stacked
+ * feedback matrix Q = [Q_1; ...; Q_L]; shared by the measures' kernels (kernels_conditions.c,
+ * kernels_alignment.c). */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>

@@ -24,8 +24,7 @@
  * kappa = ||r_{i-1}||^2 + beta_i: the two directions coincide (the known-answer test in
  * tests/test_dfc_measures.c). Without Condition 1 or with nonlinear layers (the factor
  * phi_i' of the rule (5), App. A.6 (131)) they differ, as in the paper.
- *
- * This file uses OpenBLAS's cblas.h and LAPACKE, and no GSL header. */
+ */
 #include <cblas.h>
 #include <float.h>
 #include <lapacke.h>
@@ -425,6 +424,52 @@ static int gn_svd(const align *w, const char *K, double *y) {
     return rc;
 }
 
+/* The GN step of w (after align_alloc) into w's optimiser: the Cholesky solve of the smaller
+ * system (m x m, primal when P < R), the SVD where allowed (svd) when that fails or is
+ * ill-conditioned, or an error naming the system and what to change. */
+static int gn_solve(align *w, const char *K, int primal, int svd) {
+    const size_t R = (size_t)w->B * w->nL, P = w->P, m = primal ? P : R;
+    double *y = malloc((P + R) * sizeof *y); /* y: P parameters (primal, SVD); c: R (dual) */
+    if (!y) return ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, P + R);
+    double *c = y + P, rcond = 0;
+    lapack_int info = 0;
+    int solved = 0, rc = AP_OK;
+    if (!(svd && primal)) {
+        rc = primal ? gn_primal(w, K, y, &rcond, &info) : gn_dual(w, K, c, &rcond, &info);
+        if (!rc && info < 0)
+            rc = ap_error(AP_EPLUGIN, "kernel %s: LAPACK info %d in the Cholesky solve", K,
+                          (int)info);
+        solved = !rc && info == 0 && rcond >= GN_RCOND;
+    }
+    if (!rc && !solved && svd) {
+        rc = gn_svd(w, K, y);
+        solved = !rc;
+        primal = 1; /* the result is in y */
+    }
+    const char *sys = primal ? "J_bar^T J_bar" : "J_bar J_bar^T";
+    if (!rc && !solved && w->gamma > 0)
+        rc = ap_error(AP_EINVAL,
+                      "kernel %s: %s + gamma I (%zu x %zu, all samples) is singular or "
+                      "ill-conditioned (LAPACK info %d, reciprocal condition %.3g < %g); "
+                      "gamma = %g is negligible against the curvature: pass a larger gamma",
+                      K, sys, m, m, (int)info, rcond, GN_RCOND, w->gamma);
+    else if (!rc && !solved)
+        rc = ap_error(AP_EINVAL,
+                      "kernel %s: %s (%zu x %zu, all samples) is singular or ill-conditioned "
+                      "(LAPACK info %d, reciprocal condition %.3g < %g) with gamma = 0, and the "
+                      "pseudoinverse by SVD needs B n_L P = %zu values of J_bar (limit %zu); "
+                      "pass gamma > 0 or fewer samples",
+                      K, sys, m, m, (int)info, rcond, GN_RCOND, R * P, GN_SVD_LIMIT);
+    if (!rc && primal) {
+        align_write_params(w, y);
+    } else if (!rc) {
+        memcpy(w->delta, c, R * sizeof *c);
+        align_write(w);
+    }
+    free(y);
+    return rc;
+}
+
 static int k_gn_update(const ap_kernel_args *a) {
     static const char *const K = "dfc.gn_update";
     align w;
@@ -436,62 +481,17 @@ static int k_gn_update(const ap_kernel_args *a) {
         return rc;
     }
     const size_t R = (size_t)w.B * w.nL, P = w.P;
-    int primal = P < R;
+    const int primal = P < R;
     const size_t m = primal ? P : R, nG = m * m;
     const int svd = w.gamma == 0 && R * P <= GN_SVD_LIMIT;
-    if (nG > GN_GRAM_LIMIT) {
-        align_free(&w);
-        return ap_error(AP_EINVAL,
-                        "kernel %s: the Gauss-Newton system is %zu x %zu (the smaller of B n_L = "
-                        "%zu rows and P = %zu parameters; %zu values, limit %zu); use fewer "
-                        "samples",
-                        K, m, m, R, P, nG, GN_GRAM_LIMIT);
-    }
-    if ((rc = align_alloc(K, &w))) {
-        align_free(&w);
-        return rc;
-    }
-    double *y = malloc((P + R) * sizeof *y); /* y: P parameters (primal, SVD); c: R (dual) */
-    if (!y) {
-        align_free(&w);
-        return ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, P + R);
-    }
-    double *c = y + P, rcond = 0;
-    lapack_int info = 0;
-    int solved = 0;
-    if (!(svd && primal)) {
-        rc = primal ? gn_primal(&w, K, y, &rcond, &info) : gn_dual(&w, K, c, &rcond, &info);
-        if (!rc && info < 0)
-            rc = ap_error(AP_EPLUGIN, "kernel %s: LAPACK info %d in the Cholesky solve", K,
-                          (int)info);
-        solved = !rc && info == 0 && rcond >= GN_RCOND;
-    }
-    if (!rc && !solved && svd) {
-        rc = gn_svd(&w, K, y);
-        solved = !rc;
-        primal = 1; /* the result is in y */
-    }
-    const char *sys = primal ? "J_bar^T J_bar" : "J_bar J_bar^T";
-    if (!rc && !solved && w.gamma > 0)
+    if (nG > GN_GRAM_LIMIT)
         rc = ap_error(AP_EINVAL,
-                      "kernel %s: %s + gamma I (%zu x %zu, all samples) is singular or "
-                      "ill-conditioned (LAPACK info %d, reciprocal condition %.3g < %g); "
-                      "gamma = %g is negligible against the curvature: pass a larger gamma",
-                      K, sys, m, m, (int)info, rcond, GN_RCOND, w.gamma);
-    else if (!rc && !solved)
-        rc = ap_error(AP_EINVAL,
-                      "kernel %s: %s (%zu x %zu, all samples) is singular or ill-conditioned "
-                      "(LAPACK info %d, reciprocal condition %.3g < %g) with gamma = 0, and the "
-                      "pseudoinverse by SVD needs B n_L P = %zu values of J_bar (limit %zu); "
-                      "pass gamma > 0 or fewer samples",
-                      K, sys, m, m, (int)info, rcond, GN_RCOND, R * P, GN_SVD_LIMIT);
-    if (!rc && primal) {
-        align_write_params(&w, y);
-    } else if (!rc) {
-        memcpy(w.delta, c, R * sizeof *c);
-        align_write(&w);
-    }
-    free(y);
+                      "kernel %s: the Gauss-Newton system is %zu x %zu (the smaller of B n_L = "
+                      "%zu rows and P = %zu parameters; %zu values, limit %zu); use fewer "
+                      "samples",
+                      K, m, m, R, P, nG, GN_GRAM_LIMIT);
+    if (!rc) rc = align_alloc(K, &w);
+    if (!rc) rc = gn_solve(&w, K, primal, svd);
     align_free(&w);
     return rc;
 }
