@@ -2,9 +2,10 @@
  * them (dfc.jq_eigen: J Q; dfc.stability: the linearised network + controller). One workspace
  * per kernel call, reused for every sample: LAPACK's dgeev (balancing, Hessenberg reduction,
  * Francis QR; eigenvalues only) through LAPACKE's work interface, so the loop over the samples
- * allocates nothing. LAPACK rather than GSL's gsl_eigen_nonsymm: as fast at n = 5..10 and faster
- * from n = 30 on (bench/bench_eigen.c, docs/benchmarks.md, "Dense eigenvalues"), and the plugin's
- * other dense solves (dgesv, dposv, dgelsd) are LAPACK's already. */
+ * allocates nothing. LAPACK rather than GSL's gsl_eigen_nonsymm: as fast at the sizes the
+ * trainers use (n = 5..30; bench/bench_eigen.c, docs/benchmarks.md, "Dense eigenvalues"), and
+ * the plugin's other dense solves (dgesv, dposv, dgelsd) are LAPACK's, so the plugin needs no
+ * GSL. */
 #include <lapacke.h>
 #include <stdlib.h>
 
