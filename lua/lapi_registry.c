@@ -84,6 +84,25 @@ typedef struct each_ctx {
     int n;
 } each_ctx;
 
+/* ap_plugin_scan's callback: the name of every plugin that would load, into the table on top. */
+static void each_plugin(void *ud, const char *path, const ap_plugin_info *info, const char *err) {
+    each_ctx *c = ud;
+    (void)path;
+    (void)err;
+    if (!info || !info->name) return;
+    lua_pushstring(c->L, info->name);
+    lua_rawseti(c->L, -2, ++c->n);
+}
+
+/* core.plugin_names(): the names of the plugins in the search path (ap_plugin_scan), in the
+ * order found; those that cannot be loaded are left out. */
+static int l_plugin_names(lua_State *L) {
+    each_ctx c = {L, 0};
+    lua_newtable(L);
+    ap_plugin_scan(each_plugin, &c);
+    return 1;
+}
+
 static int each_type(void *ud, const char *kind, const char *name, const char *owner,
                      const char *doc) {
     each_ctx *c = ud;
@@ -239,9 +258,13 @@ int lapi_open_registry(lua_State *L) {
     static const luaL_Reg meta[] = {{"__gc", reg_gc}, {"__close", reg_gc}, {NULL, NULL}};
     lapi_newclass(L, LAPI_REGISTRY, NULL, meta);
     lua_pop(L, 1);
-    static const luaL_Reg fns[] = {
-        {"registry", l_registry},   {"plugin_load", l_plugin_load},         {"types", l_types},
-        {"type_info", l_type_info}, {"registry_closed", l_registry_closed}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"registry", l_registry},
+                                   {"plugin_load", l_plugin_load},
+                                   {"types", l_types},
+                                   {"type_info", l_type_info},
+                                   {"registry_closed", l_registry_closed},
+                                   {"plugin_names", l_plugin_names},
+                                   {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
     return 0;
 }

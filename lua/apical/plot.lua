@@ -232,25 +232,65 @@ function M.panels(o)
     size_of(o.size, string.format("%d,%d", cols * 520, rows * 380))), body, o.out)
 end
 
--- The panels of the measures (measures.csv, dfc.train's measures_every) of the Fig. 3 kind:
--- Condition 2, the angle with the weighted MN update (Theorem 3), Condition 1, the angle with the GN update, the
--- stability and the angle with the DFC-SSA update; `runs` = { { dir =, title = }, ... }.
-function M.measures(runs, out, title)
-  local spec = {
-    { "condition2", "Condition 2 (||PQ||_F / ||Q||_F)" }, { "angle_wmn", "angle with weighted MN update (deg)" },
-    { "condition1", "Condition 1 (std/mean of layer norms)" }, { "angle_gn", "angle with GN update (deg)" },
-    { "stability", "max Re eig, linearised system" }, { "angle_ssa", "angle with DFC-SSA update (deg)" },
-  }
+-- Panels for the CSV files that plugins' trainers write into run directories, registered by the
+-- plugins' Lua halves (the DFC plugin: measures.csv, plugins/dfc/lua/dfc/measures.lua):
+-- file name -> { x = column, layout = { rows, columns }, panels = { { column, title }, ... } }.
+local panel_files, panel_order = {}, {}
+
+-- register_panels("measures.csv", spec): a run directory's file of that name is drawn as
+-- <name>.png (one panel per entry, titled "A: ...", "B: ...", one series per run), and several
+-- run directories that all have it as compare-<name>.png.
+function M.register_panels(file, spec)
+  assert(type(file) == "string" and file:match("^[%w_%-]+%.csv$"), "plot.register_panels: a CSV file name")
+  assert(type(spec) == "table" and type(spec.panels) == "table" and #spec.panels > 0 and
+    type(spec.x) == "string", "plot.register_panels: spec = { x =, layout =, panels = }")
+  if not panel_files[file] then panel_order[#panel_order + 1] = file end
+  panel_files[file] = spec
+end
+
+-- The apical plot command runs without a model file, so no plugin is loaded: it loads the
+-- plugins in the search path once (their Lua halves register their panels). One that fails to
+-- load is skipped: its files are then not drawn.
+local plugins_loaded = false
+local function load_plugins()
+  if plugins_loaded then return end
+  plugins_loaded = true
+  local ok, core = pcall(require, "apical.core")
+  if not ok or not core.plugin_names then return end
+  local apical = require "apical"
+  for _, name in ipairs(core.plugin_names()) do pcall(apical.plugin, name) end
+end
+
+-- The registered panel files present in every one of `dirs`.
+local function panel_files_in(dirs)
+  local found = {}
+  for _, file in ipairs(panel_order) do
+    local all = true
+    for _, d in ipairs(dirs) do all = all and exists(d .. "/" .. file) end
+    if all then found[#found + 1] = file end
+  end
+  return found
+end
+
+-- The panels of registered file `file` for `runs` = { { dir =, title = }, ... }.
+function M.file_panels(file, runs, out, title)
+  local spec = assert(panel_files[file], "plot.file_panels: no panels registered for " .. file)
   local panels = {}
-  for k, sp in ipairs(spec) do
+  for k, sp in ipairs(spec.panels) do
     local series = {}
     for _, r in ipairs(runs) do
-      series[#series + 1] = { file = r.dir .. "/measures.csv", x = "iteration", y = sp[1], title = r.title,
+      series[#series + 1] = { file = r.dir .. "/" .. file, x = spec.x, y = sp[1], title = r.title,
         style = "lines" }
     end
-    panels[k] = { title = string.char(64 + k) .. ": " .. sp[2], xlabel = "iteration", series = series }
+    panels[k] = { title = string.char(64 + k) .. ": " .. sp[2], xlabel = spec.x, series = series }
   end
-  return M.panels { out = out, title = title, layout = { 3, 2 }, panels = panels }
+  return M.panels { out = out, title = title, layout = spec.layout, panels = panels }
+end
+
+-- The panels of dfc.train's measures.csv (kept for scripts that called it before the panels
+-- moved into the plugin): needs the DFC plugin loaded, which registers them.
+function M.measures(runs, out, title)
+  return M.file_panels("measures.csv", runs, out, title)
 end
 
 -- A headerless numeric CSV matrix drawn as a grey-scale image (row 1 at the top): o.file,
@@ -313,8 +353,10 @@ function M.run_dir(dir)
         { file = csv, x = "epoch", y = "valid_error", title = "valid" },
         { file = csv, x = "epoch", y = "test_error", title = "test" } } }
   end
-  if exists(dir .. "/measures.csv") then
-    out[#out + 1] = M.measures({ { dir = dir, title = name } }, dir .. "/measures.png", name .. ": measures")
+  for _, file in ipairs(panel_files_in { dir }) do
+    local base = file:gsub("%.csv$", "")
+    out[#out + 1] = M.file_panels(file, { { dir = dir, title = name } }, dir .. "/" .. base .. ".png",
+      name .. ": " .. base)
   end
   if exists(dir .. "/reconstructions.csv") then
     -- the grey scale of the inputs (the top half) for both rows
@@ -349,11 +391,10 @@ function M.compare(dirs, out_dir)
       logy = measure ~= "test_error", series = series }
   end
   local runs = {}
-  for _, d in ipairs(dirs) do
-    if exists(d .. "/measures.csv") then runs[#runs + 1] = { dir = d, title = run_name(d) } end
-  end
-  if #runs == #dirs then
-    written[#written + 1] = M.measures(runs, out_dir .. "/compare-measures.png", "measures")
+  for _, d in ipairs(dirs) do runs[#runs + 1] = { dir = d, title = run_name(d) } end
+  for _, file in ipairs(panel_files_in(dirs)) do
+    local base = file:gsub("%.csv$", "")
+    written[#written + 1] = M.file_panels(file, runs, out_dir .. "/compare-" .. base .. ".png", base)
   end
   return written
 end
@@ -379,6 +420,8 @@ function M.main(...)
     -- a usage error: the apical program exits with 2, as for its other usage errors
     require("apical.errors").usage("plot: usage: apical plot RUN_DIR [RUN_DIR ...] [--out DIR]")
   end
+  -- the plugins that describe the files of their run directories (none is loaded yet)
+  load_plugins()
   for _, d in ipairs(dirs) do
     for _, f in ipairs(M.run_dir(d)) do print(f) end
   end

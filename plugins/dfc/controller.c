@@ -81,6 +81,18 @@ static int finite_all(const double *d, size_t n) {
     return 1;
 }
 
+/* The deriv of dfc.pi and dfc.i (their one state u_int): 0, or 1 (recoverable) when not finite. */
+static int integrator_block_deriv(const ap_block_ctx *c, double alpha, double tau_u, double *d) {
+    integrator_deriv(c, alpha, tau_u, d);
+    return finite_all(d, (size_t)c->batch * (size_t)c->state_size[0]) ? 0 : 1;
+}
+
+/* The descriptor fields every controller shares: inputs rate and target, output u, the shape
+ * check. */
+#define CTL_BLOCK_COMMON                                                                           \
+    .abi_version = AP_ABI_VERSION, .struct_size = sizeof(ap_block_type), .n_inputs = 2,            \
+    .inputs = ctl_inputs, .n_outputs = 1, .outputs = ctl_outputs, .shape = ctl_shape
+
 /* ---- dfc.pi ------------------------------------------------------------------------------ */
 enum { PI_K_P, PI_ALPHA, PI_TAU_U, PI_N };
 static const ap_param_desc pi_params[PI_N] = {
@@ -94,25 +106,18 @@ static int pi_output(const ap_block_ctx *c) {
 }
 
 static int pi_deriv(const ap_block_ctx *c, double *const *d) {
-    integrator_deriv(c, c->params[PI_ALPHA], c->params[PI_TAU_U], d[0]);
-    return finite_all(d[0], (size_t)c->batch * (size_t)c->state_size[0]) ? 0 : 1;
+    return integrator_block_deriv(c, c->params[PI_ALPHA], c->params[PI_TAU_U], d[0]);
 }
 
 static const ap_block_type pi_block = {
-    .abi_version = AP_ABI_VERSION,
-    .struct_size = sizeof(ap_block_type),
+    CTL_BLOCK_COMMON,
     .name = "dfc.pi",
     .doc = "PI controller (4): e = target - rate, u = u_int + k_p e, tau_u du_int/dt = e - alpha u",
-    .n_inputs = 2,
-    .inputs = ctl_inputs,
     .n_states = 1,
     .states = pi_states,
-    .n_outputs = 1,
-    .outputs = ctl_outputs,
     .n_params = PI_N,
     .params = pi_params,
     .feedthrough = 1,
-    .shape = ctl_shape,
     .output = pi_output,
     .deriv = pi_deriv,
 };
@@ -129,25 +134,18 @@ static int i_output(const ap_block_ctx *c) {
 }
 
 static int i_deriv(const ap_block_ctx *c, double *const *d) {
-    integrator_deriv(c, c->params[I_ALPHA], c->params[I_TAU_U], d[0]);
-    return finite_all(d[0], (size_t)c->batch * (size_t)c->state_size[0]) ? 0 : 1;
+    return integrator_block_deriv(c, c->params[I_ALPHA], c->params[I_TAU_U], d[0]);
 }
 
 static const ap_block_type i_block = {
-    .abi_version = AP_ABI_VERSION,
-    .struct_size = sizeof(ap_block_type),
+    CTL_BLOCK_COMMON,
     .name = "dfc.i",
     .doc = "integral controller (4) with k_p = 0: u = u_int, tau_u du_int/dt = e - alpha u",
-    .n_inputs = 2,
-    .inputs = ctl_inputs,
     .n_states = 1,
     .states = pi_states,
-    .n_outputs = 1,
-    .outputs = ctl_outputs,
     .n_params = I_N,
     .params = i_params,
     .feedthrough = 0, /* u = u_int: the inputs act through the state only */
-    .shape = ctl_shape,
     .output = i_output,
     .deriv = i_deriv,
 };
@@ -163,18 +161,12 @@ static int p_output(const ap_block_ctx *c) {
 }
 
 static const ap_block_type p_block = {
-    .abi_version = AP_ABI_VERSION,
-    .struct_size = sizeof(ap_block_type),
+    CTL_BLOCK_COMMON,
     .name = "dfc.p",
     .doc = "proportional controller: u = k_p (target - rate)",
-    .n_inputs = 2,
-    .inputs = ctl_inputs,
-    .n_outputs = 1,
-    .outputs = ctl_outputs,
     .n_params = P_N,
     .params = p_params,
     .feedthrough = 1,
-    .shape = ctl_shape,
     .output = p_output,
 };
 
@@ -207,21 +199,15 @@ static int pid_deriv(const ap_block_ctx *c, double *const *d) {
 }
 
 static const ap_block_type pid_block = {
-    .abi_version = AP_ABI_VERSION,
-    .struct_size = sizeof(ap_block_type),
+    CTL_BLOCK_COMMON,
     .name = "dfc.pid",
     .doc = "PID controller (App. A.8): u = u_int + k_p e + k_d (e - e_f)/tau_d, tau_u du_int/dt "
            "= e - alpha u, tau_d de_f/dt = e - e_f",
-    .n_inputs = 2,
-    .inputs = ctl_inputs,
     .n_states = 2,
     .states = pid_states,
-    .n_outputs = 1,
-    .outputs = ctl_outputs,
     .n_params = PID_N,
     .params = pid_params,
     .feedthrough = 1,
-    .shape = ctl_shape,
     .output = pid_output,
     .deriv = pid_deriv,
 };

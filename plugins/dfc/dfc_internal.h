@@ -1,7 +1,9 @@
 /* dfc_internal.h — what the files of the DFC plugin share: the registration functions of each
  * part, the compartment indices of dfc.pyramidal, and the layered network found in a model by
- * the naming convention of docs/dfc.md (inputs "x", "target"; populations "h1".."hL";
- * projections "W1".."WL" onto h<i>.basal and "Q1".."QL" from ctl.u onto h<i>.apical). */
+ * its descriptor or by the naming convention of docs/dfc.md (inputs "x", "target"; populations
+ * "h1".."hL"; projections "W1".."WL" onto h<i>.basal and "Q1".."QL" from ctl.u onto h<i>.apical).
+ * Kernel-local arrays with one entry per layer are variable-length arrays of L + 1 entries (a
+ * few bytes a layer on the stack): the network has no fixed limit on its depth. */
 #ifndef APICAL_DFC_INTERNAL_H
 #define APICAL_DFC_INTERNAL_H
 
@@ -25,23 +27,44 @@ int dfc_register_kernels_measures(ap_registry *r);  /* kernels_measures.c */
 int dfc_register_kernels_alignment(ap_registry *r); /* kernels_alignment.c */
 int dfc_register_kernel_pathway(ap_registry *r);    /* pathway.c */
 
-/* ---- the layered network ----------------------------------------------------------------- */
-#define DFC_MAX_LAYERS 64
-
+/* ---- the layered network (net.c) --------------------------------------------------------- */
+/* A network of L layers, any L >= 1: layer i (1..L) is a population of n[i] units driven, on its
+ * basal compartment, by the forward projection W_i from layer i-1 (layer 0: the input) and, on
+ * its apical compartment, by the feedback projection Q_i. Arrays are indexed 0..L (entry 0 of
+ * the per-layer ones unused); all of them live in one allocation, freed by dfc_net_free. The
+ * weight pointers are the model's live arrays (the kernels read or update them in place). */
 typedef struct dfc_net {
-    int L;                         /* number of layers (populations h1..hL) */
-    int n[DFC_MAX_LAYERS + 1];     /* n[0] = size of "x", n[i] = size of h<i> */
-    int w_id[DFC_MAX_LAYERS + 1];  /* projection W<i>, i = 1..L */
-    double *W[DFC_MAX_LAYERS + 1]; /* n[i] x n[i-1], row-major (live model arrays) */
-    double *b[DFC_MAX_LAYERS + 1]; /* n[i], or NULL without a bias */
-    int q_id[DFC_MAX_LAYERS + 1];  /* projection Q<i> (-1 when not loaded) */
-    double *Q[DFC_MAX_LAYERS + 1]; /* n[i] x n[L] */
-    const ap_activation *act[DFC_MAX_LAYERS + 1];
+    int L;
+    int *n;                    /* n[0] = the input's size, n[i] = layer i's */
+    int *w_id;                 /* projection id of W_i */
+    double **W;                /* n[i] x n[i-1], row-major */
+    double **b;                /* n[i], or NULL without a bias */
+    int *q_id;                 /* projection id of Q_i (-1 when not known) */
+    double **Q;                /* n[i] x n[L] (NULL when not loaded) */
+    const ap_activation **act; /* layer i's activation */
+    const char **name;         /* name[0]: the input signal, name[i]: layer i's population */
+    void *mem;
 } dfc_net;
 
-/* Finds the network of model m by its names and checks every shape. need_q: also the feedback
- * projections Q1..QL. Errors name the kernel and the object at fault. */
+/* The network a kernel works on, from its optional array argument `arg` (the descriptor that
+ * dfc.network builds once, docs/dfc.md "The network descriptor": { L, id of W_1, ..., id of W_L,
+ * id of Q_1 (or -1), ..., id of Q_L }) or, without it, found in m by the names of the convention
+ * (dfc_net_load). need_q: the feedback projections Q_1..Q_L too, each n_i x n_L. Every shape is
+ * checked; errors name the kernel, the projection or layer at fault. Free with dfc_net_free. */
+int dfc_net_arg(const ap_kernel_args *a, const char *kernel, const char *arg, ap_model *m,
+                int need_q, dfc_net *net);
+
+/* The network described by desc[0..len-1] (the descriptor above). */
+int dfc_net_describe(ap_model *m, const char *kernel, const double *desc, size_t len, int need_q,
+                     dfc_net *net);
+
+/* The network found by its names (docs/dfc.md, "The network convention": input "x", populations
+ * "h1".."hL", projections "W1".."WL" and "Q1".."QL"); for C callers that build the convention's
+ * names and for kernels called without a descriptor. */
 int dfc_net_load(ap_model *m, const char *kernel, int need_q, dfc_net *net);
+
+/* Frees what dfc_net_arg/describe/load allocated (safe on a zeroed or freed net). */
+void dfc_net_free(dfc_net *net);
 
 /* Offsets of per-layer B x n[i] blocks (i = 0..L) in one buffer; returns the total length. */
 size_t dfc_layer_offsets(const dfc_net *net, int batch, size_t *off);
@@ -74,13 +97,32 @@ void dfc_stack_q(const dfc_net *net, double *Q);
 /* The linearised steady state of a batch: u (B x n_L) = (JQ + alpha I)^{-1} (target - r_L^-) per
  * sample, v[i], r[i] (B x n_i) the steady state propagated layer by layer, vb[i] its basal
  * potentials W_i r_{i-1} + b_i, d[i] phi_i'(v_i^-) at the feedforward state (free to reuse);
- * r[0] points at x. All in one allocation, mem. */
+ * r[0] points at x. The values in one allocation, mem; the per-layer pointers in ptrs. */
 typedef struct dfc_ssa_state {
-    double *v[DFC_MAX_LAYERS + 1], *r[DFC_MAX_LAYERS + 1], *d[DFC_MAX_LAYERS + 1],
-        *vb[DFC_MAX_LAYERS + 1];
+    double **v, **r, **d, **vb; /* L + 1 entries each */
     double *u;
     double *mem;
+    void *ptrs; /* the four arrays of pointers */
 } dfc_ssa_state;
+
+/* ---- eigenvalues (eigen.c) ------------------------------------------------------------------ */
+/* A workspace for the eigenvalues of n x n nonsymmetric matrices (LAPACK dgeev), allocated once
+ * per kernel call: nothing is allocated per sample. */
+typedef struct dfc_eigen {
+    int n, lwork;
+    double *work; /* dgeev's workspace (in mem) */
+    double *mem;
+} dfc_eigen;
+
+/* AP_ENOMEM naming the kernel on failure (then nothing stays allocated). */
+int dfc_eigen_new(int n, const char *kernel, dfc_eigen *w);
+
+/* The eigenvalues of A (n x n, row-major; overwritten), sorted by ascending real part, then
+ * imaginary part, into re[0..n-1] and im[0..n-1] (im may be NULL). When they do not converge:
+ * AP_EINVAL naming the kernel, `what` (the matrix) and the sample (1-based). */
+int dfc_eigen_solve(dfc_eigen *w, double *A, const char *kernel, const char *what, int sample,
+                    double *re, double *im);
+void dfc_eigen_free(dfc_eigen *w);
 
 /* ---- losses ------------------------------------------------------------------------------ */
 typedef enum { DFC_LOSS_MSE = 0, DFC_LOSS_CE } dfc_loss_kind;

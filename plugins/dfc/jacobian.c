@@ -1,7 +1,7 @@
 /* jacobian.c — the network Jacobian J = [J_1 ... J_L], J_i = d r_L^- / d v_i at the feedforward
- * state (Lemma 1), one sample at a time, and the stacked feedback matrix Q = [Q_1; ...; Q_L].
- * Kept apart from kernels_conditions.c, which includes GSL's headers: those clash with
- * OpenBLAS's cblas.h, used here. */
+ * state (Lemma 1), one sample at a time, the derivatives phi_i' it needs, and the stacked
+ * feedback matrix Q = [Q_1; ...; Q_L]; shared by the measures' kernels (kernels_conditions.c,
+ * kernels_alignment.c). */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,12 +20,12 @@ int dfc_net_columns(const dfc_net *net, int *col) {
 
 int dfc_ff_derivs(const dfc_net *net, const char *kernel, int batch, const double *x, double **buf,
                   double **d) {
-    size_t off[DFC_MAX_LAYERS + 1];
+    size_t off[net->L + 1];
     const size_t total = dfc_layer_offsets(net, batch, off);
     /* v and r of the feedforward pass, then phi' (which keeps the buffer) */
     double *b = malloc(3 * total * sizeof *b);
     if (!b) return ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", kernel, 3 * total);
-    double *v[DFC_MAX_LAYERS + 1], *r[DFC_MAX_LAYERS + 1];
+    double *v[net->L + 1], *r[net->L + 1];
     for (int i = 0; i <= net->L; i++) {
         v[i] = b + off[i];
         r[i] = b + total + off[i];
@@ -41,7 +41,8 @@ int dfc_ff_derivs(const dfc_net *net, const char *kernel, int batch, const doubl
 
 void dfc_jacobian_sample(const dfc_net *net, double *const *d, int b, double *J) {
     const int L = net->L, nL = net->n[L];
-    int col[DFC_MAX_LAYERS + 1] = {0};
+    int col[L + 1];
+    memset(col, 0, sizeof col);
     const int N = dfc_net_columns(net, col);
     /* J_L = diag(phi_L') */
     double *JL = J + col[L];

@@ -24,8 +24,7 @@
  * kappa = ||r_{i-1}||^2 + beta_i: the two directions coincide (the known-answer test in
  * tests/test_dfc_measures.c). Without Condition 1 or with nonlinear layers (the factor
  * phi_i' of the rule (5), App. A.6 (131)) they differ, as in the paper.
- *
- * This file uses OpenBLAS's cblas.h and LAPACKE, and no GSL header. */
+ */
 #include <cblas.h>
 #include <float.h>
 #include <lapacke.h>
@@ -53,36 +52,54 @@ typedef struct align {
     dfc_net net;
     ap_optim *opt;
     int B, N, nL;
-    int col[DFC_MAX_LAYERS + 1];
-    size_t P;                      /* parameters: sum_i n_i (n_{i-1} + beta_i) */
-    size_t pc[DFC_MAX_LAYERS + 1]; /* first parameter of W_i (b_i follows it) in J_W's columns */
+    int *col;   /* L + 1 entries: dfc_net_columns */
+    size_t P;   /* parameters: sum_i n_i (n_{i-1} + beta_i) */
+    size_t *pc; /* L + 1 entries: first parameter of W_i (b_i follows it) in J_W's columns */
     double gamma, scale;
     int weighted;  /* dfc.mn_update: the weighted MN update of Theorem 3 */
     int nonlinear; /* with weighted: dv_i mapped through phi_i (the reference code's MN) */
     double *x, *target;
-    double *v[DFC_MAX_LAYERS + 1], *r[DFC_MAX_LAYERS + 1], *d[DFC_MAX_LAYERS + 1];
-    double *beta;  /* beta[i] = 1 with a bias, else 0 (i = 1..L) */
+    double **v, **r, **d; /* L + 1 entries each: the feedforward state and phi' there */
+    double *beta;         /* beta[i] = 1 with a bias, else 0 (i = 1..L) */
     double *J;     /* B x n_L x N: sample b's J at J + b n_L N (rows of one B n_L x N matrix) */
     double *post;  /* B x N: J^{bT} c_b, the postsynaptic factor of every layer */
     double *delta; /* B x n_L: r* - r_L^- (becomes c after the dual solve) */
     double *mem;
+    void *ptrs; /* v, r, d, pc and col */
 } align;
 
 static void align_free(align *w) {
     free(w->mem);
+    free(w->ptrs);
     w->mem = NULL;
+    w->ptrs = NULL;
+    dfc_net_free(&w->net);
+}
+
+/* The per-layer arrays of w (after the network is loaded). */
+static int align_ptrs(const char *K, align *w) {
+    const size_t k = (size_t)w->net.L + 1;
+    w->ptrs = malloc(k * (3 * sizeof(double *) + sizeof(size_t) + sizeof(int)));
+    if (!w->ptrs) return ap_error(AP_ENOMEM, "kernel %s: out of memory", K);
+    w->v = w->ptrs;
+    w->r = w->v + k;
+    w->d = w->r + k;
+    w->pc = (size_t *)(w->d + k);
+    w->col = (int *)(w->pc + k);
+    return AP_OK;
 }
 
 /* Reads the arguments and the network's shape; nothing is allocated yet. */
 static int align_parse(const ap_kernel_args *a, const char *K, align *w) {
-    static const char *const known[] = {"model", "x",     "target",   "gamma",
-                                        "optim", "scale", "weighted", "nonlinear"};
+    static const char *const known[] = {"model", "x",        "target",    "gamma", "optim",
+                                        "scale", "weighted", "nonlinear", "net"};
     memset(w, 0, sizeof *w);
-    int rc = ap_args_check(a, K, known, 8);
+    int rc = ap_args_check(a, K, known, 9);
     ap_model *m = NULL;
     if (!rc) rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m);
     if (!rc) rc = ap_arg_object(a, K, "optim", AP_ARG_OPTIM, 1, (void **)&w->opt);
-    if (!rc) rc = dfc_net_load(m, K, 0, &w->net);
+    if (!rc) rc = dfc_net_arg(a, K, "net", m, 0, &w->net);
+    if (!rc) rc = align_ptrs(K, w);
     if (rc) return rc;
     const dfc_net *net = &w->net;
     const int L = net->L;
@@ -123,7 +140,7 @@ static int align_parse(const ap_kernel_args *a, const char *K, align *w) {
 static int align_alloc(const char *K, align *w) {
     const dfc_net *net = &w->net;
     const int L = net->L, B = w->B, N = w->N, nL = w->nL;
-    size_t off[DFC_MAX_LAYERS + 1];
+    size_t off[L + 1];
     const size_t total = dfc_layer_offsets(net, B, off);
     const size_t nJ = (size_t)B * nL * N, nP = (size_t)B * N, nd = (size_t)B * nL;
     const size_t n_mem = 3 * total + nJ + nP + nd + (size_t)L + 1;
@@ -407,6 +424,52 @@ static int gn_svd(const align *w, const char *K, double *y) {
     return rc;
 }
 
+/* The GN step of w (after align_alloc) into w's optimiser: the Cholesky solve of the smaller
+ * system (m x m, primal when P < R), the SVD where allowed (svd) when that fails or is
+ * ill-conditioned, or an error naming the system and what to change. */
+static int gn_solve(align *w, const char *K, int primal, int svd) {
+    const size_t R = (size_t)w->B * w->nL, P = w->P, m = primal ? P : R;
+    double *y = malloc((P + R) * sizeof *y); /* y: P parameters (primal, SVD); c: R (dual) */
+    if (!y) return ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, P + R);
+    double *c = y + P, rcond = 0;
+    lapack_int info = 0;
+    int solved = 0, rc = AP_OK;
+    if (!(svd && primal)) {
+        rc = primal ? gn_primal(w, K, y, &rcond, &info) : gn_dual(w, K, c, &rcond, &info);
+        if (!rc && info < 0)
+            rc = ap_error(AP_EPLUGIN, "kernel %s: LAPACK info %d in the Cholesky solve", K,
+                          (int)info);
+        solved = !rc && info == 0 && rcond >= GN_RCOND;
+    }
+    if (!rc && !solved && svd) {
+        rc = gn_svd(w, K, y);
+        solved = !rc;
+        primal = 1; /* the result is in y */
+    }
+    const char *sys = primal ? "J_bar^T J_bar" : "J_bar J_bar^T";
+    if (!rc && !solved && w->gamma > 0)
+        rc = ap_error(AP_EINVAL,
+                      "kernel %s: %s + gamma I (%zu x %zu, all samples) is singular or "
+                      "ill-conditioned (LAPACK info %d, reciprocal condition %.3g < %g); "
+                      "gamma = %g is negligible against the curvature: pass a larger gamma",
+                      K, sys, m, m, (int)info, rcond, GN_RCOND, w->gamma);
+    else if (!rc && !solved)
+        rc = ap_error(AP_EINVAL,
+                      "kernel %s: %s (%zu x %zu, all samples) is singular or ill-conditioned "
+                      "(LAPACK info %d, reciprocal condition %.3g < %g) with gamma = 0, and the "
+                      "pseudoinverse by SVD needs B n_L P = %zu values of J_bar (limit %zu); "
+                      "pass gamma > 0 or fewer samples",
+                      K, sys, m, m, (int)info, rcond, GN_RCOND, R * P, GN_SVD_LIMIT);
+    if (!rc && primal) {
+        align_write_params(w, y);
+    } else if (!rc) {
+        memcpy(w->delta, c, R * sizeof *c);
+        align_write(w);
+    }
+    free(y);
+    return rc;
+}
+
 static int k_gn_update(const ap_kernel_args *a) {
     static const char *const K = "dfc.gn_update";
     align w;
@@ -418,60 +481,17 @@ static int k_gn_update(const ap_kernel_args *a) {
         return rc;
     }
     const size_t R = (size_t)w.B * w.nL, P = w.P;
-    int primal = P < R;
+    const int primal = P < R;
     const size_t m = primal ? P : R, nG = m * m;
     const int svd = w.gamma == 0 && R * P <= GN_SVD_LIMIT;
     if (nG > GN_GRAM_LIMIT)
-        return ap_error(AP_EINVAL,
-                        "kernel %s: the Gauss-Newton system is %zu x %zu (the smaller of B n_L = "
-                        "%zu rows and P = %zu parameters; %zu values, limit %zu); use fewer "
-                        "samples",
-                        K, m, m, R, P, nG, GN_GRAM_LIMIT);
-    if ((rc = align_alloc(K, &w))) {
-        align_free(&w);
-        return rc;
-    }
-    double *y = malloc((P + R) * sizeof *y); /* y: P parameters (primal, SVD); c: R (dual) */
-    if (!y) {
-        align_free(&w);
-        return ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, P + R);
-    }
-    double *c = y + P, rcond = 0;
-    lapack_int info = 0;
-    int solved = 0;
-    if (!(svd && primal)) {
-        rc = primal ? gn_primal(&w, K, y, &rcond, &info) : gn_dual(&w, K, c, &rcond, &info);
-        if (!rc && info < 0)
-            rc = ap_error(AP_EPLUGIN, "kernel %s: LAPACK info %d in the Cholesky solve", K,
-                          (int)info);
-        solved = !rc && info == 0 && rcond >= GN_RCOND;
-    }
-    if (!rc && !solved && svd) {
-        rc = gn_svd(&w, K, y);
-        solved = !rc;
-        primal = 1; /* the result is in y */
-    }
-    const char *sys = primal ? "J_bar^T J_bar" : "J_bar J_bar^T";
-    if (!rc && !solved && w.gamma > 0)
         rc = ap_error(AP_EINVAL,
-                      "kernel %s: %s + gamma I (%zu x %zu, all samples) is singular or "
-                      "ill-conditioned (LAPACK info %d, reciprocal condition %.3g < %g); "
-                      "gamma = %g is negligible against the curvature: pass a larger gamma",
-                      K, sys, m, m, (int)info, rcond, GN_RCOND, w.gamma);
-    else if (!rc && !solved)
-        rc = ap_error(AP_EINVAL,
-                      "kernel %s: %s (%zu x %zu, all samples) is singular or ill-conditioned "
-                      "(LAPACK info %d, reciprocal condition %.3g < %g) with gamma = 0, and the "
-                      "pseudoinverse by SVD needs B n_L P = %zu values of J_bar (limit %zu); "
-                      "pass gamma > 0 or fewer samples",
-                      K, sys, m, m, (int)info, rcond, GN_RCOND, R * P, GN_SVD_LIMIT);
-    if (!rc && primal) {
-        align_write_params(&w, y);
-    } else if (!rc) {
-        memcpy(w.delta, c, R * sizeof *c);
-        align_write(&w);
-    }
-    free(y);
+                      "kernel %s: the Gauss-Newton system is %zu x %zu (the smaller of B n_L = "
+                      "%zu rows and P = %zu parameters; %zu values, limit %zu); use fewer "
+                      "samples",
+                      K, m, m, R, P, nG, GN_GRAM_LIMIT);
+    if (!rc) rc = align_alloc(K, &w);
+    if (!rc) rc = gn_solve(&w, K, primal, svd);
     align_free(&w);
     return rc;
 }

@@ -26,35 +26,49 @@ static void add_grad(const dfc_net *net, ap_optim *opt, int i, int B, double sca
                 gb[j] += scale * delta[(size_t)b * ni + j];
 }
 
-/* dfa = 0: backpropagation; dfa = 1: direct feedback alignment. */
-static int baseline(const ap_kernel_args *a, const char *K, int dfa) {
-    static const char *const known[] = {"model", "x", "y", "loss", "optim", "scale"};
-    int rc = ap_args_check(a, K, known, 6);
-    ap_model *m = NULL;
-    ap_optim *opt = NULL;
-    dfc_loss_kind loss;
-    if (!rc) rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m);
-    if (!rc) rc = ap_arg_object(a, K, "optim", AP_ARG_OPTIM, 1, (void **)&opt);
-    if (!rc) rc = dfc_arg_loss(a, K, &loss);
-    dfc_net net;
-    if (!rc) rc = dfc_net_load(m, K, dfa, &net);
-    if (rc) return rc;
-    const int L = net.L, nL = net.n[L];
-    int B = 0;
+/* The deltas, output layer first: delta_L = e (.) phi_L', delta_i = (W_{i+1}^T delta_{i+1})
+ * (.) phi_i' (backpropagation) or (Q_i e) (.) phi_i' (DFA); v holds the feedforward state. */
+static void deltas(const dfc_net *net, int dfa, int B, const double *e, double *const *v,
+                   double *const *dphi, double *const *delta) {
+    const int L = net->L, nL = net->n[L];
+    for (int i = L; i >= 1; i--) {
+        const int ni = net->n[i];
+        const size_t len = (size_t)B * (size_t)ni;
+        double *dl = delta[i];
+        if (i == L) {
+            memcpy(dl, e, (size_t)B * nL * sizeof *dl);
+        } else if (dfa) {
+            /* Q_i e: (B x n_L) . Q_i^T (n_L x n_i) */
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, ni, nL, 1.0, e, nL, net->Q[i],
+                        nL, 0.0, dl, ni);
+        } else {
+            /* W_{i+1}^T delta_{i+1}: (B x n_{i+1}) . W_{i+1} (n_{i+1} x n_i) */
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, ni, net->n[i + 1], 1.0,
+                        delta[i + 1], net->n[i + 1], net->W[i + 1], ni, 0.0, dl, ni);
+        }
+        net->act[i]->df(len, v[i], dphi[i]);
+        for (size_t k = 0; k < len; k++)
+            dl[k] *= dphi[i][k];
+    }
+}
+
+static int baseline_run(const ap_kernel_args *a, const char *K, int dfa, const dfc_net *net,
+                        ap_optim *opt, dfc_loss_kind loss) {
+    const int L = net->L, nL = net->n[L];
+    int B = 0, rc;
     double *x = NULL, *y = NULL, scale = 1;
-    if ((rc = dfc_arg_matrix(a, K, "x", 1, net.n[0], &B, &x))) return rc;
+    if ((rc = dfc_arg_matrix(a, K, "x", 1, net->n[0], &B, &x))) return rc;
     if ((rc = dfc_arg_matrix(a, K, "y", 1, nL, &B, &y))) return rc;
     if ((rc = ap_arg_number(a, K, "scale", 0, &scale))) return rc;
     if (!isfinite(scale)) return ap_error(AP_EINVAL, "kernel %s: scale = %g", K, scale);
 
-    size_t off[DFC_MAX_LAYERS + 1];
-    const size_t total = dfc_layer_offsets(&net, B, off);
+    size_t off[L + 1];
+    const size_t total = dfc_layer_offsets(net, B, off);
     const size_t bn = (size_t)B * (size_t)nL;
     /* v, r, phi', delta per layer; the output error e */
     double *buf = malloc((4 * total + bn) * sizeof *buf);
     if (!buf) return ap_error(AP_ENOMEM, "kernel %s: out of memory", K);
-    double *v[DFC_MAX_LAYERS + 1], *r[DFC_MAX_LAYERS + 1], *dphi[DFC_MAX_LAYERS + 1],
-        *delta[DFC_MAX_LAYERS + 1];
+    double *v[L + 1], *r[L + 1], *dphi[L + 1], *delta[L + 1];
     for (int i = 0; i <= L; i++) {
         v[i] = buf + off[i];
         r[i] = buf + total + off[i];
@@ -63,32 +77,32 @@ static int baseline(const ap_kernel_args *a, const char *K, int dfa) {
     }
     double *e = buf + 4 * total;
     r[0] = x; /* read only */
-    dfc_forward(&net, B, v, r);
+    dfc_forward(net, B, v, r);
     /* e = dLoss/dr_L of the minibatch-mean loss */
     dfc_loss_grad(loss, B, nL, r[L], y, 0, e);
-    for (int i = L; i >= 1; i--) {
-        const int ni = net.n[i];
-        const size_t len = (size_t)B * (size_t)ni;
-        double *dl = delta[i];
-        if (i == L) {
-            memcpy(dl, e, bn * sizeof *dl);
-        } else if (dfa) {
-            /* Q_i e: (B x n_L) . Q_i^T (n_L x n_i) */
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, ni, nL, 1.0, e, nL, net.Q[i],
-                        nL, 0.0, dl, ni);
-        } else {
-            /* W_{i+1}^T delta_{i+1}: (B x n_{i+1}) . W_{i+1} (n_{i+1} x n_i) */
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, ni, net.n[i + 1], 1.0,
-                        delta[i + 1], net.n[i + 1], net.W[i + 1], ni, 0.0, dl, ni);
-        }
-        net.act[i]->df(len, v[i], dphi[i]);
-        for (size_t k = 0; k < len; k++)
-            dl[k] *= dphi[i][k];
-    }
+    deltas(net, dfa, B, e, v, dphi, delta);
     for (int i = 1; i <= L; i++)
-        add_grad(&net, opt, i, B, scale, delta[i], r[i - 1]);
+        add_grad(net, opt, i, B, scale, delta[i], r[i - 1]);
     free(buf);
     return AP_OK;
+}
+
+/* dfa = 0: backpropagation; dfa = 1: direct feedback alignment. */
+static int baseline(const ap_kernel_args *a, const char *K, int dfa) {
+    static const char *const known[] = {"model", "x", "y", "loss", "optim", "scale", "net"};
+    int rc = ap_args_check(a, K, known, 7);
+    ap_model *m = NULL;
+    ap_optim *opt = NULL;
+    dfc_loss_kind loss;
+    if (!rc) rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m);
+    if (!rc) rc = ap_arg_object(a, K, "optim", AP_ARG_OPTIM, 1, (void **)&opt);
+    if (!rc) rc = dfc_arg_loss(a, K, &loss);
+    dfc_net net;
+    if (!rc) rc = dfc_net_arg(a, K, "net", m, dfa, &net);
+    if (rc) return rc;
+    rc = baseline_run(a, K, dfa, &net, opt, loss);
+    dfc_net_free(&net);
+    return rc;
 }
 
 static int k_bp(const ap_kernel_args *a) {

@@ -12,34 +12,41 @@
 #include "dfc_internal.h"
 
 /* ---- dfc.forward ------------------------------------------------------------------------- */
-static int k_forward(const ap_kernel_args *a) {
-    static const char *const K = "dfc.forward";
-    static const char *const known[] = {"model", "x", "out"};
-    int rc = ap_args_check(a, K, known, 3);
-    ap_model *m = NULL;
-    if (!rc) rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m);
-    dfc_net net;
-    if (!rc) rc = dfc_net_load(m, K, 0, &net);
-    if (rc) return rc;
-    const int L = net.L;
+static int forward_run(const ap_kernel_args *a, const char *K, const dfc_net *net) {
+    const int L = net->L;
     int B = 0;
     double *x = NULL, *out = NULL;
-    if ((rc = dfc_arg_matrix(a, K, "x", 1, net.n[0], &B, &x))) return rc;
-    if ((rc = dfc_arg_matrix(a, K, "out", 1, net.n[L], &B, &out))) return rc;
-    size_t off[DFC_MAX_LAYERS + 1];
-    size_t total = dfc_layer_offsets(&net, B, off);
+    int rc = dfc_arg_matrix(a, K, "x", 1, net->n[0], &B, &x);
+    if (!rc) rc = dfc_arg_matrix(a, K, "out", 1, net->n[L], &B, &out);
+    if (rc) return rc;
+    size_t off[L + 1];
+    size_t total = dfc_layer_offsets(net, B, off);
     double *buf = malloc(2 * total * sizeof *buf);
     if (!buf) return ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, 2 * total);
-    double *v[DFC_MAX_LAYERS + 1], *r[DFC_MAX_LAYERS + 1];
+    double *v[L + 1], *r[L + 1];
     for (int i = 0; i <= L; i++) {
         v[i] = buf + off[i];
         r[i] = buf + total + off[i];
     }
     r[0] = x;   /* read only */
     r[L] = out; /* the output goes straight to the caller's array */
-    dfc_forward(&net, B, v, r);
+    dfc_forward(net, B, v, r);
     free(buf);
     return AP_OK;
+}
+
+static int k_forward(const ap_kernel_args *a) {
+    static const char *const K = "dfc.forward";
+    static const char *const known[] = {"model", "x", "out", "net"};
+    int rc = ap_args_check(a, K, known, 4);
+    ap_model *m = NULL;
+    if (!rc) rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m);
+    dfc_net net;
+    if (!rc) rc = dfc_net_arg(a, K, "net", m, 0, &net);
+    if (rc) return rc;
+    rc = forward_run(a, K, &net);
+    dfc_net_free(&net);
+    return rc;
 }
 
 /* ---- dfc.targets (3) --------------------------------------------------------------------- */
@@ -52,8 +59,9 @@ static int output_arrays(const ap_kernel_args *a, const char *K, int *B, int *n,
     *n = 0;
     if (m) {
         dfc_net net;
-        if ((rc = dfc_net_load(m, K, 0, &net))) return rc;
+        if ((rc = dfc_net_arg(a, K, "net", m, 0, &net))) return rc;
         *n = net.n[net.L];
+        dfc_net_free(&net);
     }
     size_t want[2] = {0, (size_t)*n}, got[4] = {0};
     if ((rc = ap_arg_array(a, K, "rL", 1, 2, want, rL, got))) return rc;
@@ -66,8 +74,8 @@ static int output_arrays(const ap_kernel_args *a, const char *K, int *B, int *n,
 
 static int k_targets(const ap_kernel_args *a) {
     static const char *const K = "dfc.targets";
-    static const char *const known[] = {"model", "rL", "y", "loss", "lambda", "mode", "out"};
-    int rc = ap_args_check(a, K, known, 7);
+    static const char *const known[] = {"model", "rL", "y", "loss", "lambda", "mode", "out", "net"};
+    int rc = ap_args_check(a, K, known, 8);
     int B = 0, n = 0;
     double *rL = NULL, *y = NULL, *out = NULL;
     dfc_target_spec spec = {DFC_LOSS_MSE, NULL, 0.0, 0, NULL};
@@ -94,8 +102,8 @@ static int argmax(const double *x, int n) {
 
 static int k_loss(const ap_kernel_args *a) {
     static const char *const K = "dfc.loss";
-    static const char *const known[] = {"model", "rL", "y", "loss", "out"};
-    int rc = ap_args_check(a, K, known, 5);
+    static const char *const known[] = {"model", "rL", "y", "loss", "out", "net"};
+    int rc = ap_args_check(a, K, known, 6);
     int B = 0, n = 0;
     double *rL = NULL, *y = NULL, *out = NULL;
     dfc_loss_kind loss;
@@ -130,12 +138,12 @@ static int k_loss(const ap_kernel_args *a) {
 /* ---- dfc.weight_product ------------------------------------------------------------------ */
 static int k_weight_product(const ap_kernel_args *a) {
     static const char *const K = "dfc.weight_product";
-    static const char *const known[] = {"model"};
-    int rc = ap_args_check(a, K, known, 1);
+    static const char *const known[] = {"model", "net"};
+    int rc = ap_args_check(a, K, known, 2);
     ap_model *m = NULL;
     if (!rc) rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m);
     dfc_net net;
-    if (!rc) rc = dfc_net_load(m, K, 1, &net);
+    if (!rc) rc = dfc_net_arg(a, K, "net", m, 1, &net);
     if (rc) return rc;
     const int L = net.L, nL = net.n[L];
     memset(net.Q[L], 0, (size_t)nL * nL * sizeof(double));
@@ -145,45 +153,14 @@ static int k_weight_product(const ap_kernel_args *a) {
     for (int i = L - 1; i >= 1; i--)
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, net.n[i], nL, net.n[i + 1], 1.0,
                     net.W[i + 1], net.n[i], net.Q[i + 1], nL, 0.0, net.Q[i], nL);
+    dfc_net_free(&net);
     return AP_OK;
 }
 
 /* ---- dfc.convergence --------------------------------------------------------------------- */
-static int k_convergence(const ap_kernel_args *a) {
-    static const char *const K = "dfc.convergence";
-    static const char *const known[] = {"model", "sim", "rminus", "alpha", "tol", "out"};
-    int rc = ap_args_check(a, K, known, 6);
-    ap_model *m = NULL;
-    ap_sim *s = NULL;
-    if (!rc) rc = ap_arg_object(a, K, "sim", AP_ARG_SIM, 1, (void **)&s);
-    if (!rc) rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 0, (void **)&m);
-    if (rc) return rc;
-    if (m && m != ap_sim_model(s))
-        return ap_error(AP_EINVAL, "kernel %s: sim was not compiled from model", K);
-    m = ap_sim_model(s);
-    dfc_net net;
-    if ((rc = dfc_net_load(m, K, 0, &net))) return rc;
-    const int n = net.n[net.L];
-    int B = ap_model_batch(m);
-    double *rminus = NULL, *out = NULL, alpha = 0, tol = 1e-5;
-    size_t shape_b[1] = {(size_t)B};
-    if ((rc = dfc_arg_matrix(a, K, "rminus", 1, n, &B, &rminus))) return rc;
-    if ((rc = ap_arg_array(a, K, "out", 1, 1, shape_b, &out, NULL))) return rc;
-    if ((rc = ap_arg_number(a, K, "alpha", 1, &alpha))) return rc;
-    if ((rc = ap_arg_number(a, K, "tol", 0, &tol))) return rc;
-    const size_t len = (size_t)B * (size_t)n;
-    double *buf = malloc(3 * len * sizeof *buf);
-    if (!buf) return ap_error(AP_ENOMEM, "kernel %s: out of memory", K);
-    double *rT = buf, *u = buf + len, *tgt = buf + 2 * len;
-    char name[40];
-    snprintf(name, sizeof name, "h%d.rate", net.L);
-    rc = ap_sim_read(s, name, rT, len);
-    if (!rc) rc = ap_sim_read(s, "ctl.u", u, len);
-    if (!rc) rc = ap_sim_read(s, "target", tgt, len);
-    if (rc) {
-        free(buf);
-        return ap_error_prefix(rc, "kernel %s: ", K);
-    }
+/* out[b] = 1 where sample b passed the reference's test (rT, u, tgt, rminus: B x n) */
+static void convergence_test(int B, int n, const double *rT, const double *u, const double *tgt,
+                             const double *rminus, double alpha, double tol, double *out) {
     for (int b = 0; b < B; b++) {
         const size_t o = (size_t)b * n;
         double res = 0, norm_rm = 0, err_T = 0, err_0 = 0;
@@ -199,8 +176,55 @@ static int k_convergence(const ap_kernel_args *a) {
         int improved = sqrt(err_T) < 0.25 * sqrt(err_0);
         out[b] = settled && improved ? 1.0 : 0.0;
     }
+}
+
+/* reads r_L(T) (the output layer's rate), u(T) (ctl.u) and r* (target) from the sim */
+static int convergence_run(const ap_kernel_args *a, const char *K, ap_sim *s, const dfc_net *net) {
+    const int n = net->n[net->L];
+    int B = ap_model_batch(ap_sim_model(s)), rc;
+    double *rminus = NULL, *out = NULL, alpha = 0, tol = 1e-5;
+    size_t shape_b[1] = {(size_t)B};
+    if ((rc = dfc_arg_matrix(a, K, "rminus", 1, n, &B, &rminus))) return rc;
+    if ((rc = ap_arg_array(a, K, "out", 1, 1, shape_b, &out, NULL))) return rc;
+    if ((rc = ap_arg_number(a, K, "alpha", 1, &alpha))) return rc;
+    if ((rc = ap_arg_number(a, K, "tol", 0, &tol))) return rc;
+    const size_t len = (size_t)B * (size_t)n;
+    double *buf = malloc(3 * len * sizeof *buf);
+    if (!buf) return ap_error(AP_ENOMEM, "kernel %s: out of memory", K);
+    double *rT = buf, *u = buf + len, *tgt = buf + 2 * len;
+    const size_t ln = strlen(net->name[net->L]) + sizeof ".rate";
+    char *name = malloc(ln);
+    if (!name) rc = ap_error(AP_ENOMEM, "kernel %s: out of memory", K);
+    if (!rc) snprintf(name, ln, "%s.rate", net->name[net->L]);
+    if (!rc) rc = ap_sim_read(s, name, rT, len);
+    if (!rc) rc = ap_sim_read(s, "ctl.u", u, len);
+    if (!rc) rc = ap_sim_read(s, "target", tgt, len);
+    free(name);
+    if (rc) {
+        free(buf);
+        return rc == AP_ENOMEM ? rc : ap_error_prefix(rc, "kernel %s: ", K);
+    }
+    convergence_test(B, n, rT, u, tgt, rminus, alpha, tol, out);
     free(buf);
     return AP_OK;
+}
+
+static int k_convergence(const ap_kernel_args *a) {
+    static const char *const K = "dfc.convergence";
+    static const char *const known[] = {"model", "sim", "rminus", "alpha", "tol", "out", "net"};
+    int rc = ap_args_check(a, K, known, 7);
+    ap_model *m = NULL;
+    ap_sim *s = NULL;
+    if (!rc) rc = ap_arg_object(a, K, "sim", AP_ARG_SIM, 1, (void **)&s);
+    if (!rc) rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 0, (void **)&m);
+    if (rc) return rc;
+    if (m && m != ap_sim_model(s))
+        return ap_error(AP_EINVAL, "kernel %s: sim was not compiled from model", K);
+    dfc_net net;
+    if ((rc = dfc_net_arg(a, K, "net", ap_sim_model(s), 0, &net))) return rc;
+    rc = convergence_run(a, K, s, &net);
+    dfc_net_free(&net);
+    return rc;
 }
 
 static const ap_kernel kernels[] = {

@@ -3,15 +3,8 @@
  * ||P Q||_F / ||Q||_F with P = J^T (J J^T)^{-1} J (dfc.condition2), and the eigenvalues of J Q
  * (dfc.jq_eigen; Condition 3 asks for real parts > -alpha). Both take the stacked Q from the
  * model's Q1..QL or, for a feedback pathway, from the optional argument Q (its effective feedback).
- *
- * This file includes GSL's headers (gsl_eigen_nonsymm, GSL's BLAS interface), which clash with
- * OpenBLAS's cblas.h: it must not include cblas.h. The Jacobian itself is computed in
- * jacobian.c. */
-#include <gsl/gsl_blas.h>
-#include <gsl/gsl_eigen.h>
-#include <gsl/gsl_errno.h>
-#include <gsl/gsl_matrix.h>
-#include <gsl/gsl_vector.h>
+ * The Jacobian itself is computed in jacobian.c, the eigenvalues in eigen.c. */
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,26 +13,32 @@
 #include "dfc_internal.h"
 
 /* ---- dfc.jacobian ------------------------------------------------------------------------ */
-static int k_jacobian(const ap_kernel_args *a) {
-    static const char *const K = "dfc.jacobian";
-    static const char *const known[] = {"model", "x", "out"};
-    int rc = ap_args_check(a, K, known, 3);
-    if (rc) return rc;
-    dfc_net net;
-    int B = 0, col[DFC_MAX_LAYERS + 1];
-    double *x = NULL, *buf = NULL, *d[DFC_MAX_LAYERS + 1], *out = NULL;
-    ap_model *m = NULL;
-    if ((rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m))) return rc;
-    if ((rc = dfc_net_load(m, K, 0, &net))) return rc;
-    if ((rc = dfc_arg_matrix(a, K, "x", 1, net.n[0], &B, &x))) return rc;
-    const int N = dfc_net_columns(&net, col), nL = net.n[net.L];
+static int jacobian_run(const ap_kernel_args *a, const char *K, const dfc_net *net) {
+    int B = 0, col[net->L + 1], rc;
+    double *x = NULL, *buf = NULL, *d[net->L + 1], *out = NULL;
+    if ((rc = dfc_arg_matrix(a, K, "x", 1, net->n[0], &B, &x))) return rc;
+    const int N = dfc_net_columns(net, col), nL = net->n[net->L];
     size_t shape[3] = {(size_t)B, (size_t)nL, (size_t)N};
     if ((rc = ap_arg_array(a, K, "out", 1, 3, shape, &out, NULL))) return rc;
-    if ((rc = dfc_ff_derivs(&net, K, B, x, &buf, d))) return rc;
+    if ((rc = dfc_ff_derivs(net, K, B, x, &buf, d))) return rc;
     for (int b = 0; b < B; b++)
-        dfc_jacobian_sample(&net, d, b, out + (size_t)b * nL * N);
+        dfc_jacobian_sample(net, d, b, out + (size_t)b * nL * N);
     free(buf);
     return AP_OK;
+}
+
+static int k_jacobian(const ap_kernel_args *a) {
+    static const char *const K = "dfc.jacobian";
+    static const char *const known[] = {"model", "x", "out", "net"};
+    int rc = ap_args_check(a, K, known, 4);
+    if (rc) return rc;
+    dfc_net net;
+    ap_model *m = NULL;
+    if ((rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m))) return rc;
+    if ((rc = dfc_net_arg(a, K, "net", m, 0, &net))) return rc;
+    rc = jacobian_run(a, K, &net);
+    dfc_net_free(&net);
+    return rc;
 }
 
 /* Per-sample workspace: J (nL x N), the stacked Q (N x nL), A = J Q and M (nL x nL). */
@@ -52,7 +51,7 @@ typedef struct work {
 /* Q: the stacked feedback N x nL to use (a pathway's effective feedback), or NULL for the
  * model's Q1..QL. */
 static int work_new(const dfc_net *net, const char *K, const double *Q, work *w) {
-    int col[DFC_MAX_LAYERS + 1];
+    int col[net->L + 1];
     w->N = dfc_net_columns(net, col);
     w->nL = net->n[net->L];
     const size_t nJ = (size_t)w->nL * w->N, nA = (size_t)w->nL * w->nL;
@@ -84,7 +83,7 @@ static int check_q(const dfc_net *net, const ap_kernel_args *a, const char *K) {
     const size_t any2[2] = {0, 0};
     int rc = ap_arg_array(a, K, "Q", 0, 2, any2, &q, shape);
     if (rc || !q) return rc;
-    int col[DFC_MAX_LAYERS + 1];
+    int col[net->L + 1];
     const int N = dfc_net_columns(net, col), nL = net->n[net->L];
     if (shape[0] != (size_t)N || shape[1] != (size_t)nL)
         return ap_error(AP_ESIZE,
@@ -97,173 +96,159 @@ static int check_q(const dfc_net *net, const ap_kernel_args *a, const char *K) {
 /* A = J Q for sample b (J is left in w->J). */
 static void jq(const dfc_net *net, double *const *d, int b, work *w) {
     dfc_jacobian_sample(net, d, b, w->J);
-    gsl_matrix_view J = gsl_matrix_view_array(w->J, (size_t)w->nL, (size_t)w->N);
-    gsl_matrix_view Q = gsl_matrix_view_array(w->Q, (size_t)w->N, (size_t)w->nL);
-    gsl_matrix_view A = gsl_matrix_view_array(w->A, (size_t)w->nL, (size_t)w->nL);
-    gsl_blas_dgemm(CblasNoTrans, CblasNoTrans, 1.0, &J.matrix, &Q.matrix, 0.0, &A.matrix);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, w->nL, w->nL, w->N, 1.0, w->J, w->N,
+                w->Q, w->nL, 0.0, w->A, w->nL);
+}
+
+/* The network of dfc.condition2 and dfc.jq_eigen: the model's, with its Q1..QL unless the
+ * argument Q (*q) gives the stacked feedback. */
+static int conditions_net(const ap_kernel_args *a, const char *K, double **q, dfc_net *net) {
+    ap_model *m = NULL;
+    int rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m);
+    if (!rc) rc = arg_q(a, K, q);
+    if (!rc) rc = dfc_net_arg(a, K, "net", m, *q == NULL, net);
+    if (rc) return rc;
+    if ((rc = check_q(net, a, K))) dfc_net_free(net);
+    return rc;
 }
 
 /* ---- dfc.condition2 ---------------------------------------------------------------------- */
 /* ||P Q||_F^2 = tr(Q^T J^T M^{-1} J J^T M^{-1} J Q) = tr(A^T M^{-1} A) with A = J Q and
  * M = J J^T = C C^T (Cholesky): ||P Q||_F = ||C^{-1} A||_F. Only n_L x n_L matrices beyond J. */
-static int k_condition2(const ap_kernel_args *a) {
-    static const char *const K = "dfc.condition2";
-    static const char *const known[] = {"model", "x", "out", "Q"};
-    int rc = ap_args_check(a, K, known, 4);
-    if (rc) return rc;
-    dfc_net net;
-    int B = 0;
-    double *x = NULL, *buf = NULL, *d[DFC_MAX_LAYERS + 1], *out = NULL, *q = NULL;
-    ap_model *m = NULL;
-    if ((rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m))) return rc;
-    if ((rc = arg_q(a, K, &q))) return rc;
-    if ((rc = dfc_net_load(m, K, q == NULL, &net))) return rc;
-    if ((rc = check_q(&net, a, K))) return rc;
-    if ((rc = dfc_arg_matrix(a, K, "x", 1, net.n[0], &B, &x))) return rc;
+
+/* Cholesky M = C C^T in place (lower triangle of the n x n M); AP_EINVAL naming sample b (0-based)
+ * and the pivot when M is not positive definite. */
+static int cholesky_lower(double *C, int n, const char *K, int b) {
+    for (int j = 0; j < n; j++) {
+        double s = C[(size_t)j * n + j];
+        for (int k = 0; k < j; k++)
+            s -= C[(size_t)j * n + k] * C[(size_t)j * n + k];
+        if (!(s > 0))
+            return ap_error(AP_EINVAL,
+                            "kernel %s: J J^T is singular for sample %d (J has not full row "
+                            "rank: pivot %d = %g)",
+                            K, b + 1, j + 1, s);
+        const double cjj = sqrt(s);
+        C[(size_t)j * n + j] = cjj;
+        for (int i = j + 1; i < n; i++) {
+            double t = C[(size_t)i * n + j];
+            for (int k = 0; k < j; k++)
+                t -= C[(size_t)i * n + k] * C[(size_t)j * n + k];
+            C[(size_t)i * n + j] = t / cjj;
+        }
+    }
+    return AP_OK;
+}
+
+/* ||C^{-1} Y||_F^2, with Y (n x n) overwritten by C^{-1} Y: forward substitution, row by row
+ * (all columns at once). */
+static double forward_subst_norm2(const double *C, double *Y, int n) {
+    double pq2 = 0;
+    for (int i = 0; i < n; i++) {
+        double *yi = Y + (size_t)i * n;
+        for (int k = 0; k < i; k++) {
+            const double cik = C[(size_t)i * n + k];
+            const double *yk = Y + (size_t)k * n;
+            for (int c = 0; c < n; c++)
+                yi[c] -= cik * yk[c];
+        }
+        const double cii = C[(size_t)i * n + i];
+        for (int c = 0; c < n; c++) {
+            yi[c] /= cii;
+            pq2 += yi[c] * yi[c];
+        }
+    }
+    return pq2;
+}
+
+/* out[b] for every sample, from phi' (d) at the feedforward state. */
+static int condition2_samples(const dfc_net *net, const char *K, int B, double *const *d, work *w,
+                              double *out) {
+    const int nL = w->nL, N = w->N;
+    double qn2 = 0;
+    for (size_t k = 0; k < (size_t)N * nL; k++)
+        qn2 += w->Q[k] * w->Q[k];
+    if (!(qn2 > 0) || !isfinite(qn2))
+        return ap_error(AP_EINVAL, "kernel %s: ||Q||_F = %g; Condition 2 needs a nonzero Q", K,
+                        sqrt(qn2));
+    for (int b = 0; b < B; b++) {
+        jq(net, d, b, w);
+        /* M = J J^T */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nL, nL, N, 1.0, w->J, N, w->J, N, 0.0,
+                    w->M, nL);
+        int rc = cholesky_lower(w->M, nL, K, b);
+        if (rc) return rc;
+        out[b] = sqrt(forward_subst_norm2(w->M, w->A, nL) / qn2);
+        if (!isfinite(out[b]))
+            return ap_error(AP_ENONFINITE, "kernel %s: non-finite Condition 2 for sample %d", K,
+                            b + 1);
+    }
+    return AP_OK;
+}
+
+static int condition2_run(const ap_kernel_args *a, const char *K, const dfc_net *net,
+                          const double *q) {
+    int B = 0, rc;
+    double *x = NULL, *buf = NULL, *d[net->L + 1], *out = NULL;
+    if ((rc = dfc_arg_matrix(a, K, "x", 1, net->n[0], &B, &x))) return rc;
     size_t shape[1] = {(size_t)B};
     if ((rc = ap_arg_array(a, K, "out", 1, 1, shape, &out, NULL))) return rc;
     work w;
-    if ((rc = work_new(&net, K, q, &w))) return rc;
-    if ((rc = dfc_ff_derivs(&net, K, B, x, &buf, d))) {
-        free(w.mem);
-        return rc;
-    }
-    const int nL = w.nL, N = w.N;
-    double qn2 = 0;
-    for (size_t k = 0; k < (size_t)N * nL; k++)
-        qn2 += w.Q[k] * w.Q[k];
-    if (!(qn2 > 0) || !isfinite(qn2)) {
-        rc = ap_error(AP_EINVAL, "kernel %s: ||Q||_F = %g; Condition 2 needs a nonzero Q", K,
-                      sqrt(qn2));
-        goto done;
-    }
-    gsl_matrix_view Jv = gsl_matrix_view_array(w.J, (size_t)nL, (size_t)N);
-    gsl_matrix_view Mv = gsl_matrix_view_array(w.M, (size_t)nL, (size_t)nL);
-    for (int b = 0; b < B && !rc; b++) {
-        jq(&net, d, b, &w);
-        gsl_blas_dgemm(CblasNoTrans, CblasTrans, 1.0, &Jv.matrix, &Jv.matrix, 0.0, &Mv.matrix);
-        double *C = w.M, *Y = w.A;
-        /* Cholesky M = C C^T in place (lower triangle) */
-        for (int j = 0; j < nL && !rc; j++) {
-            double s = C[(size_t)j * nL + j];
-            for (int k = 0; k < j; k++)
-                s -= C[(size_t)j * nL + k] * C[(size_t)j * nL + k];
-            if (!(s > 0)) {
-                rc = ap_error(AP_EINVAL,
-                              "kernel %s: J J^T is singular for sample %d (J has not full row "
-                              "rank: pivot %d = %g)",
-                              K, b + 1, j + 1, s);
-                break;
-            }
-            const double cjj = sqrt(s);
-            C[(size_t)j * nL + j] = cjj;
-            for (int i = j + 1; i < nL; i++) {
-                double t = C[(size_t)i * nL + j];
-                for (int k = 0; k < j; k++)
-                    t -= C[(size_t)i * nL + k] * C[(size_t)j * nL + k];
-                C[(size_t)i * nL + j] = t / cjj;
-            }
-        }
-        if (rc) break;
-        /* Y = C^{-1} A by forward substitution, row by row (all columns at once) */
-        double pq2 = 0;
-        for (int i = 0; i < nL; i++) {
-            double *yi = Y + (size_t)i * nL;
-            for (int k = 0; k < i; k++) {
-                const double cik = C[(size_t)i * nL + k];
-                const double *yk = Y + (size_t)k * nL;
-                for (int c = 0; c < nL; c++)
-                    yi[c] -= cik * yk[c];
-            }
-            const double cii = C[(size_t)i * nL + i];
-            for (int c = 0; c < nL; c++) {
-                yi[c] /= cii;
-                pq2 += yi[c] * yi[c];
-            }
-        }
-        out[b] = sqrt(pq2 / qn2);
-        if (!isfinite(out[b]))
-            rc = ap_error(AP_ENONFINITE, "kernel %s: non-finite Condition 2 for sample %d", K,
-                          b + 1);
-    }
-done:
+    if ((rc = work_new(net, K, q, &w))) return rc;
+    if (!(rc = dfc_ff_derivs(net, K, B, x, &buf, d)))
+        rc = condition2_samples(net, K, B, d, &w, out);
     free(buf);
     free(w.mem);
     return rc;
 }
 
-/* ---- dfc.jq_eigen ------------------------------------------------------------------------ */
-typedef struct eig {
-    double re, im;
-} eig;
+static int k_condition2(const ap_kernel_args *a) {
+    static const char *const K = "dfc.condition2";
+    static const char *const known[] = {"model", "x", "out", "Q", "net"};
+    int rc = ap_args_check(a, K, known, 5);
+    if (rc) return rc;
+    dfc_net net;
+    double *q = NULL;
+    if ((rc = conditions_net(a, K, &q, &net))) return rc;
+    rc = condition2_run(a, K, &net, q);
+    dfc_net_free(&net);
+    return rc;
+}
 
-static int eig_cmp(const void *pa, const void *pb) {
-    const eig *x = pa, *y = pb;
-    if (x->re != y->re) return x->re < y->re ? -1 : 1;
-    if (x->im != y->im) return x->im < y->im ? -1 : 1;
-    return 0;
+/* ---- dfc.jq_eigen ------------------------------------------------------------------------ */
+static int jq_eigen_run(const ap_kernel_args *a, const char *K, const dfc_net *net,
+                        const double *q) {
+    int B = 0, rc;
+    double *x = NULL, *buf = NULL, *d[net->L + 1], *re = NULL, *im = NULL;
+    if ((rc = dfc_arg_matrix(a, K, "x", 1, net->n[0], &B, &x))) return rc;
+    const int nL = net->n[net->L];
+    if ((rc = dfc_arg_matrix(a, K, "out_re", 1, nL, &B, &re))) return rc;
+    if ((rc = dfc_arg_matrix(a, K, "out_im", 1, nL, &B, &im))) return rc;
+    work w;
+    if ((rc = work_new(net, K, q, &w))) return rc;
+    dfc_eigen ew = {0};
+    if (!(rc = dfc_eigen_new(nL, K, &ew)) && !(rc = dfc_ff_derivs(net, K, B, x, &buf, d)))
+        for (int b = 0; b < B && !rc; b++) {
+            jq(net, d, b, &w);
+            rc = dfc_eigen_solve(&ew, w.A, K, "J Q", b + 1, re + (size_t)b * nL,
+                                 im + (size_t)b * nL);
+        }
+    dfc_eigen_free(&ew);
+    free(buf);
+    free(w.mem);
+    return rc;
 }
 
 static int k_jq_eigen(const ap_kernel_args *a) {
     static const char *const K = "dfc.jq_eigen";
-    static const char *const known[] = {"model", "x", "out_re", "out_im", "Q"};
-    int rc = ap_args_check(a, K, known, 5);
+    static const char *const known[] = {"model", "x", "out_re", "out_im", "Q", "net"};
+    int rc = ap_args_check(a, K, known, 6);
     if (rc) return rc;
     dfc_net net;
-    int B = 0;
-    double *x = NULL, *buf = NULL, *d[DFC_MAX_LAYERS + 1], *re = NULL, *im = NULL, *q = NULL;
-    ap_model *m = NULL;
-    if ((rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m))) return rc;
-    if ((rc = arg_q(a, K, &q))) return rc;
-    if ((rc = dfc_net_load(m, K, q == NULL, &net))) return rc;
-    if ((rc = check_q(&net, a, K))) return rc;
-    if ((rc = dfc_arg_matrix(a, K, "x", 1, net.n[0], &B, &x))) return rc;
-    const int nL = net.n[net.L];
-    if ((rc = dfc_arg_matrix(a, K, "out_re", 1, nL, &B, &re))) return rc;
-    if ((rc = dfc_arg_matrix(a, K, "out_im", 1, nL, &B, &im))) return rc;
-    work w;
-    if ((rc = work_new(&net, K, q, &w))) return rc;
-    gsl_vector_complex *ev = gsl_vector_complex_alloc((size_t)nL);
-    gsl_eigen_nonsymm_workspace *ws = gsl_eigen_nonsymm_alloc((size_t)nL);
-    eig *e = malloc((size_t)nL * sizeof *e);
-    if (!ev || !ws || !e) {
-        rc = ap_error(AP_ENOMEM, "kernel %s: out of memory", K);
-        goto done;
-    }
-    if ((rc = dfc_ff_derivs(&net, K, B, x, &buf, d))) goto done;
-    gsl_matrix_view Av = gsl_matrix_view_array(w.A, (size_t)nL, (size_t)nL);
-    /* GSL's default error handler aborts; report a failure as an error code instead, and leave
-     * the process's handler as it was */
-    gsl_error_handler_t *old = gsl_set_error_handler_off();
-    for (int b = 0; b < B && !rc; b++) {
-        jq(&net, d, b, &w);
-        int st = gsl_eigen_nonsymm(&Av.matrix, ev, ws);
-        if (st) {
-            rc = ap_error(AP_EINVAL,
-                          "kernel %s: the eigenvalues of J Q did not converge for "
-                          "sample %d (GSL: %s)",
-                          K, b + 1, gsl_strerror(st));
-            break;
-        }
-        for (int k = 0; k < nL; k++) {
-            gsl_complex z = gsl_vector_complex_get(ev, (size_t)k);
-            e[k].re = GSL_REAL(z);
-            e[k].im = GSL_IMAG(z);
-        }
-        /* GSL returns them unordered: ascending real part, then imaginary part */
-        qsort(e, (size_t)nL, sizeof *e, eig_cmp);
-        for (int k = 0; k < nL; k++) {
-            re[(size_t)b * nL + k] = e[k].re;
-            im[(size_t)b * nL + k] = e[k].im;
-        }
-    }
-    gsl_set_error_handler(old);
-done:
-    if (ws) gsl_eigen_nonsymm_free(ws);
-    if (ev) gsl_vector_complex_free(ev);
-    free(e);
-    free(buf);
-    free(w.mem);
+    double *q = NULL;
+    if ((rc = conditions_net(a, K, &q, &net))) return rc;
+    rc = jq_eigen_run(a, K, &net, q);
+    dfc_net_free(&net);
     return rc;
 }
 
@@ -279,7 +264,7 @@ static const ap_kernel kernels[] = {
      "feedback pathway, used instead of the model's Q1..QL)",
      k_condition2},
     {AP_ABI_VERSION, sizeof(ap_kernel), "dfc.jq_eigen",
-     "the eigenvalues of J Q per sample (GSL's nonsymmetric eigensolver), sorted by ascending "
+     "the eigenvalues of J Q per sample (LAPACK's dgeev), sorted by ascending "
      "real part, then imaginary part; Condition 3 asks for real parts > -alpha",
      "model, x[B,n0], out_re[B,nL], out_im[B,nL] (written), Q[N,nL] (optional: the stacked "
      "effective feedback of a feedback pathway, used instead of the model's Q1..QL)",

@@ -1,13 +1,7 @@
 /* kernels_measures.c — the per-sample measures of App. F.1 beyond those of
  * kernels_conditions.c: Condition 1 at the feedforward state (dfc.condition1) and the
  * stability of the linearised network + controller system (dfc.stability). The reference
- * updates of the alignment angles are in kernels_alignment.c.
- *
- * This file includes GSL's headers (gsl_eigen_nonsymm, LU): it must not include cblas.h. */
-#include <gsl/gsl_eigen.h>
-#include <gsl/gsl_errno.h>
-#include <gsl/gsl_matrix.h>
-#include <gsl/gsl_vector.h>
+ * updates of the alignment angles are in kernels_alignment.c, the eigenvalues in eigen.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,40 +24,16 @@ static int condition1_power(const ap_kernel_args *a, const char *K, double *p) {
     return rc;
 }
 
-static int k_condition1(const ap_kernel_args *a) {
-    static const char *const K = "dfc.condition1";
-    static const char *const known[] = {"model", "x", "out", "power"};
-    int rc = ap_args_check(a, K, known, 4);
-    if (rc) return rc;
-    double power = 2;
-    if ((rc = condition1_power(a, K, &power))) return rc;
-    dfc_net net;
-    int B = 0;
-    double *x = NULL, *out = NULL;
-    ap_model *m = NULL;
-    if ((rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m))) return rc;
-    if ((rc = dfc_net_load(m, K, 0, &net))) return rc;
-    if ((rc = dfc_arg_matrix(a, K, "x", 1, net.n[0], &B, &x))) return rc;
-    size_t shape[1] = {(size_t)B};
-    if ((rc = ap_arg_array(a, K, "out", 1, 1, shape, &out, NULL))) return rc;
-    const int L = net.L;
-    size_t off[DFC_MAX_LAYERS + 1];
-    const size_t total = dfc_layer_offsets(&net, B, off);
-    double *buf = malloc(2 * total * sizeof *buf);
-    if (!buf) return ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, 2 * total);
-    double *v[DFC_MAX_LAYERS + 1], *r[DFC_MAX_LAYERS + 1];
-    for (int i = 0; i <= L; i++) {
-        v[i] = buf + off[i];
-        r[i] = buf + total + off[i];
-    }
-    r[0] = x; /* read only */
-    dfc_forward(&net, B, v, r);
-    for (int b = 0; b < B && !rc; b++) {
-        double s[DFC_MAX_LAYERS], mean = 0, var = 0;
+/* out[b] for every sample, from the layers' rates r[0..L-1] at the feedforward state */
+static int condition1_samples(const dfc_net *net, const char *K, int B, double power,
+                              double *const *r, double *out) {
+    const int L = net->L;
+    for (int b = 0; b < B; b++) {
+        double s[L], mean = 0, var = 0;
         for (int i = 0; i < L; i++) {
-            const double *ri = r[i] + (size_t)b * net.n[i];
+            const double *ri = r[i] + (size_t)b * net->n[i];
             double n2 = 0;
-            for (int j = 0; j < net.n[i]; j++)
+            for (int j = 0; j < net->n[i]; j++)
                 n2 += ri[j] * ri[j];
             s[i] = sqrt(n2);
             mean += s[i] / L;
@@ -71,14 +41,52 @@ static int k_condition1(const ap_kernel_args *a) {
         for (int i = 0; i < L; i++)
             var += (s[i] - mean) * (s[i] - mean) / L;
         if (!(mean > 0) || !isfinite(mean))
-            rc = ap_error(AP_EINVAL,
-                          "kernel %s: the mean layer norm is %g for sample %d (Condition 1 needs "
-                          "a nonzero activity)",
-                          K, mean, b + 1);
-        else
-            out[b] = sqrt(var / (power == 2 ? mean * mean : mean));
+            return ap_error(AP_EINVAL,
+                            "kernel %s: the mean layer norm is %g for sample %d (Condition 1 "
+                            "needs a nonzero activity)",
+                            K, mean, b + 1);
+        out[b] = sqrt(var / (power == 2 ? mean * mean : mean));
     }
+    return AP_OK;
+}
+
+static int condition1_run(const ap_kernel_args *a, const char *K, const dfc_net *net,
+                          double power) {
+    int B = 0, rc;
+    double *x = NULL, *out = NULL;
+    if ((rc = dfc_arg_matrix(a, K, "x", 1, net->n[0], &B, &x))) return rc;
+    size_t shape[1] = {(size_t)B};
+    if ((rc = ap_arg_array(a, K, "out", 1, 1, shape, &out, NULL))) return rc;
+    const int L = net->L;
+    size_t off[L + 1];
+    const size_t total = dfc_layer_offsets(net, B, off);
+    double *buf = malloc(2 * total * sizeof *buf);
+    if (!buf) return ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, 2 * total);
+    double *v[L + 1], *r[L + 1];
+    for (int i = 0; i <= L; i++) {
+        v[i] = buf + off[i];
+        r[i] = buf + total + off[i];
+    }
+    r[0] = x; /* read only */
+    dfc_forward(net, B, v, r);
+    rc = condition1_samples(net, K, B, power, r, out);
     free(buf);
+    return rc;
+}
+
+static int k_condition1(const ap_kernel_args *a) {
+    static const char *const K = "dfc.condition1";
+    static const char *const known[] = {"model", "x", "out", "power", "net"};
+    int rc = ap_args_check(a, K, known, 5);
+    if (rc) return rc;
+    double power = 2;
+    if ((rc = condition1_power(a, K, &power))) return rc;
+    dfc_net net;
+    ap_model *m = NULL;
+    if ((rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m))) return rc;
+    if ((rc = dfc_net_arg(a, K, "net", m, 0, &net))) return rc;
+    rc = condition1_run(a, K, &net, power);
+    dfc_net_free(&net);
     return rc;
 }
 
@@ -101,7 +109,7 @@ static int k_condition1(const ap_kernel_args *a) {
 static void system_matrix(const dfc_net *net, const double *D, double alpha, double k_p,
                           double tau_v, double tau_u, double *S) {
     const int L = net->L, nL = net->n[L];
-    int col[DFC_MAX_LAYERS + 1];
+    int col[L + 1];
     const int N = dfc_net_columns(net, col), n = N + nL;
     memset(S, 0, (size_t)n * n * sizeof *S);
     const double *DL = D + col[L];
@@ -128,22 +136,114 @@ static void system_matrix(const dfc_net *net, const double *D, double alpha, dou
     }
 }
 
-typedef struct eig {
-    double re, im;
-} eig;
+/* The stability kernel's numbers and arrays (what k_stability reads besides the network). */
+typedef struct stab_args {
+    int B;
+    double *x, *target, *vin, *out, *re, *im;
+    double alpha, k_p, tau_v, tau_u;
+} stab_args;
 
-static int eig_cmp(const void *pa, const void *pb) {
-    const eig *x = pa, *y = pb;
-    if (x->re != y->re) return x->re < y->re ? -1 : 1;
-    if (x->im != y->im) return x->im < y->im ? -1 : 1;
-    return 0;
+static int stability_args(const ap_kernel_args *a, const char *K, const dfc_net *net, int N,
+                          stab_args *p) {
+    const int nL = net->n[net->L], n = N + nL;
+    int rc;
+    memset(p, 0, sizeof *p);
+    p->tau_u = 1;
+    /* with v, the point is given: x and target are not read (and may be left out) */
+    if ((rc = dfc_arg_matrix(a, K, "v", 0, N, &p->B, &p->vin))) return rc;
+    if ((rc = dfc_arg_matrix(a, K, "x", p->vin == NULL, net->n[0], &p->B, &p->x))) return rc;
+    if ((rc = dfc_arg_matrix(a, K, "target", p->vin == NULL, nL, &p->B, &p->target))) return rc;
+    if ((rc = ap_arg_number(a, K, "alpha", 1, &p->alpha))) return rc;
+    if ((rc = ap_arg_number(a, K, "k_p", 1, &p->k_p))) return rc;
+    if ((rc = ap_arg_number(a, K, "tau_v", 1, &p->tau_v))) return rc;
+    if ((rc = ap_arg_number(a, K, "tau_u", 0, &p->tau_u))) return rc;
+    if (!isfinite(p->alpha)) return ap_error(AP_EINVAL, "kernel %s: alpha = %g", K, p->alpha);
+    if (!isfinite(p->k_p)) return ap_error(AP_EINVAL, "kernel %s: k_p = %g", K, p->k_p);
+    if (!(p->tau_v > 0) || !isfinite(p->tau_v))
+        return ap_error(AP_EINVAL, "kernel %s: tau_v = %g, must be > 0", K, p->tau_v);
+    if (!(p->tau_u > 0) || !isfinite(p->tau_u))
+        return ap_error(AP_EINVAL, "kernel %s: tau_u = %g, must be > 0", K, p->tau_u);
+    size_t shape[1] = {(size_t)p->B};
+    if ((rc = ap_arg_array(a, K, "out", 1, 1, shape, &p->out, NULL))) return rc;
+    if ((rc = dfc_arg_matrix(a, K, "out_re", 0, n, &p->B, &p->re))) return rc;
+    if ((rc = dfc_arg_matrix(a, K, "out_im", 0, n, &p->B, &p->im))) return rc;
+    if ((p->re == NULL) != (p->im == NULL))
+        return ap_error(AP_EINVAL, "kernel %s: give out_re and out_im together", K);
+    return AP_OK;
+}
+
+/* The eigenvalues of every sample's system matrix, at the given v or the DFC-SSA steady state. */
+static int stability_samples(const dfc_net *net, const char *K, const stab_args *p, int N) {
+    const int L = net->L, nL = net->n[L], n = N + nL;
+    int col[L + 1];
+    dfc_net_columns(net, col);
+    /* the system matrix, D and the point v (N each), its sorted eigenvalues (n each) */
+    const size_t n_ws = (size_t)n * n + 2 * (size_t)N + 2 * (size_t)n;
+    double *ws_mem = malloc(n_ws * sizeof *ws_mem);
+    dfc_eigen ew = {0};
+    dfc_ssa_state ssa = {0};
+    int rc = AP_OK;
+    if (!ws_mem) {
+        rc = ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, n_ws);
+        goto done;
+    }
+    if ((rc = dfc_eigen_new(n, K, &ew))) goto done;
+    double *S = ws_mem, *D = S + (size_t)n * n, *vp = D + N, *ere = vp + N, *eim = ere + n;
+    /* without v: the DFC-SSA steady state of Lemma 1 (6) of the whole batch, as dfc.ssa
+     * computes it */
+    if (!p->vin && (rc = dfc_ssa_solve(net, K, p->B, p->x, p->target, NULL, p->alpha, &ssa)))
+        goto done;
+    for (int b = 0; b < p->B && !rc; b++) {
+        if (p->vin)
+            memcpy(vp, p->vin + (size_t)b * N, (size_t)N * sizeof *vp);
+        else
+            for (int i = 1; i <= L; i++)
+                memcpy(vp + col[i], ssa.v[i] + (size_t)b * net->n[i],
+                       (size_t)net->n[i] * sizeof *vp);
+        for (int i = 1; i <= L; i++)
+            net->act[i]->df((size_t)net->n[i], vp + col[i], D + col[i]);
+        system_matrix(net, D, p->alpha, p->k_p, p->tau_v, p->tau_u, S);
+        if ((rc = dfc_eigen_solve(&ew, S, K, "the system matrix", b + 1, ere, eim))) break;
+        p->out[b] = ere[n - 1];
+        if (!isfinite(p->out[b])) {
+            rc =
+                ap_error(AP_ENONFINITE, "kernel %s: non-finite eigenvalue for sample %d", K, b + 1);
+            break;
+        }
+        if (p->re) {
+            memcpy(p->re + (size_t)b * n, ere, (size_t)n * sizeof *p->re);
+            memcpy(p->im + (size_t)b * n, eim, (size_t)n * sizeof *p->im);
+        }
+    }
+done:
+    dfc_eigen_free(&ew);
+    dfc_ssa_free(&ssa);
+    free(ws_mem);
+    return rc;
+}
+
+/* Q: the stacked effective feedback of a feedback pathway (as dfc.condition2 takes it), read
+ * instead of the model's Q1..QL; the pathway is then taken as instantaneous. */
+static int stability_q(const char *K, double *qeff, const size_t *qshape, int N, dfc_net *net) {
+    const int L = net->L, nL = net->n[L];
+    if (qshape[0] != (size_t)N || qshape[1] != (size_t)nL)
+        return ap_error(AP_ESIZE,
+                        "kernel %s: Q has shape [%zu, %zu], the network needs [%d, %d] (Q_1..Q_L "
+                        "stacked, n_1 + ... + n_L rows)",
+                        K, qshape[0], qshape[1], N, nL);
+    size_t row = 0;
+    for (int i = 1; i <= L; i++) {
+        net->Q[i] = qeff + row * nL; /* read only */
+        row += (size_t)net->n[i];
+    }
+    return AP_OK;
 }
 
 static int k_stability(const ap_kernel_args *a) {
     static const char *const K = "dfc.stability";
-    static const char *const known[] = {"model", "x", "target", "alpha",  "k_p",    "tau_v",
-                                        "tau_u", "v", "out",    "out_re", "out_im", "Q"};
-    int rc = ap_args_check(a, K, known, 12);
+    static const char *const known[] = {"model", "x",   "target", "alpha",  "k_p", "tau_v", "tau_u",
+                                        "v",     "out", "out_re", "out_im", "Q",   "net"};
+    int rc = ap_args_check(a, K, known, 13);
     if (rc) return rc;
     dfc_net net;
     ap_model *m = NULL;
@@ -151,108 +251,15 @@ static int k_stability(const ap_kernel_args *a) {
     size_t qshape[4] = {0};
     const size_t any2[2] = {0, 0};
     if ((rc = ap_arg_object(a, K, "model", AP_ARG_MODEL, 1, (void **)&m))) return rc;
-    /* Q: the stacked effective feedback of a feedback pathway (as dfc.condition2 takes it),
-     * read instead of the model's Q1..QL; the pathway is then taken as instantaneous */
     if ((rc = ap_arg_array(a, K, "Q", 0, 2, any2, &qeff, qshape))) return rc;
-    if ((rc = dfc_net_load(m, K, qeff == NULL, &net))) return rc;
-    const int L = net.L, nL = net.n[L];
-    int col[DFC_MAX_LAYERS + 1];
-    const int N = dfc_net_columns(&net, col), n = N + nL;
-    if (qeff) {
-        if (qshape[0] != (size_t)N || qshape[1] != (size_t)nL)
-            return ap_error(
-                AP_ESIZE,
-                "kernel %s: Q has shape [%zu, %zu], the network needs [%d, %d] (Q_1..Q_L "
-                "stacked, n_1 + ... + n_L rows)",
-                K, qshape[0], qshape[1], N, nL);
-        for (int i = 1; i <= L; i++)
-            net.Q[i] = qeff + (size_t)col[i] * nL; /* read only */
-    }
-    int B = 0;
-    double *x = NULL, *target = NULL, *vin = NULL, *out = NULL, *re = NULL, *im = NULL;
-    double alpha = 0, k_p = 0, tau_v = 0, tau_u = 1;
-    /* with v, the point is given: x and target are not read (and may be left out) */
-    if ((rc = dfc_arg_matrix(a, K, "v", 0, N, &B, &vin))) return rc;
-    if ((rc = dfc_arg_matrix(a, K, "x", vin == NULL, net.n[0], &B, &x))) return rc;
-    if ((rc = dfc_arg_matrix(a, K, "target", vin == NULL, nL, &B, &target))) return rc;
-    if ((rc = ap_arg_number(a, K, "alpha", 1, &alpha))) return rc;
-    if ((rc = ap_arg_number(a, K, "k_p", 1, &k_p))) return rc;
-    if ((rc = ap_arg_number(a, K, "tau_v", 1, &tau_v))) return rc;
-    if ((rc = ap_arg_number(a, K, "tau_u", 0, &tau_u))) return rc;
-    if (!isfinite(alpha)) return ap_error(AP_EINVAL, "kernel %s: alpha = %g", K, alpha);
-    if (!isfinite(k_p)) return ap_error(AP_EINVAL, "kernel %s: k_p = %g", K, k_p);
-    if (!(tau_v > 0) || !isfinite(tau_v))
-        return ap_error(AP_EINVAL, "kernel %s: tau_v = %g, must be > 0", K, tau_v);
-    if (!(tau_u > 0) || !isfinite(tau_u))
-        return ap_error(AP_EINVAL, "kernel %s: tau_u = %g, must be > 0", K, tau_u);
-    size_t shape[1] = {(size_t)B};
-    if ((rc = ap_arg_array(a, K, "out", 1, 1, shape, &out, NULL))) return rc;
-    if ((rc = dfc_arg_matrix(a, K, "out_re", 0, n, &B, &re))) return rc;
-    if ((rc = dfc_arg_matrix(a, K, "out_im", 0, n, &B, &im))) return rc;
-    if ((re == NULL) != (im == NULL))
-        return ap_error(AP_EINVAL, "kernel %s: give out_re and out_im together", K);
-
-    /* the system matrix; D and the point v (N each) */
-    const size_t n_ws = (size_t)n * n + 2 * (size_t)N;
-    double *ws_mem = malloc(n_ws * sizeof *ws_mem);
-    gsl_vector_complex *ev = gsl_vector_complex_alloc((size_t)n);
-    gsl_eigen_nonsymm_workspace *ews = gsl_eigen_nonsymm_alloc((size_t)n);
-    eig *e = malloc((size_t)n * sizeof *e);
-    gsl_error_handler_t *old = NULL;
-    dfc_ssa_state ssa = {0};
-    if (!ws_mem || !ev || !ews || !e) {
-        rc = ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, n_ws);
-        goto done;
-    }
-    double *S = ws_mem, *D = S + (size_t)n * n, *vp = D + N;
-    /* without v: the DFC-SSA steady state of Lemma 1 (6) of the whole batch, as dfc.ssa
-     * computes it */
-    if (!vin && (rc = dfc_ssa_solve(&net, K, B, x, target, NULL, alpha, &ssa))) goto done;
-    /* GSL's default error handler aborts; report failures as error codes, then restore it */
-    old = gsl_set_error_handler_off();
-    for (int b = 0; b < B && !rc; b++) {
-        if (vin)
-            memcpy(vp, vin + (size_t)b * N, (size_t)N * sizeof *vp);
-        else
-            for (int i = 1; i <= L; i++)
-                memcpy(vp + col[i], ssa.v[i] + (size_t)b * net.n[i], (size_t)net.n[i] * sizeof *vp);
-        for (int i = 1; i <= L; i++)
-            net.act[i]->df((size_t)net.n[i], vp + col[i], D + col[i]);
-        system_matrix(&net, D, alpha, k_p, tau_v, tau_u, S);
-        gsl_matrix_view Sv = gsl_matrix_view_array(S, (size_t)n, (size_t)n);
-        int st = gsl_eigen_nonsymm(&Sv.matrix, ev, ews);
-        if (st) {
-            rc = ap_error(AP_EINVAL,
-                          "kernel %s: the eigenvalues of the system matrix did not converge for "
-                          "sample %d (GSL: %s)",
-                          K, b + 1, gsl_strerror(st));
-            break;
-        }
-        for (int k = 0; k < n; k++) {
-            gsl_complex z = gsl_vector_complex_get(ev, (size_t)k);
-            e[k].re = GSL_REAL(z);
-            e[k].im = GSL_IMAG(z);
-        }
-        qsort(e, (size_t)n, sizeof *e, eig_cmp);
-        out[b] = e[n - 1].re;
-        if (!isfinite(out[b])) {
-            rc =
-                ap_error(AP_ENONFINITE, "kernel %s: non-finite eigenvalue for sample %d", K, b + 1);
-            break;
-        }
-        if (re)
-            for (int k = 0; k < n; k++) {
-                re[(size_t)b * n + k] = e[k].re;
-                im[(size_t)b * n + k] = e[k].im;
-            }
-    }
-    gsl_set_error_handler(old);
-done:
-    if (ews) gsl_eigen_nonsymm_free(ews);
-    if (ev) gsl_vector_complex_free(ev);
-    free(e);
-    dfc_ssa_free(&ssa);
-    free(ws_mem);
+    if ((rc = dfc_net_arg(a, K, "net", m, qeff == NULL, &net))) return rc;
+    int col[net.L + 1];
+    const int N = dfc_net_columns(&net, col);
+    stab_args p;
+    if (qeff) rc = stability_q(K, qeff, qshape, N, &net);
+    if (!rc) rc = stability_args(a, K, &net, N, &p);
+    if (!rc) rc = stability_samples(&net, K, &p, N);
+    dfc_net_free(&net);
     return rc;
 }
 

@@ -1,25 +1,57 @@
-/* net.c — the layered network of a model found by its names (docs/dfc.md), the feedforward
- * pass (2), the losses' gradients (3) and the argument helpers shared by the kernels. */
+/* net.c — the layered network of a model, from its descriptor or found by its names
+ * (docs/dfc.md), the feedforward pass (2), the losses' gradients (3) and the argument helpers
+ * shared by the kernels. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "apical/error.h"
 #include "dfc_internal.h"
 
-/* Projection `name` must be dense, rows x cols, end on `target` and (when src is not NULL)
- * start at src or src.rate. */
-static int load_proj(ap_model *m, const char *kernel, const char *name, int rows, int cols,
-                     const char *src, const char *target, int *id, ap_projection_info *pi) {
-    int rc = ap_model_find_projection(m, name, id);
-    if (rc) return ap_error_prefix(rc, "kernel %s: ", kernel);
-    if ((rc = ap_model_projection_info(m, *id, pi))) return rc;
+/* ---- the network's description ----------------------------------------------------------- */
+/* The per-layer arrays of a network of L layers, in one allocation. */
+static int net_alloc(int L, const char *kernel, dfc_net *net) {
+    memset(net, 0, sizeof *net);
+    const size_t k = (size_t)L + 1;
+    /* pointers first (their alignment), then the ints */
+    net->mem = calloc(1, k * (4 * sizeof(double *) + sizeof(const ap_activation *) +
+                              sizeof(const char *) + 3 * sizeof(int)));
+    if (!net->mem)
+        return ap_error(AP_ENOMEM, "kernel %s: out of memory (a network of %d layers)", kernel, L);
+    net->L = L;
+    net->W = net->mem;
+    net->b = net->W + k;
+    net->Q = net->b + k;
+    net->act = (const ap_activation **)(net->Q + k);
+    net->name = (const char **)(net->act + k);
+    net->n = (int *)(net->name + k);
+    net->w_id = net->n + k;
+    net->q_id = net->w_id + k;
+    for (size_t i = 0; i < k; i++)
+        net->q_id[i] = -1;
+    return AP_OK;
+}
+
+void dfc_net_free(dfc_net *net) {
+    free(net->mem);
+    memset(net, 0, sizeof *net);
+}
+
+/* Projection `id` must be dense, rows x cols, end on compartment comp of population pop and
+ * (when src is not NULL) start at src or src.rate. */
+static int check_proj(ap_model *m, const char *kernel, int id, int rows, int cols, const char *src,
+                      const char *pop, const char *comp, ap_projection_info *pi) {
+    int rc = ap_model_projection_info(m, id, pi);
+    if (rc) return rc;
+    const char *name = pi->name;
+    const size_t lp = strlen(pop);
     if (pi->kind != AP_DENSE)
         return ap_error(AP_EINVAL, "kernel %s: projection %s must be dense", kernel, name);
-    if (strcmp(pi->target, target))
-        return ap_error(AP_EINVAL, "kernel %s: projection %s ends on %s, the network needs %s",
-                        kernel, name, pi->target, target);
+    if (strncmp(pi->target, pop, lp) || pi->target[lp] != '.' || strcmp(pi->target + lp + 1, comp))
+        return ap_error(AP_EINVAL, "kernel %s: projection %s ends on %s, the network needs %s.%s",
+                        kernel, name, pi->target, pop, comp);
     if (src) {
         size_t ls = strlen(src);
         int ok = !strcmp(pi->source, src) ||
@@ -35,18 +67,118 @@ static int load_proj(ap_model *m, const char *kernel, const char *name, int rows
     return AP_OK;
 }
 
-int dfc_net_load(ap_model *m, const char *kernel, int need_q, dfc_net *net) {
+/* With n[], name[] and act[] of every layer known: W_i (id w_id[i]) from layer i-1 onto layer
+ * i's basal compartment and, with need_q, Q_i (q_id[i]) onto its apical one, n_i x n_L; layer
+ * by layer, W_i before Q_i. by_name: the ids are those of the projections named "W<i>" and
+ * "Q<i>", looked up here. */
+static int net_projections(ap_model *m, const char *kernel, int need_q, int by_name, dfc_net *net) {
+    const int L = net->L;
+    for (int i = 1; i <= L; i++) {
+        ap_projection_info pi;
+        char name[32];
+        int rc = AP_OK;
+        snprintf(name, sizeof name, "W%d", i);
+        if (by_name && (rc = ap_model_find_projection(m, name, &net->w_id[i])))
+            return ap_error_prefix(rc, "kernel %s: ", kernel);
+        rc = check_proj(m, kernel, net->w_id[i], net->n[i], net->n[i - 1], net->name[i - 1],
+                        net->name[i], "basal", &pi);
+        if (rc) return rc;
+        net->W[i] = ap_model_weights(m, net->w_id[i]);
+        net->b[i] = pi.has_bias ? ap_model_bias(m, net->w_id[i]) : NULL;
+        if (!need_q) continue;
+        if (by_name) {
+            snprintf(name, sizeof name, "Q%d", i);
+            if ((rc = ap_model_find_projection(m, name, &net->q_id[i])))
+                return ap_error_prefix(rc, "kernel %s: ", kernel);
+        }
+        if (net->q_id[i] < 0)
+            return ap_error(AP_ENOTFOUND, "kernel %s: layer %d (%s) has no feedback projection",
+                            kernel, i, net->name[i]);
+        if ((rc = check_proj(m, kernel, net->q_id[i], net->n[i], net->n[L], NULL, net->name[i],
+                             "apical", &pi)))
+            return rc;
+        net->Q[i] = ap_model_weights(m, net->q_id[i]);
+    }
+    return AP_OK;
+}
+
+/* Layer i's population: its name, size and activation. */
+static int net_layer(ap_model *m, const char *pop, int i, dfc_net *net) {
+    ap_population_info info;
+    int rc = ap_model_population_info(m, pop, &info);
+    if (rc) return rc;
+    net->name[i] = info.name;
+    net->n[i] = info.size;
+    net->act[i] = info.activation;
+    return AP_OK;
+}
+
+/* The population a projection ends on, from its target "<population>.<compartment>": the
+ * population's own name string (valid while the model lives). */
+static int target_population(ap_model *m, const char *kernel, const ap_projection_info *pi,
+                             const char *compartment, int i, dfc_net *net) {
+    const char *dot = strrchr(pi->target, '.');
+    if (!dot || strcmp(dot + 1, compartment))
+        return ap_error(AP_EINVAL,
+                        "kernel %s: the forward projection of layer %d, %s, ends on %s, not on a "
+                        "population's %s compartment",
+                        kernel, i, pi->name, pi->target, compartment);
+    const size_t len = (size_t)(dot - pi->target);
+    char *pop = malloc(len + 1);
+    if (!pop) return ap_error(AP_ENOMEM, "kernel %s: out of memory", kernel);
+    memcpy(pop, pi->target, len);
+    pop[len] = '\0';
+    int rc = net_layer(m, pop, i, net);
+    free(pop);
+    return rc;
+}
+
+/* A projection id of the descriptor: an integer in 0..n_projections-1, or -1 where allowed. */
+static int desc_id(ap_model *m, const char *kernel, const double *desc, size_t k, int may_lack,
+                   int *id) {
+    const double v = desc[k];
+    if (v != floor(v) || v < (may_lack ? -1 : 0) || v >= ap_model_n_projections(m))
+        return ap_error(AP_EINVAL,
+                        "kernel %s: net[%zu] = %g is not a projection id of the model (0..%d%s)",
+                        kernel, k + 1, v, ap_model_n_projections(m) - 1, may_lack ? ", or -1" : "");
+    *id = (int)v;
+    return AP_OK;
+}
+
+int dfc_net_describe(ap_model *m, const char *kernel, const double *desc, size_t len, int need_q,
+                     dfc_net *net) {
     memset(net, 0, sizeof *net);
     if (!m) return ap_error(AP_EINVAL, "kernel %s: model is NULL", kernel);
-    int rc = ap_model_signal_size(m, "x", &net->n[0]);
-    if (rc)
-        return ap_error(AP_ENOTFOUND, "kernel %s: the model has no input \"x\" (see docs/dfc.md)",
-                        kernel);
-    for (int i = 1;; i++) {
+    if (len < 3 || desc[0] != floor(desc[0]) || desc[0] < 1 || 2 * desc[0] + 1 != (double)len)
+        return ap_error(AP_ESIZE,
+                        "kernel %s: net has %zu entries (net[1] = %g); a network of L layers is "
+                        "described by 2 L + 1: L, the ids of W_1..W_L, those of Q_1..Q_L",
+                        kernel, len, len ? desc[0] : 0.0);
+    const int L = (int)desc[0];
+    int rc = net_alloc(L, kernel, net);
+    for (int i = 1; i <= L && !rc; i++) {
+        ap_projection_info pi;
+        rc = desc_id(m, kernel, desc, (size_t)i, 0, &net->w_id[i]);
+        if (!rc) rc = desc_id(m, kernel, desc, (size_t)(L + i), 1, &net->q_id[i]);
+        if (!rc) rc = ap_model_projection_info(m, net->w_id[i], &pi);
+        if (!rc) rc = target_population(m, kernel, &pi, "basal", i, net);
+        /* the input: what W_1 reads */
+        if (!rc && i == 1) {
+            net->name[0] = pi.source;
+            rc = ap_model_signal_size(m, pi.source, &net->n[0]);
+        }
+    }
+    if (!rc) rc = net_projections(m, kernel, need_q, 0, net);
+    if (rc) dfc_net_free(net);
+    return rc;
+}
+
+/* The number of layers of the convention: populations h1, h2, ... without a gap. */
+static int count_named_layers(const ap_model *m) {
+    int L = 0;
+    for (;; L++) {
         char name[32];
-        snprintf(name, sizeof name, "h%d", i);
-        ap_population_info info;
-        /* look the name up among the objects first, so a missing layer sets no message */
+        snprintf(name, sizeof name, "h%d", L + 1);
         int found = 0;
         for (int k = 0; k < ap_model_n_objects(m) && !found; k++) {
             const char *kind, *nm;
@@ -55,43 +187,47 @@ int dfc_net_load(ap_model *m, const char *kernel, int need_q, dfc_net *net) {
                 !strcmp(nm, name))
                 found = 1;
         }
-        if (!found) break;
-        if (i > DFC_MAX_LAYERS)
-            return ap_error(AP_EINVAL, "kernel %s: more than %d layers", kernel, DFC_MAX_LAYERS);
-        if ((rc = ap_model_population_info(m, name, &info))) return rc;
-        net->L = i;
-        net->n[i] = info.size;
-        net->act[i] = info.activation;
+        if (!found) return L;
     }
-    if (net->L == 0)
+}
+
+int dfc_net_load(ap_model *m, const char *kernel, int need_q, dfc_net *net) {
+    memset(net, 0, sizeof *net);
+    if (!m) return ap_error(AP_EINVAL, "kernel %s: model is NULL", kernel);
+    int n0 = 0;
+    if (ap_model_signal_size(m, "x", &n0))
+        return ap_error(AP_ENOTFOUND, "kernel %s: the model has no input \"x\" (see docs/dfc.md)",
+                        kernel);
+    /* look the layers up among the objects first, so a missing one sets no message */
+    const int L = count_named_layers(m);
+    if (L == 0)
         return ap_error(AP_ENOTFOUND,
                         "kernel %s: the model has no population \"h1\" (layers are h1..hL, see "
                         "docs/dfc.md)",
                         kernel);
-    const int L = net->L;
-    for (int i = 1; i <= L; i++) {
-        char name[32], src[32], tgt[48];
-        ap_projection_info pi;
-        snprintf(name, sizeof name, "W%d", i);
-        if (i == 1)
-            snprintf(src, sizeof src, "x");
-        else
-            snprintf(src, sizeof src, "h%d", i - 1);
-        snprintf(tgt, sizeof tgt, "h%d.basal", i);
-        if ((rc = load_proj(m, kernel, name, net->n[i], net->n[i - 1], src, tgt, &net->w_id[i],
-                            &pi)))
-            return rc;
-        net->W[i] = ap_model_weights(m, net->w_id[i]);
-        net->b[i] = pi.has_bias ? ap_model_bias(m, net->w_id[i]) : NULL;
-        net->q_id[i] = -1;
-        if (!need_q) continue;
-        snprintf(name, sizeof name, "Q%d", i);
-        snprintf(tgt, sizeof tgt, "h%d.apical", i);
-        if ((rc = load_proj(m, kernel, name, net->n[i], net->n[L], NULL, tgt, &net->q_id[i], &pi)))
-            return rc;
-        net->Q[i] = ap_model_weights(m, net->q_id[i]);
+    int rc = net_alloc(L, kernel, net);
+    if (rc) return rc;
+    net->name[0] = "x";
+    net->n[0] = n0;
+    for (int i = 1; i <= L && !rc; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "h%d", i);
+        rc = net_layer(m, name, i, net);
     }
-    return AP_OK;
+    if (!rc) rc = net_projections(m, kernel, need_q, 1, net);
+    if (rc) dfc_net_free(net);
+    return rc;
+}
+
+int dfc_net_arg(const ap_kernel_args *a, const char *kernel, const char *arg, ap_model *m,
+                int need_q, dfc_net *net) {
+    memset(net, 0, sizeof *net);
+    double *desc = NULL;
+    size_t want[1] = {0}, got[4] = {0};
+    int rc = ap_arg_array(a, kernel, arg, 0, 1, want, &desc, got);
+    if (rc) return rc;
+    return desc ? dfc_net_describe(m, kernel, desc, got[0], need_q, net)
+                : dfc_net_load(m, kernel, need_q, net);
 }
 
 size_t dfc_layer_offsets(const dfc_net *net, int batch, size_t *off) {

@@ -333,7 +333,18 @@ function M.install(dfc)
     return M.new(dfc, target):compute(args)
   end
   dfc.angle = M.angle
+  -- the pictures `apical plot` draws of a run's measures.csv (dfc.train's measures_every): the
+  -- panels of the paper's Fig. 3, in its order (apical.plot knows no measure by name)
+  require("apical.plot").register_panels("measures.csv", M.PANELS)
 end
+
+-- measures.csv's panels: Condition 2, the angle with the weighted MN update (Theorem 3),
+-- Condition 1, the angle with the GN update, the stability and the angle with the DFC-SSA update.
+M.PANELS = { x = "iteration", layout = { 3, 2 }, panels = {
+  { "condition2", "Condition 2 (||PQ||_F / ||Q||_F)" }, { "angle_wmn", "angle with weighted MN update (deg)" },
+  { "condition1", "Condition 1 (std/mean of layer norms)" }, { "angle_gn", "angle with GN update (deg)" },
+  { "stability", "max Re eig, linearised system" }, { "angle_ssa", "angle with DFC-SSA update (deg)" },
+} }
 
 M.Measures = Measures
 return M

@@ -4,6 +4,7 @@
 -- controller to the apical compartments). Every object can be changed afterwards through
 -- net.model, which is an ordinary apical model.
 local apical = require "apical"
+local model = require "apical.model"
 local pathways = require "apical.plugins.dfc.pathways"
 
 local M = {}
@@ -79,8 +80,57 @@ end
 local nets = setmetatable({}, { __mode = "k" })
 M.nets = nets
 
+-- The network's descriptor (docs/dfc.md, "The network descriptor"), built once when the network
+-- is: { L, id of W_1, ..., id of W_L, id of Q_1, ..., id of Q_L }, the projection ids of the
+-- forward and feedback synapses of every layer. The C kernels take it as their argument `net`
+-- and find the layers from it (population, sizes, activation, weights) instead of by name.
+local function descriptor(net)
+  local d = { net.L }
+  for i = 1, net.L do d[1 + i] = model.projection_id(net.model, net.W[i], "dfc.network") end
+  for i = 1, net.L do
+    d[1 + net.L + i] = net.Q[i] and model.projection_id(net.model, net.Q[i], "dfc.network") or -1
+  end
+  return apical.array(d, { #d })
+end
+
+-- The kernels that take a network, and the arguments that name its model: each gets the
+-- descriptor of a model made by dfc.network (unless the caller gives one), as `net` (`from_net`,
+-- `to_net`, `sim_net` for the other models of copy_weights and feedback_grad).
+local takes_net = { "forward", "targets", "loss", "ssa", "bp", "dfa", "weight_product", "jacobian",
+  "condition1", "condition2", "jq_eigen", "stability", "mn_update", "gn_update", "convergence",
+  "copy_weights", "feedback_grad" }
+local model_args = { net = "model", from_net = "from", to_net = "to" }
+
+local function with_descriptors(kernel)
+  return function(args)
+    if type(args) ~= "table" then return kernel(args) end
+    local extra
+    for key, arg in pairs(model_args) do
+      local net = args[key] == nil and args[arg] ~= nil and nets[args[arg]]
+      if net then extra = extra or {}; extra[key] = net.descriptor end
+    end
+    -- a simulation's model: dfc.convergence's (its model is optional), feedback_grad's sleep network
+    local sim = args.sim
+    if type(sim) == "userdata" then
+      local ok, ms = pcall(sim.model, sim)
+      local net = ok and nets[ms]
+      if net and args.model == nil and args.net == nil then
+        extra = extra or {}; extra.net = net.descriptor
+      elseif net and ms ~= args.model and args.sim_net == nil then
+        extra = extra or {}; extra.sim_net = net.descriptor
+      end
+    end
+    if not extra then return kernel(args) end
+    local a = {}
+    for k, v in pairs(args) do a[k] = v end
+    for k, v in pairs(extra) do a[k] = v end
+    return kernel(a)
+  end
+end
+
 function M.install(dfc)
   M.dfc = dfc
+  for _, name in ipairs(takes_net) do dfc[name] = with_descriptors(dfc[name]) end
   -- dfc.stability linearises the layers and the controller with the pathway's static gain:
   -- refused for a pathway with dynamics of its own, whose linearisation it leaves out
   local stability = dfc.stability
@@ -166,6 +216,7 @@ function M.install(dfc)
         error(err, (type(err) == "string" and not err:match("^[^:\n]+:%d+: ")) and 2 or 0)
       end
     end
+    net.descriptor = descriptor(net)
     nets[m] = net
     return net
   end
