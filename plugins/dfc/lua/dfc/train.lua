@@ -31,6 +31,10 @@ M.defaults = {
   activations = {},              -- one per layer, overriding the two above (e.g. the autoencoder's)
   init = "xavier_normal",
   batch = 128,
+  drop_last = true,              -- the short last minibatch of an epoch (n mod batch samples): true
+                                 -- skips it; false trains on it too, as a minibatch of its own (its
+                                 -- loss, targets and update means over its samples: the PyTorch
+                                 -- reference's DataLoader; docs/training.md, "The short last minibatch")
   epochs = 10,
   optimizer = "sgd",             -- sgd, adam
   lr = 0.05,
@@ -197,6 +201,7 @@ function M.resolve(cfg, level)
     end
   end
   mpi.check(c, (cfg or {}).ranks, level)
+  M.check_drop_last(c, level + 1)
   if c.threads > 1 then
     if c.single_phase then
       error("dfc.train: threads > 1 is not available with single_phase (one noise stream per minibatch)", level)
@@ -227,6 +232,19 @@ function M.merge_defaults(cfg, level)
     if k ~= "defaults" then merged[k], given[k] = v, true end
   end
   return merged, given
+end
+
+-- drop_last = false: the combinations whose short minibatch has a simulation of its own.
+function M.check_drop_last(c, level)
+  if c.drop_last then return end
+  if c.single_phase then
+    error("dfc.train: drop_last = false is not available with single_phase (one noise stream and " ..
+      "one filtered simulation per minibatch of the full size)", level + 1)
+  end
+  if c.ranks > 1 then
+    error(string.format("dfc.train: drop_last = false runs in one process (each rank holds its " ..
+      "rows of a full minibatch); %d MPI ranks were started", c.ranks), level + 1)
+  end
 end
 
 -- Counts and their least values (a one-line change adds one).
@@ -356,7 +374,7 @@ function M.trainer(dfc, cfg, level)
   -- frozen (DFA keeps its random Q; a resumed run loads Q from the checkpoint)
   if c.feedback == "weight_product" and c.method:sub(1, 3) == "dfc" then net:set_weight_product() end
   local t = setmetatable({ cfg = c, dfc = dfc, task = task, net = net, L = net.L, B = c.batch,
-    blas_default = apical.blas_threads(),
+    blas_default = apical.blas_threads(), net_args = net_args,
     n_out = task.n_out, defaults = M.defaults }, Trainer)
   local lr = c.normalize_lr and c.lr / c.lambda or c.lr
   local oo = { model = net.model, projections = net.W, lr = lr,
@@ -565,8 +583,61 @@ function Trainer:stability_estimated(outs)
   end
 end
 
+-- The trainer as a short last minibatch of `count` samples sees it (drop_last = false): the
+-- minibatch's rows (X, Y), its own scratch arrays and, for the simulated methods and the sleep
+-- phase, networks of `count` rows (the trainer's weights copied in before every run); so its
+-- loss, targets and update are means over its own samples, as for a minibatch of that size.
+-- Everything else is the trainer's, and what a method writes goes to the trainer. Built once.
+function Trainer:short(count)
+  self.shorts = self.shorts or {}
+  if self.shorts[count] then return self.shorts[count] end
+  local n_in, n_out = self.task.n_in, self.n_out
+  local v = { B = count, short_batch = true, X = apical.zeros { count, n_in }, Y = apical.zeros { count, n_out },
+    rminus = apical.zeros { count, n_out }, rstar = apical.zeros { count, n_out }, mask = apical.zeros { count } }
+  if self.sim then
+    local a = {}
+    for key, val in pairs(self.net_args) do a[key] = val end
+    a.batch = count
+    local pn = self.dfc.network(a)
+    -- one part (threads need not divide count), not the whole: weights copied before each run
+    v.parts = { { net = pn, sim = pn.model:compile(), X = apical.zeros { count, n_in },
+      rstar = apical.zeros { count, n_out }, rminus = apical.zeros { count, n_out },
+      mask = apical.zeros { count }, first = 1, b = count } }
+  end
+  if self.sleep then
+    -- the sleep phase on rows 1..count of the padded minibatch (a piece of the full batch's
+    -- sleep network's size; Trainer:feedback_epoch scales its gradient to the piece's mean)
+    local o = {}
+    for key, val in pairs(self.sleep_opts) do o[key] = val end
+    o.threads, o.pieces = 1, { { first = 1, b = count, index = 1 } }
+    v.sleep = sleep.new(self.dfc, self.net, o, "dfc.train")
+    -- the stability estimate was made with the epoch's first minibatch: the growth watch only
+    for _, part in ipairs(v.sleep.parts) do
+      if part.run_opts.stability_check == true then part.run_opts.stability_check = "watch" end
+    end
+  end
+  v = setmetatable(v, { __index = self, __newindex = self })
+  self.shorts[count] = v
+  return v
+end
+
+-- The minibatch of `count` samples (X, Y from ds:batches, padded to the batch size) and the
+-- trainer that trains on it: itself, or (a short last minibatch) its view Trainer:short(count)
+-- with the rows copied into arrays of that size.
+function Trainer:minibatch(X, Y, count)
+  if count == self.B then return self, X, Y end
+  local v = self:short(count)
+  return v, X:rows(1, count, v.X), Y and Y:rows(1, count, v.Y)
+end
+
+-- Minibatches per epoch (the short last one counted when it is trained).
+function Trainer:batches_per_epoch()
+  local n = self.task.train:size()
+  return self.cfg.drop_last and n // self.B or (n + self.B - 1) // self.B
+end
+
 -- One optimiser step on a minibatch; `iteration` (counting minibatches from 1 over the whole
--- run) decides whether the measures are taken first.
+-- run) decides whether the measures are taken first (never on a short last minibatch).
 function Trainer:step(X, Y, iteration, epoch)
   local c = self.cfg
   self.opt:zero()
@@ -575,7 +646,7 @@ function Trainer:step(X, Y, iteration, epoch)
     self.run_opts.seed = M.forward_noise_seed(c.seed, epoch or 0, iteration or 0)
   end
   local stats = self:gradient(X, Y)
-  if self.ms and iteration and (iteration - 1) % self.cfg.measures_every == 0 then
+  if self.ms and not self.short_batch and iteration and (iteration - 1) % self.cfg.measures_every == 0 then
     self:measure(X, Y, iteration, epoch)
   end
   self.opt:step()
@@ -740,18 +811,20 @@ function Trainer:fit()
     rd:write_log(self:log_columns(), log)
     if fb and c.checkpoint then rd:save(self, 0, log, best, rd.wall) end
   end
-  local n_batches = self.task.train:size() // self.B
+  local n_batches = self:batches_per_epoch()
   local total_wall = rd.wall or 0
   local div = divergence.new(c, log[1] and log[1].train_loss)
   for epoch = start, c.epochs do
     local bar = c.progress and progress.new(string.format("epoch %d/%d", epoch, c.epochs), n_batches, self.B) or nil
     local t0 = apical.clock()
-    local loss_sum, steps, evals, dropped, nb, simt = 0, 0, 0, 0, 0, 0
-    for X, Y in self.task.train:batches { batch = self.B, shuffle = true, seed = c.seed, epoch = epoch, drop_last = true } do
-      local l = self:batch_loss(X, Y)
+    local loss_sum, steps, evals, dropped, nb, simt, samples = 0, 0, 0, 0, 0, 0, 0
+    for Xb, Yb, _, count in self.task.train:batches { batch = self.B, shuffle = true, seed = c.seed,
+        epoch = epoch, drop_last = c.drop_last } do
+      local t, X, Y = self:minibatch(Xb, Yb, count)
+      local l = t:batch_loss(X, Y)
       div:check_loss(epoch, nb + 1, l)
-      local st = self:step(X, Y, (epoch - 1) * n_batches + nb + 1, epoch)
-      nb = nb + 1
+      local st = t:step(X, Y, (epoch - 1) * n_batches + nb + 1, epoch)
+      nb, samples = nb + 1, samples + count
       loss_sum = loss_sum + l
       self:warn(div:check_steps(epoch, nb, st and c.solver ~= "euler" and st.steps))
       if st then
@@ -769,7 +842,7 @@ function Trainer:fit()
     local tl, te = self:evaluate(self.task.test)
     local row = { epoch = epoch, train_loss = loss_sum / math.max(nb, 1), valid_loss = vl,
       valid_error = ve or 0, test_loss = tl, test_error = te or 0, wall_seconds = wall,
-      samples_per_second = nb * self.B / wall, mean_steps = steps / math.max(nb, 1),
+      samples_per_second = samples / wall, mean_steps = steps / math.max(nb, 1),
       mean_rhs_evals = evals / math.max(nb, 1), dropped_samples = dropped,
       mean_sim_time = simt / math.max(nb, 1) }
     self:feedback_columns(row, fb)
@@ -863,11 +936,12 @@ function Trainer:setup_feedback()
     net.Q[L]:set_weights(I)
   end
   if c.feedback ~= "trained" then return end
-  self.sleep = sleep.new(self.dfc, net, { k_p_fb = c.k_p_fb, alpha_fb = c.alpha_fb,
+  self.sleep_opts = { k_p_fb = c.k_p_fb, alpha_fb = c.alpha_fb,
     tau_v_fb = c.tau_v_fb, dt_fb = c.dt_fb, tmax_fb = c.tmax_fb, tau_A = c.tau_A,
     sigma = c.sigma, freeze_QL = c.freeze_QL, threads = c.fb_threads,
     stability_check = c.stability_check,
-    pieces = mpi.size > 1 and mpi.pieces(c.batch, c.fb_threads) or nil }, "dfc.train")
+    pieces = mpi.size > 1 and mpi.pieces(c.batch, c.fb_threads) or nil }
+  self.sleep = sleep.new(self.dfc, net, self.sleep_opts, "dfc.train")
   local proj = {}
   for i = 1, L do
     if not (c.freeze_QL and i == L) then proj[#proj + 1] = net.Q[i] end
@@ -903,14 +977,18 @@ end
 function Trainer:feedback_epoch(k, init, label)
   local c = self.cfg
   local opt = init and self.opt_fb_init or self.opt_fb
-  local n_batches = self.task.train:size() // self.B
+  local n_batches = self:batches_per_epoch()
   local bar = c.progress and label and progress.new(label, n_batches, self.B) or nil
   local nb, norm_sum = 0, 0
-  for X in self.task.train:batches { batch = self.B, shuffle = true, seed = sleep.shuffle_seed(c.seed),
-      epoch = k, drop_last = true } do
+  for X, _, _, count in self.task.train:batches { batch = self.B, shuffle = true,
+      seed = sleep.shuffle_seed(c.seed), epoch = k, drop_last = c.drop_last } do
     nb = nb + 1
     opt:zero()
-    self.sleep:gradient(X, opt, sleep.noise_seed(c.seed, k, nb))
+    if count == self.B then
+      self.sleep:gradient(X, opt, sleep.noise_seed(c.seed, k, nb))
+    else -- a short last minibatch: its piece's gradient scaled to the mean over its samples
+      self:short(count).sleep:gradient(X, opt, sleep.noise_seed(c.seed, k, nb), self.B / count)
+    end
     opt:step()
     local sq = 0
     for _, p in ipairs(self.fb_proj) do sq = sq + opt:norms(p) ^ 2 end
