@@ -44,8 +44,10 @@ local function first_update(t)
 end
 local ref
 if p.ref_rtol > 0 then ref = first_update(trainer("dfc", "cvode-bdf", 1, p.ref_rtol, p.ref_rtol * 1e-2)) end
-print(string.format("| method | solver | threads | s / minibatch | steps | rhs evals | update vs exact flow |"))
-print("|---|---|---|---|---|---|---|")
+-- cpu s: the process's processor time per minibatch (every thread's), a steadier measure than
+-- the wall time on a loaded machine
+print(string.format("| method | solver | threads | s / minibatch | cpu s / minibatch | steps | rhs evals | update vs exact flow |"))
+print("|---|---|---|---|---|---|---|---|")
 for spec in p.methods:gmatch("[^,]+") do
   local method, solver, threads = spec:match("^([^:]+):?([^:]*):?(%d*)$")
   if not method then error("bench_dfc: method " .. spec .. " is not method[:solver[:threads]]", 0) end
@@ -60,16 +62,17 @@ for spec in p.methods:gmatch("[^,]+") do
     for k = 1, #g do num, den = num + (g[k] - ref[k]) ^ 2, den + ref[k] ^ 2 end
     err = string.format("%.2e", math.sqrt(num / den))
   end
-  local times, steps, evals = {}, 0, 0
+  local times, cpus, steps, evals = {}, {}, 0, 0
   local k = 0
   for X, Y in t.task.train:batches { batch = 128 } do
-    local t0 = apical.clock()
+    local t0, c0 = apical.clock(), os.clock()
     local st = t:step(X, Y)
     times[#times + 1] = apical.clock() - t0
+    cpus[#cpus + 1] = os.clock() - c0
     if st then steps, evals = st.steps, st.rhs_evals end
     k = k + 1
     if k >= p.reps then break end
   end
-  print(string.format("| %s | %s | %d | %.4f | %s | %s | %s |", method, method:sub(1, 3) == "dfc" and method ~= "dfc-ssa" and solver or "-",
-    threads, median(times), steps > 0 and string.format("%.0f", steps) or "-", evals > 0 and string.format("%.0f", evals) or "-", err))
+  print(string.format("| %s | %s | %d | %.4f | %.4f | %s | %s | %s |", method, method:sub(1, 3) == "dfc" and method ~= "dfc-ssa" and solver or "-",
+    threads, median(times), median(cpus), steps > 0 and string.format("%.0f", steps) or "-", evals > 0 and string.format("%.0f", evals) or "-", err))
 end

@@ -20,6 +20,7 @@
 
 #include "apical/error.h"
 #include "cvode_precond.h"
+#include "cvode_stiffness.h"
 #include "linsol_exact.h"
 #include "nvector_fast.h"
 #include "sim_impl.h"
@@ -510,6 +511,10 @@ int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
     if (!rc) rc = integrate(r, settled, &t);
     if (!rc) rc = finish(r, t);
     if (r && r->mem) get_stats(r, st);
+    if (!rc && o->solver == AP_SOLVER_CVODE_ADAMS) {
+        long ev = ap_adams_stiffness(s, t, N_VGetArrayPointer(r->y), st->steps, st);
+        if (ev > 0) r->extra_evals += ev;
+    }
     if (r) st->rhs_evals += r->extra_evals;
     if (!rc) st->t_reached = t;  /* the solution's time, not CVODE's internal one */
     if (rc) ap_cvode_ws_free(s); /* a failed run leaves nothing to resume from */
