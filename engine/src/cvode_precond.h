@@ -12,7 +12,8 @@ typedef struct ap_precond ap_precond;
 
 /* State variables of one sample (the state vector holds batch x this many). */
 size_t ap_precond_sample_size(const ap_sim *s);
-/* The preconditioner a run gets when it asks for none in particular: the per-sample block
+/* The generic kind a run gets when it asks for none in particular and no registered type
+ * applies (ap_precond_new_default): the per-sample block
  * where a sample's state is small enough for its dense Jacobian to be cheap (at most 128
  * variables, at most 256 MB of blocks over the batch), else none (measured: on the DFC circuits the
  * diagonal one needs more steps and evaluations than plain GMRES with 20 Krylov vectors;
