@@ -3,11 +3,12 @@
 -- method[:solver[:threads]]; threads > 1 splits each minibatch's simulation into that many
 -- parts run at once (dfc.train's threads).
 --   build/bin/apical run bench/bench_dfc.lua [--set reps=5] [--set methods=bp,dfc-ssa,dfc:euler:2]
+--     [--set detail=true]  (a line of the last minibatch's solver statistics under each row)
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
 local p = apical.params { reps = 5, methods = "bp,dfa,dfc-ssa,dfc-ss:euler,dfc:euler,dfc:cvode-bdf,dfc:cvode-adams",
   rtol = 1e-6, atol = 1e-8, settle_tol = 0.0, ref_rtol = 0.0, tau_v = 0.2,
-  linear_solver = "default", preconditioner = "default" }
+  linear_solver = "default", preconditioner = "default", detail = false }
 -- ref_rtol > 0: the continuous DFC rows also give the relative difference of their update on the
 -- first minibatch from the exact flow's (cvode-bdf at ref_rtol, atol ref_rtol x 1e-2, one
 -- simulation), before any step; tau_v, linear_solver and preconditioner as in dfc.train (the
@@ -44,8 +45,10 @@ local function first_update(t)
 end
 local ref
 if p.ref_rtol > 0 then ref = first_update(trainer("dfc", "cvode-bdf", 1, p.ref_rtol, p.ref_rtol * 1e-2)) end
-print(string.format("| method | solver | threads | s / minibatch | steps | rhs evals | update vs exact flow |"))
-print("|---|---|---|---|---|---|---|")
+-- cpu s: the process's processor time per minibatch (every thread's), a steadier measure than
+-- the wall time on a loaded machine
+print(string.format("| method | solver | threads | s / minibatch | cpu s / minibatch | steps | rhs evals | update vs exact flow |"))
+print("|---|---|---|---|---|---|---|---|")
 for spec in p.methods:gmatch("[^,]+") do
   local method, solver, threads = spec:match("^([^:]+):?([^:]*):?(%d*)$")
   if not method then error("bench_dfc: method " .. spec .. " is not method[:solver[:threads]]", 0) end
@@ -60,16 +63,21 @@ for spec in p.methods:gmatch("[^,]+") do
     for k = 1, #g do num, den = num + (g[k] - ref[k]) ^ 2, den + ref[k] ^ 2 end
     err = string.format("%.2e", math.sqrt(num / den))
   end
-  local times, steps, evals = {}, 0, 0
+  local times, cpus, steps, evals, last = {}, {}, 0, 0, nil
   local k = 0
   for X, Y in t.task.train:batches { batch = 128 } do
-    local t0 = apical.clock()
+    local t0, c0 = apical.clock(), os.clock()
     local st = t:step(X, Y)
     times[#times + 1] = apical.clock() - t0
-    if st then steps, evals = st.steps, st.rhs_evals end
+    cpus[#cpus + 1] = os.clock() - c0
+    if st then steps, evals, last = st.steps, st.rhs_evals, st end
     k = k + 1
     if k >= p.reps then break end
   end
-  print(string.format("| %s | %s | %d | %.4f | %s | %s | %s |", method, method:sub(1, 3) == "dfc" and method ~= "dfc-ssa" and solver or "-",
-    threads, median(times), steps > 0 and string.format("%.0f", steps) or "-", evals > 0 and string.format("%.0f", evals) or "-", err))
+  print(string.format("| %s | %s | %d | %.4f | %.4f | %s | %s | %s |", method, method:sub(1, 3) == "dfc" and method ~= "dfc-ssa" and solver or "-",
+    threads, median(times), median(cpus), steps > 0 and string.format("%.0f", steps) or "-", evals > 0 and string.format("%.0f", evals) or "-", err))
+  if p.detail and last then -- the last minibatch's solver statistics (per part)
+    print(string.format("  (last minibatch: %.1f Newton iterations, %.1f linear iterations, %.1f Jacobian setups or J.v products, %.1f error test and %.1f convergence failures)",
+      last.nonlin_iters or 0, last.lin_iters or 0, last.jac_evals or 0, last.err_test_fails or 0, last.conv_fails or 0))
+  end
 end

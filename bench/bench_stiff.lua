@@ -2,6 +2,8 @@
 -- tau_u = 1, T = 5, one minibatch): every cvode-bdf linear solver and preconditioner at each
 -- rtol, the weight update's relative error against a tight dense reference, steps, right-hand-
 -- side evaluations (the dense solver's count as the baseline) and wall time (median of reps).
+-- A choice is default, dense, dfc.layered (its exact solve) or a Krylov preconditioner (none,
+-- diagonal, block, krylov:dfc.layered).
 --   build/bin/apical run bench/bench_stiff.lua [--set batch=128] [--set rtols=1e-6,1e-8]
 --     [--set tau_v=0.2] [--set ref_rtol=1e-11] [--set reps=3]
 local apical = require "apical"
@@ -50,7 +52,8 @@ for rs in p.rtols:gmatch("[^,]+") do
   for c in p.choices:gmatch("[^,]+") do
     local o = { rtol = rtol, atol = rtol * 1e-2 }
     if c == "dense" then o.linear_solver = "dense"
-    elseif c ~= "default" then o.linear_solver, o.preconditioner = "krylov", c end
+    elseif c == "dfc.layered" then o.preconditioner = c -- its exact solve, no GMRES
+    elseif c ~= "default" then o.linear_solver, o.preconditioner = "krylov", c:gsub("^krylov:", "") end
     local walls, g, st = {}, nil, nil
     for r = 1, p.reps do
       local w
@@ -64,7 +67,7 @@ for rs in p.rtols:gmatch("[^,]+") do
     if c == "dense" then dense_evals = st.rhs_evals end
   end
   for _, r in ipairs(rows) do
-    local label = r.c == "default" and "default (krylov, block)" or r.c == "dense" and "dense" or "krylov, " .. r.c
+    local label = (r.c == "default" or r.c == "dense" or r.c == "dfc.layered") and r.c or "krylov, " .. r.c:gsub("^krylov:", "")
     print(string.format("| %g | %s | %.2e | %.1f | %d | %d | %s | %.3f |", rtol, label, r.err, r.err / rtol,
       r.st.steps, r.st.rhs_evals, dense_evals and string.format("%.2f", r.st.rhs_evals / dense_evals) or "-", r.wall))
   end

@@ -296,7 +296,11 @@ static int parse_run(lua_State *L, int sim_idx, int idx, run_req *r) {
     lua_pop(L, 1);
     if (lua_getfield(L, t, "precond") != LUA_TNIL) {
         static const char *const kinds[] = {"default", "none", "diagonal", "block", NULL};
-        o->precond = (ap_precond_kind)luaL_checkoption(L, -1, NULL, kinds);
+        const char *name = luaL_checkstring(L, -1);
+        o->precond = AP_PREC_TYPE; /* a registered type (apical/precond.h), else a kind */
+        o->precond_type = name;    /* kept alive by the options table */
+        for (int k = 0; kinds[k]; k++)
+            if (!strcmp(name, kinds[k])) o->precond = (ap_precond_kind)k, o->precond_type = NULL;
     }
     lua_pop(L, 1);
     opt_bool(L, t, "ordered", &o->ordered);
@@ -390,7 +394,8 @@ static int push_run(lua_State *L, run_req *r) {
  * record {names}, times {numbers}, every, settle_tol, keep_state, accumulate, quad_errcon,
  * stability_check ("full", "watch", "off"), accumulation ("all", "left", "right"), copy_recordings
  * (default true; false: the recordings stay in the simulation, for kernels that read them, and the
- * result's list is empty). precond: "default", "none", "diagonal", "block". */
+ * result's list is empty). precond: "default", "none", "diagonal", "block" or a registered type's
+ * name ("dfc.layered"). */
 static int l_run(lua_State *L) {
     run_req r;
     int rc = parse_run(L, 1, 2, &r);

@@ -12,15 +12,20 @@
  *   -x + drive; the drive's dependence on x itself is left out), finite differences for every
  *   other variable (compartments with their own dynamics, block states).
  * block: every sample's block by finite differences, I - gamma J_b factorised by LU with
- *   partial pivoting, solved exactly. */
+ *   partial pivoting, solved exactly.
+ * type: a registered ap_precond_type (apical/precond.h), built from what its plugin knows of
+ *   the model's structure; the default where the block one is too large and the type applies. */
 #include "cvode_precond.h"
 
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "apical/error.h"
+#include "apical/precond.h"
+#include "registry_impl.h"
 #include "sim_impl.h"
 
 /* A sample's block is dense: above this many variables per sample its B n^2 storage and n
@@ -48,6 +53,8 @@ struct ap_precond {
     double *w;       /* scratch: one sample's right-hand side */
     double gamma;
     long evals;
+    const ap_precond_type *type; /* type: the registered type and its data */
+    void *tdata;
 };
 
 static int add_segment(ap_precond *p, size_t *k, size_t off, size_t n, double known) {
@@ -73,6 +80,55 @@ ap_precond_kind ap_precond_default(const ap_sim *s) {
                    block_bytes(s) <= AP_BLOCK_BYTES_DEFAULT
                ? AP_PREC_BLOCK
                : AP_PREC_NONE;
+}
+
+/* A registered type bound to s: AP_EINVAL (with the type's reason) when it does not apply. */
+static int new_typed(ap_sim *s, const ap_precond_type *t, const char *who, ap_precond **out) {
+    ap_precond *p = calloc(1, sizeof *p);
+    if (!p) return ap_error(AP_ENOMEM, "%s: out of memory for the preconditioner", who);
+    p->s = s, p->kind = AP_PREC_TYPE, p->B = s->B, p->type = t;
+    p->n = ap_precond_sample_size(s), p->N = s->n_state;
+    int rc = t->create(s, &p->tdata);
+    if (rc) {
+        free(p);
+        return ap_error_prefix(rc, "%s: preconditioner \"%s\": ", who, t->name);
+    }
+    *out = p;
+    return 0;
+}
+
+int ap_precond_new_default(ap_sim *s, const char *who, ap_precond **out) {
+    *out = NULL;
+    const ap_registry *r = ap_model_registry(s->m);
+    for (int i = 0; r && i < r->count[AP_KIND_PRECOND]; i++) {
+        int rc = new_typed(s, r->entries[AP_KIND_PRECOND][i].desc, who, out);
+        if (rc != AP_EINVAL) return rc;
+        ap_error_clear();
+    }
+    ap_precond_kind k = ap_precond_default(s);
+    return k != AP_PREC_NONE ? ap_precond_new(s, k, who, out) : 0;
+}
+
+int ap_precond_new_named(ap_sim *s, const char *name, const char *who, ap_precond **out) {
+    *out = NULL;
+    if (!name) return ap_error(AP_EINVAL, "%s: preconditioner type without a name", who);
+    if (!strcmp(name, "diagonal")) return ap_precond_new(s, AP_PREC_DIAGONAL, who, out);
+    if (!strcmp(name, "block")) return ap_precond_new(s, AP_PREC_BLOCK, who, out);
+    const ap_registry *r = ap_model_registry(s->m);
+    const ap_registry_entry *e = r ? ap_registry_find(r, AP_KIND_PRECOND, name) : NULL;
+    if (e) return new_typed(s, e->desc, who, out);
+    char known[512] = "";
+    for (int i = 0; r && i < r->count[AP_KIND_PRECOND]; i++) {
+        size_t used = strlen(known);
+        snprintf(known + used, sizeof known - used, ", %s", r->entries[AP_KIND_PRECOND][i].name);
+    }
+    return ap_error(AP_ENOTFOUND,
+                    "%s: unknown preconditioner \"%s\" (known: default, none, diagonal, block%s)",
+                    who, name, known);
+}
+
+int ap_precond_exact(const ap_precond *p) {
+    return p && p->type && p->type->exact;
 }
 
 /* The local layout: every dynamic compartment, then every block state. */
@@ -145,6 +201,7 @@ int ap_precond_new(ap_sim *s, ap_precond_kind kind, const char *who, ap_precond 
 void ap_precond_free(ap_precond **pp) {
     ap_precond *p = *pp;
     if (!p) return;
+    if (p->type && p->tdata) p->type->destroy(p->tdata);
     free(p->base), free(p->stride), free(p->known), free(p->d), free(p->jac), free(p->lu);
     free(p->piv), free(p->yp), free(p->fp), free(p->w);
     free(p);
@@ -285,6 +342,7 @@ int ap_precond_setup(ap_precond *p, double t, const double *y, const double *fy,
                      double gamma) {
     int rc = 0;
     *jcur = 0;
+    if (p->type) return p->type->setup(p->tdata, t, y, fy, jok, jcur, gamma);
     if (!jok) {
         rc =
             p->kind == AP_PREC_BLOCK ? block_jacobian(p, t, y, fy) : diagonal_jacobian(p, t, y, fy);
@@ -296,11 +354,12 @@ int ap_precond_setup(ap_precond *p, double t, const double *y, const double *fy,
     return 0;
 }
 
-void ap_precond_solve(const ap_precond *p, const double *r, double *z) {
+int ap_precond_solve(const ap_precond *p, double gamma, const double *r, double *z) {
+    if (p->type) return p->type->solve(p->tdata, gamma, r, z);
     if (p->kind == AP_PREC_DIAGONAL) {
         for (size_t i = 0; i < p->N; i++)
             z[i] = r[i] / (1.0 - p->gamma * p->d[i]);
-        return;
+        return 0;
     }
     const size_t n = p->n;
     for (int b = 0; b < p->B; b++) {
@@ -310,17 +369,13 @@ void ap_precond_solve(const ap_precond *p, const double *r, double *z) {
         for (size_t k = 0; k < n; k++)
             z[p->base[k] + (size_t)b * p->stride[k]] = p->w[k];
     }
+    return 0;
 }
 
-int ap_sim_precond_solve(ap_sim *s, ap_precond_kind kind, double t, const double *y, double gamma,
-                         const double *r, double *z) {
-    const char *who = "precond_solve";
-    if (!s || !y || !r || !z) return ap_error(AP_EINVAL, "%s: NULL argument", who);
-    if (kind != AP_PREC_DIAGONAL && kind != AP_PREC_BLOCK)
-        return ap_error(AP_EINVAL, "%s: kind %d is not diagonal or block", who, (int)kind);
-    ap_precond *p;
-    int rc = ap_precond_new(s, kind, who, &p);
-    if (rc) return rc;
+/* Builds p at (t, y) and solves (I - gamma J~) z = r with it, as a run would. */
+static int solve_once(ap_sim *s, ap_precond *p, const char *who, double t, const double *y,
+                      double gamma, const double *r, double *z) {
+    int rc = 0;
     s->input_cache_valid = 0; /* outside a run: the weights may have changed */
     double *fy = malloc(s->n_state * sizeof *fy);
     if (!fy) rc = ap_error(AP_ENOMEM, "%s: out of memory", who);
@@ -332,9 +387,62 @@ int ap_sim_precond_solve(ap_sim *s, ap_precond_kind kind, double t, const double
                                "%s: the setup failed (a singular block or a "
                                "failed evaluation)",
                                who);
-    if (!rc) ap_precond_solve(p, r, z);
+    if (!rc && (rc = ap_precond_solve(p, gamma, r, z)) > 0)
+        rc = ap_error(AP_ESOLVER, "%s: the solve failed", who);
     if (!rc) rc = ap_sim_eval(s, t, y, NULL) < 0 ? AP_EPLUGIN : 0;
     free(fy);
+    return rc;
+}
+
+int ap_sim_precond_solve(ap_sim *s, ap_precond_kind kind, double t, const double *y, double gamma,
+                         const double *r, double *z) {
+    const char *who = "precond_solve";
+    if (!s || !y || !r || !z) return ap_error(AP_EINVAL, "%s: NULL argument", who);
+    if (kind != AP_PREC_DIAGONAL && kind != AP_PREC_BLOCK)
+        return ap_error(AP_EINVAL, "%s: kind %d is not diagonal or block", who, (int)kind);
+    ap_precond *p;
+    int rc = ap_precond_new(s, kind, who, &p);
+    if (rc) return rc;
+    rc = solve_once(s, p, who, t, y, gamma, r, z);
     ap_precond_free(&p);
     return rc;
+}
+
+int ap_sim_precond_solve_named(ap_sim *s, const char *name, double t, const double *y, double gamma,
+                               const double *r, double *z) {
+    const char *who = "precond_solve";
+    if (!s || !y || !r || !z) return ap_error(AP_EINVAL, "%s: NULL argument", who);
+    ap_precond *p;
+    int rc = ap_precond_new_named(s, name, who, &p);
+    if (rc) return rc;
+    rc = solve_once(s, p, who, t, y, gamma, r, z);
+    ap_precond_free(&p);
+    return rc;
+}
+
+int ap_sim_state_offset(const ap_sim *s, const char *name, size_t *off, int *size) {
+    const char *dot = name ? strchr(name, '.') : NULL;
+    if (!s || !dot || !off || !size)
+        return ap_error(AP_EINVAL, "state_offset: \"%s\" is not object.part",
+                        name ? name : "(null)");
+    const size_t len = (size_t)(dot - name);
+    for (int i = 0; i < s->n_pops; i++) {
+        const sim_pop *sp = &s->pops[i];
+        if (strlen(sp->obj->name) != len || strncmp(sp->obj->name, name, len)) continue;
+        for (int c = 0; c < sp->n_comp; c++)
+            if (sp->comp[c].dynamic && !strcmp(sp->obj->type->compartments[c].name, dot + 1)) {
+                *off = sp->comp[c].off, *size = sp->n;
+                return AP_OK;
+            }
+    }
+    for (int i = 0; i < s->n_blocks; i++) {
+        const sim_block *sb = &s->blocks[i];
+        if (strlen(sb->obj->name) != len || strncmp(sb->obj->name, name, len)) continue;
+        for (int j = 0; j < sb->n_state; j++)
+            if (!strcmp(sb->obj->type->states[j], dot + 1)) {
+                *off = sb->state_off[j], *size = sb->state_size[j];
+                return AP_OK;
+            }
+    }
+    return ap_error(AP_ENOTFOUND, "state_offset: \"%s\" is not a dynamic variable", name);
 }

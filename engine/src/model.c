@@ -747,6 +747,19 @@ int ap_model_population_info(const ap_model *m, const char *name, ap_population_
     return AP_OK;
 }
 
+int ap_model_block_info(const ap_model *m, const char *name, ap_block_info *info) {
+    for (int i = 0; m && name && i < m->n_blocks; i++) {
+        const ap_block_obj *b = &m->blocks[i];
+        if (strcmp(b->name, name)) continue;
+        info->name = b->name;
+        info->type = b->type;
+        info->params = b->params;
+        info->inputs = (const char *const *)b->inputs;
+        return AP_OK;
+    }
+    return ap_error(AP_ENOTFOUND, "no block \"%s\"", name ? name : "(null)");
+}
+
 int ap_model_signal_size(const ap_model *m, const char *signal, int *n) {
     ap_sigref r;
     int rc = ap_model_resolve(m, signal, &r);

@@ -594,6 +594,7 @@ static void free_run_buffers(ap_sim *s) {
 void ap_sim_free(ap_sim **ps) {
     if (!ps || !*ps) return;
     ap_sim *s = *ps;
+    ap_cvode_ws_free(s);
     free_run_buffers(s);
     for (int k = 0; k < s->rec_slots; k++) {
         free(s->rec[k].name);

@@ -9,14 +9,15 @@
 #include <string.h>
 
 #include "apical/error.h"
+#include "apical/precond.h"
 #include "builtin.h"
 #include "registry_impl.h"
 
 /* How a kind is named in messages: `unknown neuron type "x"`, `activation "y": f is NULL`. */
-static const char *const kind_noun[AP_KIND_COUNT] = {"activation", "initializer", "neuron type",
-                                                     "block type", "rule",        "kernel"};
-static const char *const kind_name[AP_KIND_COUNT] = {"activation", "initializer", "neuron",
-                                                     "block",      "rule",        "kernel"};
+static const char *const kind_noun[AP_KIND_COUNT] = {
+    "activation", "initializer", "neuron type", "block type", "rule", "kernel", "preconditioner"};
+static const char *const kind_name[AP_KIND_COUNT] = {
+    "activation", "initializer", "neuron", "block", "rule", "kernel", "preconditioner"};
 
 const char *ap_kind_name(ap_kind k) {
     return (k >= 0 && k < AP_KIND_COUNT) ? kind_name[k] : "?";
@@ -339,6 +340,17 @@ static int check_kernel(const ap_kernel *d) {
     return AP_OK;
 }
 
+static int check_precond(const ap_precond_type *d) {
+    int rc = check_header(AP_KIND_PRECOND, d->abi_version, d->struct_size,
+                          AP_V1_SIZE(ap_precond_type, destroy), d->name);
+    if (rc) return rc;
+    if (!d->create || !d->setup || !d->solve || !d->destroy)
+        return ap_error(AP_EINVAL,
+                        "preconditioner \"%s\": create, setup, solve and destroy are needed",
+                        d->name);
+    return AP_OK;
+}
+
 /* ---- registration ------------------------------------------------------------------------- */
 
 /* The shared tail of every ap_registry_add_*: state, validation, uniqueness, storage. */
@@ -391,6 +403,10 @@ static int check_kernel_v(const void *d) {
     return check_kernel(d);
 }
 
+static int check_precond_v(const void *d) {
+    return check_precond(d);
+}
+
 int ap_registry_add_activation(ap_registry *r, const ap_activation *d, const char *owner) {
     return add_entry(r, AP_KIND_ACTIVATION, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
                      check_activation_v);
@@ -419,6 +435,11 @@ int ap_registry_add_rule(ap_registry *r, const ap_rule_type *d, const char *owne
 int ap_registry_add_kernel(ap_registry *r, const ap_kernel *d, const char *owner) {
     return add_entry(r, AP_KIND_KERNEL, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
                      check_kernel_v);
+}
+
+int ap_registry_add_precond(ap_registry *r, const ap_precond_type *d, const char *owner) {
+    return add_entry(r, AP_KIND_PRECOND, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
+                     check_precond_v);
 }
 
 /* ---- look-ups ----------------------------------------------------------------------------- */
@@ -473,6 +494,10 @@ const ap_rule_type *ap_registry_rule(const ap_registry *r, const char *name) {
 
 const ap_kernel *ap_registry_kernel(const ap_registry *r, const char *name) {
     return lookup(r, AP_KIND_KERNEL, name);
+}
+
+const ap_precond_type *ap_registry_precond(const ap_registry *r, const char *name) {
+    return lookup(r, AP_KIND_PRECOND, name);
 }
 
 void ap_registry_each(const ap_registry *r,

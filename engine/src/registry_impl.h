@@ -15,6 +15,7 @@ typedef enum {
     AP_KIND_BLOCK,
     AP_KIND_RULE,
     AP_KIND_KERNEL,
+    AP_KIND_PRECOND,
     AP_KIND_COUNT
 } ap_kind;
 
@@ -57,8 +58,8 @@ typedef struct ap_registry_mark {
     int n_modules;
 } ap_registry_mark;
 
-/* "activation", "initializer", "neuron", "block", "rule", "kernel" (the kind names of
- * ap_registry_each). */
+/* "activation", "initializer", "neuron", "block", "rule", "kernel", "preconditioner" (the kind
+ * names of ap_registry_each). */
 const char *ap_kind_name(ap_kind k);
 
 /* The entry named `name` of kind k, or NULL. Sets no error message. */

@@ -140,6 +140,7 @@ struct ap_sim {
     double bad_value;
     long rhs_evals;
     int input_cache_valid; /* the projections' caches match the inputs and weights */
+    void *cvode_ws;        /* solver_cvode.c: the CVODE workspace kept between runs */
 };
 
 /* Evaluates every instantaneous signal at (t, y) (y is copied into s->x unless it is s->x)
@@ -197,5 +198,7 @@ int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st);
 int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st);
 /* Refuses a linear solver or preconditioner the solver would not use (solver_cvode.c). */
 int ap_cvode_check_linear(const ap_run_opts *o, const char *sname);
+/* Frees the CVODE workspace kept between runs (ap_sim_free). */
+void ap_cvode_ws_free(ap_sim *s);
 
 #endif

@@ -20,6 +20,8 @@
 
 #include "apical/error.h"
 #include "cvode_precond.h"
+#include "cvode_stiffness.h"
+#include "linsol_exact.h"
 #include "nvector_fast.h"
 #include "sim_impl.h"
 
@@ -47,6 +49,15 @@ typedef struct cv_run {
     ap_precond *pre;
     int krylov, use_quad;
     long max_steps;
+    long pre_evals0; /* the preconditioner's evaluations before this run */
+    int root_armed;
+    /* what the workspace was built for: a run that differs in any of these builds a new one */
+    ap_solver_kind solver;
+    ap_linsol_kind linsol;
+    ap_precond_kind precond;
+    char precond_type[64];
+    int max_order, quad_on;
+    size_t n_state, quad_size;
 } cv_run;
 
 static int rhs(sunrealtype t, N_Vector y, N_Vector ydot, void *ud) {
@@ -94,9 +105,9 @@ static int prec_setup(sunrealtype t, N_Vector y, N_Vector fy, sunbooleantype jok
 static int prec_solve(sunrealtype t, N_Vector y, N_Vector fy, N_Vector rv, N_Vector z,
                       sunrealtype gamma, sunrealtype delta, int lr, void *ud) {
     cv_run *r = ud;
-    (void)t, (void)y, (void)fy, (void)gamma, (void)delta, (void)lr;
-    ap_precond_solve(r->pre, N_VGetArrayPointer(rv), N_VGetArrayPointer(z));
-    return 0;
+    (void)t, (void)y, (void)fy, (void)delta, (void)lr;
+    int rc = ap_precond_solve(r->pre, gamma, N_VGetArrayPointer(rv), N_VGetArrayPointer(z));
+    return rc < 0 ? -1 : rc > 0 ? 1 : 0;
 }
 
 /* GMRES that did not reach its tolerance is a failure. SPGMR reports a partial solve as
@@ -216,7 +227,7 @@ static void get_stats(cv_run *r, ap_run_stats *st) {
             st->jac_evals = v;
         }
     }
-    if (r->pre) st->rhs_evals += ap_precond_evals(r->pre);
+    if (r->pre) st->rhs_evals += ap_precond_evals(r->pre) - r->pre_evals0;
     double h;
     if (CVodeGetLastStep(mem, &h) == CV_SUCCESS) st->last_step = h;
     double t;
@@ -249,15 +260,21 @@ static int setup_linear_solver(cv_run *r) {
         r->A = SUNDenseMatrix(N, N, r->ctx);
         r->ls = r->A ? SUNLinSol_Dense(r->y, r->A, r->ctx) : NULL;
     } else {
-        ap_precond_kind pk = o->precond == AP_PREC_DEFAULT ? ap_precond_default(r->s) : o->precond;
-        if (pk != AP_PREC_NONE) {
-            int rc = ap_precond_new(r->s, pk, r->sname, &r->pre);
-            if (rc) return rc;
+        int rc = o->precond == AP_PREC_DEFAULT ? ap_precond_new_default(r->s, r->sname, &r->pre)
+                 : o->precond == AP_PREC_TYPE
+                     ? ap_precond_new_named(r->s, o->precond_type, r->sname, &r->pre)
+                 : o->precond != AP_PREC_NONE ? ap_precond_new(r->s, o->precond, r->sname, &r->pre)
+                                              : 0;
+        if (rc) return rc;
+        if (ap_precond_exact(r->pre) && o->linsol == AP_LINSOL_DEFAULT) {
+            /* an exact solve needs no GMRES around it */
+            r->ls = ap_linsol_exact(r->ctx);
+        } else {
+            /* plain GMRES on a stiff system needs more Krylov vectors than CVODE's 5 */
+            int maxl = r->pre ? 0 : AP_PLAIN_GMRES_MAXL;
+            r->ls = SUNLinSol_SPGMR(r->y, r->pre ? SUN_PREC_LEFT : SUN_PREC_NONE, maxl, r->ctx);
+            if (r->ls) r->ls->ops->solve = strict_spgmr_solve;
         }
-        /* plain GMRES on a stiff system needs more Krylov vectors than CVODE's 5 */
-        int maxl = r->pre ? 0 : AP_PLAIN_GMRES_MAXL;
-        r->ls = SUNLinSol_SPGMR(r->y, r->pre ? SUN_PREC_LEFT : SUN_PREC_NONE, maxl, r->ctx);
-        if (r->ls) r->ls->ops->solve = strict_spgmr_solve;
         r->krylov = 1;
     }
     if (!r->ls) return ap_error(AP_ENOMEM, "%s: cannot create the linear solver", r->sname);
@@ -286,8 +303,22 @@ static int setup_quadrature(cv_run *r) {
     N_VEnableFusedOps_Serial(r->yq, SUNTRUE);
     ap_nvector_speedup(r->yq);
     CHECK_CV(CVodeQuadInit(r->mem, quad, r->yq));
-    CHECK_CV(CVodeQuadSStolerances(r->mem, r->o->rtol, r->o->atol));
-    CHECK_CV(CVodeSetQuadErrCon(r->mem, r->o->quad_errcon ? SUNTRUE : SUNFALSE));
+    return 0;
+}
+
+/* The options of this run (also on a reused workspace: step 0 and an unlimited step reset
+ * CVODE's defaults). */
+static int set_options(cv_run *r) {
+    const ap_run_opts *o = r->o;
+    CHECK_CV(CVodeSStolerances(r->mem, o->rtol, o->atol));
+    /* the budget is the run's (check_progress); CVODE's own counts per call */
+    CHECK_CV(CVodeSetMaxNumSteps(r->mem, r->max_steps));
+    CHECK_CV(CVodeSetStopTime(r->mem, o->t_end));
+    CHECK_CV(CVodeSetMaxStep(r->mem, o->max_step > 0 ? o->max_step : 0.0));
+    CHECK_CV(CVodeSetInitStep(r->mem, o->init_step > 0 ? o->init_step : 0.0));
+    if (!r->use_quad) return 0;
+    CHECK_CV(CVodeQuadSStolerances(r->mem, o->rtol, o->atol));
+    CHECK_CV(CVodeSetQuadErrCon(r->mem, o->quad_errcon ? SUNTRUE : SUNFALSE));
     return 0;
 }
 
@@ -313,22 +344,47 @@ static int setup(cv_run *r) {
     CVodeSetErrHandlerFn(r->mem, err_handler, r);
     CHECK_CV(CVodeInit(r->mem, rhs, 0.0, r->y));
     CHECK_CV(CVodeSetUserData(r->mem, r));
-    CHECK_CV(CVodeSStolerances(r->mem, o->rtol, o->atol));
-    /* the budget is the run's (check_progress); CVODE's own counts per call */
-    CHECK_CV(CVodeSetMaxNumSteps(r->mem, r->max_steps));
-    CHECK_CV(CVodeSetStopTime(r->mem, o->t_end));
-    if (o->max_step > 0) CHECK_CV(CVodeSetMaxStep(r->mem, o->max_step));
-    if (o->init_step > 0) CHECK_CV(CVodeSetInitStep(r->mem, o->init_step));
     if (o->max_order > 0) CHECK_CV(CVodeSetMaxOrd(r->mem, o->max_order));
     int rc = setup_nonlinear_solver(r);
     if (!rc && r->use_quad) rc = setup_quadrature(r);
-    return rc;
+    return rc ? rc : set_options(r);
+}
+
+/* A workspace built for another kind of run (or none) cannot be reused. */
+static int reusable(const cv_run *r, const ap_sim *s, const ap_run_opts *o, int use_quad) {
+    const char *pt = o->precond == AP_PREC_TYPE && o->precond_type ? o->precond_type : "";
+    return r && r->solver == o->solver && r->linsol == o->linsol && r->precond == o->precond &&
+           !strcmp(r->precond_type, pt) && r->max_order == o->max_order && r->quad_on == use_quad &&
+           r->n_state == s->n_state && r->quad_size == s->quad_size;
+}
+
+static void remember_key(cv_run *r) {
+    const ap_run_opts *o = r->o;
+    r->solver = o->solver, r->linsol = o->linsol, r->precond = o->precond;
+    snprintf(r->precond_type, sizeof r->precond_type, "%s",
+             o->precond == AP_PREC_TYPE && o->precond_type ? o->precond_type : "");
+    r->max_order = o->max_order, r->quad_on = r->use_quad;
+    r->n_state = r->s->n_state, r->quad_size = r->s->quad_size;
+}
+
+/* The kept workspace restarted at the simulation's current state (CVodeReInit keeps every
+ * vector, the linear solver and the preconditioner's buffers: nothing is allocated). */
+static int reinit(cv_run *r) {
+    memcpy(N_VGetArrayPointer(r->y), r->s->x, r->s->n_state * sizeof(double));
+    CHECK_CV(CVodeReInit(r->mem, 0.0, r->y));
+    if (r->use_quad) {
+        N_VConst(0.0, r->yq);
+        CHECK_CV(CVodeQuadReInit(r->mem, r->yq));
+    }
+    return set_options(r);
 }
 
 /* Settled at the start (1), or the root function armed (0). */
 static int setup_settle(cv_run *r, int *settled) {
     ap_sim *s = r->s;
     *settled = 0;
+    if (r->root_armed) CHECK_CV(CVodeRootInit(r->mem, 0, NULL));
+    r->root_armed = 0;
     if (r->o->settle_tol <= 0) return 0;
     int rc = ap_sim_eval(s, 0.0, N_VGetArrayPointer(r->y), s->ydot);
     if (rc) return rc < 0 ? rc : fail(r, CV_FIRST_RHSFUNC_ERR, "the right-hand side");
@@ -336,6 +392,7 @@ static int setup_settle(cv_run *r, int *settled) {
         *settled = 1;
     else
         CHECK_CV(CVodeRootInit(r->mem, 1, settle_root));
+    r->root_armed = !*settled;
     return 0;
 }
 
@@ -417,23 +474,50 @@ static void release(cv_run *r) {
     if (r->ctx) SUNContext_Free(&r->ctx);
 }
 
+void ap_cvode_ws_free(ap_sim *s) {
+    cv_run *r = s->cvode_ws;
+    if (!r) return;
+    release(r);
+    free(r);
+    s->cvode_ws = NULL;
+}
+
+/* The workspace of s for this run: the kept one restarted when it was built for the same kind
+ * of run, else a new one (kept for the next run). */
+static int workspace(ap_sim *s, const ap_run_opts *o, cv_run **out) {
+    const int use_quad = s->acc_on && s->quad_size > 0;
+    cv_run *r = s->cvode_ws;
+    *out = NULL;
+    if (r && !reusable(r, s, o, use_quad)) ap_cvode_ws_free(s), r = NULL;
+    const int reuse = r != NULL;
+    if (!r && !(r = s->cvode_ws = calloc(1, sizeof *r)))
+        return ap_error(AP_ENOMEM, "%s: out of memory", ap_solver_name(o->solver));
+    r->s = s, r->o = o, r->sname = ap_solver_name(o->solver), r->settle_tol = o->settle_tol;
+    r->use_quad = use_quad, r->extra_evals = 0, r->msg[0] = 0;
+    r->max_steps = o->max_steps > 0 ? o->max_steps : 500000;
+    r->pre_evals0 = r->pre ? ap_precond_evals(r->pre) : 0;
+    *out = r;
+    if (reuse) return reinit(r);
+    remember_key(r);
+    return setup(r);
+}
+
 int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
-    cv_run r = {.s = s,
-                .o = o,
-                .sname = ap_solver_name(o->solver),
-                .settle_tol = o->settle_tol,
-                .use_quad = s->acc_on && s->quad_size > 0,
-                .max_steps = o->max_steps > 0 ? o->max_steps : 500000};
+    cv_run *r;
     double t = 0.0;
     int settled = 0;
-    int rc = setup(&r);
-    if (!rc) rc = setup_settle(&r, &settled);
-    if (!rc) rc = integrate(&r, settled, &t);
-    if (!rc) rc = finish(&r, t);
-    if (r.mem) get_stats(&r, st);
-    st->rhs_evals += r.extra_evals;
-    if (!rc) st->t_reached = t; /* the solution's time, not CVODE's internal one */
-    release(&r);
+    int rc = workspace(s, o, &r);
+    if (!rc) rc = setup_settle(r, &settled);
+    if (!rc) rc = integrate(r, settled, &t);
+    if (!rc) rc = finish(r, t);
+    if (r && r->mem) get_stats(r, st);
+    if (!rc && o->solver == AP_SOLVER_CVODE_ADAMS) {
+        long ev = ap_adams_stiffness(s, t, N_VGetArrayPointer(r->y), st->steps, st);
+        if (ev > 0) r->extra_evals += ev;
+    }
+    if (r) st->rhs_evals += r->extra_evals;
+    if (!rc) st->t_reached = t;  /* the solution's time, not CVODE's internal one */
+    if (rc) ap_cvode_ws_free(s); /* a failed run leaves nothing to resume from */
     return rc;
 }
 
@@ -454,7 +538,9 @@ int ap_cvode_check_linear(const ap_run_opts *o, const char *sname) {
         return ap_error(AP_EINVAL,
                         "run (cvode-adams): without linear_solver cvode-adams uses functional "
                         "iteration and no preconditioner; set linear_solver = \"krylov\" too");
-    if ((unsigned)o->precond > AP_PREC_BLOCK || (unsigned)o->linsol > AP_LINSOL_DENSE)
+    if (o->precond == AP_PREC_TYPE && !o->precond_type)
+        return ap_error(AP_EINVAL, "run (%s): preconditioner type without a name", sname);
+    if ((unsigned)o->precond > AP_PREC_TYPE || (unsigned)o->linsol > AP_LINSOL_DENSE)
         return ap_error(AP_EINVAL, "run (%s): unknown linear_solver %d or preconditioner %d", sname,
                         (int)o->linsol, (int)o->precond);
     return 0;

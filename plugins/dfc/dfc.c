@@ -1,6 +1,7 @@
 /* dfc.c — the plugin "dfc" (Deep Feedback Control): its info symbol and entry point, which
  * register the neuron type dfc.pyramidal, the controllers dfc.pi/.i/.p/.pid, the rules
- * dfc.forward_rule and dfc.feedback_rule, and the kernels (docs/dfc.md). */
+ * dfc.forward_rule and dfc.feedback_rule, and the kernels (docs/dfc.md), and the
+ * preconditioner dfc.layered (docs/solvers.md). */
 #include "apical/error.h"
 #include "apical/export.h"
 #include "apical/registry.h"
@@ -33,5 +34,6 @@ AP_API int ap_plugin_init(ap_registry *r, uint32_t host_abi) {
     if (!rc) rc = dfc_register_kernels_measures(r);
     if (!rc) rc = dfc_register_kernels_alignment(r);
     if (!rc) rc = dfc_register_kernel_pathway(r);
+    if (!rc) rc = dfc_register_precond(r);
     return rc;
 }

@@ -26,6 +26,7 @@ int dfc_register_kernels_conditions(ap_registry *r);
 int dfc_register_kernels_measures(ap_registry *r);  /* kernels_measures.c */
 int dfc_register_kernels_alignment(ap_registry *r); /* kernels_alignment.c */
 int dfc_register_kernel_pathway(ap_registry *r);    /* pathway.c */
+int dfc_register_precond(ap_registry *r);           /* precond_layered.c */
 
 /* ---- the layered network (net.c) --------------------------------------------------------- */
 /* A network of L layers, any L >= 1: layer i (1..L) is a population of n[i] units driven, on its

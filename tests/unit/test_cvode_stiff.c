@@ -296,6 +296,47 @@ static void test_blow_up_stops(void) {
     ap_model_free(&m);
 }
 
+/* cvode-adams on the stiff circuit (tau 0.01 against 1) is held at its stability limit for
+ * thousands of steps: the run warns that the circuit is stiff. The same circuit with tau 1
+ * everywhere (x -> a -> b, no loop) runs 1,000 steps (max_step 0.2) without the warning. */
+static void test_adams_stiff_warning(void) {
+    ap_model *m = circuit(0);
+    ap_sim *s;
+    CHECK_OK(ap_model_compile(m, &s));
+    double x[B * 2];
+    fill(x, B * 2, 7, 2.0);
+    CHECK_OK(ap_sim_set_input(s, "x", x, B * 2));
+    ap_run_opts o;
+    ap_run_opts_default(&o);
+    o.solver = AP_SOLVER_CVODE_ADAMS, o.t_end = 20.0, o.rtol = 1e-6, o.atol = 1e-8;
+    ap_run_stats st;
+    CHECK_OK(ap_sim_run(s, &o, &st));
+    printf("adams, stiff: %ld steps; warning: %s\n", st.steps, st.stab_warning);
+    CHECK(st.steps >= 500);
+    CHECK(strstr(st.stab_warning, "the circuit is stiff") != NULL);
+    ap_sim_free(&s);
+    ap_model_free(&m);
+
+    CHECK_OK(ap_model_new(&m, reg, B));
+    ap_param slow = {"tau", 1.0};
+    CHECK_OK(ap_model_add_input(m, "x", 2));
+    CHECK_OK(ap_model_add_population(m, "a", 2, "rate", "tanh", &slow, 1));
+    CHECK_OK(ap_model_add_population(m, "b", 2, "rate", "tanh", &slow, 1));
+    CHECK_OK(ap_model_connect(m, "x", "a.soma", NULL, NULL));
+    CHECK_OK(ap_model_connect(m, "a", "b.soma", NULL, NULL));
+    fill(ap_model_weights(m, 0), 4, 3, 2.0);
+    fill(ap_model_weights(m, 1), 4, 5, 2.0);
+    CHECK_OK(ap_model_compile(m, &s));
+    CHECK_OK(ap_sim_set_input(s, "x", x, B * 2));
+    o.t_end = 200.0, o.rtol = 1e-9, o.atol = 1e-11, o.max_step = 0.2;
+    CHECK_OK(ap_sim_run(s, &o, &st));
+    printf("adams, not stiff: %ld steps; warning: \"%s\"\n", st.steps, st.stab_warning);
+    CHECK(st.steps >= 500); /* long enough to be checked */
+    CHECK(st.stab_warning[0] == 0);
+    ap_sim_free(&s);
+    ap_model_free(&m);
+}
+
 int main(void) {
     if (ap_registry_new(&reg)) {
         fprintf(stderr, "registry: %s\n", ap_last_error());
@@ -307,6 +348,7 @@ int main(void) {
     RUN(test_every_choice_meets_rtol);
     RUN(test_step_budget_across_calls);
     RUN(test_blow_up_stops);
+    RUN(test_adams_stiff_warning);
     ap_registry_free(&reg);
     return CHECK_DONE();
 }

@@ -130,6 +130,16 @@ typedef struct ap_population_info {
 /* What population `name` is (pointers valid while the model lives). AP_ENOTFOUND if none. */
 AP_API int ap_model_population_info(const ap_model *m, const char *name, ap_population_info *info);
 
+typedef struct ap_block_info {
+    const char *name;
+    const ap_block_type *type;
+    const double *params;      /* type->n_params values, in descriptor order */
+    const char *const *inputs; /* per input port: the signal it reads */
+} ap_block_info;
+
+/* What block `name` is (pointers valid while the model lives). AP_ENOTFOUND if none. */
+AP_API int ap_model_block_info(const ap_model *m, const char *name, ap_block_info *info);
+
 /* Size of a signal (n, per sample); AP_ENOTFOUND if the name resolves to nothing. */
 AP_API int ap_model_signal_size(const ap_model *m, const char *signal, int *n);
 

@@ -74,10 +74,13 @@ typedef enum {
 
 /* Preconditioner of the Krylov solver. The batch's Jacobian is block-diagonal over samples. */
 typedef enum {
-    AP_PREC_DEFAULT = 0, /* block when a sample has at most 128 state variables, else none */
+    AP_PREC_DEFAULT = 0, /* the first registered type that applies (apical/precond.h), else
+                          * block when a sample has at most 128 state variables, else none */
     AP_PREC_NONE,        /* plain GMRES */
     AP_PREC_DIAGONAL,    /* per variable: -1/tau for leaky compartments, finite differences else */
     AP_PREC_BLOCK,       /* per sample: its dense Jacobian by finite differences, LU, exact solve */
+    AP_PREC_TYPE,        /* a registered preconditioner type: ap_run_opts.precond_type names it
+                          * (apical/precond.h) */
 } ap_precond_kind;
 
 /* The fixed-step stability guard (euler, rk4, euler-maruyama; docs/solvers.md, "Fixed-step
@@ -126,8 +129,9 @@ typedef struct ap_run_opts {
     double init_step; /* 0: CVODE's estimate */
     int max_order;    /* 0: CVODE's default (5 for BDF, 12 for Adams) */
     ap_linsol_kind linsol;
-    ap_precond_kind precond; /* Krylov only (an error with the dense solver) */
-    int quad_errcon;         /* include accumulators in the error test */
+    ap_precond_kind precond;  /* Krylov only (an error with the dense solver) */
+    const char *precond_type; /* AP_PREC_TYPE: the registered type's name */
+    int quad_errcon;          /* include accumulators in the error test */
 
     /* recording: signals at times (fixed-step: must lie on the step grid), or every k-th
      * step (CVODE: internal steps), or both */

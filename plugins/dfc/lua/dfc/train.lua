@@ -50,7 +50,7 @@ M.defaults = {
   inst_transmission = true, proactive = true,
   rtol = 1e-6, atol = 1e-8, settle_tol = 0,
   linear_solver = "default",     -- CVODE: krylov or dense (docs/solvers.md, "Stiff circuits")
-  preconditioner = "default",    -- krylov: none, diagonal or block
+  preconditioner = "default",    -- none, diagonal, block or dfc.layered
   stability_check = true,        -- euler: the fixed-step stability guard (docs/solvers.md), its
                                  -- estimate with the first minibatch (one warning per run), the
                                  -- growth watch in every simulation; false: off
@@ -111,8 +111,8 @@ function M.check_linear_solver(c, level)
   if ls ~= "default" and ls ~= "krylov" and ls ~= "dense" then
     error(string.format("dfc.train: unknown linear_solver %q (krylov, dense)", ls), level)
   end
-  if pc ~= "default" and pc ~= "none" and pc ~= "diagonal" and pc ~= "block" then
-    error(string.format("dfc.train: unknown preconditioner %q (none, diagonal, block)", pc), level)
+  if pc ~= "default" and pc ~= "none" and pc ~= "diagonal" and pc ~= "block" and pc ~= "dfc.layered" then
+    error(string.format("dfc.train: unknown preconditioner %q (none, diagonal, block, dfc.layered)", pc), level)
   end
   if c.solver == "euler" and (ls ~= "default" or pc ~= "default") then
     error(string.format("dfc.train: linear_solver and preconditioner are for cvode-bdf and cvode-adams; " ..

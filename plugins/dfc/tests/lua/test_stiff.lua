@@ -36,6 +36,8 @@ local choices = {
   { label = "krylov, no preconditioner", linear_solver = "krylov", preconditioner = "none" },
   { label = "krylov, diagonal", linear_solver = "krylov", preconditioner = "diagonal" },
   { label = "krylov, block", linear_solver = "krylov", preconditioner = "block" },
+  { label = "dfc.layered (exact solve)", preconditioner = "dfc.layered" },
+  { label = "krylov, dfc.layered", linear_solver = "krylov", preconditioner = "dfc.layered" },
   { label = "dense", linear_solver = "dense" },
 }
 for _, rtol in ipairs { 1e-6, 1e-8 } do
