@@ -44,15 +44,18 @@ typedef struct layered {
     int B, L, m; /* samples, layers, controller size (= n_L) */
     ctl_kind ctl;
     double k_p, alpha, tau_u;
-    double tau[DFC_MAX_LAYERS + 1];
-    size_t off[DFC_MAX_LAYERS + 1]; /* somas in the state vector */
-    size_t off_w;                   /* the integrator state (dfc.pi, dfc.i) */
-    double *d[DFC_MAX_LAYERS + 1];  /* D_i: B x n_i */
-    double *M[DFC_MAX_LAYERS + 1];  /* M_k, k < L: B x (n_L x n_k) */
-    double *P[DFC_MAX_LAYERS + 1];  /* P_k = M_k Q_k, k < L: B x (n_L x m) */
-    double *S;                      /* Schur factors: B x (m x m) */
-    int *piv;                       /* B x m */
-    double *yl, *mu, *tmp, *acc;    /* B x m, B x m, B x max n, B x max n */
+    /* per layer, indexed 1..L (one allocation, `layers`) */
+    double *tau;
+    size_t *off; /* somas in the state vector */
+    double **d;  /* D_i: B x n_i */
+    double **M;  /* M_k, k < L: B x (n_L x n_k) */
+    double **P;  /* P_k = M_k Q_k, k < L: B x (n_L x m) */
+    double *w;   /* scratch of factor: pi_k rho_k */
+    void *layers;
+    size_t off_w;                /* the integrator state (dfc.pi, dfc.i) */
+    double *S;                   /* Schur factors: B x (m x m) */
+    int *piv;                    /* B x m */
+    double *yl, *mu, *tmp, *acc; /* B x m, B x m, B x max n, B x max n */
     double *mem;
     double gamma_f; /* gamma of the factors in S (NAN: none) */
     int have_jac;
@@ -151,6 +154,21 @@ static int bind_controller(layered *p, ap_sim *s, const char *ctl) {
     return ap_sim_state_offset(s, name, &p->off_w, &size);
 }
 
+/* The per-layer arrays, 1..L, in one block. */
+static int allocate_layers(layered *p) {
+    const size_t n = (size_t)p->L + 1;
+    char *q = calloc(n, 2 * sizeof(double) + sizeof(size_t) + 3 * sizeof(double *));
+    if (!q) return ap_error(AP_ENOMEM, "out of memory (%zu layers)", n);
+    p->layers = q;
+    p->d = (double **)q, q += n * sizeof(double *);
+    p->M = (double **)q, q += n * sizeof(double *);
+    p->P = (double **)q, q += n * sizeof(double *);
+    p->tau = (double *)q, q += n * sizeof(double);
+    p->w = (double *)q, q += n * sizeof(double);
+    p->off = (size_t *)q;
+    return AP_OK;
+}
+
 static int allocate(layered *p) {
     const size_t B = (size_t)p->B, m = (size_t)p->m;
     size_t total = 0, nmax = 0;
@@ -184,6 +202,8 @@ static void destroy(void *data) {
     if (!p) return;
     free(p->mem);
     free(p->piv);
+    free(p->layers);
+    dfc_net_free(&p->net);
     free(p);
 }
 
@@ -192,6 +212,7 @@ static int bind(layered *p, ap_sim *s) {
     int rc = dfc_net_load(m, K, 1, &p->net);
     if (rc) return rc;
     p->L = p->net.L, p->m = p->net.n[p->L], p->B = ap_model_batch(m);
+    if ((rc = allocate_layers(p))) return rc;
     char ctl[64];
     if ((rc = bind_layers(p, s)) || (rc = bind_projections(p, m, ctl, sizeof ctl))) return rc;
     if (!ctl[0]) return decline("the network has no feedback projection", NULL);
@@ -305,7 +326,7 @@ static double ctl_g(const layered *p, double gamma) {
 static int factor(layered *p, double gamma) {
     const int B = p->B, L = p->L, m = p->m;
     const double g = ctl_g(p, gamma), kp = p->ctl == CTL_I ? 0.0 : p->k_p;
-    double w[DFC_MAX_LAYERS + 1]; /* pi_k rho_k */
+    double *w = p->w; /* pi_k rho_k */
     double pi = 1.0;
     for (int k = L; k >= 1; k--) {
         const double c = gamma / p->tau[k], rho = c / (1.0 + c);
