@@ -112,7 +112,7 @@ local function with_descriptors(kernel)
     -- a simulation's model: dfc.convergence's (its model is optional), feedback_grad's sleep network
     local sim = args.sim
     if type(sim) == "userdata" then
-      local ok, ms = pcall(sim.model, sim)
+      local ok, ms = pcall(function() return sim:model() end) -- a sim, or the kernel says what is wrong
       local net = ok and nets[ms]
       if net and args.model == nil and args.net == nil then
         extra = extra or {}; extra.net = net.descriptor
