@@ -18,6 +18,7 @@
 #include <sunmatrix/sunmatrix_dense.h>
 #include <sunnonlinsol/sunnonlinsol_fixedpoint.h>
 
+#include "apical/comm.h"
 #include "apical/error.h"
 #include "cvode_precond.h"
 #include "nvector_fast.h"
@@ -70,6 +71,12 @@ static int quad(sunrealtype t, N_Vector y, N_Vector yQdot, void *ud) {
     return rc < 0 ? -1 : rc;
 }
 
+/* max |dx/dt| over the state (across_ranks: over every rank's part) */
+static int max_rate(cv_run *r, double *m) {
+    *m = ap_max_abs(r->s->ydot, r->s->n_state);
+    return r->o->across_ranks ? ap_comm_reduce(m, 1, AP_COMM_MAX) : 0;
+}
+
 /* Root of max |dx/dt| - settle_tol: the state has settled. */
 static int settle_root(sunrealtype t, N_Vector y, sunrealtype *g, void *ud) {
     cv_run *r = ud;
@@ -77,7 +84,8 @@ static int settle_root(sunrealtype t, N_Vector y, sunrealtype *g, void *ud) {
     r->extra_evals++;
     int rc = ap_sim_eval(s, t, N_VGetArrayPointer(y), s->ydot);
     if (rc) return rc < 0 ? -1 : 1;
-    g[0] = ap_max_abs(s->ydot, s->n_state) - r->settle_tol;
+    if (max_rate(r, &g[0])) return -1;
+    g[0] -= r->settle_tol;
     return 0;
 }
 
@@ -307,6 +315,7 @@ static int setup(cv_run *r) {
      * over memory instead of one per term, which matters for batch-sized states */
     N_VEnableFusedOps_Serial(r->y, SUNTRUE);
     ap_nvector_speedup(r->y);
+    if (o->across_ranks) ap_nvector_global(r->y); /* one state across the MPI ranks */
     if (!(r->tmp = N_VClone(r->y))) return ap_error(AP_ENOMEM, "%s: out of memory", r->sname);
     r->mem = CVodeCreate(o->solver == AP_SOLVER_CVODE_BDF ? CV_BDF : CV_ADAMS, r->ctx);
     if (!r->mem) return ap_error(AP_ENOMEM, "%s: CVodeCreate failed", r->sname);
@@ -332,7 +341,9 @@ static int setup_settle(cv_run *r, int *settled) {
     if (r->o->settle_tol <= 0) return 0;
     int rc = ap_sim_eval(s, 0.0, N_VGetArrayPointer(r->y), s->ydot);
     if (rc) return rc < 0 ? rc : fail(r, CV_FIRST_RHSFUNC_ERR, "the right-hand side");
-    if (ap_max_abs(s->ydot, s->n_state) < r->o->settle_tol)
+    double m;
+    if ((rc = max_rate(r, &m))) return rc;
+    if (m < r->o->settle_tol)
         *settled = 1;
     else
         CHECK_CV(CVodeRootInit(r->mem, 1, settle_root));
@@ -454,6 +465,12 @@ int ap_cvode_check_linear(const ap_run_opts *o, const char *sname) {
         return ap_error(AP_EINVAL,
                         "run (cvode-adams): without linear_solver cvode-adams uses functional "
                         "iteration and no preconditioner; set linear_solver = \"krylov\" too");
+    if (o->across_ranks && (!cvode || o->quad_errcon || o->linsol == AP_LINSOL_DENSE))
+        return ap_error(AP_EINVAL,
+                        "run (%s): across_ranks (one integration across the MPI ranks) is for "
+                        "cvode-bdf and cvode-adams without quad_errcon (each rank holds a part "
+                        "of the accumulators' sum) and without the dense linear solver",
+                        sname);
     if ((unsigned)o->precond > AP_PREC_BLOCK || (unsigned)o->linsol > AP_LINSOL_DENSE)
         return ap_error(AP_EINVAL, "run (%s): unknown linear_solver %d or preconditioner %d", sname,
                         (int)o->linsol, (int)o->precond);
