@@ -32,7 +32,7 @@ local function t_sim(b, acc)
   sim:set_input("x", x)
   sim:set_input("target", RS)
   local o = { solver = "euler", dt = c.dt, steps = c.tmax - 1, ordered = true,
-    order = net:update_order(false), accumulation = "all", accumulate = acc, stability_check = "off" }
+    order = net:update_order(false), accumulation = "all", accumulate = acc, stability_check = false }
   sim:run(o) -- warm-up
   local ts = {}
   for _ = 1, p.reps do
