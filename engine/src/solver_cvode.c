@@ -50,10 +50,14 @@ typedef struct cv_run {
     long max_steps;
 } cv_run;
 
+/* across_ranks: a failure CVODE would recover from on this rank alone (a smaller step) would
+ * leave the ranks' steps apart, so it stops the run instead */
+#define CV_RECOVERABLE(r, rc) ((rc) < 0 || ((rc) > 0 && (r)->o->across_ranks) ? -1 : (rc))
+
 static int rhs(sunrealtype t, N_Vector y, N_Vector ydot, void *ud) {
     cv_run *r = ud;
     int rc = ap_sim_eval(r->s, t, N_VGetArrayPointer(y), N_VGetArrayPointer(ydot));
-    return rc < 0 ? -1 : rc;
+    return CV_RECOVERABLE(r, rc);
 }
 
 static int quad(sunrealtype t, N_Vector y, N_Vector yQdot, void *ud) {
@@ -65,10 +69,10 @@ static int quad(sunrealtype t, N_Vector y, N_Vector yQdot, void *ud) {
     if (!(s->eval_valid && s->eval_t == t && memcmp(yd, s->x, s->n_state * sizeof *yd) == 0)) {
         r->extra_evals++;
         int rc = ap_sim_eval(s, t, yd, s->ydot);
-        if (rc) return rc < 0 ? -1 : rc;
+        if (rc) return CV_RECOVERABLE(r, rc);
     }
     int rc = ap_sim_accumulate(s, 1.0, N_VGetArrayPointer(yQdot));
-    return rc < 0 ? -1 : rc;
+    return CV_RECOVERABLE(r, rc);
 }
 
 /* max |dx/dt| over the state (across_ranks: over every rank's part) */
