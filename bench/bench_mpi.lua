@@ -19,6 +19,8 @@ assert(os.execute("mkdir -p '" .. tmp .. "'"))
 local configs = {
   { "DFC, Euler (500 steps)", "--set method=dfc --set solver=euler", "fwd", 1280 },
   { "DFC, CVODE-BDF", "--set method=dfc --set solver=cvode-bdf", "fwd", 1280 },
+  { "DFC, CVODE-BDF, mpi_cvode=global", "--set method=dfc --set solver=cvode-bdf --set mpi_cvode=global",
+    "fwd", 1280 },
   { "DFC-SSA, trained feedback (sleep phase)",
     "--set method=dfc-ssa --set feedback=trained --set epochs_fb=0 --set extra_fb_epochs=1", "fb", 2560 },
   { "BP", "--set method=bp", "fwd", 25600 },
@@ -26,7 +28,7 @@ local configs = {
 -- the three ways to use the two cores: a prefix (environment, launcher) and options
 local modes = {
   { "1x1", "OPENBLAS_NUM_THREADS=1 ", "" },
-  { "1x2", "", "--set threads=2 --set fb_threads=2" },
+  { "1x2", "", "--set threads=2" }, -- fb_threads = 2 for the sleep phase (run)
   { "2x1", p.mpiexec .. " --bind-to none -np 2 ", "" },
 }
 
@@ -35,7 +37,8 @@ local function run(cfg, mode)
   n = n + 1
   local out = string.format("%s/%d", tmp, n)
   local cmd = string.format("%s%s run models/mnist.lua %s %s --set epochs=1 --set n_train=%d " ..
-    "--set progress=false --set out_dir=%s > %s.txt 2>&1", mode[2], exe, cfg[2], mode[3], cfg[4], out, out)
+    "--set progress=false --set out_dir=%s > %s.txt 2>&1", mode[2], exe, cfg[2],
+    cfg[3] == "fb" and mode[3]:gsub("threads", "fb_threads") or mode[3], cfg[4], out, out)
   if not os.execute(cmd) then error("failed: " .. cmd .. "\n" .. io.open(out .. ".txt"):read("a")) end
   local pp = io.popen("ls -d " .. out .. "/*/")
   local dir = pp:read("l"):gsub("/$", "")

@@ -320,6 +320,7 @@ static int parse_run(lua_State *L, int sim_idx, int idx, run_req *r) {
     opt_bool(L, t, "keep_state", &o->keep_state);
     opt_bool(L, t, "accumulate", &o->accumulate);
     opt_bool(L, t, "quad_errcon", &o->quad_errcon);
+    opt_bool(L, t, "across_ranks", &o->across_ranks);
     if (lua_getfield(L, t, "stability_check") != LUA_TNIL) {
         static const char *const checks[] = {"full", "watch", "off", NULL};
         int k = luaL_checkoption(L, -1, NULL, checks);

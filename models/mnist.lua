@@ -25,5 +25,5 @@ local dfc = apical.plugin "dfc"
 dfc.train(dfc.paper.params("mnist", {
   method = "dfc", feedback = "weight_product", solver = "euler", epochs = 100, seed = 42,
   rtol = 1e-6, atol = 1e-8, settle_tol = 0.0, out_dir = "runs", resume = "", progress = true,
-  n_train = 55000, measures_every = 0, threads = 1, fb_threads = 1,
+  n_train = 55000, measures_every = 0, threads = 1, fb_threads = 1, mpi_cvode = "local",
 }))

@@ -90,6 +90,34 @@ static int sum_chunks(double *x, size_t n) {
     return AP_OK;
 }
 
+/* x <- op over the ranks' x, every rank's values gathered and combined in rank order */
+static int reduce_small(double *x, size_t n, ap_comm_op op) {
+    enum { ON_STACK = 512 };
+    double stack[ON_STACK];
+    size_t total = n * (size_t)size_;
+    if (n > (size_t)0x7fffffff)
+        return ap_error(AP_EINVAL, "ap_comm_reduce: %zu values are too many for one message", n);
+    double *all = total <= ON_STACK ? stack : malloc(total * sizeof *all);
+    if (!all) return ap_error(AP_ENOMEM, "ap_comm_reduce: out of memory for %zu values", total);
+    int rc = MPI_Allgather(x, (int)n, MPI_DOUBLE, all, (int)n, MPI_DOUBLE, MPI_COMM_WORLD);
+    if (rc == MPI_SUCCESS) {
+        for (size_t i = 0; i < n; i++) {
+            double v = op == AP_COMM_SUM ? 0.0 : all[i];
+            for (int r = 0; r < size_; r++) {
+                double y = all[(size_t)r * n + i];
+                if (op == AP_COMM_SUM)
+                    v += y;
+                else if (op == AP_COMM_MAX ? !(y <= v) : !(y >= v))
+                    v = y; /* NaN wins, as it would in one process's loop */
+            }
+            x[i] = v;
+        }
+    }
+    if (all != stack) free(all);
+    if (rc != MPI_SUCCESS) return ap_error(AP_EIO, "ap_comm_reduce: MPI failed (code %d)", rc);
+    return AP_OK;
+}
+
 int ap_comm_finish(int status) {
     if (!started) return status;
     started = 0;
@@ -128,6 +156,13 @@ static int sum_chunks(double *x, size_t n) {
     return AP_OK;
 }
 
+static int reduce_small(double *x, size_t n, ap_comm_op op) {
+    (void)x;
+    (void)n;
+    (void)op;
+    return AP_OK;
+}
+
 int ap_comm_finish(int status) {
     return status;
 }
@@ -150,6 +185,15 @@ int ap_comm_sum(double *x, size_t n) {
     if (n && !x) return ap_error(AP_EINVAL, "ap_comm_sum: vector is NULL");
     if (size_ == 1 || n == 0) return AP_OK;
     return sum_chunks(x, n);
+}
+
+int ap_comm_reduce(double *x, size_t n, ap_comm_op op) {
+    int rc = ap_comm_init();
+    if (rc) return rc;
+    if (n && !x) return ap_error(AP_EINVAL, "ap_comm_reduce: vector is NULL");
+    if ((unsigned)op > AP_COMM_MIN) return ap_error(AP_EINVAL, "ap_comm_reduce: unknown op %d", op);
+    if (size_ == 1 || n == 0) return AP_OK;
+    return reduce_small(x, n, op);
 }
 
 int ap_comm_sum_grad(ap_optim *o) {

@@ -3,6 +3,9 @@
 
 #include <math.h>
 #include <nvector/nvector_serial.h>
+
+#include "apical/comm.h"
+#include <nvector/nvector_serial.h>
 #include <string.h>
 
 typedef double v4d __attribute__((vector_size(32)));
@@ -165,4 +168,89 @@ void ap_nvector_speedup(N_Vector v) {
     v->ops->nvlinearsum = fast_linearsum;
     v->ops->nvscaleaddmulti = fast_scaleaddmulti;
     v->ops->nvlinearcombination = fast_linearcombination;
+}
+
+/* ---- one vector across the MPI ranks ----------------------------------------------------------
+ * Each rank's serial vector is its part of one global vector. The element-wise operations stay
+ * local; every operation that reduces does its local part with the fast loops above and then
+ * combines the ranks' partial results with ap_comm_reduce (in rank order: the same bits on
+ * every rank, so that every rank's CVODE takes the same decisions). A failed reduction gives
+ * NaN, which CVODE's tests reject. */
+
+static double global1(double x, ap_comm_op op) {
+    return ap_comm_reduce(&x, 1, op) ? NAN : x;
+}
+
+static sunrealtype global_dotprod(N_Vector x, N_Vector y) {
+    return global1(fast_dotprod(x, y), AP_COMM_SUM);
+}
+
+static sunrealtype global_maxnorm(N_Vector x) {
+    return global1(fast_maxnorm(x), AP_COMM_MAX);
+}
+
+/* sqrt(sum over ranks of sum (x w)^2 / global length): one message for both sums */
+static sunrealtype global_wrms(double local_sum, N_Vector x) {
+    double v[2] = {local_sum, (double)NV_LENGTH_S(x)};
+    if (ap_comm_reduce(v, 2, AP_COMM_SUM)) return NAN;
+    return sqrt(v[0] / v[1]);
+}
+
+static sunrealtype global_wrmsnorm(N_Vector x, N_Vector w) {
+    return global_wrms(fast_wsqrsum(x, w), x);
+}
+
+static sunrealtype global_wrmsnormmask(N_Vector x, N_Vector w, N_Vector id) {
+    return global_wrms(N_VWSqrSumMaskLocal_Serial(x, w, id), x);
+}
+
+static sunrealtype global_wl2norm(N_Vector x, N_Vector w) {
+    return sqrt(global1(fast_wsqrsum(x, w), AP_COMM_SUM));
+}
+
+static sunrealtype global_l1norm(N_Vector x) {
+    return global1(N_VL1Norm_Serial(x), AP_COMM_SUM);
+}
+
+static sunrealtype global_min(N_Vector x) {
+    return global1(N_VMin_Serial(x), AP_COMM_MIN);
+}
+
+static sunrealtype global_minquotient(N_Vector num, N_Vector denom) {
+    return global1(N_VMinQuotient_Serial(num, denom), AP_COMM_MIN);
+}
+
+static sunbooleantype global_invtest(N_Vector x, N_Vector z) {
+    return global1(N_VInvTest_Serial(x, z) ? 1.0 : 0.0, AP_COMM_MIN) == 1.0;
+}
+
+static sunbooleantype global_constrmask(N_Vector c, N_Vector x, N_Vector m) {
+    return global1(N_VConstrMask_Serial(c, x, m) ? 1.0 : 0.0, AP_COMM_MIN) == 1.0;
+}
+
+/* the global length: CVODE's Krylov interface converts its WRMS tolerance to a 2-norm with it */
+static sunindextype global_length(N_Vector x) {
+    return (sunindextype)global1((double)NV_LENGTH_S(x), AP_COMM_SUM);
+}
+
+void ap_nvector_global(N_Vector v) {
+    if (ap_comm_size() == 1) return;
+    struct _generic_N_Vector_Ops *o = v->ops;
+    o->nvdotprod = global_dotprod;
+    o->nvmaxnorm = global_maxnorm;
+    o->nvwrmsnorm = global_wrmsnorm;
+    o->nvwrmsnormmask = global_wrmsnormmask;
+    o->nvwl2norm = global_wl2norm;
+    o->nvl1norm = global_l1norm;
+    o->nvmin = global_min;
+    o->nvminquotient = global_minquotient;
+    o->nvinvtest = global_invtest;
+    o->nvconstrmask = global_constrmask;
+    o->nvgetlength = global_length;
+    /* the fused reductions fall back to the ones above, one vector at a time */
+    o->nvdotprodmulti = NULL;
+    o->nvwrmsnormvectorarray = NULL;
+    o->nvwrmsnormmaskvectorarray = NULL;
+    o->nvdotprodmultilocal = NULL;
+    o->nvdotprodmultiallreduce = NULL;
 }

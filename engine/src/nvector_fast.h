@@ -14,4 +14,11 @@
  * by the order of the summation (deterministic for a given length). */
 void ap_nvector_speedup(N_Vector v);
 
+/* Makes v (a serial vector with the speedup above) this rank's part of one vector across the MPI
+ * ranks (apical/comm.h): every operation that reduces (dot product, the norms, min, the tests)
+ * and the length become global, combined in rank order so that every rank gets the same bits;
+ * the element-wise operations stay local. Clones made afterwards inherit it; every rank must
+ * then call each reduction at the same point. One process: nothing. */
+void ap_nvector_global(N_Vector v);
+
 #endif

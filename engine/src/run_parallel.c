@@ -52,6 +52,12 @@ int ap_sim_run_parallel_then(ap_sim *const *sims, const ap_run_opts *const *opts
         if (!sims[i] || !opts[i])
             return ap_error(AP_EINVAL, "ap_sim_run_parallel: run %d has no %s", i + 1,
                             sims[i] ? "options" : "simulation");
+        if (opts[i]->across_ranks && n > 1)
+            return ap_error(AP_EINVAL,
+                            "ap_sim_run_parallel: run %d has across_ranks (one integration "
+                            "across the MPI ranks calls MPI, which only the main thread does); "
+                            "run it alone with ap_sim_run",
+                            i + 1);
         for (int k = 0; k < i; k++)
             if (sims[k] == sims[i])
                 return ap_error(AP_EINVAL,

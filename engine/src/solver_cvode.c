@@ -18,6 +18,7 @@
 #include <sunmatrix/sunmatrix_dense.h>
 #include <sunnonlinsol/sunnonlinsol_fixedpoint.h>
 
+#include "apical/comm.h"
 #include "apical/error.h"
 #include "cvode_precond.h"
 #include "cvode_stiffness.h"
@@ -56,14 +57,18 @@ typedef struct cv_run {
     ap_linsol_kind linsol;
     ap_precond_kind precond;
     char precond_type[64];
-    int max_order, quad_on;
+    int max_order, quad_on, across_ranks;
     size_t n_state, quad_size;
 } cv_run;
+
+/* across_ranks: a failure CVODE would recover from on this rank alone (a smaller step) would
+ * leave the ranks' steps apart, so it stops the run instead */
+#define CV_RECOVERABLE(r, rc) ((rc) < 0 || ((rc) > 0 && (r)->o->across_ranks) ? -1 : (rc))
 
 static int rhs(sunrealtype t, N_Vector y, N_Vector ydot, void *ud) {
     cv_run *r = ud;
     int rc = ap_sim_eval(r->s, t, N_VGetArrayPointer(y), N_VGetArrayPointer(ydot));
-    return rc < 0 ? -1 : rc;
+    return CV_RECOVERABLE(r, rc);
 }
 
 static int quad(sunrealtype t, N_Vector y, N_Vector yQdot, void *ud) {
@@ -75,10 +80,16 @@ static int quad(sunrealtype t, N_Vector y, N_Vector yQdot, void *ud) {
     if (!(s->eval_valid && s->eval_t == t && memcmp(yd, s->x, s->n_state * sizeof *yd) == 0)) {
         r->extra_evals++;
         int rc = ap_sim_eval(s, t, yd, s->ydot);
-        if (rc) return rc < 0 ? -1 : rc;
+        if (rc) return CV_RECOVERABLE(r, rc);
     }
     int rc = ap_sim_accumulate(s, 1.0, N_VGetArrayPointer(yQdot));
-    return rc < 0 ? -1 : rc;
+    return CV_RECOVERABLE(r, rc);
+}
+
+/* max |dx/dt| over the state (across_ranks: over every rank's part) */
+static int max_rate(cv_run *r, double *m) {
+    *m = ap_max_abs(r->s->ydot, r->s->n_state);
+    return r->o->across_ranks ? ap_comm_reduce(m, 1, AP_COMM_MAX) : 0;
 }
 
 /* Root of max |dx/dt| - settle_tol: the state has settled. */
@@ -88,7 +99,8 @@ static int settle_root(sunrealtype t, N_Vector y, sunrealtype *g, void *ud) {
     r->extra_evals++;
     int rc = ap_sim_eval(s, t, N_VGetArrayPointer(y), s->ydot);
     if (rc) return rc < 0 ? -1 : 1;
-    g[0] = ap_max_abs(s->ydot, s->n_state) - r->settle_tol;
+    if (max_rate(r, &g[0])) return -1;
+    g[0] -= r->settle_tol;
     return 0;
 }
 
@@ -338,6 +350,7 @@ static int setup(cv_run *r) {
      * over memory instead of one per term, which matters for batch-sized states */
     N_VEnableFusedOps_Serial(r->y, SUNTRUE);
     ap_nvector_speedup(r->y);
+    if (o->across_ranks) ap_nvector_global(r->y); /* one state across the MPI ranks */
     if (!(r->tmp = N_VClone(r->y))) return ap_error(AP_ENOMEM, "%s: out of memory", r->sname);
     r->mem = CVodeCreate(o->solver == AP_SOLVER_CVODE_BDF ? CV_BDF : CV_ADAMS, r->ctx);
     if (!r->mem) return ap_error(AP_ENOMEM, "%s: CVodeCreate failed", r->sname);
@@ -355,7 +368,8 @@ static int reusable(const cv_run *r, const ap_sim *s, const ap_run_opts *o, int 
     const char *pt = o->precond == AP_PREC_TYPE && o->precond_type ? o->precond_type : "";
     return r && r->solver == o->solver && r->linsol == o->linsol && r->precond == o->precond &&
            !strcmp(r->precond_type, pt) && r->max_order == o->max_order && r->quad_on == use_quad &&
-           r->n_state == s->n_state && r->quad_size == s->quad_size;
+           r->across_ranks == o->across_ranks && r->n_state == s->n_state &&
+           r->quad_size == s->quad_size;
 }
 
 static void remember_key(cv_run *r) {
@@ -363,7 +377,7 @@ static void remember_key(cv_run *r) {
     r->solver = o->solver, r->linsol = o->linsol, r->precond = o->precond;
     snprintf(r->precond_type, sizeof r->precond_type, "%s",
              o->precond == AP_PREC_TYPE && o->precond_type ? o->precond_type : "");
-    r->max_order = o->max_order, r->quad_on = r->use_quad;
+    r->max_order = o->max_order, r->quad_on = r->use_quad, r->across_ranks = o->across_ranks;
     r->n_state = r->s->n_state, r->quad_size = r->s->quad_size;
 }
 
@@ -388,7 +402,9 @@ static int setup_settle(cv_run *r, int *settled) {
     if (r->o->settle_tol <= 0) return 0;
     int rc = ap_sim_eval(s, 0.0, N_VGetArrayPointer(r->y), s->ydot);
     if (rc) return rc < 0 ? rc : fail(r, CV_FIRST_RHSFUNC_ERR, "the right-hand side");
-    if (ap_max_abs(s->ydot, s->n_state) < r->o->settle_tol)
+    double m;
+    if ((rc = max_rate(r, &m))) return rc;
+    if (m < r->o->settle_tol)
         *settled = 1;
     else
         CHECK_CV(CVodeRootInit(r->mem, 1, settle_root));
@@ -540,6 +556,12 @@ int ap_cvode_check_linear(const ap_run_opts *o, const char *sname) {
                         "iteration and no preconditioner; set linear_solver = \"krylov\" too");
     if (o->precond == AP_PREC_TYPE && !o->precond_type)
         return ap_error(AP_EINVAL, "run (%s): preconditioner type without a name", sname);
+    if (o->across_ranks && (!cvode || o->quad_errcon || o->linsol == AP_LINSOL_DENSE))
+        return ap_error(AP_EINVAL,
+                        "run (%s): across_ranks (one integration across the MPI ranks) is for "
+                        "cvode-bdf and cvode-adams without quad_errcon (each rank holds a part "
+                        "of the accumulators' sum) and without the dense linear solver",
+                        sname);
     if ((unsigned)o->precond > AP_PREC_TYPE || (unsigned)o->linsol > AP_LINSOL_DENSE)
         return ap_error(AP_EINVAL, "run (%s): unknown linear_solver %d or preconditioner %d", sname,
                         (int)o->linsol, (int)o->precond);

@@ -20,6 +20,7 @@ M.used_by = {
   noise = { ["euler-maruyama"] = true }, seed = { ["euler-maruyama"] = true },
   rtol = CVODE, atol = CVODE, max_step = CVODE, init_step = CVODE, max_order = CVODE,
   linear_solver = CVODE, preconditioner = CVODE, quad_errcon = CVODE,
+  across_ranks = CVODE,
 }
 
 local DEFAULT_SOLVER = "euler" -- ap_run_opts_default

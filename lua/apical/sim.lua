@@ -77,6 +77,7 @@ end
 local RUN_OPTIONS = { "solver", "t_end", "dt", "steps", "rtol", "atol", "max_steps", "max_step",
     "init_step", "max_order", "linear_solver", "preconditioner", "ordered", "order", "previous", "noise", "seed",
     "record", "times", "every", "settle_tol", "keep_state", "accumulate", "quad_errcon",
+    "across_ranks",
     "accumulation", "copy_recordings", "stability_check" }
 
 local function signal_list(v, what, field)
@@ -181,6 +182,7 @@ local function normalise(opts)
     o.keep_state = errors.check(opts.keep_state, "boolean", what, "keep_state")
     o.accumulate = errors.check(opts.accumulate, "boolean", what, "accumulate")
     o.quad_errcon = errors.check(opts.quad_errcon, "boolean", what, "quad_errcon")
+    o.across_ranks = errors.check(opts.across_ranks, "boolean", what, "across_ranks")
     o.copy_recordings = errors.check(opts.copy_recordings, "boolean", what, "copy_recordings")
     o.accumulation = errors.choice(opts.accumulation, { "all", "left", "right" }, what,
         "accumulation")

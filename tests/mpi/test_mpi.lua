@@ -145,6 +145,42 @@ if 32 % np == 0 then
   check_equal(string.format("dfc, trained: %d ranks vs fb_threads = %d", np, np), one, must(run(np, tr)))
 end
 
+-- mpi_cvode = "global": one CVODE integration across the ranks, the one process's steps (the
+-- log's mean_steps and mean_rhs_evals columns included) and numbers; "local" (each rank its
+-- own steps) is not that close to one process (it matches threads = np, above)
+for _, case in ipairs {
+  { "dfc, cvode-bdf, global", { method = "dfc", solver = "cvode-bdf" } },
+  { "dfc-ss, cvode-bdf, global", { method = "dfc-ss", solver = "cvode-bdf" } },
+  { "dfc, cvode-adams, global", { method = "dfc", solver = "cvode-adams" } },
+} do
+  local one = must(run(nil, case[2]))
+  case[2].mpi_cvode = "global"
+  check_equal(string.format("%s: %d ranks vs 1", case[1], np), one, must(run(np, case[2])))
+  case[2].mpi_cvode = nil
+  if case[1]:find("^dfc, cvode%-bdf") then
+    local d = log_diff(one, must(run(np, case[2])))
+    print(string.format("%-44s log.csv %.3g (own steps per rank)", "dfc, cvode-bdf, local: " .. np .. " ranks vs 1", d))
+    assert(d > 1e-9, "the local mode matched one process: the global test would not see a difference")
+  end
+end
+do
+  -- stopped once settled (the root function's maximum over all ranks): the same steps, times
+  -- and numbers; the root search's right-hand-side evaluations may differ by rounding
+  local o = { method = "dfc", solver = "cvode-bdf", settle_tol = 1e-3 }
+  local one = must(run(nil, o))
+  o.mpi_cvode = "global"
+  local many = must(run(np, o))
+  timing.mean_rhs_evals = true
+  check_equal(string.format("dfc, cvode-bdf, global, settle_tol: %d ranks vs 1", np), one, many)
+  timing.mean_rhs_evals = nil
+  -- what the global mode cannot serve: refused, naming the option
+  local dir, err = run(np, { method = "dfc", solver = "cvode-bdf", mpi_cvode = "global", threads = 2 })
+  assert(not dir and err:find("threads = 2 would split it further", 1, true), err)
+  dir, err = run(np, { method = "dfc", solver = "cvode-bdf", mpi_cvode = "everywhere" })
+  assert(not dir and err:find('unknown mpi_cvode "everywhere"', 1, true), err)
+  print("mpi_cvode = \"global\" with threads = 2, an unknown mode: refused")
+end
+
 -- hybrid: np ranks x 2 threads (x 2 fb_threads)
 do
   local one = must(run(nil, { method = "dfc" }))

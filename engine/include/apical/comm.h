@@ -26,6 +26,12 @@ AP_API int ap_comm_has_mpi(void);
 /* x[0..n-1] <- the sum over ranks of every rank's x, added in rank order (0 + x_0 + x_1 + ...),
  * bitwise the same on every rank; every rank must call it with the same n. One rank: nothing. */
 AP_API int ap_comm_sum(double *x, size_t n);
+/* The reductions of ap_comm_reduce. */
+typedef enum { AP_COMM_SUM, AP_COMM_MAX, AP_COMM_MIN } ap_comm_op;
+/* x[0..n-1] <- the sum (in rank order, from 0), maximum or minimum over ranks of every rank's
+ * x, bitwise the same on every rank, by one allgather: for a few values (norms, dot products),
+ * without allocation up to 512 values over all ranks. One rank: nothing. */
+AP_API int ap_comm_reduce(double *x, size_t n, ap_comm_op op);
 /* The same for every gradient buffer of an optimiser (the same optimiser on every rank). */
 AP_API int ap_comm_sum_grad(ap_optim *o);
 /* Ends MPI, if it was started: MPI_Finalize for status 0, MPI_Abort(status) otherwise (so that

@@ -132,6 +132,12 @@ typedef struct ap_run_opts {
     ap_precond_kind precond;  /* Krylov only (an error with the dense solver) */
     const char *precond_type; /* AP_PREC_TYPE: the registered type's name */
     int quad_errcon;          /* include accumulators in the error test */
+    /* 1: one integration across the MPI ranks (apical/comm.h): each rank's state is its part
+     * of one state whose norms, error test, Krylov products and steps are global, so that all
+     * ranks take the steps one process would take for the whole state. Every rank must run at
+     * once; the accumulators stay each rank's part (their sum over the ranks is the whole).
+     * Not with quad_errcon or a dense linear solver. One process: no effect. */
+    int across_ranks;
 
     /* recording: signals at times (fixed-step: must lie on the step grid), or every k-th
      * step (CVODE: internal steps), or both */

@@ -47,7 +47,22 @@ function M.check(c, given, level)
       "launcher: mpirun -np N)", tostring(given), n, n == 1 and " was" or "es were"), level)
   end
   c.ranks = n
+  if c.mpi_cvode ~= "local" and c.mpi_cvode ~= "global" then
+    error(string.format("dfc.train: unknown mpi_cvode %q (local: each rank integrates its shard " ..
+      "with its own steps; global: one integration across the ranks)", tostring(c.mpi_cvode)), level)
+  end
   if n == 1 then return end
+  if M.global_cvode(c) then
+    if c.threads > 1 then
+      error(string.format("dfc.train: mpi_cvode = \"global\" integrates each rank's shard as one " ..
+        "part of one state; threads = %d would split it further (use threads = 1, or mpi_cvode = " ..
+        "\"local\")", c.threads), level)
+    end
+    if c.linear_solver == "dense" then
+      error("dfc.train: mpi_cvode = \"global\" needs linear_solver = \"krylov\" or the default " ..
+        "(a dense Newton matrix would need the whole state on every rank)", level)
+    end
+  end
   for _, k in ipairs { "threads", "fb_threads" } do
     if n * c[k] > c.batch then
       error(string.format("dfc.train: %d ranks x %s = %d leaves a part of the batch of %d samples " ..
@@ -62,6 +77,15 @@ function M.check(c, given, level)
     error(string.format("dfc.train: %d MPI ranks split each simulation, which needs direct feedback " ..
       "(feedback_pathway is %q)", n, c.feedback_pathway), level)
   end
+end
+
+-- One CVODE integration across the ranks (mpi_cvode = "global" for a simulated method): each
+-- rank's simulation is its shard's part of one state whose norms, error test, Krylov products
+-- and steps are global (the run option across_ranks: engine/src/nvector_fast.c), so that the
+-- ranks take the steps one process takes for the whole minibatch.
+function M.global_cvode(c)
+  return M.size > 1 and c.mpi_cvode == "global" and c.solver ~= "euler" and
+    (c.method == "dfc" or c.method == "dfc-ss")
 end
 
 -- The sum over ranks of the numbers in the list `v` (in rank order); returns a new list.
@@ -158,6 +182,12 @@ function M.attach(t)
     t.blas_default = 1
     apical.blas_threads(1)
     if t.sleep then t.sleep.blas_default = 1 end
+  end
+  if t.run_opts and M.global_cvode(c) then
+    t.run_opts.across_ranks = true
+    -- the convergence test's second simulation is one integration across the ranks too: every
+    -- rank runs it when a sample of any rank did not settle (one part per rank: threads = 1)
+    function t.any_dropped(_, n) return M.sum { n }[1] > 0 end
   end
   local gradient, evaluate, batch_loss = t.gradient, t.evaluate, t.batch_loss
   function t.gradient(self, X, Y)

@@ -99,6 +99,8 @@ M.defaults = {
   tau_hp = 1.0,                  -- time constant of the low-pass filter of u (ratio to tau_u)
   ranks = 1,                     -- MPI ranks (mpirun -np N): set by the launcher, recorded in
                                  -- config.lua; each minibatch split over them (mpi.lua)
+  mpi_cvode = "local",           -- CVODE over MPI ranks: "local" (each rank its shard, its own
+                                 -- steps) or "global" (one integration, one process's steps)
 }
 
 local methods = { dfc = true, ["dfc-ss"] = true, ["dfc-ssa"] = true, bp = true, dfa = true }
@@ -516,7 +518,10 @@ function Trainer:gradient(X, Y)
       dfc.convergence { model = part.net.model, sim = part.sim, rminus = part.rminus, alpha = c.alpha, out = part.mask }
       local kept = part.mask:sum()
       dropped = dropped + part.b - kept
-      if kept < part.b then
+      -- (mpi_cvode = "global": every rank runs again when any sample of the minibatch did not settle)
+      local again_part = kept < part.b
+      if self.any_dropped then again_part = self:any_dropped(part.b - kept) end
+      if again_part then
         part.sim:set_sample_weights(part.mask)
         if c.method == "dfc" then again[#again + 1] = { part.sim, self.run_opts } end
       end

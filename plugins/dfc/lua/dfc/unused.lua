@@ -21,7 +21,7 @@ end
 M.rules = {
   { { "solver", "dt", "tmax", "convergence_test", "threads" }, read = simulated,
     only = "by the methods that simulate the network (dfc, dfc-ss)", now = method_is },
-  { { "rtol", "atol", "settle_tol", "linear_solver", "preconditioner" },
+  { { "rtol", "atol", "settle_tol", "linear_solver", "preconditioner", "mpi_cvode" },
     read = function(c) return simulated(c) and c.solver ~= "euler" end,
     only = "by a CVODE solver (cvode-bdf, cvode-adams) simulating dfc or dfc-ss",
     now = function(c)
