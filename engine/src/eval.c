@@ -11,7 +11,6 @@
 #include "noise.h"
 #include "sim_impl.h"
 
-/* drive of compartment c of population p: bias + projections + feeds */
 /* The contribution of every dense projection from an input, for the whole run. */
 static void fill_input_caches(ap_sim *s) {
     const int B = s->B;
@@ -29,6 +28,8 @@ static void fill_input_caches(ap_sim *s) {
     s->input_cache_valid = 1;
 }
 
+/* The drive of compartment c of population sp: bias + projections + feeds (from the
+ * snapshots when use_prev). */
 static void compute_drive(ap_sim *s, sim_pop *sp, int c, int use_prev) {
     sim_comp *sc = &sp->comp[c];
     const int B = s->B, n = sp->n;
@@ -215,8 +216,6 @@ static int block_deriv(ap_sim *s, sim_block *sb, double *const *dst) {
                         sb->obj->type->name, rc, *ap_last_error() ? ": " : "", ap_last_error());
     return rc > 0 ? block_trouble(s, sb, "derivative") : rc;
 }
-
-long ap_first_nonfinite(const double *v, size_t n);
 
 int ap_sim_eval(ap_sim *s, double t, const double *y, double *ydot) {
     if (y != s->x) memcpy(s->x, y, s->n_state * sizeof *y);

@@ -1,5 +1,7 @@
 /* plan.c — compiling a model into a simulation: state layout, buffers, signal resolution and
- * the order of instantaneous signals (with algebraic-loop detection). */
+ * the order of instantaneous signals (with algebraic-loop detection); ap_sim_free releases
+ * what the compiler allocated. The accessors of a compiled simulation are in sim_access.c, its
+ * run buffers in run_buffers.c, the solvers' vector helpers in vec_check.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -577,24 +579,10 @@ fail:
     return rc;
 }
 
-/* Forgets the last run's recordings and snapshots. The recorders' buffers stay for the next
- * run (a sleep-phase run records tens of MB: fresh memory every run cost page faults);
- * ap_sim_free releases them. */
-static void free_run_buffers(ap_sim *s) {
-    for (int k = 0; k < s->n_rec; k++)
-        s->rec[k].n = 0;
-    s->n_rec = 0;
-    for (int k = 0; k < s->n_snap; k++)
-        free(s->snap[k].copy);
-    free(s->snap);
-    s->snap = NULL;
-    s->n_snap = 0;
-}
-
 void ap_sim_free(ap_sim **ps) {
     if (!ps || !*ps) return;
     ap_sim *s = *ps;
-    free_run_buffers(s);
+    ap_sim_free_run_buffers(s);
     for (int k = 0; k < s->rec_slots; k++) {
         free(s->rec[k].name);
         free(s->rec[k].data);
@@ -655,149 +643,4 @@ void ap_sim_free(ap_sim **ps) {
     free(s->sample_w);
     free(s);
     *ps = NULL;
-}
-
-/* Exposed to run.c to reset per-run buffers. */
-void ap_sim_free_run_buffers(ap_sim *s);
-void ap_sim_free_run_buffers(ap_sim *s) {
-    free_run_buffers(s);
-}
-
-ap_model *ap_sim_model(const ap_sim *s) {
-    return s->m;
-}
-
-size_t ap_sim_state_size(const ap_sim *s) {
-    return s->n_state;
-}
-
-int ap_sim_get_state(const ap_sim *s, double *y) {
-    memcpy(y, s->x, s->n_state * sizeof *y);
-    return AP_OK;
-}
-
-int ap_sim_rhs(ap_sim *s, double t, const double *y, double *ydot) {
-    /* outside a run the weights may have changed: products of inputs are recomputed */
-    s->input_cache_valid = 0;
-    int rc = ap_sim_eval(s, t, y, ydot);
-    if (rc > 0 && s->bad_index == AP_BAD_COMPONENT)
-        return ap_error_prefix(AP_ENONFINITE, "at t = %g: ", t);
-    if (rc > 0) {
-        char nm[256];
-        ap_sim_describe(s, (size_t)s->bad_index, nm, sizeof nm);
-        return ap_error(AP_ENONFINITE, "non-finite derivative: %s = %g at t = %g", nm, s->bad_value,
-                        t);
-    }
-    return rc;
-}
-
-int ap_sim_set_input(ap_sim *s, const char *name, const double *data, size_t count) {
-    ap_sigref r;
-    int rc = ap_model_resolve(s->m, name, &r);
-    if (rc) return rc;
-    if (r.kind != AP_SIG_INPUT) return ap_error(AP_EINVAL, "\"%s\" is not an input", name);
-    size_t need = (size_t)s->B * (size_t)r.size;
-    if (count != need)
-        return ap_error(AP_ESIZE, "input %s: got %zu values, expected batch %d x %d = %zu", name,
-                        count, s->B, r.size, need);
-    for (size_t k = 0; k < count; k++)
-        if (!isfinite(data[k]))
-            return ap_error(AP_ENONFINITE, "input %s: value [sample %zu, unit %zu] = %g", name,
-                            k / (size_t)r.size + 1, k % (size_t)r.size + 1, data[k]);
-    memcpy(s->input[r.obj], data, count * sizeof *data);
-    s->input_cache_valid = 0;
-    return AP_OK;
-}
-
-int ap_sim_read(ap_sim *s, const char *signal, double *dst, size_t count) {
-    ap_sigref r;
-    int rc = ap_model_resolve(s->m, signal, &r);
-    if (rc) return rc;
-    size_t need = (size_t)s->B * (size_t)r.size;
-    if (count != need)
-        return ap_error(AP_ESIZE, "read %s: room for %zu values, it has batch %d x %d = %zu",
-                        signal, count, s->B, r.size, need);
-    memcpy(dst, ap_sim_signal_ptr(s, &r), need * sizeof *dst);
-    return AP_OK;
-}
-
-int ap_sim_write_state(ap_sim *s, const char *signal, const double *src, size_t count) {
-    ap_sigref r;
-    int rc = ap_model_resolve(s->m, signal, &r);
-    if (rc) return rc;
-    int dyn = r.kind == AP_SIG_BLOCK_STATE ||
-              (r.kind == AP_SIG_COMPARTMENT && s->pops[r.obj].comp[r.port].dynamic);
-    if (!dyn) return ap_error(AP_EINVAL, "\"%s\" is not a dynamic variable", signal);
-    size_t need = (size_t)s->B * (size_t)r.size;
-    if (count != need)
-        return ap_error(AP_ESIZE, "write %s: got %zu values, expected batch %d x %d = %zu", signal,
-                        count, s->B, r.size, need);
-    memcpy((double *)ap_sim_signal_ptr(s, &r), src, need * sizeof *src);
-    s->eval_valid = 0;
-    return AP_OK;
-}
-
-void ap_sim_describe(const ap_sim *s, size_t i, char *buf, size_t n) {
-    for (int p = 0; p < s->n_pops; p++)
-        for (int c = 0; c < s->pops[p].n_comp; c++) {
-            const sim_comp *sc = &s->pops[p].comp[c];
-            size_t len = (size_t)s->B * (size_t)s->pops[p].n;
-            if (sc->dynamic && i >= sc->off && i < sc->off + len) {
-                snprintf(buf, n, "%s.%s[sample %zu, unit %zu]", s->pops[p].obj->name,
-                         s->pops[p].obj->type->compartments[c].name,
-                         (i - sc->off) / (size_t)s->pops[p].n + 1,
-                         (i - sc->off) % (size_t)s->pops[p].n + 1);
-                return;
-            }
-        }
-    for (int b = 0; b < s->n_blocks; b++)
-        for (int k = 0; k < s->blocks[b].n_state; k++) {
-            const sim_block *sb = &s->blocks[b];
-            size_t w = (size_t)sb->state_size[k];
-            size_t len = (size_t)s->B * w;
-            if (i >= sb->state_off[k] && i < sb->state_off[k] + len) {
-                snprintf(buf, n, "%s.%s[sample %zu, unit %zu]", sb->obj->name,
-                         sb->obj->type->states[k], (i - sb->state_off[k]) / w + 1,
-                         (i - sb->state_off[k]) % w + 1);
-                return;
-            }
-        }
-    snprintf(buf, n, "state[%zu]", i + 1);
-}
-
-double ap_max_abs(const double *v, size_t n) {
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double a = fabs(v[i]);
-        m = a > m ? a : m;
-    }
-    return m;
-}
-
-/* 1 when every v[i] is finite: the sum of v[i] * 0 (0 when finite, NaN otherwise) in two
- * vectors of four partial sums, so that it runs at a few values per cycle (the verdict does
- * not depend on the order of the sum). */
-typedef double v4d __attribute__((vector_size(32)));
-__attribute__((target_clones("avx2", "default"))) static int all_finite(const double *v, size_t n) {
-    v4d a0 = {0, 0, 0, 0}, a1 = {0, 0, 0, 0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        v4d x0, x1;
-        memcpy(&x0, v + i, sizeof x0);
-        memcpy(&x1, v + i + 4, sizeof x1);
-        a0 += x0 * 0.0;
-        a1 += x1 * 0.0;
-    }
-    const v4d a = a0 + a1;
-    double acc = (a[0] + a[1]) + (a[2] + a[3]);
-    for (; i < n; i++)
-        acc += v[i] * 0.0;
-    return acc == 0.0;
-}
-
-long ap_first_nonfinite(const double *v, size_t n) {
-    if (all_finite(v, n)) return -1;
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i])) return (long)i;
-    return -1;
 }

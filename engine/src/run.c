@@ -9,8 +9,6 @@
 #include "apical/error.h"
 #include "sim_impl.h"
 
-void ap_sim_free_run_buffers(ap_sim *s);
-
 static const struct {
     const char *name;
     ap_solver_kind kind;
