@@ -111,14 +111,12 @@ static const char *node_origin(const ap_sim *s, const sim_node *nd) {
     return nd->kind == NODE_BLOCK ? s->blocks[nd->obj].obj->origin : s->pops[nd->obj].obj->origin;
 }
 
-/* Builds the graph. init: settled compartments count as instantaneous and blocks as sources
- * (their initial outputs depend on their state only). */
-static int build_graph(ap_sim *s, graph *g, int init) {
-    const ap_model *m = s->m;
-    memset(g, 0, sizeof *g);
+/* Allocates the graph's arrays for the simulation's populations and blocks. */
+static int graph_alloc(const ap_sim *s, graph *g) {
     int total_comp = 0;
+    memset(g, 0, sizeof *g);
     g->comp_base = calloc((size_t)s->n_pops + 1, sizeof *g->comp_base);
-    for (int p = 0; p < s->n_pops; p++) {
+    for (int p = 0; p < s->n_pops && g->comp_base; p++) {
         g->comp_base[p] = total_comp;
         total_comp += s->pops[p].n_comp;
     }
@@ -132,7 +130,13 @@ static int build_graph(ap_sim *s, graph *g, int init) {
     if (!g->comp_base || !g->nodes || !g->id_comp || !g->id_rate || !g->id_block || !g->n_deps ||
         !g->deps)
         return ap_error(AP_ENOMEM, "out of memory compiling");
-    /* nodes in declaration order, so that the sort is deterministic and intuitive */
+    return AP_OK;
+}
+
+/* The nodes in declaration order, so that the sort is deterministic and intuitive: each
+ * population's instantaneous compartments and its rate, each block (none when init). */
+static void graph_nodes(const ap_sim *s, graph *g, int init) {
+    const ap_model *m = s->m;
     for (int k = 0; k < m->n_objects; k++) {
         const ap_obj_ref *o = &m->objects[k];
         if (o->kind == AP_OBJ_POPULATION) {
@@ -158,34 +162,48 @@ static int build_graph(ap_sim *s, graph *g, int init) {
             }
         }
     }
+}
+
+/* The dependencies of population p's instantaneous compartments (the sources of their
+ * projections, their feeds, with a dynamics callback every earlier compartment) and of its
+ * rate. */
+static int pop_deps(const ap_sim *s, graph *g, int p) {
+    const sim_pop *sp = &s->pops[p];
+    const ap_neuron_type *t = sp->obj->type;
     int rc;
-    for (int p = 0; p < s->n_pops; p++) {
-        const sim_pop *sp = &s->pops[p];
-        const ap_neuron_type *t = sp->obj->type;
-        for (int c = 0; c < sp->n_comp; c++) {
-            int me = g->id_comp[g->comp_base[p] + c];
-            if (me < 0) continue;
-            for (int k = 0; k < sp->comp[c].n_projs; k++) {
-                ap_sigref r;
-                const ap_proj_obj *pr = s->projs[sp->comp[c].projs[k]].obj;
-                if ((rc = ap_model_resolve(m, pr->source, &r))) return rc;
-                if ((rc = add_dep(g, me, node_of(g, &r)))) return rc;
-            }
-            for (int f = 0; f < sp->comp[c].n_feeds; f++)
-                if ((rc = add_dep(g, me, g->id_comp[g->comp_base[p] + sp->comp[c].feeds[f]])))
-                    return rc;
-            if (t->dynamics) /* a callback may read any earlier compartment */
-                for (int e = 0; e < c; e++)
-                    if ((rc = add_dep(g, me, g->id_comp[g->comp_base[p] + e]))) return rc;
+    for (int c = 0; c < sp->n_comp; c++) {
+        int me = g->id_comp[g->comp_base[p] + c];
+        if (me < 0) continue;
+        for (int k = 0; k < sp->comp[c].n_projs; k++) {
+            ap_sigref r;
+            const ap_proj_obj *pr = s->projs[sp->comp[c].projs[k]].obj;
+            if ((rc = ap_model_resolve(s->m, pr->source, &r))) return rc;
+            if ((rc = add_dep(g, me, node_of(g, &r)))) return rc;
         }
-        if ((rc = add_dep(g, g->id_rate[p], g->id_comp[g->comp_base[p] + t->rate_of]))) return rc;
+        for (int f = 0; f < sp->comp[c].n_feeds; f++)
+            if ((rc = add_dep(g, me, g->id_comp[g->comp_base[p] + sp->comp[c].feeds[f]])))
+                return rc;
+        if (t->dynamics) /* a callback may read any earlier compartment */
+            for (int e = 0; e < c; e++)
+                if ((rc = add_dep(g, me, g->id_comp[g->comp_base[p] + e]))) return rc;
     }
+    return add_dep(g, g->id_rate[p], g->id_comp[g->comp_base[p] + t->rate_of]);
+}
+
+/* Builds the graph. init: settled compartments count as instantaneous and blocks as sources
+ * (their initial outputs depend on their state only). */
+static int build_graph(ap_sim *s, graph *g, int init) {
+    int rc = graph_alloc(s, g);
+    if (rc) return rc;
+    graph_nodes(s, g, init);
+    for (int p = 0; p < s->n_pops; p++)
+        if ((rc = pop_deps(s, g, p))) return rc;
     for (int b = 0; b < s->n_blocks && !init; b++) {
         const ap_block_obj *bo = s->blocks[b].obj;
         if (!bo->type->feedthrough) continue;
         for (int k = 0; k < bo->type->n_inputs; k++) {
             ap_sigref r;
-            if ((rc = ap_model_resolve(m, bo->inputs[k], &r))) return rc;
+            if ((rc = ap_model_resolve(s->m, bo->inputs[k], &r))) return rc;
             if ((rc = add_dep(g, g->id_block[b], node_of(g, &r)))) return rc;
         }
     }
@@ -579,6 +597,47 @@ fail:
     return rc;
 }
 
+static void pop_free(sim_pop *sp) {
+    for (int c = 0; c < sp->n_comp && sp->comp; c++) {
+        sim_comp *sc = &sp->comp[c];
+        if (!sc->dynamic && sc->value != sc->drive) free(sc->value);
+        free(sc->drive);
+        free(sc->feeds);
+        free(sc->projs);
+    }
+    free(sp->comp);
+    free(sp->values);
+    free(sp->drives);
+    free(sp->taus);
+    free(sp->rate);
+}
+
+static void block_free(sim_block *sb) {
+    if (sb->data && sb->obj->type->destroy_data) sb->obj->type->destroy_data(sb->data);
+    for (int k = 0; k < sb->n_out && sb->out; k++)
+        free(sb->out[k]);
+    free(sb->out);
+    free(sb->in);
+    free(sb->in_live);
+    free(sb->in_prev);
+    free(sb->state);
+    free(sb->dstate);
+    free(sb->dstate_buf);
+    free(sb->state_sigma);
+}
+
+static void proj_free(sim_proj *pr) {
+    free(pr->cache);
+    sim_acc *a = pr->acc;
+    if (!a) return;
+    free(a->dW);
+    free(a->db);
+    free(a->post);
+    free(a->pre);
+    free(a->scratch);
+    free(a);
+}
+
 void ap_sim_free(ap_sim **ps) {
     if (!ps || !*ps) return;
     ap_sim *s = *ps;
@@ -589,46 +648,12 @@ void ap_sim_free(ap_sim **ps) {
         free(s->rec[k].times);
     }
     free(s->rec);
-    for (int p = 0; p < s->n_pops && s->pops; p++) {
-        sim_pop *sp = &s->pops[p];
-        for (int c = 0; c < sp->n_comp && sp->comp; c++) {
-            sim_comp *sc = &sp->comp[c];
-            if (!sc->dynamic && sc->value != sc->drive) free(sc->value);
-            free(sc->drive);
-            free(sc->feeds);
-            free(sc->projs);
-        }
-        free(sp->comp);
-        free(sp->values);
-        free(sp->drives);
-        free(sp->taus);
-        free(sp->rate);
-    }
-    for (int b = 0; b < s->n_blocks && s->blocks; b++) {
-        sim_block *sb = &s->blocks[b];
-        if (sb->data && sb->obj->type->destroy_data) sb->obj->type->destroy_data(sb->data);
-        for (int k = 0; k < sb->n_out && sb->out; k++)
-            free(sb->out[k]);
-        free(sb->out);
-        free(sb->in);
-        free(sb->in_live);
-        free(sb->in_prev);
-        free(sb->state);
-        free(sb->dstate);
-        free(sb->dstate_buf);
-        free(sb->state_sigma);
-    }
-    for (int i = 0; i < s->n_projs && s->projs; i++) {
-        free(s->projs[i].cache);
-        sim_acc *a = s->projs[i].acc;
-        if (!a) continue;
-        free(a->dW);
-        free(a->db);
-        free(a->post);
-        free(a->pre);
-        free(a->scratch);
-        free(a);
-    }
+    for (int p = 0; p < s->n_pops && s->pops; p++)
+        pop_free(&s->pops[p]);
+    for (int b = 0; b < s->n_blocks && s->blocks; b++)
+        block_free(&s->blocks[b]);
+    for (int i = 0; i < s->n_projs && s->projs; i++)
+        proj_free(&s->projs[i]);
     if (s->input)
         for (int i = 0; i < s->m->n_inputs; i++)
             free(s->input[i]);
