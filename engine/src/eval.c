@@ -99,7 +99,8 @@ static int neuron_fail(ap_sim *s, const sim_pop *sp, int c, int rc) {
         s->bad_index = AP_BAD_COMPONENT;
         ap_error(AP_ENONFINITE, "population %s: neuron %s could not compute compartment %s",
                  sp->obj->name, sp->obj->type->name, sp->obj->type->compartments[c].name);
-        return 1; /* recoverable; never AP_SWEEP_NONFINITE, whose location is in s->bad_index */
+        /* recoverable; never AP_SWEEP_NONFINITE, whose location is in s->bad_index */
+        return 1;
     }
     return ap_error(AP_EPLUGIN, "population %s: neuron %s failed on compartment %s (code %d)",
                     sp->obj->name, sp->obj->type->name, sp->obj->type->compartments[c].name, rc);
