@@ -156,6 +156,112 @@ static void push_names(lua_State *L, const char *const *names, int n) {
     }
 }
 
+static void set_doc(lua_State *L, const char *doc) {
+    lua_pushstring(L, doc ? doc : "");
+    lua_setfield(L, -2, "doc");
+}
+
+static void set_params(lua_State *L, const ap_param_desc *p, int n) {
+    push_params(L, p, n);
+    lua_setfield(L, -2, "params");
+}
+
+/* The fillers of core.type_info: each looks up a type of its kind and sets what it declares
+ * in the table on top of the stack; 0 when no such type is registered (ap_last_error then
+ * lists the known names). */
+
+static void push_compartments(lua_State *L, const ap_neuron_type *t) {
+    lua_createtable(L, t->n_compartments, 0);
+    for (int c = 0; c < t->n_compartments; c++) {
+        const ap_compartment_desc *cd = &t->compartments[c];
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, cd->name);
+        lua_setfield(L, -2, "name");
+        if (cd->tau_param) {
+            lua_pushstring(L, cd->tau_param);
+            lua_setfield(L, -2, "tau_param");
+        }
+        if (cd->feeds) {
+            lua_pushstring(L, cd->feeds);
+            lua_setfield(L, -2, "feeds");
+        }
+        lua_rawseti(L, -2, c + 1);
+    }
+}
+
+static int info_neuron(lua_State *L, ap_registry *r, const char *name) {
+    const ap_neuron_type *t = ap_registry_neuron(r, name);
+    if (!t) return 0;
+    set_doc(L, t->doc);
+    set_params(L, t->params, t->n_params);
+    push_compartments(L, t);
+    lua_setfield(L, -2, "compartments");
+    if (t->rate_of >= 0 && t->rate_of < t->n_compartments) {
+        lua_pushstring(L, t->compartments[t->rate_of].name);
+        lua_setfield(L, -2, "rate_of");
+    }
+    return 1;
+}
+
+static int info_block(lua_State *L, ap_registry *r, const char *name) {
+    const ap_block_type *t = ap_registry_block(r, name);
+    if (!t) return 0;
+    set_doc(L, t->doc);
+    set_params(L, t->params, t->n_params);
+    push_names(L, t->inputs, t->n_inputs);
+    lua_setfield(L, -2, "inputs");
+    push_names(L, t->states, t->n_states);
+    lua_setfield(L, -2, "states");
+    push_names(L, t->outputs, t->n_outputs);
+    lua_setfield(L, -2, "outputs");
+    lua_pushboolean(L, t->feedthrough);
+    lua_setfield(L, -2, "feedthrough");
+    return 1;
+}
+
+static int info_rule(lua_State *L, ap_registry *r, const char *name) {
+    const ap_rule_type *t = ap_registry_rule(r, name);
+    if (!t) return 0;
+    set_doc(L, t->doc);
+    set_params(L, t->params, t->n_params);
+    return 1;
+}
+
+static int info_init(lua_State *L, ap_registry *r, const char *name) {
+    const ap_initializer *t = ap_registry_initializer(r, name);
+    if (!t) return 0;
+    set_doc(L, t->doc);
+    set_params(L, t->params, t->n_params);
+    return 1;
+}
+
+static int info_activation(lua_State *L, ap_registry *r, const char *name) {
+    const ap_activation *t = ap_registry_activation(r, name);
+    if (!t) return 0;
+    set_doc(L, t->doc);
+    lua_newtable(L);
+    lua_setfield(L, -2, "params");
+    return 1;
+}
+
+static int info_kernel(lua_State *L, ap_registry *r, const char *name) {
+    const ap_kernel *t = ap_registry_kernel(r, name);
+    if (!t) return 0;
+    set_doc(L, t->doc);
+    lua_pushstring(L, t->usage ? t->usage : "");
+    lua_setfield(L, -2, "usage");
+    return 1;
+}
+
+static const struct {
+    const char *kind;
+    int (*fill)(lua_State *L, ap_registry *r, const char *name);
+} type_kinds[] = {
+    {"neuron", info_neuron}, {"block", info_block},      {"rule", info_rule},
+    {"init", info_init},     {"initializer", info_init}, {"activation", info_activation},
+    {"kernel", info_kernel},
+};
+
 /* core.type_info(kind, name): what a registered type declares, or nil and a message (which
  * lists the known names). kind: "neuron", "block", "rule", "init" (or "initializer"),
  * "activation", "kernel" (doc and usage). */
@@ -166,86 +272,17 @@ static int l_type_info(lua_State *L) {
     lua_createtable(L, 0, 8);
     lua_pushstring(L, name);
     lua_setfield(L, -2, "name");
-    if (strcmp(kind, "neuron") == 0) {
-        const ap_neuron_type *t = ap_registry_neuron(r, name);
-        if (!t) return lapi_fail(L, AP_ENOTFOUND);
-        lua_pushstring(L, t->doc ? t->doc : "");
-        lua_setfield(L, -2, "doc");
-        push_params(L, t->params, t->n_params);
-        lua_setfield(L, -2, "params");
-        lua_createtable(L, t->n_compartments, 0);
-        for (int c = 0; c < t->n_compartments; c++) {
-            const ap_compartment_desc *cd = &t->compartments[c];
-            lua_createtable(L, 0, 3);
-            lua_pushstring(L, cd->name);
-            lua_setfield(L, -2, "name");
-            if (cd->tau_param) {
-                lua_pushstring(L, cd->tau_param);
-                lua_setfield(L, -2, "tau_param");
-            }
-            if (cd->feeds) {
-                lua_pushstring(L, cd->feeds);
-                lua_setfield(L, -2, "feeds");
-            }
-            lua_rawseti(L, -2, c + 1);
-        }
-        lua_setfield(L, -2, "compartments");
-        if (t->rate_of >= 0 && t->rate_of < t->n_compartments) {
-            lua_pushstring(L, t->compartments[t->rate_of].name);
-            lua_setfield(L, -2, "rate_of");
-        }
-    } else if (strcmp(kind, "block") == 0) {
-        const ap_block_type *t = ap_registry_block(r, name);
-        if (!t) return lapi_fail(L, AP_ENOTFOUND);
-        lua_pushstring(L, t->doc ? t->doc : "");
-        lua_setfield(L, -2, "doc");
-        push_params(L, t->params, t->n_params);
-        lua_setfield(L, -2, "params");
-        push_names(L, t->inputs, t->n_inputs);
-        lua_setfield(L, -2, "inputs");
-        push_names(L, t->states, t->n_states);
-        lua_setfield(L, -2, "states");
-        push_names(L, t->outputs, t->n_outputs);
-        lua_setfield(L, -2, "outputs");
-        lua_pushboolean(L, t->feedthrough);
-        lua_setfield(L, -2, "feedthrough");
-    } else if (strcmp(kind, "rule") == 0) {
-        const ap_rule_type *t = ap_registry_rule(r, name);
-        if (!t) return lapi_fail(L, AP_ENOTFOUND);
-        lua_pushstring(L, t->doc ? t->doc : "");
-        lua_setfield(L, -2, "doc");
-        push_params(L, t->params, t->n_params);
-        lua_setfield(L, -2, "params");
-    } else if (strcmp(kind, "init") == 0 || strcmp(kind, "initializer") == 0) {
-        const ap_initializer *t = ap_registry_initializer(r, name);
-        if (!t) return lapi_fail(L, AP_ENOTFOUND);
-        lua_pushstring(L, t->doc ? t->doc : "");
-        lua_setfield(L, -2, "doc");
-        push_params(L, t->params, t->n_params);
-        lua_setfield(L, -2, "params");
-    } else if (strcmp(kind, "activation") == 0) {
-        const ap_activation *t = ap_registry_activation(r, name);
-        if (!t) return lapi_fail(L, AP_ENOTFOUND);
-        lua_pushstring(L, t->doc ? t->doc : "");
-        lua_setfield(L, -2, "doc");
-        lua_newtable(L);
-        lua_setfield(L, -2, "params");
-    } else if (strcmp(kind, "kernel") == 0) {
-        const ap_kernel *t = ap_registry_kernel(r, name);
-        if (!t) return lapi_fail(L, AP_ENOTFOUND);
-        lua_pushstring(L, t->doc ? t->doc : "");
-        lua_setfield(L, -2, "doc");
-        lua_pushstring(L, t->usage ? t->usage : "");
-        lua_setfield(L, -2, "usage");
-    } else {
-        return lapi_failf(L,
-                          "unknown kind of type \"%s\" (known: neuron, block, rule, init, "
-                          "activation, kernel)",
-                          kind);
+    for (size_t k = 0; k < sizeof type_kinds / sizeof type_kinds[0]; k++) {
+        if (strcmp(kind, type_kinds[k].kind) != 0) continue;
+        if (!type_kinds[k].fill(L, r, name)) return lapi_fail(L, AP_ENOTFOUND);
+        lua_pushstring(L, kind);
+        lua_setfield(L, -2, "kind");
+        return 1;
     }
-    lua_pushstring(L, kind);
-    lua_setfield(L, -2, "kind");
-    return 1;
+    return lapi_failf(L,
+                      "unknown kind of type \"%s\" (known: neuron, block, rule, init, "
+                      "activation, kernel)",
+                      kind);
 }
 
 /* core.registry_closed(): true once a model was compiled (no more plugins then). */

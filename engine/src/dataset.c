@@ -143,6 +143,74 @@ int ap_dataset_from_arrays(size_t n, size_t d, const double *X, size_t k, const 
     return store_publish(st, out);
 }
 
+/* The labels file: one dimension, integer type, one label per image in 0..n_classes-1. */
+static int check_idx_labels(const ap_idx *lab, const char *labels_path, size_t n,
+                            const char *images_path, int n_classes) {
+    if (lab->ndim != 1)
+        return ap_error(AP_EFORMAT, "labels file %s: %d dimensions, expected 1", labels_path,
+                        lab->ndim);
+    if (lab->type == AP_IDX_F32 || lab->type == AP_IDX_F64)
+        return ap_error(AP_EFORMAT, "labels file %s: element type %s, expected an integer type",
+                        labels_path, ap_idx_type_name(lab->type));
+    if (lab->count != n)
+        return ap_error(AP_ESIZE,
+                        "images file %s has %zu samples but labels file %s has %zu labels",
+                        images_path, n, labels_path, lab->count);
+    for (size_t i = 0; i < n; i++)
+        if (lab->data[i] < 0 || lab->data[i] >= n_classes)
+            return ap_error(AP_EFORMAT, "labels file %s: label %.0f of sample %zu is outside 0..%d",
+                            labels_path, lab->data[i], i + 1, n_classes - 1);
+    return AP_OK;
+}
+
+/* The images file: floating-point values must be finite (d values per sample). */
+static int check_idx_images(const ap_idx *img, const char *images_path, size_t d) {
+    if (img->type != AP_IDX_F32 && img->type != AP_IDX_F64) return AP_OK;
+    for (size_t i = 0; i < img->count; i++)
+        if (!isfinite(img->data[i]))
+            return ap_error(AP_EFORMAT,
+                            "images file %s: value %g of sample %zu, element %zu is "
+                            "not finite",
+                            images_path, img->data[i], i / d + 1, i % d + 1);
+    return AP_OK;
+}
+
+/* The store built around the image array itself (MNIST's X is 376 MB as doubles), which it
+ * takes from img (bytes scaled to [0, 1]); labels and one-hot targets from lab. */
+static int store_from_idx(ap_idx *img, const ap_idx *lab, size_t n, size_t d, int n_classes,
+                          const char *labels_path, ds_store **out) {
+    if ((size_t)n_classes > SIZE_MAX / sizeof(double) / n)
+        return ap_error(AP_EINVAL, "labels file %s: %zu labels x %d classes is too large",
+                        labels_path, n, n_classes);
+    ds_store *st = calloc(1, sizeof *st);
+    if (st) {
+        st->Y = malloc(n * (size_t)n_classes * sizeof(double));
+        st->labels = malloc(n * sizeof(int));
+    }
+    if (!st || !st->Y || !st->labels) {
+        if (st) {
+            free(st->Y);
+            free(st->labels);
+            free(st);
+        }
+        return ap_error(AP_ENOMEM, "out of memory for the labels of %s", labels_path);
+    }
+    atomic_init(&st->refs, 0);
+    st->n = n;
+    st->d = d;
+    st->k = (size_t)n_classes;
+    if (img->type == AP_IDX_U8)
+        for (size_t i = 0; i < img->count; i++)
+            img->data[i] /= 255.0;
+    st->X = img->data;
+    img->data = NULL;
+    for (size_t i = 0; i < n; i++)
+        st->labels[i] = (int)lab->data[i];
+    one_hot(st->labels, n, st->k, st->Y);
+    *out = st;
+    return AP_OK;
+}
+
 int ap_dataset_from_idx(const char *images_path, const char *labels_path, int n_classes,
                         ap_dataset **out) {
     if (!out) return ap_error(AP_EINVAL, "ap_dataset_from_idx: out is NULL");
@@ -156,84 +224,14 @@ int ap_dataset_from_idx(const char *images_path, const char *labels_path, int n_
     ds_store *st = NULL;
     int rc = ap_idx_read(images_path, &img);
     if (rc != AP_OK) return rc;
-    if ((rc = ap_idx_read(labels_path, &lab)) != AP_OK) goto fail;
-
-    if (lab.ndim != 1) {
-        rc = ap_error(AP_EFORMAT, "labels file %s: %d dimensions, expected 1", labels_path,
-                      lab.ndim);
-        goto fail;
-    }
-    if (lab.type == AP_IDX_F32 || lab.type == AP_IDX_F64) {
-        rc = ap_error(AP_EFORMAT, "labels file %s: element type %s, expected an integer type",
-                      labels_path, ap_idx_type_name(lab.type));
-        goto fail;
-    }
-    size_t n = img.dims[0];
-    if (lab.count != n) {
-        rc = ap_error(AP_ESIZE, "images file %s has %zu samples but labels file %s has %zu labels",
-                      images_path, n, labels_path, lab.count);
-        goto fail;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (lab.data[i] < 0 || lab.data[i] >= n_classes) {
-            rc = ap_error(AP_EFORMAT, "labels file %s: label %.0f of sample %zu is outside 0..%d",
-                          labels_path, lab.data[i], i + 1, n_classes - 1);
-            goto fail;
-        }
-    }
-    size_t d = img.count / n;
-    if (img.type == AP_IDX_F32 || img.type == AP_IDX_F64) {
-        for (size_t i = 0; i < img.count; i++) {
-            if (!isfinite(img.data[i])) {
-                rc = ap_error(AP_EFORMAT,
-                              "images file %s: value %g of sample %zu, element %zu is "
-                              "not finite",
-                              images_path, img.data[i], i / d + 1, i % d + 1);
-                goto fail;
-            }
-        }
-    }
-
-    /* Build the store around the image array itself: MNIST's X is 376 MB as doubles. */
-    if ((size_t)n_classes > SIZE_MAX / sizeof(double) / n) {
-        rc = ap_error(AP_EINVAL, "labels file %s: %zu labels x %d classes is too large",
-                      labels_path, n, n_classes);
-        goto fail;
-    }
-    st = calloc(1, sizeof *st);
-    if (st) {
-        st->Y = malloc(n * (size_t)n_classes * sizeof(double));
-        st->labels = malloc(n * sizeof(int));
-    }
-    if (!st || !st->Y || !st->labels) {
-        rc = ap_error(AP_ENOMEM, "out of memory for the labels of %s", labels_path);
-        goto fail;
-    }
-    atomic_init(&st->refs, 0);
-    st->n = n;
-    st->d = d;
-    st->k = (size_t)n_classes;
-    if (img.type == AP_IDX_U8)
-        for (size_t i = 0; i < img.count; i++)
-            img.data[i] /= 255.0;
-    st->X = img.data;
-    img.data = NULL;
-    for (size_t i = 0; i < n; i++)
-        st->labels[i] = (int)lab.data[i];
-    one_hot(st->labels, n, st->k, st->Y);
+    const size_t n = img.dims[0], d = img.count / n;
+    if ((rc = ap_idx_read(labels_path, &lab)) == AP_OK &&
+        (rc = check_idx_labels(&lab, labels_path, n, images_path, n_classes)) == AP_OK &&
+        (rc = check_idx_images(&img, images_path, d)) == AP_OK)
+        rc = store_from_idx(&img, &lab, n, d, n_classes, labels_path, &st);
     ap_idx_free(&img);
     ap_idx_free(&lab);
-    return store_publish(st, out);
-
-fail:
-    if (st) {
-        free(st->Y);
-        free(st->labels);
-        free(st);
-    }
-    ap_idx_free(&img);
-    ap_idx_free(&lab);
-    return rc;
+    return rc == AP_OK ? store_publish(st, out) : rc;
 }
 
 /* ---- views -------------------------------------------------------------------------------- */

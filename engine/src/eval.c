@@ -11,7 +11,6 @@
 #include "noise.h"
 #include "sim_impl.h"
 
-/* drive of compartment c of population p: bias + projections + feeds */
 /* The contribution of every dense projection from an input, for the whole run. */
 static void fill_input_caches(ap_sim *s) {
     const int B = s->B;
@@ -29,6 +28,8 @@ static void fill_input_caches(ap_sim *s) {
     s->input_cache_valid = 1;
 }
 
+/* The drive of compartment c of population sp: bias + projections + feeds (from the
+ * snapshots when use_prev). */
 static void compute_drive(ap_sim *s, sim_pop *sp, int c, int use_prev) {
     sim_comp *sc = &sp->comp[c];
     const int B = s->B, n = sp->n;
@@ -98,7 +99,8 @@ static int neuron_fail(ap_sim *s, const sim_pop *sp, int c, int rc) {
         s->bad_index = AP_BAD_COMPONENT;
         ap_error(AP_ENONFINITE, "population %s: neuron %s could not compute compartment %s",
                  sp->obj->name, sp->obj->type->name, sp->obj->type->compartments[c].name);
-        return 1; /* recoverable; never AP_SWEEP_NONFINITE, whose location is in s->bad_index */
+        /* recoverable; never AP_SWEEP_NONFINITE, whose location is in s->bad_index */
+        return 1;
     }
     return ap_error(AP_EPLUGIN, "population %s: neuron %s failed on compartment %s (code %d)",
                     sp->obj->name, sp->obj->type->name, sp->obj->type->compartments[c].name, rc);
@@ -215,8 +217,6 @@ static int block_deriv(ap_sim *s, sim_block *sb, double *const *dst) {
                         sb->obj->type->name, rc, *ap_last_error() ? ": " : "", ap_last_error());
     return rc > 0 ? block_trouble(s, sb, "derivative") : rc;
 }
-
-long ap_first_nonfinite(const double *v, size_t n);
 
 int ap_sim_eval(ap_sim *s, double t, const double *y, double *ydot) {
     if (y != s->x) memcpy(s->x, y, s->n_state * sizeof *y);

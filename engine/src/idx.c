@@ -249,6 +249,83 @@ static int read_header(src *gz, const char *path, ap_idx *out) {
     return AP_OK;
 }
 
+/* The first allocation for x's data. Grown as data arrive, so a header claiming far more data
+ * than the file holds gives a format error instead of a huge allocation; an uncompressed
+ * regular file of the right size gets its exact allocation at once (MNIST's images are 376 MB
+ * as doubles). */
+static size_t first_capacity(const src *gz, const char *path, const ap_idx *x) {
+    const size_t nbytes = x->count * (size_t)item_size(x->type);
+    size_t hbytes = 4 + 4 * (size_t)x->ndim;
+    struct stat st;
+    if (!gz->gz && stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+        (size_t)st.st_size == hbytes + nbytes)
+        return x->count;
+    return x->count < IDX_CHUNK ? x->count : IDX_CHUNK;
+}
+
+/* Reads x->count items into x->data (capacity *cap, grown as needed) in chunks through buf. */
+static int read_items(src *gz, const char *path, ap_idx *x, size_t *cap, unsigned char *buf) {
+    const int isz = item_size(x->type);
+    const size_t nbytes = x->count * (size_t)isz;
+    size_t have = 0; /* items decoded */
+    int rc;
+    while (have < x->count) {
+        size_t want = (x->count - have) * (size_t)isz;
+        if (want > IDX_CHUNK) want = IDX_CHUNK;
+        size_t got;
+        if ((rc = src_fill(gz, buf, want, &got)) != AP_OK) return rc;
+        size_t items = got / (size_t)isz;
+        if (have + items > *cap) {
+            size_t ncap = *cap * 2 < x->count ? *cap * 2 : x->count;
+            double *p = realloc(x->data, ncap * sizeof(double));
+            if (!p)
+                return ap_error(AP_ENOMEM, "file %s: out of memory for %zu items", path, x->count);
+            x->data = p;
+            *cap = ncap;
+        }
+        decode_items(buf, x->data + have, items, x->type);
+        have += items;
+        if (got < want)
+            return ap_error(AP_EFORMAT,
+                            "file %s: expected %zu bytes of data after the header, got %zu (%s, "
+                            "%zu items)",
+                            path, nbytes, have * (size_t)isz + got % (size_t)isz,
+                            ap_idx_type_name(x->type), x->count);
+    }
+    return AP_OK;
+}
+
+/* Nothing may follow the data, and a gzip stream must be complete. */
+static int check_end(src *gz, const char *path, const ap_idx *x, unsigned char *buf) {
+    size_t extra = 0, got;
+    int rc;
+    do {
+        if ((rc = src_fill(gz, buf, IDX_CHUNK, &got)) != AP_OK) return rc;
+        extra += got;
+    } while (got == IDX_CHUNK);
+    if (extra)
+        return ap_error(AP_EFORMAT, "file %s: %zu trailing bytes after the %zu bytes of data", path,
+                        extra, x->count * (size_t)item_size(x->type));
+    if (gz->cut)
+        return ap_error(AP_EFORMAT, "file %s: corrupt gzip data: the stream is cut short", path);
+    return AP_OK;
+}
+
+/* Reads an opened file into x: header, data, end. */
+static int idx_read_file(src *gz, const char *path, ap_idx *x) {
+    int rc = read_header(gz, path, x);
+    if (rc != AP_OK) return rc;
+    size_t cap = first_capacity(gz, path, x);
+    unsigned char *buf = malloc(IDX_CHUNK);
+    x->data = malloc(cap * sizeof(double));
+    if (!buf || !x->data)
+        rc = ap_error(AP_ENOMEM, "file %s: out of memory", path);
+    else if ((rc = read_items(gz, path, x, &cap, buf)) == AP_OK)
+        rc = check_end(gz, path, x, buf);
+    free(buf);
+    return rc;
+}
+
 int ap_idx_read(const char *path, ap_idx *out) {
     if (!out) return ap_error(AP_EINVAL, "ap_idx_read: out is NULL");
     memset(out, 0, sizeof *out);
@@ -261,78 +338,12 @@ int ap_idx_read(const char *path, ap_idx *out) {
         free(gz);
         return rc;
     }
-
     ap_idx x;
     memset(&x, 0, sizeof x);
-    unsigned char *buf = NULL;
-    rc = read_header(gz, path, &x);
-    if (rc != AP_OK) goto done;
-
-    const int isz = item_size(x.type);
-    const size_t nbytes = x.count * (size_t)isz;
-    buf = malloc(IDX_CHUNK);
-    /* Grow the output as data arrive, so a header claiming far more data than the file holds
-     * gives a format error instead of a huge allocation. An uncompressed regular file of the
-     * right size gets its exact allocation at once (MNIST's images are 376 MB as doubles). */
-    size_t cap = x.count < IDX_CHUNK ? x.count : IDX_CHUNK;
-    struct stat st;
-    size_t hbytes = 4 + 4 * (size_t)x.ndim;
-    if (!gz->gz && stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-        (size_t)st.st_size == hbytes + nbytes)
-        cap = x.count;
-    x.data = malloc(cap * sizeof(double));
-    if (!buf || !x.data) {
-        rc = ap_error(AP_ENOMEM, "file %s: out of memory", path);
-        goto done;
-    }
-    size_t have = 0; /* items decoded */
-    while (have < x.count) {
-        size_t want = (x.count - have) * (size_t)isz;
-        if (want > IDX_CHUNK) want = IDX_CHUNK;
-        size_t got;
-        if ((rc = src_fill(gz, buf, want, &got)) != AP_OK) goto done;
-        size_t items = got / (size_t)isz;
-        if (have + items > cap) {
-            size_t ncap = cap * 2 < x.count ? cap * 2 : x.count;
-            double *p = realloc(x.data, ncap * sizeof(double));
-            if (!p) {
-                rc = ap_error(AP_ENOMEM, "file %s: out of memory for %zu items", path, x.count);
-                goto done;
-            }
-            x.data = p;
-            cap = ncap;
-        }
-        decode_items(buf, x.data + have, items, x.type);
-        have += items;
-        if (got < want) {
-            rc = ap_error(AP_EFORMAT,
-                          "file %s: expected %zu bytes of data after the header, got %zu (%s, "
-                          "%zu items)",
-                          path, nbytes, have * (size_t)isz + got % (size_t)isz,
-                          ap_idx_type_name(x.type), x.count);
-            goto done;
-        }
-    }
-    size_t extra = 0, got;
-    do {
-        if ((rc = src_fill(gz, buf, IDX_CHUNK, &got)) != AP_OK) goto done;
-        extra += got;
-    } while (got == IDX_CHUNK);
-    if (extra) {
-        rc = ap_error(AP_EFORMAT, "file %s: %zu trailing bytes after the %zu bytes of data", path,
-                      extra, nbytes);
-        goto done;
-    }
-    if (gz->cut) {
-        rc = ap_error(AP_EFORMAT, "file %s: corrupt gzip data: the stream is cut short", path);
-        goto done;
-    }
-    *out = x;
-    memset(&x, 0, sizeof x);
-
-done:
-    ap_idx_free(&x);
-    free(buf);
+    if ((rc = idx_read_file(gz, path, &x)) == AP_OK)
+        *out = x;
+    else
+        ap_idx_free(&x);
     src_close(gz);
     free(gz);
     return rc;

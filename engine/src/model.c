@@ -539,6 +539,71 @@ static void canonical(const ap_model *m, const ap_sigref *r, char *buf, size_t n
     }
 }
 
+/* What a projection from src to tgt may be: it ends on a compartment; dense or one-to-one
+ * (equal sizes, no bias). */
+static int check_connect(const ap_model *m, const char *source, const char *target,
+                         const ap_sigref *src, const ap_sigref *tgt, const ap_connect_spec *spec) {
+    if (tgt->kind != AP_SIG_COMPARTMENT)
+        return ap_error(AP_EINVAL,
+                        "%sconnect %s -> %s: a projection must end on a compartment (e.g. "
+                        "\"%s.%s\")",
+                        where(m->origin), source, target, ap_sigref_object(m, tgt),
+                        tgt->kind == AP_SIG_RATE ? m->pops[tgt->obj].type->compartments[0].name
+                                                 : "soma");
+    if (spec->kind != AP_DENSE && spec->kind != AP_ONE_TO_ONE)
+        return ap_error(AP_EINVAL, "%sconnect %s -> %s: unknown kind %d", where(m->origin), source,
+                        target, (int)spec->kind);
+    if (spec->kind == AP_ONE_TO_ONE && src->size != tgt->size)
+        return ap_error(AP_ESIZE, "%sconnect %s -> %s: one-to-one needs equal sizes, got %d and %d",
+                        where(m->origin), source, target, src->size, tgt->size);
+    if (spec->kind == AP_ONE_TO_ONE && spec->bias)
+        return ap_error(AP_EINVAL, "%sconnect %s -> %s: one-to-one projections have no bias",
+                        where(m->origin), source, target);
+    return AP_OK;
+}
+
+/* The projection's name: the spec's, or "source->target" with the source spelled canonically
+ * (so that "h1" and "h1.rate" name the same projection); unique in m. */
+static int projection_name(ap_model *m, const char *target, const ap_sigref *src,
+                           const ap_connect_spec *spec, char *buf, size_t n, const char **name) {
+    *name = spec->name;
+    if (!*name) {
+        char sn[256];
+        canonical(m, src, sn, sizeof sn);
+        snprintf(buf, n, "%s->%s", sn, target);
+        *name = buf;
+    }
+    for (int i = 0; i < m->n_projs; i++)
+        if (strcmp(m->projs[i].name, *name) == 0)
+            return ap_error(AP_EDUP, "%sprojection \"%s\" exists already", where(m->origin), *name);
+    return AP_OK;
+}
+
+/* The initializer's parameters (at most 64): the spec's over the defaults; a one-to-one
+ * projection's default initializer is the constant 1. */
+static int init_params(ap_model *m, const ap_initializer *init, const char *iname,
+                       const ap_connect_spec *spec, double *iparams) {
+    if (init->n_params > 64)
+        return ap_error(AP_EINVAL, "initializer %s: too many parameters", iname);
+    int rc = set_params(m, "initializer", iname, init->params, init->n_params, spec->init_params,
+                        spec->n_init_params, iparams);
+    if (rc) return rc;
+    if (!spec->init && spec->kind == AP_ONE_TO_ONE)
+        for (int k = 0; k < init->n_params; k++)
+            if (strcmp(init->params[k].name, "value") == 0) iparams[k] = 1.0;
+    return AP_OK;
+}
+
+static void proj_obj_free(ap_proj_obj *p) {
+    free(p->W);
+    free(p->b);
+    free(p->name);
+    free(p->origin);
+    free(p->source);
+    free(p->target);
+    memset(p, 0, sizeof *p);
+}
+
 int ap_model_connect(ap_model *m, const char *source, const char *target,
                      const ap_connect_spec *spec, int *id) {
     ap_connect_spec def = {0};
@@ -548,34 +613,10 @@ int ap_model_connect(ap_model *m, const char *source, const char *target,
     if (rc) return ap_error_prefix(rc, "%sconnect source: ", where(m->origin));
     if ((rc = ap_model_resolve(m, target, &tgt)))
         return ap_error_prefix(rc, "%sconnect target: ", where(m->origin));
-    if (tgt.kind != AP_SIG_COMPARTMENT)
-        return ap_error(AP_EINVAL,
-                        "%sconnect %s -> %s: a projection must end on a compartment (e.g. "
-                        "\"%s.%s\")",
-                        where(m->origin), source, target, ap_sigref_object(m, &tgt),
-                        tgt.kind == AP_SIG_RATE ? m->pops[tgt.obj].type->compartments[0].name
-                                                : "soma");
-    if (spec->kind != AP_DENSE && spec->kind != AP_ONE_TO_ONE)
-        return ap_error(AP_EINVAL, "%sconnect %s -> %s: unknown kind %d", where(m->origin), source,
-                        target, (int)spec->kind);
-    if (spec->kind == AP_ONE_TO_ONE && src.size != tgt.size)
-        return ap_error(AP_ESIZE, "%sconnect %s -> %s: one-to-one needs equal sizes, got %d and %d",
-                        where(m->origin), source, target, src.size, tgt.size);
-    if (spec->kind == AP_ONE_TO_ONE && spec->bias)
-        return ap_error(AP_EINVAL, "%sconnect %s -> %s: one-to-one projections have no bias",
-                        where(m->origin), source, target);
+    if ((rc = check_connect(m, source, target, &src, &tgt, spec))) return rc;
     char autoname[512];
-    const char *name = spec->name;
-    if (!name) {
-        /* canonical spellings, so that "h1" and "h1.rate" name the same projection */
-        char sn[256];
-        canonical(m, &src, sn, sizeof sn);
-        snprintf(autoname, sizeof autoname, "%s->%s", sn, target);
-        name = autoname;
-    }
-    for (int i = 0; i < m->n_projs; i++)
-        if (strcmp(m->projs[i].name, name) == 0)
-            return ap_error(AP_EDUP, "%sprojection \"%s\" exists already", where(m->origin), name);
+    const char *name;
+    if ((rc = projection_name(m, target, &src, spec, autoname, sizeof autoname, &name))) return rc;
     const char *iname = spec->init ? spec->init : (spec->kind == AP_DENSE ? "zeros" : "constant");
     const ap_initializer *init = ap_registry_initializer(m->reg, iname);
     if (!init)
@@ -583,14 +624,7 @@ int ap_model_connect(ap_model *m, const char *source, const char *target,
     int rows = spec->kind == AP_DENSE ? tgt.size : 1;
     int cols = src.size;
     double iparams[64];
-    if (init->n_params > 64)
-        return ap_error(AP_EINVAL, "initializer %s: too many parameters", iname);
-    if ((rc = set_params(m, "initializer", iname, init->params, init->n_params, spec->init_params,
-                         spec->n_init_params, iparams)))
-        return rc;
-    if (!spec->init && spec->kind == AP_ONE_TO_ONE)
-        for (int k = 0; k < init->n_params; k++)
-            if (strcmp(init->params[k].name, "value") == 0) iparams[k] = 1.0;
+    if ((rc = init_params(m, init, iname, spec, iparams))) return rc;
     if ((rc = grow((void **)&m->projs, &m->cap_projs, m->n_projs, sizeof *m->projs))) return rc;
     ap_proj_obj *p = &m->projs[m->n_projs];
     memset(p, 0, sizeof *p);
@@ -601,13 +635,14 @@ int ap_model_connect(ap_model *m, const char *source, const char *target,
     p->source = dupstr(source);
     p->target = dupstr(target);
     if (!p->W || (spec->bias && !p->b) || !p->name || !p->source || !p->target) {
-        rc = ap_error(AP_ENOMEM, "out of memory allocating projection %s (%d x %d)", name, rows,
-                      cols);
-        goto fail;
+        proj_obj_free(p);
+        return ap_error(AP_ENOMEM, "out of memory allocating projection %s (%d x %d)", name, rows,
+                        cols);
     }
     if ((rc = init->fill(iparams, spec->seed, rows, cols, p->W))) {
         ap_error_prefix(rc, "%sprojection \"%s\", initializer %s: ", where(m->origin), name, iname);
-        goto fail;
+        proj_obj_free(p);
+        return rc;
     }
     p->kind = spec->kind;
     p->rows = rows;
@@ -616,15 +651,6 @@ int ap_model_connect(ap_model *m, const char *source, const char *target,
     m->n_projs++;
     if (id) *id = m->n_projs - 1;
     return AP_OK;
-fail:
-    free(p->W);
-    free(p->b);
-    free(p->name);
-    free(p->origin);
-    free(p->source);
-    free(p->target);
-    memset(p, 0, sizeof *p);
-    return rc;
 }
 
 int ap_model_add_rule(ap_model *m, int id, const char *rule, const ap_param *params, int n_params) {

@@ -332,183 +332,189 @@ static void shape_string(char *buf, size_t n, int ndim, const size_t *shape) {
 
 /* ---- reading ------------------------------------------------------------------------------ */
 
+/* A .npy file being read: where it is, what its header said, what its data will be. */
+typedef struct npy_reader {
+    const char *path;
+    FILE *fp;
+    size_t hlen, hstart, dstart; /* header length, file offsets of header and data */
+    char *hdr;                   /* the header's text (hlen bytes and a NUL) */
+    npy_header h;
+    npy_dtype t;
+    size_t size, nbytes; /* elements, bytes of data */
+    char shp[256];       /* the shape, for messages */
+} npy_reader;
+
+/* The magic string, the version and the header's length (8 + 2 or 4 bytes). */
+static int read_preamble(npy_reader *r) {
+    unsigned char pre[12];
+    const char *path = r->path;
+    size_t got = fread(pre, 1, 8, r->fp);
+    if (got < 8) {
+        if (ferror(r->fp))
+            return ap_error(AP_EIO, "file %s: read error: %s", path, strerror(errno));
+        return ap_error(AP_EFORMAT, "file %s: only %zu bytes, too short for a .npy file", path,
+                        got);
+    }
+    if (memcmp(pre, npy_magic, 6) != 0)
+        return ap_error(AP_EFORMAT,
+                        "file %s: byte 0: bad magic (expected \\x93NUMPY), not a .npy "
+                        "file",
+                        path);
+    int major = pre[6], minor = pre[7];
+    if (major < 1 || major > 3 || minor != 0)
+        return ap_error(AP_EFORMAT,
+                        "file %s: byte 6: unsupported .npy version %d.%d (expected "
+                        "1.0, 2.0 or 3.0)",
+                        path, major, minor);
+    size_t lenbytes = major == 1 ? 2 : 4;
+    got = fread(pre + 8, 1, lenbytes, r->fp);
+    if (got < lenbytes)
+        return ferror(r->fp)
+                   ? ap_error(AP_EIO, "file %s: read error: %s", path, strerror(errno))
+                   : ap_error(AP_EFORMAT, "file %s: byte 8: header length truncated", path);
+    r->hlen = (size_t)le_u64(pre + 8, (int)lenbytes);
+    r->hstart = 8 + lenbytes;
+    if (r->hlen > NPY_MAX_HEADER)
+        return ap_error(AP_EFORMAT, "file %s: byte 8: header length %zu exceeds the limit of %u",
+                        path, r->hlen, NPY_MAX_HEADER);
+    return AP_OK;
+}
+
+/* The header's dictionary, parsed: shape, dtype (supported ones only), C order. */
+static int read_header(npy_reader *r) {
+    const char *path = r->path;
+    const size_t hlen = r->hlen;
+    int rc;
+    if (!(r->hdr = malloc(hlen + 1)))
+        return ap_error(AP_ENOMEM, "file %s: out of memory for a %zu-byte header", path, hlen);
+    size_t got = fread(r->hdr, 1, hlen, r->fp);
+    if (got < hlen)
+        return ferror(r->fp) ? ap_error(AP_EIO, "file %s: read error: %s", path, strerror(errno))
+                             : ap_error(AP_EFORMAT,
+                                        "file %s: byte %zu: header truncated: expected %zu "
+                                        "bytes, got %zu",
+                                        path, r->hstart, hlen, got);
+    r->hdr[hlen] = '\0';
+    hdr_parser p = {path, r->hdr, hlen, 0, r->hstart};
+    if ((rc = hdr_parse(&p, &r->h)) != AP_OK) return rc;
+    if ((rc = parse_descr(path, r->h.descr_at, r->h.descr, &r->t)) != AP_OK) return rc;
+    if (r->h.fortran)
+        return ap_error(AP_EFORMAT,
+                        "file %s: byte %zu: fortran_order is True; only C-order arrays are "
+                        "supported (save np.ascontiguousarray(a))",
+                        path, r->h.fortran_at);
+    return AP_OK;
+}
+
+/* The element count and the bytes of data the shape implies. The product of the non-zero
+ * dimensions must fit too: a shape (2^64-1, 0) holds no element, but its first dimension is no
+ * size (and no Lua integer) either. */
+static int data_size(npy_reader *r) {
+    const npy_header *h = &r->h;
+    shape_string(r->shp, sizeof r->shp, h->ndim, h->shape);
+    size_t size = 1, nonzero = 1;
+    for (int i = 0; i < h->ndim; i++) {
+        if (h->shape[i] == 0) {
+            size = 0;
+            continue;
+        }
+        if (nonzero > SIZE_MAX / sizeof(double) / h->shape[i])
+            return ap_error(AP_EFORMAT, "file %s: byte %zu: shape %s is too large", r->path,
+                            r->hstart, r->shp);
+        nonzero *= h->shape[i];
+    }
+    r->size = size ? nonzero : 0;
+    r->nbytes = r->size * (size_t)r->t.size;
+    r->dstart = r->hstart + r->hlen;
+    return AP_OK;
+}
+
+static int short_data(const npy_reader *r, size_t have) {
+    return ap_error(AP_EFORMAT,
+                    "file %s: expected %zu bytes of data after the header (shape %s, dtype "
+                    "'%s'), got %zu",
+                    r->path, r->nbytes, r->shp, r->h.descr, have);
+}
+
+static int trailing_data(const npy_reader *r, size_t extra) {
+    return ap_error(AP_EFORMAT,
+                    "file %s: %zu trailing bytes after the %zu bytes of data (shape %s, dtype "
+                    "'%s')",
+                    r->path, extra, r->nbytes, r->shp, r->h.descr);
+}
+
+/* For a regular file, compares the sizes before allocating, so a corrupt shape gives a format
+ * error rather than an attempt to allocate terabytes. */
+static int check_file_size(const npy_reader *r) {
+    struct stat st;
+    if (fstat(fileno(r->fp), &st) != 0 || !S_ISREG(st.st_mode)) return AP_OK;
+    size_t have = (size_t)st.st_size >= r->dstart ? (size_t)st.st_size - r->dstart : 0;
+    if (have < r->nbytes) return short_data(r, have);
+    if (have > r->nbytes) return trailing_data(r, have - r->nbytes);
+    return AP_OK;
+}
+
+/* The data, decoded into data (r->size doubles) in chunks through buf; nothing may follow. */
+static int read_data(const npy_reader *r, double *data, unsigned char *buf) {
+    const size_t isz = (size_t)r->t.size;
+    size_t done_items = 0, n;
+    while (done_items < r->size) {
+        size_t want = r->size - done_items < NPY_CHUNK ? r->size - done_items : NPY_CHUNK;
+        n = fread(buf, isz, want, r->fp);
+        decode_items(buf, data + done_items, n, r->t);
+        done_items += n;
+        if (n < want) {
+            if (ferror(r->fp))
+                return ap_error(AP_EIO, "file %s: read error at byte %zu: %s", r->path,
+                                r->dstart + done_items * isz, strerror(errno));
+            return short_data(r, done_items * isz);
+        }
+    }
+    size_t extra = 0;
+    while ((n = fread(buf, 1, (size_t)NPY_CHUNK * isz, r->fp)) > 0)
+        extra += n;
+    if (ferror(r->fp)) return ap_error(AP_EIO, "file %s: read error: %s", r->path, strerror(errno));
+    if (extra) return trailing_data(r, extra);
+    return AP_OK;
+}
+
+/* Reads an opened file into out: preamble, header, sizes, data. */
+static int npy_read_file(npy_reader *r, ap_array *out) {
+    int rc;
+    if ((rc = read_preamble(r)) || (rc = read_header(r)) || (rc = data_size(r)) ||
+        (rc = check_file_size(r)))
+        return rc;
+    double *data = malloc((r->size ? r->size : 1) * sizeof(double));
+    unsigned char *buf = malloc((size_t)NPY_CHUNK * (size_t)r->t.size);
+    if (!data || !buf)
+        rc = ap_error(AP_ENOMEM, "file %s: out of memory for %zu elements", r->path, r->size);
+    else
+        rc = read_data(r, data, buf);
+    free(buf);
+    if (rc) {
+        free(data);
+        return rc;
+    }
+    out->data = data;
+    out->ndim = r->h.ndim;
+    for (int i = 0; i < r->h.ndim; i++)
+        out->shape[i] = r->h.shape[i];
+    out->size = r->size;
+    return AP_OK;
+}
+
 int ap_npy_read(const char *path, ap_array *out) {
     if (!out) return ap_error(AP_EINVAL, "ap_npy_read: out is NULL");
     memset(out, 0, sizeof *out);
     if (!path) return ap_error(AP_EINVAL, "ap_npy_read: path is NULL");
-
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return ap_error(AP_EIO, "file %s: cannot open: %s", path, strerror(errno));
-
-    int rc = AP_OK;
-    char *hdr = NULL;
-    unsigned char *buf = NULL;
-    double *data = NULL;
-
-    unsigned char pre[12];
-    size_t got = fread(pre, 1, 8, fp);
-    if (got < 8) {
-        if (ferror(fp)) {
-            rc = ap_error(AP_EIO, "file %s: read error: %s", path, strerror(errno));
-        } else {
-            rc = ap_error(AP_EFORMAT, "file %s: only %zu bytes, too short for a .npy file", path,
-                          got);
-        }
-        goto done;
-    }
-    if (memcmp(pre, npy_magic, 6) != 0) {
-        rc = ap_error(AP_EFORMAT,
-                      "file %s: byte 0: bad magic (expected \\x93NUMPY), not a .npy "
-                      "file",
-                      path);
-        goto done;
-    }
-    int major = pre[6], minor = pre[7];
-    if (major < 1 || major > 3 || minor != 0) {
-        rc = ap_error(AP_EFORMAT,
-                      "file %s: byte 6: unsupported .npy version %d.%d (expected "
-                      "1.0, 2.0 or 3.0)",
-                      path, major, minor);
-        goto done;
-    }
-    size_t lenbytes = major == 1 ? 2 : 4;
-    got = fread(pre + 8, 1, lenbytes, fp);
-    if (got < lenbytes) {
-        rc = ferror(fp) ? ap_error(AP_EIO, "file %s: read error: %s", path, strerror(errno))
-                        : ap_error(AP_EFORMAT, "file %s: byte 8: header length truncated", path);
-        goto done;
-    }
-    size_t hlen = (size_t)le_u64(pre + 8, (int)lenbytes);
-    size_t hstart = 8 + lenbytes;
-    if (hlen > NPY_MAX_HEADER) {
-        rc = ap_error(AP_EFORMAT, "file %s: byte 8: header length %zu exceeds the limit of %u",
-                      path, hlen, NPY_MAX_HEADER);
-        goto done;
-    }
-    hdr = malloc(hlen + 1);
-    if (!hdr) {
-        rc = ap_error(AP_ENOMEM, "file %s: out of memory for a %zu-byte header", path, hlen);
-        goto done;
-    }
-    got = fread(hdr, 1, hlen, fp);
-    if (got < hlen) {
-        rc = ferror(fp) ? ap_error(AP_EIO, "file %s: read error: %s", path, strerror(errno))
-                        : ap_error(AP_EFORMAT,
-                                   "file %s: byte %zu: header truncated: expected %zu bytes, "
-                                   "got %zu",
-                                   path, hstart, hlen, got);
-        goto done;
-    }
-    hdr[hlen] = '\0';
-
-    npy_header h;
-    memset(&h, 0, sizeof h);
-    hdr_parser p = {path, hdr, hlen, 0, hstart};
-    if ((rc = hdr_parse(&p, &h)) != AP_OK) goto done;
-    npy_dtype t = {0, 0};
-    if ((rc = parse_descr(path, h.descr_at, h.descr, &t)) != AP_OK) goto done;
-    if (h.fortran) {
-        rc = ap_error(AP_EFORMAT,
-                      "file %s: byte %zu: fortran_order is True; only C-order arrays are "
-                      "supported (save np.ascontiguousarray(a))",
-                      path, h.fortran_at);
-        goto done;
-    }
-
-    char shp[256];
-    shape_string(shp, sizeof shp, h.ndim, h.shape);
-    /* The product of the non-zero dimensions must fit too: a shape (2^64-1, 0) holds no
-     * element, but its first dimension is no size (and no Lua integer) either. */
-    size_t size = 1, nonzero = 1;
-    for (int i = 0; i < h.ndim; i++) {
-        if (h.shape[i] == 0) {
-            size = 0;
-            continue;
-        }
-        if (nonzero > SIZE_MAX / sizeof(double) / h.shape[i]) {
-            rc =
-                ap_error(AP_EFORMAT, "file %s: byte %zu: shape %s is too large", path, hstart, shp);
-            goto done;
-        }
-        nonzero *= h.shape[i];
-    }
-    if (size) size = nonzero;
-    size_t nbytes = size * (size_t)t.size;
-    size_t dstart = hstart + hlen;
-
-    /* For a regular file, compare the sizes before allocating, so a corrupt shape gives a
-     * format error rather than an attempt to allocate terabytes. */
-    struct stat st;
-    if (fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode)) {
-        size_t have = (size_t)st.st_size >= dstart ? (size_t)st.st_size - dstart : 0;
-        if (have < nbytes) {
-            rc = ap_error(AP_EFORMAT,
-                          "file %s: expected %zu bytes of data after the header (shape %s, "
-                          "dtype '%s'), got %zu",
-                          path, nbytes, shp, h.descr, have);
-            goto done;
-        }
-        if (have > nbytes) {
-            rc = ap_error(AP_EFORMAT,
-                          "file %s: %zu trailing bytes after the %zu bytes of data (shape %s, "
-                          "dtype '%s')",
-                          path, have - nbytes, nbytes, shp, h.descr);
-            goto done;
-        }
-    }
-
-    data = malloc((size ? size : 1) * sizeof(double));
-    buf = malloc((size_t)NPY_CHUNK * (size_t)t.size);
-    if (!data || !buf) {
-        rc = ap_error(AP_ENOMEM, "file %s: out of memory for %zu elements", path, size);
-        goto done;
-    }
-    size_t done_items = 0;
-    while (done_items < size) {
-        size_t want = size - done_items < NPY_CHUNK ? size - done_items : NPY_CHUNK;
-        size_t n = fread(buf, (size_t)t.size, want, fp);
-        decode_items(buf, data + done_items, n, t);
-        done_items += n;
-        if (n < want) {
-            if (ferror(fp)) {
-                rc = ap_error(AP_EIO, "file %s: read error at byte %zu: %s", path,
-                              dstart + done_items * (size_t)t.size, strerror(errno));
-            } else {
-                rc = ap_error(AP_EFORMAT,
-                              "file %s: expected %zu bytes of data after the header (shape %s, "
-                              "dtype '%s'), got %zu",
-                              path, nbytes, shp, h.descr, done_items * (size_t)t.size);
-            }
-            goto done;
-        }
-    }
-    size_t extra = 0, n;
-    while ((n = fread(buf, 1, (size_t)NPY_CHUNK * (size_t)t.size, fp)) > 0)
-        extra += n;
-    if (ferror(fp)) {
-        rc = ap_error(AP_EIO, "file %s: read error: %s", path, strerror(errno));
-        goto done;
-    }
-    if (extra) {
-        rc = ap_error(AP_EFORMAT,
-                      "file %s: %zu trailing bytes after the %zu bytes of data (shape %s, dtype "
-                      "'%s')",
-                      path, extra, nbytes, shp, h.descr);
-        goto done;
-    }
-
-    out->data = data;
-    data = NULL;
-    out->ndim = h.ndim;
-    for (int i = 0; i < h.ndim; i++)
-        out->shape[i] = h.shape[i];
-    out->size = size;
-
-done:
-    free(data);
-    free(buf);
-    free(hdr);
-    fclose(fp);
+    npy_reader r;
+    memset(&r, 0, sizeof r);
+    r.path = path;
+    if (!(r.fp = fopen(path, "rb")))
+        return ap_error(AP_EIO, "file %s: cannot open: %s", path, strerror(errno));
+    int rc = npy_read_file(&r, out);
+    free(r.hdr);
+    fclose(r.fp);
     return rc;
 }
 

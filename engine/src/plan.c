@@ -1,5 +1,7 @@
 /* plan.c — compiling a model into a simulation: state layout, buffers, signal resolution and
- * the order of instantaneous signals (with algebraic-loop detection). */
+ * the order of instantaneous signals (with algebraic-loop detection); ap_sim_free releases
+ * what the compiler allocated. The accessors of a compiled simulation are in sim_access.c, its
+ * run buffers in run_buffers.c, the solvers' vector helpers in vec_check.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,14 +111,12 @@ static const char *node_origin(const ap_sim *s, const sim_node *nd) {
     return nd->kind == NODE_BLOCK ? s->blocks[nd->obj].obj->origin : s->pops[nd->obj].obj->origin;
 }
 
-/* Builds the graph. init: settled compartments count as instantaneous and blocks as sources
- * (their initial outputs depend on their state only). */
-static int build_graph(ap_sim *s, graph *g, int init) {
-    const ap_model *m = s->m;
-    memset(g, 0, sizeof *g);
+/* Allocates the graph's arrays for the simulation's populations and blocks. */
+static int graph_alloc(const ap_sim *s, graph *g) {
     int total_comp = 0;
+    memset(g, 0, sizeof *g);
     g->comp_base = calloc((size_t)s->n_pops + 1, sizeof *g->comp_base);
-    for (int p = 0; p < s->n_pops; p++) {
+    for (int p = 0; p < s->n_pops && g->comp_base; p++) {
         g->comp_base[p] = total_comp;
         total_comp += s->pops[p].n_comp;
     }
@@ -130,7 +130,13 @@ static int build_graph(ap_sim *s, graph *g, int init) {
     if (!g->comp_base || !g->nodes || !g->id_comp || !g->id_rate || !g->id_block || !g->n_deps ||
         !g->deps)
         return ap_error(AP_ENOMEM, "out of memory compiling");
-    /* nodes in declaration order, so that the sort is deterministic and intuitive */
+    return AP_OK;
+}
+
+/* The nodes in declaration order, so that the sort is deterministic and intuitive: each
+ * population's instantaneous compartments and its rate, each block (none when init). */
+static void graph_nodes(const ap_sim *s, graph *g, int init) {
+    const ap_model *m = s->m;
     for (int k = 0; k < m->n_objects; k++) {
         const ap_obj_ref *o = &m->objects[k];
         if (o->kind == AP_OBJ_POPULATION) {
@@ -156,34 +162,48 @@ static int build_graph(ap_sim *s, graph *g, int init) {
             }
         }
     }
+}
+
+/* The dependencies of population p's instantaneous compartments (the sources of their
+ * projections, their feeds, with a dynamics callback every earlier compartment) and of its
+ * rate. */
+static int pop_deps(const ap_sim *s, graph *g, int p) {
+    const sim_pop *sp = &s->pops[p];
+    const ap_neuron_type *t = sp->obj->type;
     int rc;
-    for (int p = 0; p < s->n_pops; p++) {
-        const sim_pop *sp = &s->pops[p];
-        const ap_neuron_type *t = sp->obj->type;
-        for (int c = 0; c < sp->n_comp; c++) {
-            int me = g->id_comp[g->comp_base[p] + c];
-            if (me < 0) continue;
-            for (int k = 0; k < sp->comp[c].n_projs; k++) {
-                ap_sigref r;
-                const ap_proj_obj *pr = s->projs[sp->comp[c].projs[k]].obj;
-                if ((rc = ap_model_resolve(m, pr->source, &r))) return rc;
-                if ((rc = add_dep(g, me, node_of(g, &r)))) return rc;
-            }
-            for (int f = 0; f < sp->comp[c].n_feeds; f++)
-                if ((rc = add_dep(g, me, g->id_comp[g->comp_base[p] + sp->comp[c].feeds[f]])))
-                    return rc;
-            if (t->dynamics) /* a callback may read any earlier compartment */
-                for (int e = 0; e < c; e++)
-                    if ((rc = add_dep(g, me, g->id_comp[g->comp_base[p] + e]))) return rc;
+    for (int c = 0; c < sp->n_comp; c++) {
+        int me = g->id_comp[g->comp_base[p] + c];
+        if (me < 0) continue;
+        for (int k = 0; k < sp->comp[c].n_projs; k++) {
+            ap_sigref r;
+            const ap_proj_obj *pr = s->projs[sp->comp[c].projs[k]].obj;
+            if ((rc = ap_model_resolve(s->m, pr->source, &r))) return rc;
+            if ((rc = add_dep(g, me, node_of(g, &r)))) return rc;
         }
-        if ((rc = add_dep(g, g->id_rate[p], g->id_comp[g->comp_base[p] + t->rate_of]))) return rc;
+        for (int f = 0; f < sp->comp[c].n_feeds; f++)
+            if ((rc = add_dep(g, me, g->id_comp[g->comp_base[p] + sp->comp[c].feeds[f]])))
+                return rc;
+        if (t->dynamics) /* a callback may read any earlier compartment */
+            for (int e = 0; e < c; e++)
+                if ((rc = add_dep(g, me, g->id_comp[g->comp_base[p] + e]))) return rc;
     }
+    return add_dep(g, g->id_rate[p], g->id_comp[g->comp_base[p] + t->rate_of]);
+}
+
+/* Builds the graph. init: settled compartments count as instantaneous and blocks as sources
+ * (their initial outputs depend on their state only). */
+static int build_graph(ap_sim *s, graph *g, int init) {
+    int rc = graph_alloc(s, g);
+    if (rc) return rc;
+    graph_nodes(s, g, init);
+    for (int p = 0; p < s->n_pops; p++)
+        if ((rc = pop_deps(s, g, p))) return rc;
     for (int b = 0; b < s->n_blocks && !init; b++) {
         const ap_block_obj *bo = s->blocks[b].obj;
         if (!bo->type->feedthrough) continue;
         for (int k = 0; k < bo->type->n_inputs; k++) {
             ap_sigref r;
-            if ((rc = ap_model_resolve(m, bo->inputs[k], &r))) return rc;
+            if ((rc = ap_model_resolve(s->m, bo->inputs[k], &r))) return rc;
             if ((rc = add_dep(g, g->id_block[b], node_of(g, &r)))) return rc;
         }
     }
@@ -577,71 +597,64 @@ fail:
     return rc;
 }
 
-/* Forgets the last run's recordings and snapshots. The recorders' buffers stay for the next
- * run (a sleep-phase run records tens of MB: fresh memory every run cost page faults);
- * ap_sim_free releases them. */
-static void free_run_buffers(ap_sim *s) {
-    for (int k = 0; k < s->n_rec; k++)
-        s->rec[k].n = 0;
-    s->n_rec = 0;
-    for (int k = 0; k < s->n_snap; k++)
-        free(s->snap[k].copy);
-    free(s->snap);
-    s->snap = NULL;
-    s->n_snap = 0;
+static void pop_free(sim_pop *sp) {
+    for (int c = 0; c < sp->n_comp && sp->comp; c++) {
+        sim_comp *sc = &sp->comp[c];
+        if (!sc->dynamic && sc->value != sc->drive) free(sc->value);
+        free(sc->drive);
+        free(sc->feeds);
+        free(sc->projs);
+    }
+    free(sp->comp);
+    free(sp->values);
+    free(sp->drives);
+    free(sp->taus);
+    free(sp->rate);
+}
+
+static void block_free(sim_block *sb) {
+    if (sb->data && sb->obj->type->destroy_data) sb->obj->type->destroy_data(sb->data);
+    for (int k = 0; k < sb->n_out && sb->out; k++)
+        free(sb->out[k]);
+    free(sb->out);
+    free(sb->in);
+    free(sb->in_live);
+    free(sb->in_prev);
+    free(sb->state);
+    free(sb->dstate);
+    free(sb->dstate_buf);
+    free(sb->state_sigma);
+}
+
+static void proj_free(sim_proj *pr) {
+    free(pr->cache);
+    sim_acc *a = pr->acc;
+    if (!a) return;
+    free(a->dW);
+    free(a->db);
+    free(a->post);
+    free(a->pre);
+    free(a->scratch);
+    free(a);
 }
 
 void ap_sim_free(ap_sim **ps) {
     if (!ps || !*ps) return;
     ap_sim *s = *ps;
     ap_cvode_ws_free(s);
-    free_run_buffers(s);
+    ap_sim_free_run_buffers(s);
     for (int k = 0; k < s->rec_slots; k++) {
         free(s->rec[k].name);
         free(s->rec[k].data);
         free(s->rec[k].times);
     }
     free(s->rec);
-    for (int p = 0; p < s->n_pops && s->pops; p++) {
-        sim_pop *sp = &s->pops[p];
-        for (int c = 0; c < sp->n_comp && sp->comp; c++) {
-            sim_comp *sc = &sp->comp[c];
-            if (!sc->dynamic && sc->value != sc->drive) free(sc->value);
-            free(sc->drive);
-            free(sc->feeds);
-            free(sc->projs);
-        }
-        free(sp->comp);
-        free(sp->values);
-        free(sp->drives);
-        free(sp->taus);
-        free(sp->rate);
-    }
-    for (int b = 0; b < s->n_blocks && s->blocks; b++) {
-        sim_block *sb = &s->blocks[b];
-        if (sb->data && sb->obj->type->destroy_data) sb->obj->type->destroy_data(sb->data);
-        for (int k = 0; k < sb->n_out && sb->out; k++)
-            free(sb->out[k]);
-        free(sb->out);
-        free(sb->in);
-        free(sb->in_live);
-        free(sb->in_prev);
-        free(sb->state);
-        free(sb->dstate);
-        free(sb->dstate_buf);
-        free(sb->state_sigma);
-    }
-    for (int i = 0; i < s->n_projs && s->projs; i++) {
-        free(s->projs[i].cache);
-        sim_acc *a = s->projs[i].acc;
-        if (!a) continue;
-        free(a->dW);
-        free(a->db);
-        free(a->post);
-        free(a->pre);
-        free(a->scratch);
-        free(a);
-    }
+    for (int p = 0; p < s->n_pops && s->pops; p++)
+        pop_free(&s->pops[p]);
+    for (int b = 0; b < s->n_blocks && s->blocks; b++)
+        block_free(&s->blocks[b]);
+    for (int i = 0; i < s->n_projs && s->projs; i++)
+        proj_free(&s->projs[i]);
     if (s->input)
         for (int i = 0; i < s->m->n_inputs; i++)
             free(s->input[i]);
@@ -656,149 +669,4 @@ void ap_sim_free(ap_sim **ps) {
     free(s->sample_w);
     free(s);
     *ps = NULL;
-}
-
-/* Exposed to run.c to reset per-run buffers. */
-void ap_sim_free_run_buffers(ap_sim *s);
-void ap_sim_free_run_buffers(ap_sim *s) {
-    free_run_buffers(s);
-}
-
-ap_model *ap_sim_model(const ap_sim *s) {
-    return s->m;
-}
-
-size_t ap_sim_state_size(const ap_sim *s) {
-    return s->n_state;
-}
-
-int ap_sim_get_state(const ap_sim *s, double *y) {
-    memcpy(y, s->x, s->n_state * sizeof *y);
-    return AP_OK;
-}
-
-int ap_sim_rhs(ap_sim *s, double t, const double *y, double *ydot) {
-    /* outside a run the weights may have changed: products of inputs are recomputed */
-    s->input_cache_valid = 0;
-    int rc = ap_sim_eval(s, t, y, ydot);
-    if (rc > 0 && s->bad_index == AP_BAD_COMPONENT)
-        return ap_error_prefix(AP_ENONFINITE, "at t = %g: ", t);
-    if (rc > 0) {
-        char nm[256];
-        ap_sim_describe(s, (size_t)s->bad_index, nm, sizeof nm);
-        return ap_error(AP_ENONFINITE, "non-finite derivative: %s = %g at t = %g", nm, s->bad_value,
-                        t);
-    }
-    return rc;
-}
-
-int ap_sim_set_input(ap_sim *s, const char *name, const double *data, size_t count) {
-    ap_sigref r;
-    int rc = ap_model_resolve(s->m, name, &r);
-    if (rc) return rc;
-    if (r.kind != AP_SIG_INPUT) return ap_error(AP_EINVAL, "\"%s\" is not an input", name);
-    size_t need = (size_t)s->B * (size_t)r.size;
-    if (count != need)
-        return ap_error(AP_ESIZE, "input %s: got %zu values, expected batch %d x %d = %zu", name,
-                        count, s->B, r.size, need);
-    for (size_t k = 0; k < count; k++)
-        if (!isfinite(data[k]))
-            return ap_error(AP_ENONFINITE, "input %s: value [sample %zu, unit %zu] = %g", name,
-                            k / (size_t)r.size + 1, k % (size_t)r.size + 1, data[k]);
-    memcpy(s->input[r.obj], data, count * sizeof *data);
-    s->input_cache_valid = 0;
-    return AP_OK;
-}
-
-int ap_sim_read(ap_sim *s, const char *signal, double *dst, size_t count) {
-    ap_sigref r;
-    int rc = ap_model_resolve(s->m, signal, &r);
-    if (rc) return rc;
-    size_t need = (size_t)s->B * (size_t)r.size;
-    if (count != need)
-        return ap_error(AP_ESIZE, "read %s: room for %zu values, it has batch %d x %d = %zu",
-                        signal, count, s->B, r.size, need);
-    memcpy(dst, ap_sim_signal_ptr(s, &r), need * sizeof *dst);
-    return AP_OK;
-}
-
-int ap_sim_write_state(ap_sim *s, const char *signal, const double *src, size_t count) {
-    ap_sigref r;
-    int rc = ap_model_resolve(s->m, signal, &r);
-    if (rc) return rc;
-    int dyn = r.kind == AP_SIG_BLOCK_STATE ||
-              (r.kind == AP_SIG_COMPARTMENT && s->pops[r.obj].comp[r.port].dynamic);
-    if (!dyn) return ap_error(AP_EINVAL, "\"%s\" is not a dynamic variable", signal);
-    size_t need = (size_t)s->B * (size_t)r.size;
-    if (count != need)
-        return ap_error(AP_ESIZE, "write %s: got %zu values, expected batch %d x %d = %zu", signal,
-                        count, s->B, r.size, need);
-    memcpy((double *)ap_sim_signal_ptr(s, &r), src, need * sizeof *src);
-    s->eval_valid = 0;
-    return AP_OK;
-}
-
-void ap_sim_describe(const ap_sim *s, size_t i, char *buf, size_t n) {
-    for (int p = 0; p < s->n_pops; p++)
-        for (int c = 0; c < s->pops[p].n_comp; c++) {
-            const sim_comp *sc = &s->pops[p].comp[c];
-            size_t len = (size_t)s->B * (size_t)s->pops[p].n;
-            if (sc->dynamic && i >= sc->off && i < sc->off + len) {
-                snprintf(buf, n, "%s.%s[sample %zu, unit %zu]", s->pops[p].obj->name,
-                         s->pops[p].obj->type->compartments[c].name,
-                         (i - sc->off) / (size_t)s->pops[p].n + 1,
-                         (i - sc->off) % (size_t)s->pops[p].n + 1);
-                return;
-            }
-        }
-    for (int b = 0; b < s->n_blocks; b++)
-        for (int k = 0; k < s->blocks[b].n_state; k++) {
-            const sim_block *sb = &s->blocks[b];
-            size_t w = (size_t)sb->state_size[k];
-            size_t len = (size_t)s->B * w;
-            if (i >= sb->state_off[k] && i < sb->state_off[k] + len) {
-                snprintf(buf, n, "%s.%s[sample %zu, unit %zu]", sb->obj->name,
-                         sb->obj->type->states[k], (i - sb->state_off[k]) / w + 1,
-                         (i - sb->state_off[k]) % w + 1);
-                return;
-            }
-        }
-    snprintf(buf, n, "state[%zu]", i + 1);
-}
-
-double ap_max_abs(const double *v, size_t n) {
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double a = fabs(v[i]);
-        m = a > m ? a : m;
-    }
-    return m;
-}
-
-/* 1 when every v[i] is finite: the sum of v[i] * 0 (0 when finite, NaN otherwise) in two
- * vectors of four partial sums, so that it runs at a few values per cycle (the verdict does
- * not depend on the order of the sum). */
-typedef double v4d __attribute__((vector_size(32)));
-__attribute__((target_clones("avx2", "default"))) static int all_finite(const double *v, size_t n) {
-    v4d a0 = {0, 0, 0, 0}, a1 = {0, 0, 0, 0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        v4d x0, x1;
-        memcpy(&x0, v + i, sizeof x0);
-        memcpy(&x1, v + i + 4, sizeof x1);
-        a0 += x0 * 0.0;
-        a1 += x1 * 0.0;
-    }
-    const v4d a = a0 + a1;
-    double acc = (a[0] + a[1]) + (a[2] + a[3]);
-    for (; i < n; i++)
-        acc += v[i] * 0.0;
-    return acc == 0.0;
-}
-
-long ap_first_nonfinite(const double *v, size_t n) {
-    if (all_finite(v, n)) return -1;
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i])) return (long)i;
-    return -1;
 }

@@ -9,8 +9,6 @@
 #include "apical/error.h"
 #include "sim_impl.h"
 
-void ap_sim_free_run_buffers(ap_sim *s);
-
 static const struct {
     const char *name;
     ap_solver_kind kind;
@@ -60,62 +58,57 @@ static int is_fixed(ap_solver_kind k) {
     return k == AP_SOLVER_EULER || k == AP_SOLVER_RK4 || k == AP_SOLVER_EULER_MARUYAMA;
 }
 
-static int check_opts(const ap_sim *s, const ap_run_opts *o, double *t_end, long *n_steps) {
-    const char *sn = ap_solver_name(o->solver);
-    int rc;
-    if (!strcmp(sn, "unknown"))
-        return ap_error(AP_EINVAL, "run: unknown solver %d", (int)o->solver);
-    if (is_fixed(o->solver)) {
-        if (!(o->dt > 0.0) || !isfinite(o->dt))
-            return ap_error(AP_EINVAL, "run (%s): dt = %g, must be > 0", sn, o->dt);
-        if (o->steps > 0) {
-            *n_steps = o->steps;
-            *t_end = (double)o->steps * o->dt;
-        } else {
-            if (!(o->t_end > 0.0) || !isfinite(o->t_end))
-                return ap_error(AP_EINVAL, "run (%s): t_end = %g, must be > 0 (or give steps)", sn,
-                                o->t_end);
-            double r = o->t_end / o->dt;
-            long n = lround(r);
-            if (n < 1 || fabs(r - (double)n) > 1e-9 * fmax(1.0, r))
-                return ap_error(AP_EINVAL,
-                                "run (%s): t_end = %g is not a whole number of steps dt = %g "
-                                "(%.12g steps)",
-                                sn, o->t_end, o->dt, r);
-            *n_steps = n;
-            *t_end = (double)n * o->dt;
-        }
-        if (o->ordered && o->solver == AP_SOLVER_RK4)
-            return ap_error(AP_EINVAL, "run (rk4): the declared-order option is for euler and "
-                                       "euler-maruyama only");
+/* A fixed-step run's step and length: steps, or t_end a whole number of steps dt. */
+static int check_fixed(const ap_run_opts *o, const char *sn, double *t_end, long *n_steps) {
+    if (!(o->dt > 0.0) || !isfinite(o->dt))
+        return ap_error(AP_EINVAL, "run (%s): dt = %g, must be > 0", sn, o->dt);
+    if (o->steps > 0) {
+        *n_steps = o->steps;
+        *t_end = (double)o->steps * o->dt;
     } else {
         if (!(o->t_end > 0.0) || !isfinite(o->t_end))
-            return ap_error(AP_EINVAL, "run (%s): t_end = %g, must be > 0", sn, o->t_end);
-        if (!(o->rtol > 0.0) || !(o->atol > 0.0))
-            return ap_error(AP_EINVAL, "run (%s): rtol = %g and atol = %g must be > 0", sn, o->rtol,
-                            o->atol);
-        if (o->max_step < 0 || o->init_step < 0 || o->max_steps < 0 || o->max_order < 0)
+            return ap_error(AP_EINVAL, "run (%s): t_end = %g, must be > 0 (or give steps)", sn,
+                            o->t_end);
+        double r = o->t_end / o->dt;
+        long n = lround(r);
+        if (n < 1 || fabs(r - (double)n) > 1e-9 * fmax(1.0, r))
             return ap_error(AP_EINVAL,
-                            "run (%s): negative max_step, init_step, max_steps or "
-                            "max_order",
-                            sn);
-        if (o->ordered) return ap_error(AP_EINVAL, "run (%s): 'ordered' is for euler only", sn);
-        *t_end = o->t_end;
-        *n_steps = 0;
+                            "run (%s): t_end = %g is not a whole number of steps dt = %g "
+                            "(%.12g steps)",
+                            sn, o->t_end, o->dt, r);
+        *n_steps = n;
+        *t_end = (double)n * o->dt;
     }
-    if ((rc = ap_cvode_check_linear(o, sn))) return rc;
-    if (o->n_noise > 0 && o->solver != AP_SOLVER_EULER_MARUYAMA)
-        return ap_error(AP_EINVAL, "run (%s): noise needs the euler-maruyama solver", sn);
-    if (o->every < 0) return ap_error(AP_EINVAL, "run: every = %ld, must be >= 0", o->every);
-    if (!(o->settle_tol >= 0.0) || !isfinite(o->settle_tol))
-        return ap_error(AP_EINVAL, "run: settle_tol = %g, must be >= 0", o->settle_tol);
-    if (o->n_record > 0 && o->every == 0 && o->n_times == 0)
-        return ap_error(AP_EINVAL, "run: %d signals to record but neither times nor every",
-                        o->n_record);
+    if (o->ordered && o->solver == AP_SOLVER_RK4)
+        return ap_error(AP_EINVAL, "run (rk4): the declared-order option is for euler and "
+                                   "euler-maruyama only");
+    return AP_OK;
+}
+
+/* A CVODE run's length, tolerances and limits. */
+static int check_cvode(const ap_run_opts *o, const char *sn, double *t_end, long *n_steps) {
+    if (!(o->t_end > 0.0) || !isfinite(o->t_end))
+        return ap_error(AP_EINVAL, "run (%s): t_end = %g, must be > 0", sn, o->t_end);
+    if (!(o->rtol > 0.0) || !(o->atol > 0.0))
+        return ap_error(AP_EINVAL, "run (%s): rtol = %g and atol = %g must be > 0", sn, o->rtol,
+                        o->atol);
+    if (o->max_step < 0 || o->init_step < 0 || o->max_steps < 0 || o->max_order < 0)
+        return ap_error(AP_EINVAL,
+                        "run (%s): negative max_step, init_step, max_steps or "
+                        "max_order",
+                        sn);
+    if (o->ordered) return ap_error(AP_EINVAL, "run (%s): 'ordered' is for euler only", sn);
+    *t_end = o->t_end;
+    *n_steps = 0;
+    return AP_OK;
+}
+
+/* The record times: in [0, t_end], increasing, on a fixed-step run's grid. */
+static int check_times(const ap_run_opts *o, const char *sn, double t_end) {
     for (int k = 0; k < o->n_times; k++) {
-        if (!(o->times[k] >= 0.0) || o->times[k] > *t_end * (1 + 1e-12))
+        if (!(o->times[k] >= 0.0) || o->times[k] > t_end * (1 + 1e-12))
             return ap_error(AP_EINVAL, "run: record time %g is outside [0, %g]", o->times[k],
-                            *t_end);
+                            t_end);
         if (k && !(o->times[k] > o->times[k - 1]))
             return ap_error(AP_EINVAL, "run: record times must increase (%g after %g)", o->times[k],
                             o->times[k - 1]);
@@ -127,8 +120,28 @@ static int check_opts(const ap_sim *s, const ap_run_opts *o, double *t_end, long
                                 o->times[k], o->dt);
         }
     }
-    (void)s;
     return AP_OK;
+}
+
+static int check_opts(const ap_sim *s, const ap_run_opts *o, double *t_end, long *n_steps) {
+    const char *sn = ap_solver_name(o->solver);
+    int rc;
+    if (!strcmp(sn, "unknown"))
+        return ap_error(AP_EINVAL, "run: unknown solver %d", (int)o->solver);
+    rc = is_fixed(o->solver) ? check_fixed(o, sn, t_end, n_steps)
+                             : check_cvode(o, sn, t_end, n_steps);
+    if (rc) return rc;
+    if ((rc = ap_cvode_check_linear(o, sn))) return rc;
+    if (o->n_noise > 0 && o->solver != AP_SOLVER_EULER_MARUYAMA)
+        return ap_error(AP_EINVAL, "run (%s): noise needs the euler-maruyama solver", sn);
+    if (o->every < 0) return ap_error(AP_EINVAL, "run: every = %ld, must be >= 0", o->every);
+    if (!(o->settle_tol >= 0.0) || !isfinite(o->settle_tol))
+        return ap_error(AP_EINVAL, "run: settle_tol = %g, must be >= 0", o->settle_tol);
+    if (o->n_record > 0 && o->every == 0 && o->n_times == 0)
+        return ap_error(AP_EINVAL, "run: %d signals to record but neither times nor every",
+                        o->n_record);
+    (void)s;
+    return check_times(o, sn, *t_end);
 }
 
 /* Makes sure *buf holds at least need elements of size sz (contents not kept). */

@@ -143,6 +143,8 @@ struct ap_sim {
     void *cvode_ws;        /* solver_cvode.c: the CVODE workspace kept between runs */
 };
 
+/* ---- eval.c: the right-hand side, declared-order sweeps, recording, accumulation ---- */
+
 /* Evaluates every instantaneous signal at (t, y) (y is copied into s->x unless it is s->x)
  * and, if ydot is non-NULL, the derivatives. Returns 0, >0 if a derivative is non-finite
  * (s->bad_index set), <0 on a fatal callback failure. */
@@ -159,17 +161,11 @@ enum { AP_SWEEP_NONFINITE = 2 };
 enum { AP_BAD_COMPONENT = -2 };
 int ap_sim_ordered_step(ap_sim *s, const int *order, int n_order, double t, double dt,
                         ap_noise *rng);
+/* Records every recorded signal at time t (capacity is reserved by the run). */
+int ap_sim_record(ap_sim *s, double t);
 /* Accumulates every rule at the current signals with weight w (dW += w * post^T pre). With
  * quad != NULL, writes the integrands into quad instead (CVODE quadrature). */
 int ap_sim_accumulate(ap_sim *s, double w, double *quad);
-/* Stack depth for batch B: K points with K * B about AP_ACC_STACK_ROWS (at least 1), so
- * that the accumulation is one dgemm with inner dimension K * B instead of K with B. */
-#define AP_ACC_STACK_ROWS 1024
-int ap_acc_stack_points(int B);
-/* Allocates the stacks of every accumulator for `points` points (run.c, when a run starts);
- * ap_sim_acc_stacks_free releases them (when it ends). */
-int ap_sim_acc_stacks(ap_sim *s, int points);
-void ap_sim_acc_stacks_free(ap_sim *s);
 /* Like ap_sim_accumulate(s, w, NULL), but the factors go to the stacks, which are added to
  * the accumulators (one dgemm each) when full; without stacks, accumulates at once. A point
  * whose presynaptic factor equals (bitwise) that of the last slot, as when the source is a
@@ -178,22 +174,44 @@ void ap_sim_acc_stacks_free(ap_sim *s);
 int ap_sim_acc_push(ap_sim *s, double w);
 /* Adds what the stacks hold to dW and db and empties them; call before reading the sums. */
 void ap_sim_acc_flush(ap_sim *s);
-/* Names state variable i: "h1.soma[sample 3, unit 17]". */
-void ap_sim_describe(const ap_sim *s, size_t i, char *buf, size_t n);
-/* Index of the first non-finite entry of v (length s->n_state), or -1. */
-long ap_first_nonfinite(const double *v, size_t n);
-/* The buffer behind a resolved signal (batch x size values). */
-const double *ap_sim_signal_ptr(const ap_sim *s, const ap_sigref *r);
+
+/* ---- run.c: a run's set-up around the solvers ---- */
+
+/* Stack depth for batch B: K points with K * B about AP_ACC_STACK_ROWS (at least 1), so
+ * that the accumulation is one dgemm with inner dimension K * B instead of K with B. */
+#define AP_ACC_STACK_ROWS 1024
+int ap_acc_stack_points(int B);
+/* Allocates the stacks of every accumulator for `points` points (run.c, when a run starts);
+ * ap_sim_acc_stacks_free releases them (when it ends). */
+int ap_sim_acc_stacks(ap_sim *s, int points);
+void ap_sim_acc_stacks_free(ap_sim *s);
 /* Points every projection and block input back at live signals (no snapshots). */
 void ap_sim_live_inputs(ap_sim *s);
-/* Largest |v[i]| over n values. */
-double ap_max_abs(const double *v, size_t n);
 /* Zeroes every accumulator. */
 void ap_sim_clear_acc(ap_sim *s);
-/* Records every recorded signal at time t (capacity is reserved by the run). */
-int ap_sim_record(ap_sim *s, double t);
 
-/* solvers (solver_fixed.c, solver_cvode.c) */
+/* ---- run_buffers.c ---- */
+
+/* Forgets the last run's recordings and snapshots (the recorders' buffers stay for the next
+ * run; ap_sim_free releases them). */
+void ap_sim_free_run_buffers(ap_sim *s);
+
+/* ---- plan.c, sim_access.c ---- */
+
+/* The buffer behind a resolved signal (batch x size values). */
+const double *ap_sim_signal_ptr(const ap_sim *s, const ap_sigref *r);
+/* Names state variable i: "h1.soma[sample 3, unit 17]". */
+void ap_sim_describe(const ap_sim *s, size_t i, char *buf, size_t n);
+
+/* ---- vec_check.c ---- */
+
+/* Index of the first non-finite entry of v (n values), or -1. */
+long ap_first_nonfinite(const double *v, size_t n);
+/* Largest |v[i]| over n values. */
+double ap_max_abs(const double *v, size_t n);
+
+/* ---- the solvers (solver_fixed.c, solver_cvode.c) ---- */
+
 int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st);
 int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st);
 /* Refuses a linear solver or preconditioner the solver would not use (solver_cvode.c). */

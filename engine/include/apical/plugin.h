@@ -23,10 +23,10 @@ AP_API int ap_plugin_find(const char *name, char *path, size_t n);
 /* Loads plugin `name` into r: checks its ap_plugin_info_v1 (major ABI version, struct size,
  * name), then calls ap_plugin_init. Loading a plugin already loaded into r is a no-op that
  * returns AP_OK. On failure nothing stays registered from it: what its init registered before
- * failing is rolled back (ap_registry_rollback); the module is unloaded; the message names the
- * file and the fault (AP_ENOTFOUND, AP_EPLUGIN for a missing symbol or failing init, AP_EABI).
- * The module stays loaded until ap_registry_free(). If info is non-NULL it receives the
- * plugin's descriptor. */
+ * failing is removed again and the module is unloaded; the message names the file and the
+ * fault (AP_ENOTFOUND, AP_EPLUGIN for a missing symbol or failing init, AP_EABI). A module
+ * loaded successfully stays loaded until ap_registry_free() releases r. If info is non-NULL
+ * it receives the plugin's descriptor. */
 AP_API int ap_plugin_load(ap_registry *r, const char *name, const ap_plugin_info **info);
 
 /* Calls fn for every apical_*.so in the search path (first occurrence of a name wins), with
