@@ -21,11 +21,11 @@ static void linear_df(size_t n, const double *x, double *d) {
 
 /* ---- tanh ---------------------------------------------------------------------------------- */
 static void tanh_f(size_t n, const double *x, double *y) {
-    ap_vec_tanh(n, x, y);
+    apx_vec_tanh(n, x, y);
 }
 
 static void tanh_df(size_t n, const double *x, double *d) {
-    ap_vec_tanh(n, x, d);
+    apx_vec_tanh(n, x, d);
     for (size_t i = 0; i < n; i++)
         d[i] = 1.0 - d[i] * d[i];
 }
@@ -92,7 +92,7 @@ static const ap_activation activations[] = {
     ACTIVATION("softplus", softplus_f, softplus_df, "f(x) = log(1 + exp(x)), computed stably"),
 };
 
-int ap_builtin_activations_register(ap_registry *r) {
+int apx_builtin_activations_register(ap_registry *r) {
     for (size_t i = 0; i < sizeof activations / sizeof activations[0]; i++) {
         int rc = ap_registry_add_activation(r, &activations[i], "engine");
         if (rc) return rc;

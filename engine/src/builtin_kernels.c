@@ -40,6 +40,6 @@ static const ap_kernel axpy_kernel = {
     .call = axpy_call,
 };
 
-int ap_builtin_kernels_register(ap_registry *r) {
+int apx_builtin_kernels_register(ap_registry *r) {
     return ap_registry_add_kernel(r, &axpy_kernel, "engine");
 }

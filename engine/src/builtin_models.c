@@ -121,7 +121,7 @@ static const ap_rule_type hebb_rule = {
     .factors = hebb_factors,
 };
 
-int ap_builtin_models_register(ap_registry *r) {
+int apx_builtin_models_register(ap_registry *r) {
     int rc = ap_registry_add_neuron(r, &rate_neuron, "engine");
     if (!rc) rc = ap_registry_add_block(r, &lowpass_block, "engine");
     if (!rc) rc = ap_registry_add_block(r, &hold_block, "engine");

@@ -30,14 +30,14 @@
 
 /* A sample's block is dense: above this many variables per sample its B n^2 storage and n
  * evaluations per setup are refused (block) or not the default. */
-#define AP_BLOCK_MAX 2000
-#define AP_BLOCK_DEFAULT_MAX 128
+#define APX_BLOCK_MAX 2000
+#define APX_BLOCK_DEFAULT_MAX 128
 /* Bytes of the blocks (Jacobian and factors of every sample): refused above the first, not
  * the default above the second. */
-#define AP_BLOCK_BYTES_MAX ((double)(4ull << 30))
-#define AP_BLOCK_BYTES_DEFAULT ((double)(256ull << 20))
+#define APX_BLOCK_BYTES_MAX ((double)(4ull << 30))
+#define APX_BLOCK_BYTES_DEFAULT ((double)(256ull << 20))
 
-struct ap_precond {
+struct apx_precond {
     ap_sim *s;
     ap_precond_kind kind;
     int B;
@@ -57,7 +57,7 @@ struct ap_precond {
     void *tdata;
 };
 
-static int add_segment(ap_precond *p, size_t *k, size_t off, size_t n, double known) {
+static int add_segment(apx_precond *p, size_t *k, size_t off, size_t n, double known) {
     for (size_t u = 0; u < n; u++, (*k)++) {
         p->base[*k] = off + u;
         p->stride[*k] = n;
@@ -66,28 +66,28 @@ static int add_segment(ap_precond *p, size_t *k, size_t off, size_t n, double kn
     return 0;
 }
 
-size_t ap_precond_sample_size(const ap_sim *s) {
-    return s->B > 0 ? s->n_state / (size_t)s->B : 0;
+size_t apx_precond_sample_size(const ap_sim *s) {
+    return s->plan.B > 0 ? s->plan.n_state / (size_t)s->plan.B : 0;
 }
 
 static double block_bytes(const ap_sim *s) {
-    double n = (double)ap_precond_sample_size(s);
-    return 2.0 * (double)s->B * n * n * sizeof(double);
+    double n = (double)apx_precond_sample_size(s);
+    return 2.0 * (double)s->plan.B * n * n * sizeof(double);
 }
 
-ap_precond_kind ap_precond_default(const ap_sim *s) {
-    return ap_precond_sample_size(s) <= AP_BLOCK_DEFAULT_MAX &&
-                   block_bytes(s) <= AP_BLOCK_BYTES_DEFAULT
+ap_precond_kind apx_precond_default(const ap_sim *s) {
+    return apx_precond_sample_size(s) <= APX_BLOCK_DEFAULT_MAX &&
+                   block_bytes(s) <= APX_BLOCK_BYTES_DEFAULT
                ? AP_PREC_BLOCK
                : AP_PREC_NONE;
 }
 
 /* A registered type bound to s: AP_EINVAL (with the type's reason) when it does not apply. */
-static int new_typed(ap_sim *s, const ap_precond_type *t, const char *who, ap_precond **out) {
-    ap_precond *p = calloc(1, sizeof *p);
+static int new_typed(ap_sim *s, const ap_precond_type *t, const char *who, apx_precond **out) {
+    apx_precond *p = calloc(1, sizeof *p);
     if (!p) return ap_error(AP_ENOMEM, "%s: out of memory for the preconditioner", who);
-    p->s = s, p->kind = AP_PREC_TYPE, p->B = s->B, p->type = t;
-    p->n = ap_precond_sample_size(s), p->N = s->n_state;
+    p->s = s, p->kind = AP_PREC_TYPE, p->B = s->plan.B, p->type = t;
+    p->n = apx_precond_sample_size(s), p->N = s->plan.n_state;
     int rc = t->create(s, &p->tdata);
     if (rc) {
         free(p);
@@ -97,46 +97,46 @@ static int new_typed(ap_sim *s, const ap_precond_type *t, const char *who, ap_pr
     return 0;
 }
 
-int ap_precond_new_default(ap_sim *s, const char *who, ap_precond **out) {
+int apx_precond_new_default(ap_sim *s, const char *who, apx_precond **out) {
     *out = NULL;
-    const ap_registry *r = ap_model_registry(s->m);
-    for (int i = 0; r && i < r->count[AP_KIND_PRECOND]; i++) {
-        int rc = new_typed(s, r->entries[AP_KIND_PRECOND][i].desc, who, out);
+    const ap_registry *r = ap_model_registry(s->plan.m);
+    for (int i = 0; r && i < r->count[APX_KIND_PRECOND]; i++) {
+        int rc = new_typed(s, r->entries[APX_KIND_PRECOND][i].desc, who, out);
         if (rc != AP_EINVAL) return rc;
         ap_error_clear();
     }
-    ap_precond_kind k = ap_precond_default(s);
-    return k != AP_PREC_NONE ? ap_precond_new(s, k, who, out) : 0;
+    ap_precond_kind k = apx_precond_default(s);
+    return k != AP_PREC_NONE ? apx_precond_new(s, k, who, out) : 0;
 }
 
-int ap_precond_new_named(ap_sim *s, const char *name, const char *who, ap_precond **out) {
+int apx_precond_new_named(ap_sim *s, const char *name, const char *who, apx_precond **out) {
     *out = NULL;
     if (!name) return ap_error(AP_EINVAL, "%s: preconditioner type without a name", who);
-    if (!strcmp(name, "diagonal")) return ap_precond_new(s, AP_PREC_DIAGONAL, who, out);
-    if (!strcmp(name, "block")) return ap_precond_new(s, AP_PREC_BLOCK, who, out);
-    const ap_registry *r = ap_model_registry(s->m);
-    const ap_registry_entry *e = r ? ap_registry_find(r, AP_KIND_PRECOND, name) : NULL;
+    if (!strcmp(name, "diagonal")) return apx_precond_new(s, AP_PREC_DIAGONAL, who, out);
+    if (!strcmp(name, "block")) return apx_precond_new(s, AP_PREC_BLOCK, who, out);
+    const ap_registry *r = ap_model_registry(s->plan.m);
+    const apx_registry_entry *e = r ? apx_registry_find(r, APX_KIND_PRECOND, name) : NULL;
     if (e) return new_typed(s, e->desc, who, out);
     char known[512] = "";
-    for (int i = 0; r && i < r->count[AP_KIND_PRECOND]; i++) {
+    for (int i = 0; r && i < r->count[APX_KIND_PRECOND]; i++) {
         size_t used = strlen(known);
-        snprintf(known + used, sizeof known - used, ", %s", r->entries[AP_KIND_PRECOND][i].name);
+        snprintf(known + used, sizeof known - used, ", %s", r->entries[APX_KIND_PRECOND][i].name);
     }
     return ap_error(AP_ENOTFOUND,
                     "%s: unknown preconditioner \"%s\" (known: default, none, diagonal, block%s)",
                     who, name, known);
 }
 
-int ap_precond_exact(const ap_precond *p) {
+int apx_precond_exact(const apx_precond *p) {
     return p && p->type && p->type->exact;
 }
 
 /* The local layout: every dynamic compartment, then every block state. */
-static int layout(ap_precond *p, const char *who) {
+static int layout(apx_precond *p, const char *who) {
     ap_sim *s = p->s;
     size_t k = 0;
-    for (int i = 0; i < s->n_pops; i++) {
-        const sim_pop *sp = &s->pops[i];
+    for (int i = 0; i < s->plan.n_pops; i++) {
+        const sim_pop *sp = &s->plan.pops[i];
         for (int c = 0; c < sp->n_comp; c++) {
             const sim_comp *sc = &sp->comp[c];
             if (!sc->dynamic) continue;
@@ -144,8 +144,8 @@ static int layout(ap_precond *p, const char *who) {
             add_segment(p, &k, sc->off, (size_t)sp->n, known);
         }
     }
-    for (int i = 0; i < s->n_blocks; i++) {
-        const sim_block *sb = &s->blocks[i];
+    for (int i = 0; i < s->plan.n_blocks; i++) {
+        const sim_block *sb = &s->plan.blocks[i];
         for (int j = 0; j < sb->n_state; j++)
             add_segment(p, &k, sb->state_off[j], (size_t)sb->state_size[j], NAN);
     }
@@ -156,24 +156,24 @@ static int layout(ap_precond *p, const char *who) {
     return 0;
 }
 
-int ap_precond_new(ap_sim *s, ap_precond_kind kind, const char *who, ap_precond **out) {
+int apx_precond_new(ap_sim *s, ap_precond_kind kind, const char *who, apx_precond **out) {
     *out = NULL;
-    const size_t n = ap_precond_sample_size(s), N = s->n_state, B = (size_t)s->B;
-    if (kind == AP_PREC_BLOCK && n > AP_BLOCK_MAX)
+    const size_t n = apx_precond_sample_size(s), N = s->plan.n_state, B = (size_t)s->plan.B;
+    if (kind == AP_PREC_BLOCK && n > APX_BLOCK_MAX)
         return ap_error(AP_EINVAL,
                         "%s: preconditioner \"block\" needs a dense %zu x %zu matrix per sample "
                         "(%zu samples) and %zu evaluations per setup; at most %d variables per "
                         "sample: use preconditioner = \"diagonal\"",
-                        who, n, n, B, n, AP_BLOCK_MAX);
-    if (kind == AP_PREC_BLOCK && block_bytes(s) > AP_BLOCK_BYTES_MAX)
+                        who, n, n, B, n, APX_BLOCK_MAX);
+    if (kind == AP_PREC_BLOCK && block_bytes(s) > APX_BLOCK_BYTES_MAX)
         return ap_error(AP_EINVAL,
                         "%s: preconditioner \"block\" needs %.3g GB for %zu samples of %zu "
                         "variables (at most %.3g GB): use preconditioner = \"diagonal\" or a "
                         "smaller batch",
-                        who, block_bytes(s) / 1e9, B, n, AP_BLOCK_BYTES_MAX / 1e9);
-    ap_precond *p = calloc(1, sizeof *p);
+                        who, block_bytes(s) / 1e9, B, n, APX_BLOCK_BYTES_MAX / 1e9);
+    apx_precond *p = calloc(1, sizeof *p);
     if (!p) return ap_error(AP_ENOMEM, "%s: out of memory for the preconditioner", who);
-    p->s = s, p->kind = kind, p->B = s->B, p->n = n, p->N = N;
+    p->s = s, p->kind = kind, p->B = s->plan.B, p->n = n, p->N = N;
     int ok = (p->base = malloc(n * sizeof *p->base)) &&
              (p->stride = malloc(n * sizeof *p->stride)) &&
              (p->known = malloc(n * sizeof *p->known)) && (p->yp = malloc(N * sizeof *p->yp)) &&
@@ -184,22 +184,22 @@ int ap_precond_new(ap_sim *s, ap_precond_kind kind, const char *who, ap_precond 
              (p->lu = malloc(B * n * n * sizeof *p->lu)) &&
              (p->piv = malloc(B * n * sizeof *p->piv));
     if (!ok) {
-        ap_precond_free(&p);
+        apx_precond_free(&p);
         return ap_error(AP_ENOMEM,
                         "%s: out of memory for the %s preconditioner (%zu samples of %zu)", who,
                         kind == AP_PREC_BLOCK ? "block" : "diagonal", B, n);
     }
     int rc = layout(p, who);
     if (rc) {
-        ap_precond_free(&p);
+        apx_precond_free(&p);
         return rc;
     }
     *out = p;
     return 0;
 }
 
-void ap_precond_free(ap_precond **pp) {
-    ap_precond *p = *pp;
+void apx_precond_free(apx_precond **pp) {
+    apx_precond *p = *pp;
     if (!p) return;
     if (p->type && p->tdata) p->type->destroy(p->tdata);
     free(p->base), free(p->stride), free(p->known), free(p->d), free(p->jac), free(p->lu);
@@ -208,7 +208,7 @@ void ap_precond_free(ap_precond **pp) {
     *pp = NULL;
 }
 
-long ap_precond_evals(const ap_precond *p) {
+long apx_precond_evals(const apx_precond *p) {
     return p->evals;
 }
 
@@ -221,24 +221,24 @@ static double increment(double y) {
 
 /* f at y with local variable k perturbed in every sample, into p->fp (p->yp holds y; restore
  * puts variable k back). */
-static int perturbed_eval(ap_precond *p, double t, size_t k) {
+static int perturbed_eval(apx_precond *p, double t, size_t k) {
     const size_t base = p->base[k], stride = p->stride[k];
     for (int b = 0; b < p->B; b++) {
         size_t i = base + (size_t)b * stride;
         p->yp[i] += increment(p->yp[i]);
     }
     p->evals++;
-    return ap_sim_eval(p->s, t, p->yp, p->fp);
+    return apx_sim_eval(p->s, t, p->yp, p->fp);
 }
 
-static void restore(ap_precond *p, const double *y, size_t k) {
+static void restore(apx_precond *p, const double *y, size_t k) {
     for (int b = 0; b < p->B; b++) {
         size_t i = p->base[k] + (size_t)b * p->stride[k];
         p->yp[i] = y[i];
     }
 }
 
-static int diagonal_jacobian(ap_precond *p, double t, const double *y, const double *fy) {
+static int diagonal_jacobian(apx_precond *p, double t, const double *y, const double *fy) {
     memcpy(p->yp, y, p->N * sizeof *y);
     for (size_t k = 0; k < p->n; k++) {
         const size_t base = p->base[k], stride = p->stride[k];
@@ -258,7 +258,7 @@ static int diagonal_jacobian(ap_precond *p, double t, const double *y, const dou
     return 0;
 }
 
-static int block_jacobian(ap_precond *p, double t, const double *y, const double *fy) {
+static int block_jacobian(apx_precond *p, double t, const double *y, const double *fy) {
     const size_t n = p->n;
     memcpy(p->yp, y, p->N * sizeof *y);
     for (size_t k = 0; k < n; k++) {
@@ -324,7 +324,7 @@ static void lu_solve(const double *a, size_t n, const int *piv, double *x) {
     }
 }
 
-static int block_factor(ap_precond *p, double gamma) {
+static int block_factor(apx_precond *p, double gamma) {
     const size_t n = p->n, nn = n * n;
     for (int b = 0; b < p->B; b++) {
         double *lu = p->lu + (size_t)b * nn;
@@ -338,8 +338,8 @@ static int block_factor(ap_precond *p, double gamma) {
     return 0;
 }
 
-int ap_precond_setup(ap_precond *p, double t, const double *y, const double *fy, int jok, int *jcur,
-                     double gamma) {
+int apx_precond_setup(apx_precond *p, double t, const double *y, const double *fy, int jok,
+                      int *jcur, double gamma) {
     int rc = 0;
     *jcur = 0;
     if (p->type) return p->type->setup(p->tdata, t, y, fy, jok, jcur, gamma);
@@ -354,7 +354,7 @@ int ap_precond_setup(ap_precond *p, double t, const double *y, const double *fy,
     return 0;
 }
 
-int ap_precond_solve(const ap_precond *p, double gamma, const double *r, double *z) {
+int apx_precond_solve(const apx_precond *p, double gamma, const double *r, double *z) {
     if (p->type) return p->type->solve(p->tdata, gamma, r, z);
     if (p->kind == AP_PREC_DIAGONAL) {
         for (size_t i = 0; i < p->N; i++)
@@ -373,23 +373,23 @@ int ap_precond_solve(const ap_precond *p, double gamma, const double *r, double 
 }
 
 /* Builds p at (t, y) and solves (I - gamma J~) z = r with it, as a run would. */
-static int solve_once(ap_sim *s, ap_precond *p, const char *who, double t, const double *y,
+static int solve_once(ap_sim *s, apx_precond *p, const char *who, double t, const double *y,
                       double gamma, const double *r, double *z) {
     int rc = 0;
-    s->input_cache_valid = 0; /* outside a run: the weights may have changed */
-    double *fy = malloc(s->n_state * sizeof *fy);
+    s->run.input_cache_valid = 0; /* outside a run: the weights may have changed */
+    double *fy = malloc(s->plan.n_state * sizeof *fy);
     if (!fy) rc = ap_error(AP_ENOMEM, "%s: out of memory", who);
     if (!rc) rc = ap_sim_rhs(s, t, y, fy);
     int jcur;
-    if (!rc && (rc = ap_precond_setup(p, t, y, fy, 0, &jcur, gamma)) != 0)
+    if (!rc && (rc = apx_precond_setup(p, t, y, fy, 0, &jcur, gamma)) != 0)
         rc = rc < 0 ? rc
                     : ap_error(AP_ESOLVER,
                                "%s: the setup failed (a singular block or a "
                                "failed evaluation)",
                                who);
-    if (!rc && (rc = ap_precond_solve(p, gamma, r, z)) > 0)
+    if (!rc && (rc = apx_precond_solve(p, gamma, r, z)) > 0)
         rc = ap_error(AP_ESOLVER, "%s: the solve failed", who);
-    if (!rc) rc = ap_sim_eval(s, t, y, NULL) < 0 ? AP_EPLUGIN : 0;
+    if (!rc) rc = apx_sim_eval(s, t, y, NULL) < 0 ? AP_EPLUGIN : 0;
     free(fy);
     return rc;
 }
@@ -400,11 +400,11 @@ int ap_sim_precond_solve(ap_sim *s, ap_precond_kind kind, double t, const double
     if (!s || !y || !r || !z) return ap_error(AP_EINVAL, "%s: NULL argument", who);
     if (kind != AP_PREC_DIAGONAL && kind != AP_PREC_BLOCK)
         return ap_error(AP_EINVAL, "%s: kind %d is not diagonal or block", who, (int)kind);
-    ap_precond *p;
-    int rc = ap_precond_new(s, kind, who, &p);
+    apx_precond *p;
+    int rc = apx_precond_new(s, kind, who, &p);
     if (rc) return rc;
     rc = solve_once(s, p, who, t, y, gamma, r, z);
-    ap_precond_free(&p);
+    apx_precond_free(&p);
     return rc;
 }
 
@@ -412,11 +412,11 @@ int ap_sim_precond_solve_named(ap_sim *s, const char *name, double t, const doub
                                const double *r, double *z) {
     const char *who = "precond_solve";
     if (!s || !y || !r || !z) return ap_error(AP_EINVAL, "%s: NULL argument", who);
-    ap_precond *p;
-    int rc = ap_precond_new_named(s, name, who, &p);
+    apx_precond *p;
+    int rc = apx_precond_new_named(s, name, who, &p);
     if (rc) return rc;
     rc = solve_once(s, p, who, t, y, gamma, r, z);
-    ap_precond_free(&p);
+    apx_precond_free(&p);
     return rc;
 }
 
@@ -426,8 +426,8 @@ int ap_sim_state_offset(const ap_sim *s, const char *name, size_t *off, int *siz
         return ap_error(AP_EINVAL, "state_offset: \"%s\" is not object.part",
                         name ? name : "(null)");
     const size_t len = (size_t)(dot - name);
-    for (int i = 0; i < s->n_pops; i++) {
-        const sim_pop *sp = &s->pops[i];
+    for (int i = 0; i < s->plan.n_pops; i++) {
+        const sim_pop *sp = &s->plan.pops[i];
         if (strlen(sp->obj->name) != len || strncmp(sp->obj->name, name, len)) continue;
         for (int c = 0; c < sp->n_comp; c++)
             if (sp->comp[c].dynamic && !strcmp(sp->obj->type->compartments[c].name, dot + 1)) {
@@ -435,8 +435,8 @@ int ap_sim_state_offset(const ap_sim *s, const char *name, size_t *off, int *siz
                 return AP_OK;
             }
     }
-    for (int i = 0; i < s->n_blocks; i++) {
-        const sim_block *sb = &s->blocks[i];
+    for (int i = 0; i < s->plan.n_blocks; i++) {
+        const sim_block *sb = &s->plan.blocks[i];
         if (strlen(sb->obj->name) != len || strncmp(sb->obj->name, name, len)) continue;
         for (int j = 0; j < sb->n_state; j++)
             if (!strcmp(sb->obj->type->states[j], dot + 1)) {

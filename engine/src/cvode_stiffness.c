@@ -23,7 +23,7 @@ static double norm2(const double *v, size_t n) {
 /* |lambda|max of the Jacobian at y (fy = f(t, y)) by power iteration; -1 on a failure. */
 static double largest_eigen(ap_sim *s, double t, const double *y, const double *fy, double *v,
                             double *yp) {
-    const size_t n = s->n_state;
+    const size_t n = s->plan.n_state;
     unsigned u = 12345u;
     for (size_t i = 0; i < n; i++) {
         u = u * 1103515245u + 12345u;
@@ -34,28 +34,28 @@ static double largest_eigen(ap_sim *s, double t, const double *y, const double *
     for (int it = 0; it < POWER_ITERS && nv > 0; it++) {
         for (size_t i = 0; i < n; i++)
             yp[i] = y[i] + eps * v[i] / nv;
-        if (ap_sim_eval(s, t, yp, s->ydot)) return -1;
+        if (apx_sim_eval(s, t, yp, s->run.ydot)) return -1;
         for (size_t i = 0; i < n; i++)
-            v[i] = (s->ydot[i] - fy[i]) / eps;
+            v[i] = (s->run.ydot[i] - fy[i]) / eps;
         nv = norm2(v, n);
         rho = nv;
     }
     return rho;
 }
 
-long ap_adams_stiffness(ap_sim *s, double t, const double *y, long steps, ap_run_stats *st) {
-    const size_t n = s->n_state;
-    if (steps < AP_ADAMS_CHECK_STEPS || t <= 0) return 0;
+long apx_adams_stiffness(ap_sim *s, double t, const double *y, long steps, ap_run_stats *st) {
+    const size_t n = s->plan.n_state;
+    if (steps < APX_ADAMS_CHECK_STEPS || t <= 0) return 0;
     double *buf = malloc(3 * n * sizeof *buf);
     if (!buf) return -1;
     double *fy = buf, *v = buf + n, *yp = buf + 2 * n;
     double rho = -1;
-    if (ap_sim_eval(s, t, y, fy) == 0) rho = largest_eigen(s, t, y, fy, v, yp);
+    if (apx_sim_eval(s, t, y, fy) == 0) rho = largest_eigen(s, t, y, fy, v, yp);
     free(buf);
-    if (ap_sim_eval(s, t, y, s->ydot) < 0) return -1; /* the signals back at y */
+    if (apx_sim_eval(s, t, y, s->run.ydot) < 0) return -1; /* the signals back at y */
     if (rho < 0) return -1;
     const double h = t / (double)steps;
-    if (h * rho > AP_ADAMS_STIFF_HRHO)
+    if (h * rho > APX_ADAMS_STIFF_HRHO)
         snprintf(st->stab_warning, sizeof st->stab_warning,
                  "cvode-adams took %ld steps of %.3g on average, at the stability limit of the "
                  "fastest mode (|lambda| ~ %.3g, h |lambda| = %.2f): the circuit is stiff, and "

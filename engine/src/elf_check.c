@@ -175,7 +175,7 @@ static int check_sections(elf_file *f, const ehdr_t *e) {
     return 0;
 }
 
-int ap_elf_check(const char *path, char *why, size_t n) {
+int apx_elf_check(const char *path, char *why, size_t n) {
     elf_file f = {.fd = -1, .why = why, .n = n};
     if (n) why[0] = '\0';
     f.fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -4,17 +4,17 @@
 #include <stdio.h>
 #include <string.h>
 
-#define AP_ERRMSG_MAX 1024
+#define APX_ERRMSG_MAX 1024
 
-static _Thread_local char errmsg[AP_ERRMSG_MAX];
+static _Thread_local char errmsg[APX_ERRMSG_MAX];
 
 const char *ap_strerror(int code) {
     switch (code) {
-#define AP_ERROR_CASE_(name, value, text)                                                          \
+#define APX_ERROR_CASE_(name, value, text)                                                         \
     case value:                                                                                    \
         return text;
-        AP_ERROR_LIST(AP_ERROR_CASE_)
-#undef AP_ERROR_CASE_
+        AP_ERROR_LIST(APX_ERROR_CASE_)
+#undef APX_ERROR_CASE_
     default:
         return "unknown error";
     }
@@ -38,7 +38,7 @@ int ap_error(int code, const char *fmt, ...) {
 }
 
 int ap_error_prefix(int code, const char *fmt, ...) {
-    char old[AP_ERRMSG_MAX];
+    char old[APX_ERRMSG_MAX];
     memcpy(old, errmsg, sizeof old);
     va_list ap;
     va_start(ap, fmt);

@@ -13,11 +13,11 @@
 
 /* The contribution of every dense projection from an input, for the whole run. */
 static void fill_input_caches(ap_sim *s) {
-    const int B = s->B;
-    for (int i = 0; i < s->n_projs; i++) {
-        sim_proj *pr = &s->projs[i];
+    const int B = s->plan.B;
+    for (int i = 0; i < s->plan.n_projs; i++) {
+        sim_proj *pr = &s->plan.projs[i];
         if (!pr->cache) continue;
-        const ap_proj_obj *po = pr->obj;
+        const apx_proj_obj *po = pr->obj;
         const int n = pr->n_tgt;
         if (po->b)
             for (int b = 0; b < B; b++)
@@ -25,24 +25,24 @@ static void fill_input_caches(ap_sim *s) {
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, n, pr->n_src, 1.0, pr->src,
                     pr->n_src, po->W, pr->n_src, po->b ? 1.0 : 0.0, pr->cache, n);
     }
-    s->input_cache_valid = 1;
+    s->run.input_cache_valid = 1;
 }
 
 /* The drive of compartment c of population sp: bias + projections + feeds (from the
  * snapshots when use_prev). */
 static void compute_drive(ap_sim *s, sim_pop *sp, int c, int use_prev) {
     sim_comp *sc = &sp->comp[c];
-    const int B = s->B, n = sp->n;
+    const int B = s->plan.B, n = sp->n;
     const size_t len = (size_t)B * (size_t)n;
     double *d = sc->drive;
     int first = 1;
     for (int k = 0; k < sc->n_projs; k++) {
-        const sim_proj *pr = &s->projs[sc->projs[k]];
-        const ap_proj_obj *po = pr->obj;
+        const sim_proj *pr = &s->plan.projs[sc->projs[k]];
+        const apx_proj_obj *po = pr->obj;
         const double *src = use_prev && pr->src_prev ? pr->src_prev : pr->src;
         if (pr->cache) {
             /* inputs do not change during a run: their products are computed once */
-            if (!s->input_cache_valid) fill_input_caches(s);
+            if (!s->run.input_cache_valid) fill_input_caches(s);
             if (first)
                 memcpy(d, pr->cache, len * sizeof *d);
             else
@@ -96,10 +96,10 @@ static void compute_drive(ap_sim *s, sim_pop *sp, int c, int use_prev) {
 
 static int neuron_fail(ap_sim *s, const sim_pop *sp, int c, int rc) {
     if (rc > 0) {
-        s->bad_index = AP_BAD_COMPONENT;
+        s->diag.bad_index = APX_BAD_COMPONENT;
         ap_error(AP_ENONFINITE, "population %s: neuron %s could not compute compartment %s",
                  sp->obj->name, sp->obj->type->name, sp->obj->type->compartments[c].name);
-        /* recoverable; never AP_SWEEP_NONFINITE, whose location is in s->bad_index */
+        /* recoverable; never APX_SWEEP_NONFINITE, whose location is in s->diag.bad_index */
         return 1;
     }
     return ap_error(AP_EPLUGIN, "population %s: neuron %s failed on compartment %s (code %d)",
@@ -136,14 +136,14 @@ static int block_trouble(ap_sim *s, const sim_block *sb, const char *what) {
     char params[256], where[192] = "";
     block_params(sb, params, sizeof params);
     for (int k = 0; k < sb->n_out && !where[0]; k++) {
-        const size_t len = (size_t)s->B * (size_t)sb->out_size[k];
-        const long bad = ap_first_nonfinite(sb->out[k], len);
+        const size_t len = (size_t)s->plan.B * (size_t)sb->out_size[k];
+        const long bad = apx_first_nonfinite(sb->out[k], len);
         if (bad < 0 || sb->out_size[k] <= 0) continue;
         snprintf(where, sizeof where, "output %s[sample %ld, unit %ld] = %g is not finite",
                  sb->obj->type->outputs ? sb->obj->type->outputs[k] : "?",
                  bad / sb->out_size[k] + 1, bad % sb->out_size[k] + 1, sb->out[k][bad]);
     }
-    s->bad_index = AP_BAD_COMPONENT;
+    s->diag.bad_index = APX_BAD_COMPONENT;
     ap_error(AP_ENONFINITE, "block %s (%s%s%s): %s%s", sb->obj->name, sb->obj->type->name,
              params[0] ? ", " : "", params, where[0] ? "" : what,
              where[0] ? where : " failed (no output is non-finite)");
@@ -167,9 +167,9 @@ static int eval_nodes(ap_sim *s, const sim_node *order, int n, double t, int ini
         const sim_node *nd = &order[k];
         int rc = 0;
         if (nd->kind == NODE_BLOCK) {
-            rc = block_output(s, &s->blocks[nd->obj], t, 0);
+            rc = block_output(s, &s->plan.blocks[nd->obj], t, 0);
         } else {
-            sim_pop *sp = &s->pops[nd->obj];
+            sim_pop *sp = &s->plan.pops[nd->obj];
             sp->ctx.t = t;
             if (nd->kind == NODE_RATE) {
                 compute_rate(sp);
@@ -177,7 +177,8 @@ static int eval_nodes(ap_sim *s, const sim_node *order, int n, double t, int ini
                 sim_comp *sc = &sp->comp[nd->comp];
                 compute_drive(s, sp, nd->comp, 0);
                 if (sc->dynamic) { /* settling a dynamic compartment at the start */
-                    if (init) memcpy(sc->value, sc->drive, (size_t)s->B * sp->n * sizeof(double));
+                    if (init)
+                        memcpy(sc->value, sc->drive, (size_t)s->plan.B * sp->n * sizeof(double));
                 } else {
                     rc = instant_value(s, sp, nd->comp);
                 }
@@ -189,7 +190,7 @@ static int eval_nodes(ap_sim *s, const sim_node *order, int n, double t, int ini
 }
 
 static int pop_derivs(ap_sim *s, sim_pop *sp, double *ydot) {
-    const size_t len = (size_t)s->B * (size_t)sp->n;
+    const size_t len = (size_t)s->plan.B * (size_t)sp->n;
     for (int c = 0; c < sp->n_comp; c++)
         if (sp->comp[c].dynamic) compute_drive(s, sp, c, 0);
     for (int c = 0; c < sp->n_comp; c++) {
@@ -218,19 +219,19 @@ static int block_deriv(ap_sim *s, sim_block *sb, double *const *dst) {
     return rc > 0 ? block_trouble(s, sb, "derivative") : rc;
 }
 
-int ap_sim_eval(ap_sim *s, double t, const double *y, double *ydot) {
-    if (y != s->x) memcpy(s->x, y, s->n_state * sizeof *y);
-    s->eval_valid = 0;
-    s->rhs_evals++;
-    int rc = eval_nodes(s, s->run_order, s->n_run, t, 0);
+int apx_sim_eval(ap_sim *s, double t, const double *y, double *ydot) {
+    if (y != s->run.x) memcpy(s->run.x, y, s->plan.n_state * sizeof *y);
+    s->run.eval_valid = 0;
+    s->diag.rhs_evals++;
+    int rc = eval_nodes(s, s->plan.run_order, s->plan.n_run, t, 0);
     if (rc) return rc;
-    s->eval_t = t;
-    s->eval_valid = 1;
+    s->run.eval_t = t;
+    s->run.eval_valid = 1;
     if (!ydot) return 0;
-    for (int p = 0; p < s->n_pops; p++)
-        if ((rc = pop_derivs(s, &s->pops[p], ydot))) return rc;
-    for (int b = 0; b < s->n_blocks; b++) {
-        sim_block *sb = &s->blocks[b];
+    for (int p = 0; p < s->plan.n_pops; p++)
+        if ((rc = pop_derivs(s, &s->plan.pops[p], ydot))) return rc;
+    for (int b = 0; b < s->plan.n_blocks; b++) {
+        sim_block *sb = &s->plan.blocks[b];
         for (int k = 0; k < sb->n_state; k++)
             sb->dstate[k] = ydot + sb->state_off[k];
         rc = block_deriv(s, sb, sb->dstate);
@@ -238,26 +239,26 @@ int ap_sim_eval(ap_sim *s, double t, const double *y, double *ydot) {
         size_t o = 0;
         for (int k = 0; k < sb->n_state; k++) {
             sb->dstate[k] = sb->dstate_buf + o;
-            o += (size_t)s->B * (size_t)sb->state_size[k];
+            o += (size_t)s->plan.B * (size_t)sb->state_size[k];
         }
         if (rc) return rc;
     }
-    long bad = ap_first_nonfinite(ydot, s->n_state);
+    long bad = apx_first_nonfinite(ydot, s->plan.n_state);
     if (bad >= 0) {
-        s->bad_index = bad;
-        s->bad_value = ydot[bad];
+        s->diag.bad_index = bad;
+        s->diag.bad_value = ydot[bad];
         return 1;
     }
     return 0;
 }
 
-int ap_sim_start(ap_sim *s, int keep_state) {
-    s->input_cache_valid = 0; /* weights may have changed since the last run */
-    const size_t B = (size_t)s->B;
+int apx_sim_start(ap_sim *s, int keep_state) {
+    s->run.input_cache_valid = 0; /* weights may have changed since the last run */
+    const size_t B = (size_t)s->plan.B;
     int rc;
     if (!keep_state) {
-        for (int p = 0; p < s->n_pops; p++) {
-            sim_pop *sp = &s->pops[p];
+        for (int p = 0; p < s->plan.n_pops; p++) {
+            sim_pop *sp = &s->plan.pops[p];
             for (int c = 0; c < sp->n_comp; c++) {
                 sim_comp *sc = &sp->comp[c];
                 if (!sc->dynamic) continue;
@@ -267,8 +268,8 @@ int ap_sim_start(ap_sim *s, int keep_state) {
                     sc->value[i] = v;
             }
         }
-        for (int b = 0; b < s->n_blocks; b++) {
-            sim_block *sb = &s->blocks[b];
+        for (int b = 0; b < s->plan.n_blocks; b++) {
+            sim_block *sb = &s->plan.blocks[b];
             for (int k = 0; k < sb->n_state; k++)
                 memset(sb->state[k], 0, B * (size_t)sb->state_size[k] * sizeof(double));
         }
@@ -278,12 +279,12 @@ int ap_sim_start(ap_sim *s, int keep_state) {
      * signals again if any block set one. */
     int passes = 1;
     if (!keep_state)
-        for (int b = 0; b < s->n_blocks; b++)
-            if (s->blocks[b].obj->type->init_state) passes = 2;
+        for (int b = 0; b < s->plan.n_blocks; b++)
+            if (s->plan.blocks[b].obj->type->init_state) passes = 2;
     for (int pass = 0; pass < passes; pass++) {
         if (pass == 1)
-            for (int b = 0; b < s->n_blocks; b++) {
-                sim_block *sb = &s->blocks[b];
+            for (int b = 0; b < s->plan.n_blocks; b++) {
+                sim_block *sb = &s->plan.blocks[b];
                 if (!sb->obj->type->init_state) continue;
                 sb->ctx.t = 0.0;
                 sb->ctx.initial = 1;
@@ -292,39 +293,39 @@ int ap_sim_start(ap_sim *s, int keep_state) {
                     return ap_error(AP_EPLUGIN, "block %s (%s): init_state failed (code %d)",
                                     sb->obj->name, sb->obj->type->name, rc);
             }
-        for (int b = 0; b < s->n_blocks; b++)
-            if ((rc = block_output(s, &s->blocks[b], 0.0, 1)) != 0)
+        for (int b = 0; b < s->plan.n_blocks; b++)
+            if ((rc = block_output(s, &s->plan.blocks[b], 0.0, 1)) != 0)
                 return rc < 0 ? rc
                               : ap_error(AP_ENONFINITE, "block %s: initial output failed (%d)",
-                                         s->blocks[b].obj->name, rc);
-        if ((rc = eval_nodes(s, keep_state ? s->run_order : s->init_order,
-                             keep_state ? s->n_run : s->n_init, 0.0, !keep_state)))
+                                         s->plan.blocks[b].obj->name, rc);
+        if ((rc = eval_nodes(s, keep_state ? s->plan.run_order : s->plan.init_order,
+                             keep_state ? s->plan.n_run : s->plan.n_init, 0.0, !keep_state)))
             return rc < 0 ? rc : ap_error(AP_ENONFINITE, "initial evaluation failed (%d)", rc);
     }
-    long bad = ap_first_nonfinite(s->x, s->n_state);
+    long bad = apx_first_nonfinite(s->run.x, s->plan.n_state);
     if (bad >= 0) {
         char nm[256];
-        ap_sim_describe(s, (size_t)bad, nm, sizeof nm);
-        return ap_error(AP_ENONFINITE, "start state: %s = %g", nm, s->x[bad]);
+        apx_sim_describe(s, (size_t)bad, nm, sizeof nm);
+        return ap_error(AP_ENONFINITE, "start state: %s = %g", nm, s->run.x[bad]);
     }
-    s->eval_valid = 0;
+    s->run.eval_valid = 0;
     return 0;
 }
 
 /* ---- declared-order sweep ---------------------------------------------------------------- */
 
-/* After a component's state x (len values of s->x) was written: AP_SWEEP_NONFINITE with the
+/* After a component's state x (len values of s->run.x) was written: APX_SWEEP_NONFINITE with the
  * first non-finite value recorded, or 0. */
 static int check_written(ap_sim *s, const double *x, size_t len) {
-    const long bad = ap_first_nonfinite(x, len);
+    const long bad = apx_first_nonfinite(x, len);
     if (bad < 0) return 0;
-    s->bad_index = (long)(x - s->x) + bad;
-    s->bad_value = x[bad];
-    return AP_SWEEP_NONFINITE;
+    s->diag.bad_index = (long)(x - s->run.x) + bad;
+    s->diag.bad_value = x[bad];
+    return APX_SWEEP_NONFINITE;
 }
 
 static int step_pop(ap_sim *s, sim_pop *sp, double t, double dt, ap_noise *rng) {
-    const size_t len = (size_t)s->B * (size_t)sp->n;
+    const size_t len = (size_t)s->plan.B * (size_t)sp->n;
     sp->ctx.t = t;
     for (int c = 0; c < sp->n_comp; c++) {
         sim_comp *sc = &sp->comp[c];
@@ -348,7 +349,7 @@ static int step_pop(ap_sim *s, sim_pop *sp, double t, double dt, ap_noise *rng) 
             for (size_t i = 0; i < len; i++)
                 x[i] += a * (dr[i] - x[i]);
         }
-        if (rng && sc->sigma != 0.0) ap_noise_add(rng, x, len, sc->sigma * sqrt(dt) / sc->tau);
+        if (rng && sc->sigma != 0.0) apx_noise_add(rng, x, len, sc->sigma * sqrt(dt) / sc->tau);
         int rc = check_written(s, x, len);
         if (rc) return rc;
     }
@@ -362,27 +363,27 @@ static int step_block(ap_sim *s, sim_block *sb, double t, double dt, ap_noise *r
     int rc = block_deriv(s, sb, sb->dstate);
     if (rc) return rc;
     for (int k = 0; k < sb->n_state; k++) {
-        size_t len = (size_t)s->B * (size_t)sb->state_size[k];
+        size_t len = (size_t)s->plan.B * (size_t)sb->state_size[k];
         double *x = sb->state[k];
         const double *d = sb->dstate[k];
         for (size_t i = 0; i < len; i++)
             x[i] += dt * d[i];
         if (rng && sb->state_sigma[k] != 0.0)
-            ap_noise_add(rng, x, len, sb->state_sigma[k] * sqrt(dt));
+            apx_noise_add(rng, x, len, sb->state_sigma[k] * sqrt(dt));
         if ((rc = check_written(s, x, len))) return rc;
     }
     return block_output(s, sb, t + dt, 0);
 }
 
 /* order[k] >= 0: population index; < 0: block -1 - index */
-int ap_sim_ordered_step(ap_sim *s, const int *order, int n_order, double t, double dt,
-                        ap_noise *rng) {
-    s->rhs_evals++; /* one sweep evaluates every component once */
-    for (int k = 0; k < s->n_snap; k++)
-        memcpy(s->snap[k].copy, s->snap[k].src, s->snap[k].count * sizeof(double));
+int apx_sim_ordered_step(ap_sim *s, const int *order, int n_order, double t, double dt,
+                         ap_noise *rng) {
+    s->diag.rhs_evals++; /* one sweep evaluates every component once */
+    for (int k = 0; k < s->run.n_snap; k++)
+        memcpy(s->run.snap[k].copy, s->run.snap[k].src, s->run.snap[k].count * sizeof(double));
     for (int k = 0; k < n_order; k++) {
-        int rc = order[k] >= 0 ? step_pop(s, &s->pops[order[k]], t, dt, rng)
-                               : step_block(s, &s->blocks[-1 - order[k]], t, dt, rng);
+        int rc = order[k] >= 0 ? step_pop(s, &s->plan.pops[order[k]], t, dt, rng)
+                               : step_block(s, &s->plan.blocks[-1 - order[k]], t, dt, rng);
         if (rc) return rc;
     }
     return 0;
@@ -394,12 +395,12 @@ int ap_sim_ordered_step(ap_sim *s, const int *order, int n_order, double t, doub
  * source, post (batch x rows) from the rule, each sample's row of post multiplied by
  * w * sample weight. */
 static int rule_factors(ap_sim *s, sim_proj *pr, double *post, double *pre, double w) {
-    const int B = s->B;
+    const int B = s->plan.B;
     sim_acc *a = pr->acc;
-    const ap_proj_obj *po = pr->obj;
+    const apx_proj_obj *po = pr->obj;
     const int rows = po->rows;
     memcpy(pre, pr->src, (size_t)B * (size_t)po->cols * sizeof(double));
-    a->ctx.t = s->eval_t;
+    a->ctx.t = s->run.eval_t;
     ap_error_clear();
     int rc = po->rule->factors(&a->ctx, post, pre);
     if (rc > 0) return rc;
@@ -410,23 +411,23 @@ static int rule_factors(ap_sim *s, sim_proj *pr, double *post, double *pre, doub
         return ap_error(AP_EPLUGIN, "projection %s: rule %s failed (code %d)", po->name,
                         po->rule->name, rc);
     }
-    if (s->sample_w || w != 1.0)
+    if (s->acc.sample_w || w != 1.0)
         for (int b = 0; b < B; b++) {
             double *row = post + (size_t)b * rows;
-            const double wb = s->sample_w ? w * s->sample_w[b] : w;
+            const double wb = s->acc.sample_w ? w * s->acc.sample_w[b] : w;
             for (int j = 0; j < rows; j++)
                 row[j] *= wb;
         }
     return 0;
 }
 
-int ap_sim_accumulate(ap_sim *s, double w, double *quad) {
-    const int B = s->B;
-    for (int i = 0; i < s->n_projs; i++) {
-        sim_proj *pr = &s->projs[i];
+int apx_sim_accumulate(ap_sim *s, double w, double *quad) {
+    const int B = s->plan.B;
+    for (int i = 0; i < s->plan.n_projs; i++) {
+        sim_proj *pr = &s->plan.projs[i];
         sim_acc *a = pr->acc;
         if (!a) continue;
-        const ap_proj_obj *po = pr->obj;
+        const apx_proj_obj *po = pr->obj;
         const int rows = po->rows, cols = po->cols;
         int rc = rule_factors(s, pr, a->post, a->pre, 1.0);
         if (rc) return rc;
@@ -452,7 +453,7 @@ static void flush_acc(ap_sim *s, sim_proj *pr) {
     sim_acc *a = pr->acc;
     if (a->n_slots <= 0) return;
     /* every slot's samples act as one batch of n_slots * B samples */
-    const int K = a->n_slots * s->B;
+    const int K = a->n_slots * s->plan.B;
     const int rows = pr->obj->rows, cols = pr->obj->cols;
     /* dW (rows x cols) += post^T (rows x K) . pre (K x cols) */
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rows, cols, K, 1.0, a->stack_post, rows,
@@ -466,11 +467,11 @@ static void flush_acc(ap_sim *s, sim_proj *pr) {
     a->n_slots = 0;
 }
 
-int ap_sim_acc_push(ap_sim *s, double w) {
-    if (s->acc_cap <= 0) return ap_sim_accumulate(s, w, NULL);
-    const size_t B = (size_t)s->B;
-    for (int i = 0; i < s->n_projs; i++) {
-        sim_proj *pr = &s->projs[i];
+int apx_sim_acc_push(ap_sim *s, double w) {
+    if (s->acc.cap <= 0) return apx_sim_accumulate(s, w, NULL);
+    const size_t B = (size_t)s->plan.B;
+    for (int i = 0; i < s->plan.n_projs; i++) {
+        sim_proj *pr = &s->plan.projs[i];
         sim_acc *a = pr->acc;
         if (!a) continue;
         const size_t rows = (size_t)pr->obj->rows, cols = (size_t)pr->obj->cols;
@@ -483,23 +484,23 @@ int ap_sim_acc_push(ap_sim *s, double w) {
             double *last = post - B * rows;
             for (size_t k = 0; k < B * rows; k++)
                 last[k] += post[k];
-        } else if (++a->n_slots == s->acc_cap) {
+        } else if (++a->n_slots == s->acc.cap) {
             flush_acc(s, pr);
         }
     }
     return 0;
 }
 
-void ap_sim_acc_flush(ap_sim *s) {
-    for (int i = 0; i < s->n_projs; i++)
-        if (s->projs[i].acc) flush_acc(s, &s->projs[i]);
+void apx_sim_acc_flush(ap_sim *s) {
+    for (int i = 0; i < s->plan.n_projs; i++)
+        if (s->plan.projs[i].acc) flush_acc(s, &s->plan.projs[i]);
 }
 
 /* ---- recording --------------------------------------------------------------------------- */
 
-int ap_sim_record(ap_sim *s, double t) {
-    for (int k = 0; k < s->n_rec; k++) {
-        sim_rec *r = &s->rec[k];
+int apx_sim_record(ap_sim *s, double t) {
+    for (int k = 0; k < s->run.n_rec; k++) {
+        sim_rec *r = &s->run.rec[k];
         if (r->n >= r->cap) {
             /* only CVODE's step-driven recording cannot know its count in advance */
             size_t nc = r->cap ? 2 * r->cap : 64;

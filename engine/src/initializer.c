@@ -212,7 +212,7 @@ static const ap_initializer initializers[] = {
                 "1 on the main diagonal, 0 elsewhere (rectangular allowed)"),
 };
 
-int ap_builtin_initializers_register(ap_registry *r) {
+int apx_builtin_initializers_register(ap_registry *r) {
     for (size_t i = 0; i < sizeof initializers / sizeof initializers[0]; i++) {
         int rc = ap_registry_add_initializer(r, &initializers[i], "engine");
         if (rc) return rc;

@@ -88,7 +88,7 @@ static int exact_free(SUNLinearSolver S) {
     return SUNLS_SUCCESS;
 }
 
-SUNLinearSolver ap_linsol_exact(SUNContext ctx) {
+SUNLinearSolver apx_linsol_exact(SUNContext ctx) {
     SUNLinearSolver S = SUNLinSolNewEmpty(ctx);
     if (!S) return NULL;
     S->content = calloc(1, sizeof(exact_content));

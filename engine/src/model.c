@@ -58,14 +58,14 @@ void ap_model_free(ap_model **pm) {
         free(m->inputs[i].origin);
     }
     for (int i = 0; i < m->n_pops; i++) {
-        ap_pop_obj *p = &m->pops[i];
+        apx_pop_obj *p = &m->pops[i];
         free(p->name);
         free(p->origin);
         free(p->params);
         free(p->start_value);
     }
     for (int i = 0; i < m->n_blocks; i++) {
-        ap_block_obj *b = &m->blocks[i];
+        apx_block_obj *b = &m->blocks[i];
         if (b->inputs)
             for (int k = 0; k < b->type->n_inputs; k++)
                 free(b->inputs[k]);
@@ -75,7 +75,7 @@ void ap_model_free(ap_model **pm) {
         free(b->params);
     }
     for (int i = 0; i < m->n_projs; i++) {
-        ap_proj_obj *p = &m->projs[i];
+        apx_proj_obj *p = &m->projs[i];
         free(p->name);
         free(p->origin);
         free(p->source);
@@ -121,12 +121,12 @@ static int valid_name(const char *s) {
     return !(s[0] >= '0' && s[0] <= '9');
 }
 
-static int find_object(const ap_model *m, const char *name, ap_obj_ref *ref) {
+static int find_object(const ap_model *m, const char *name, apx_obj_ref *ref) {
     for (int k = 0; k < m->n_objects; k++) {
-        const ap_obj_ref *o = &m->objects[k];
-        const char *n = o->kind == AP_OBJ_INPUT        ? m->inputs[o->index].name
-                        : o->kind == AP_OBJ_POPULATION ? m->pops[o->index].name
-                                                       : m->blocks[o->index].name;
+        const apx_obj_ref *o = &m->objects[k];
+        const char *n = o->kind == APX_OBJ_INPUT        ? m->inputs[o->index].name
+                        : o->kind == APX_OBJ_POPULATION ? m->pops[o->index].name
+                                                        : m->blocks[o->index].name;
         if (strcmp(n, name) == 0) {
             if (ref) *ref = *o;
             return 1;
@@ -147,10 +147,10 @@ static int check_new_name(const ap_model *m, const char *what, const char *name)
     return AP_OK;
 }
 
-static int add_object(ap_model *m, ap_obj_kind kind, int index) {
+static int add_object(ap_model *m, apx_obj_kind kind, int index) {
     int rc = grow((void **)&m->objects, &m->cap_objects, m->n_objects, sizeof *m->objects);
     if (rc) return rc;
-    m->objects[m->n_objects++] = (ap_obj_ref){kind, index};
+    m->objects[m->n_objects++] = (apx_obj_ref){kind, index};
     return AP_OK;
 }
 
@@ -161,13 +161,13 @@ int ap_model_add_input(ap_model *m, const char *name, int size) {
         return ap_error(AP_EINVAL, "%sinput \"%s\": size = %d, must be >= 1", where(m->origin),
                         name, size);
     if ((rc = grow((void **)&m->inputs, &m->cap_inputs, m->n_inputs, sizeof *m->inputs))) return rc;
-    ap_input_obj *in = &m->inputs[m->n_inputs];
+    apx_input_obj *in = &m->inputs[m->n_inputs];
     in->name = dupstr(name);
     in->origin = dupstr(m->origin);
     in->size = size;
     if (!in->name) return ap_error(AP_ENOMEM, "out of memory");
     m->n_inputs++;
-    return add_object(m, AP_OBJ_INPUT, m->n_inputs - 1);
+    return add_object(m, APX_OBJ_INPUT, m->n_inputs - 1);
 }
 
 /* A parameter bound for messages: DBL_MAX reads as inf. */
@@ -232,7 +232,7 @@ int ap_model_add_population(ap_model *m, const char *name, int size, const char 
     const ap_activation *a = ap_registry_activation(m->reg, activation ? activation : "linear");
     if (!a) return ap_error_prefix(AP_ENOTFOUND, "%spopulation \"%s\": ", where(m->origin), name);
     if ((rc = grow((void **)&m->pops, &m->cap_pops, m->n_pops, sizeof *m->pops))) return rc;
-    ap_pop_obj *p = &m->pops[m->n_pops];
+    apx_pop_obj *p = &m->pops[m->n_pops];
     memset(p, 0, sizeof *p);
     p->params = calloc((size_t)t->n_params + 1, sizeof *p->params);
     p->start_value = calloc((size_t)t->n_compartments, sizeof *p->start_value);
@@ -257,7 +257,7 @@ int ap_model_add_population(ap_model *m, const char *name, int size, const char 
         return rc;
     }
     m->n_pops++;
-    return add_object(m, AP_OBJ_POPULATION, m->n_pops - 1);
+    return add_object(m, APX_OBJ_POPULATION, m->n_pops - 1);
 }
 
 static int find_pop(const ap_model *m, const char *name) {
@@ -273,7 +273,7 @@ int ap_model_set_start(ap_model *m, const char *population, ap_start_mode mode) 
     if (mode != AP_START_ZERO && mode != AP_START_SETTLED)
         return ap_error(AP_EINVAL, "%spopulation \"%s\": unknown start mode %d", where(m->origin),
                         population, (int)mode);
-    ap_pop_obj *p = &m->pops[i];
+    apx_pop_obj *p = &m->pops[i];
     if (mode == AP_START_SETTLED)
         for (int c = 0; c < p->type->n_compartments; c++)
             if (p->start_value[c] != 0.0)
@@ -286,7 +286,7 @@ int ap_model_set_start(ap_model *m, const char *population, ap_start_mode mode) 
 }
 
 /* Time constant of compartment c of population p (0: instantaneous). */
-static double comp_tau(const ap_pop_obj *p, int c) {
+static double comp_tau(const apx_pop_obj *p, int c) {
     const char *tp = p->type->compartments[c].tau_param;
     if (!tp) return 0.0;
     for (int k = 0; k < p->type->n_params; k++)
@@ -295,12 +295,12 @@ static double comp_tau(const ap_pop_obj *p, int c) {
 }
 
 int ap_model_set_start_value(ap_model *m, const char *compartment, double value) {
-    ap_sigref ref;
-    int rc = ap_model_resolve(m, compartment, &ref);
+    apx_sigref ref;
+    int rc = apx_model_resolve(m, compartment, &ref);
     if (rc) return ap_error_prefix(rc, "%s", where(m->origin));
-    if (ref.kind != AP_SIG_COMPARTMENT)
+    if (ref.kind != APX_SIG_COMPARTMENT)
         return ap_error(AP_EINVAL, "%s\"%s\" is not a compartment", where(m->origin), compartment);
-    ap_pop_obj *p = &m->pops[ref.obj];
+    apx_pop_obj *p = &m->pops[ref.obj];
     if (!isfinite(value))
         return ap_error(AP_EINVAL, "%sstart value of %s = %g is not finite", where(m->origin),
                         compartment, value);
@@ -326,7 +326,7 @@ int ap_model_add_block(ap_model *m, const char *name, const char *type, const ap
     const ap_block_type *t = ap_registry_block(m->reg, type);
     if (!t) return ap_error_prefix(AP_ENOTFOUND, "%sblock \"%s\": ", where(m->origin), name);
     if ((rc = grow((void **)&m->blocks, &m->cap_blocks, m->n_blocks, sizeof *m->blocks))) return rc;
-    ap_block_obj *b = &m->blocks[m->n_blocks];
+    apx_block_obj *b = &m->blocks[m->n_blocks];
     memset(b, 0, sizeof *b);
     b->type = t;
     b->params = calloc((size_t)t->n_params + 1, sizeof *b->params);
@@ -353,8 +353,8 @@ int ap_model_add_block(ap_model *m, const char *name, const char *type, const ap
                           where(m->origin), name, ports[k]);
             goto fail;
         }
-        ap_sigref ref;
-        if ((rc = ap_model_resolve(m, signals[k], &ref))) {
+        apx_sigref ref;
+        if ((rc = apx_model_resolve(m, signals[k], &ref))) {
             ap_error_prefix(rc, "%sblock \"%s\", input \"%s\": ", where(m->origin), name, ports[k]);
             goto fail;
         }
@@ -370,7 +370,7 @@ int ap_model_add_block(ap_model *m, const char *name, const char *type, const ap
             goto fail;
         }
     m->n_blocks++;
-    return add_object(m, AP_OBJ_BLOCK, m->n_blocks - 1);
+    return add_object(m, APX_OBJ_BLOCK, m->n_blocks - 1);
 fail:
     if (b->inputs)
         for (int j = 0; j < t->n_inputs; j++)
@@ -386,7 +386,7 @@ fail:
 static int sizes_rec(const ap_model *m, int bi, int *in_size, int *state_size, int *out_size,
                      int depth);
 
-static int resolve_rec(const ap_model *m, const char *name, ap_sigref *ref, int depth) {
+static int resolve_rec(const ap_model *m, const char *name, apx_sigref *ref, int depth) {
     char obj[256];
     const char *dot = strchr(name, '.');
     size_t len = dot ? (size_t)(dot - name) : strlen(name);
@@ -394,28 +394,28 @@ static int resolve_rec(const ap_model *m, const char *name, ap_sigref *ref, int 
     memcpy(obj, name, len);
     obj[len] = '\0';
     const char *port = dot ? dot + 1 : NULL;
-    ap_obj_ref o;
+    apx_obj_ref o;
     if (!find_object(m, obj, &o))
         return ap_error(AP_ENOTFOUND, "no signal \"%s\": no object \"%s\"", name, obj);
     ref->obj = o.index;
     ref->port = 0;
-    if (o.kind == AP_OBJ_INPUT) {
+    if (o.kind == APX_OBJ_INPUT) {
         if (port)
             return ap_error(AP_ENOTFOUND, "no signal \"%s\": input \"%s\" has no parts", name, obj);
-        ref->kind = AP_SIG_INPUT;
+        ref->kind = APX_SIG_INPUT;
         ref->size = m->inputs[o.index].size;
         return AP_OK;
     }
-    if (o.kind == AP_OBJ_POPULATION) {
-        const ap_pop_obj *p = &m->pops[o.index];
+    if (o.kind == APX_OBJ_POPULATION) {
+        const apx_pop_obj *p = &m->pops[o.index];
         ref->size = p->size;
         if (!port || strcmp(port, "rate") == 0) {
-            ref->kind = AP_SIG_RATE;
+            ref->kind = APX_SIG_RATE;
             return AP_OK;
         }
         for (int c = 0; c < p->type->n_compartments; c++)
             if (strcmp(p->type->compartments[c].name, port) == 0) {
-                ref->kind = AP_SIG_COMPARTMENT;
+                ref->kind = APX_SIG_COMPARTMENT;
                 ref->port = c;
                 return AP_OK;
             }
@@ -427,17 +427,17 @@ static int resolve_rec(const ap_model *m, const char *name, ap_sigref *ref, int 
         return ap_error(AP_ENOTFOUND, "no signal \"%s\": population \"%s\" (%s) has %s", name, obj,
                         p->type->name, known);
     }
-    const ap_block_obj *b = &m->blocks[o.index];
+    const apx_block_obj *b = &m->blocks[o.index];
     const ap_block_type *t = b->type;
     int found = -1;
-    ap_sig_kind kind = AP_SIG_BLOCK_OUTPUT;
+    apx_sig_kind kind = APX_SIG_BLOCK_OUTPUT;
     if (!port && t->n_outputs == 1) found = 0;
     for (int k = 0; port && k < t->n_outputs; k++)
         if (strcmp(t->outputs[k], port) == 0) found = k;
     for (int k = 0; port && found < 0 && k < t->n_states; k++)
         if (strcmp(t->states[k], port) == 0) {
             found = k;
-            kind = AP_SIG_BLOCK_STATE;
+            kind = APX_SIG_BLOCK_STATE;
         }
     if (found < 0) {
         char known[512] = "";
@@ -455,13 +455,13 @@ static int resolve_rec(const ap_model *m, const char *name, ap_sigref *ref, int 
     int in_size[32], st_size[32], out_size[32];
     int rc = sizes_rec(m, o.index, in_size, st_size, out_size, depth + 1);
     if (rc) return rc;
-    ref->size = kind == AP_SIG_BLOCK_OUTPUT ? out_size[found] : st_size[found];
+    ref->size = kind == APX_SIG_BLOCK_OUTPUT ? out_size[found] : st_size[found];
     return AP_OK;
 }
 
 static int sizes_rec(const ap_model *m, int bi, int *in_size, int *state_size, int *out_size,
                      int depth) {
-    const ap_block_obj *b = &m->blocks[bi];
+    const apx_block_obj *b = &m->blocks[bi];
     const ap_block_type *t = b->type;
     if (depth > m->n_blocks + 1)
         return ap_error(AP_ESIZE,
@@ -471,7 +471,7 @@ static int sizes_rec(const ap_model *m, int bi, int *in_size, int *state_size, i
     if (t->n_inputs > 32 || t->n_states > 32 || t->n_outputs > 32)
         return ap_error(AP_EINVAL, "block type %s: more than 32 ports", t->name);
     for (int k = 0; k < t->n_inputs; k++) {
-        ap_sigref r;
+        apx_sigref r;
         int rc = resolve_rec(m, b->inputs[k], &r, depth);
         if (rc) return rc;
         in_size[k] = r.size;
@@ -496,21 +496,21 @@ static int sizes_rec(const ap_model *m, int bi, int *in_size, int *state_size, i
     return AP_OK;
 }
 
-int ap_model_resolve(const ap_model *m, const char *name, ap_sigref *ref) {
+int apx_model_resolve(const ap_model *m, const char *name, apx_sigref *ref) {
     if (!name) return ap_error(AP_EINVAL, "signal name is NULL");
     return resolve_rec(m, name, ref, 0);
 }
 
-int ap_block_sizes(const ap_model *m, int block, int *in_size, int *state_size, int *out_size) {
+int apx_block_sizes(const ap_model *m, int block, int *in_size, int *state_size, int *out_size) {
     return sizes_rec(m, block, in_size, state_size, out_size, 0);
 }
 
-const char *ap_sigref_object(const ap_model *m, const ap_sigref *ref) {
+const char *apx_sigref_object(const ap_model *m, const apx_sigref *ref) {
     switch (ref->kind) {
-    case AP_SIG_INPUT:
+    case APX_SIG_INPUT:
         return m->inputs[ref->obj].name;
-    case AP_SIG_COMPARTMENT:
-    case AP_SIG_RATE:
+    case APX_SIG_COMPARTMENT:
+    case APX_SIG_RATE:
         return m->pops[ref->obj].name;
     default:
         return m->blocks[ref->obj].name;
@@ -518,22 +518,22 @@ const char *ap_sigref_object(const ap_model *m, const ap_sigref *ref) {
 }
 
 /* The canonical name of a signal: "x", "h1" (a rate), "h1.soma", "ctl.u". */
-static void canonical(const ap_model *m, const ap_sigref *r, char *buf, size_t n) {
+static void canonical(const ap_model *m, const apx_sigref *r, char *buf, size_t n) {
     switch (r->kind) {
-    case AP_SIG_INPUT:
+    case APX_SIG_INPUT:
         snprintf(buf, n, "%s", m->inputs[r->obj].name);
         break;
-    case AP_SIG_RATE:
+    case APX_SIG_RATE:
         snprintf(buf, n, "%s", m->pops[r->obj].name);
         break;
-    case AP_SIG_COMPARTMENT:
+    case APX_SIG_COMPARTMENT:
         snprintf(buf, n, "%s.%s", m->pops[r->obj].name,
                  m->pops[r->obj].type->compartments[r->port].name);
         break;
-    case AP_SIG_BLOCK_OUTPUT:
+    case APX_SIG_BLOCK_OUTPUT:
         snprintf(buf, n, "%s.%s", m->blocks[r->obj].name, m->blocks[r->obj].type->outputs[r->port]);
         break;
-    case AP_SIG_BLOCK_STATE:
+    case APX_SIG_BLOCK_STATE:
         snprintf(buf, n, "%s.%s", m->blocks[r->obj].name, m->blocks[r->obj].type->states[r->port]);
         break;
     }
@@ -542,14 +542,15 @@ static void canonical(const ap_model *m, const ap_sigref *r, char *buf, size_t n
 /* What a projection from src to tgt may be: it ends on a compartment; dense or one-to-one
  * (equal sizes, no bias). */
 static int check_connect(const ap_model *m, const char *source, const char *target,
-                         const ap_sigref *src, const ap_sigref *tgt, const ap_connect_spec *spec) {
-    if (tgt->kind != AP_SIG_COMPARTMENT)
+                         const apx_sigref *src, const apx_sigref *tgt,
+                         const ap_connect_spec *spec) {
+    if (tgt->kind != APX_SIG_COMPARTMENT)
         return ap_error(AP_EINVAL,
                         "%sconnect %s -> %s: a projection must end on a compartment (e.g. "
                         "\"%s.%s\")",
-                        where(m->origin), source, target, ap_sigref_object(m, tgt),
-                        tgt->kind == AP_SIG_RATE ? m->pops[tgt->obj].type->compartments[0].name
-                                                 : "soma");
+                        where(m->origin), source, target, apx_sigref_object(m, tgt),
+                        tgt->kind == APX_SIG_RATE ? m->pops[tgt->obj].type->compartments[0].name
+                                                  : "soma");
     if (spec->kind != AP_DENSE && spec->kind != AP_ONE_TO_ONE)
         return ap_error(AP_EINVAL, "%sconnect %s -> %s: unknown kind %d", where(m->origin), source,
                         target, (int)spec->kind);
@@ -564,7 +565,7 @@ static int check_connect(const ap_model *m, const char *source, const char *targ
 
 /* The projection's name: the spec's, or "source->target" with the source spelled canonically
  * (so that "h1" and "h1.rate" name the same projection); unique in m. */
-static int projection_name(ap_model *m, const char *target, const ap_sigref *src,
+static int projection_name(ap_model *m, const char *target, const apx_sigref *src,
                            const ap_connect_spec *spec, char *buf, size_t n, const char **name) {
     *name = spec->name;
     if (!*name) {
@@ -594,7 +595,7 @@ static int init_params(ap_model *m, const ap_initializer *init, const char *inam
     return AP_OK;
 }
 
-static void proj_obj_free(ap_proj_obj *p) {
+static void proj_obj_free(apx_proj_obj *p) {
     free(p->W);
     free(p->b);
     free(p->name);
@@ -608,10 +609,10 @@ int ap_model_connect(ap_model *m, const char *source, const char *target,
                      const ap_connect_spec *spec, int *id) {
     ap_connect_spec def = {0};
     if (!spec) spec = &def;
-    ap_sigref src, tgt;
-    int rc = ap_model_resolve(m, source, &src);
+    apx_sigref src, tgt;
+    int rc = apx_model_resolve(m, source, &src);
     if (rc) return ap_error_prefix(rc, "%sconnect source: ", where(m->origin));
-    if ((rc = ap_model_resolve(m, target, &tgt)))
+    if ((rc = apx_model_resolve(m, target, &tgt)))
         return ap_error_prefix(rc, "%sconnect target: ", where(m->origin));
     if ((rc = check_connect(m, source, target, &src, &tgt, spec))) return rc;
     char autoname[512];
@@ -626,7 +627,7 @@ int ap_model_connect(ap_model *m, const char *source, const char *target,
     double iparams[64];
     if ((rc = init_params(m, init, iname, spec, iparams))) return rc;
     if ((rc = grow((void **)&m->projs, &m->cap_projs, m->n_projs, sizeof *m->projs))) return rc;
-    ap_proj_obj *p = &m->projs[m->n_projs];
+    apx_proj_obj *p = &m->projs[m->n_projs];
     memset(p, 0, sizeof *p);
     p->W = calloc((size_t)rows * (size_t)cols, sizeof *p->W);
     p->b = spec->bias ? calloc((size_t)rows, sizeof *p->b) : NULL;
@@ -656,12 +657,12 @@ int ap_model_connect(ap_model *m, const char *source, const char *target,
 int ap_model_add_rule(ap_model *m, int id, const char *rule, const ap_param *params, int n_params) {
     if (id < 0 || id >= m->n_projs)
         return ap_error(AP_EINVAL, "%sno projection with index %d", where(m->origin), id);
-    ap_proj_obj *p = &m->projs[id];
+    apx_proj_obj *p = &m->projs[id];
     if (p->rule)
         return ap_error(AP_EINVAL, "%sprojection \"%s\" has a rule (%s) already", where(m->origin),
                         p->name, p->rule->name);
-    ap_sigref tgt;
-    int rc = ap_model_resolve(m, p->target, &tgt);
+    apx_sigref tgt;
+    int rc = apx_model_resolve(m, p->target, &tgt);
     if (rc) return rc;
     if (p->kind != AP_DENSE)
         return ap_error(AP_EINVAL, "%sprojection \"%s\": rules need a dense projection",
@@ -683,7 +684,7 @@ int ap_model_add_rule(ap_model *m, int id, const char *rule, const ap_param *par
 int ap_model_set_rule_aux(ap_model *m, int id, const char *signal) {
     if (id < 0 || id >= m->n_projs)
         return ap_error(AP_EINVAL, "%sno projection with index %d", where(m->origin), id);
-    ap_proj_obj *p = &m->projs[id];
+    apx_proj_obj *p = &m->projs[id];
     if (!p->rule)
         return ap_error(AP_EINVAL,
                         "%sprojection \"%s\": an auxiliary rule signal needs a rule (add the rule "
@@ -721,7 +722,7 @@ int ap_model_find_projection(const ap_model *m, const char *name, int *id) {
 
 int ap_model_projection_info(const ap_model *m, int id, ap_projection_info *info) {
     if (id < 0 || id >= m->n_projs) return ap_error(AP_EINVAL, "no projection with index %d", id);
-    const ap_proj_obj *p = &m->projs[id];
+    const apx_proj_obj *p = &m->projs[id];
     info->name = p->name;
     info->source = p->source;
     info->target = p->target;
@@ -744,7 +745,7 @@ double *ap_model_bias(ap_model *m, int id) {
 
 int ap_model_check_weights(const ap_model *m) {
     for (int i = 0; i < m->n_projs; i++) {
-        const ap_proj_obj *p = &m->projs[i];
+        const apx_proj_obj *p = &m->projs[i];
         size_t n = (size_t)p->rows * (size_t)p->cols;
         for (size_t k = 0; k < n; k++)
             if (!isfinite(p->W[k]))
@@ -763,7 +764,7 @@ int ap_model_check_weights(const ap_model *m) {
 int ap_model_population_info(const ap_model *m, const char *name, ap_population_info *info) {
     int i = find_pop(m, name);
     if (i < 0) return ap_error(AP_ENOTFOUND, "no population \"%s\"", name);
-    const ap_pop_obj *p = &m->pops[i];
+    const apx_pop_obj *p = &m->pops[i];
     info->name = p->name;
     info->size = p->size;
     info->neuron = p->type;
@@ -775,7 +776,7 @@ int ap_model_population_info(const ap_model *m, const char *name, ap_population_
 
 int ap_model_block_info(const ap_model *m, const char *name, ap_block_info *info) {
     for (int i = 0; m && name && i < m->n_blocks; i++) {
-        const ap_block_obj *b = &m->blocks[i];
+        const apx_block_obj *b = &m->blocks[i];
         if (strcmp(b->name, name)) continue;
         info->name = b->name;
         info->type = b->type;
@@ -787,8 +788,8 @@ int ap_model_block_info(const ap_model *m, const char *name, ap_block_info *info
 }
 
 int ap_model_signal_size(const ap_model *m, const char *signal, int *n) {
-    ap_sigref r;
-    int rc = ap_model_resolve(m, signal, &r);
+    apx_sigref r;
+    int rc = apx_model_resolve(m, signal, &r);
     if (rc) return rc;
     *n = r.size;
     return AP_OK;
@@ -800,14 +801,14 @@ int ap_model_n_objects(const ap_model *m) {
 
 int ap_model_object(const ap_model *m, int k, const char **kind, const char **name, int *size) {
     if (k < 0 || k >= m->n_objects) return ap_error(AP_EINVAL, "no object with index %d", k);
-    const ap_obj_ref *o = &m->objects[k];
+    const apx_obj_ref *o = &m->objects[k];
     switch (o->kind) {
-    case AP_OBJ_INPUT:
+    case APX_OBJ_INPUT:
         *kind = "input";
         *name = m->inputs[o->index].name;
         *size = m->inputs[o->index].size;
         break;
-    case AP_OBJ_POPULATION:
+    case APX_OBJ_POPULATION:
         *kind = "population";
         *name = m->pops[o->index].name;
         *size = m->pops[o->index].size;
@@ -816,10 +817,10 @@ int ap_model_object(const ap_model *m, int k, const char **kind, const char **na
         *kind = "block";
         *name = m->blocks[o->index].name;
         int in[32], st[32], out[32];
-        *size =
-            ap_block_sizes(m, o->index, in, st, out) == AP_OK && m->blocks[o->index].type->n_outputs
-                ? out[0]
-                : 0;
+        *size = apx_block_sizes(m, o->index, in, st, out) == AP_OK &&
+                        m->blocks[o->index].type->n_outputs
+                    ? out[0]
+                    : 0;
     }
     }
     return AP_OK;

@@ -305,7 +305,7 @@ void ap_noise_normal(ap_noise *g, double *z, size_t n) {
     }
 }
 
-void ap_noise_add(ap_noise *g, double *x, size_t n, double scale) {
+void apx_noise_add(ap_noise *g, double *x, size_t n, double scale) {
     while (n > 0) {
         size_t m;
         const double *z = next_draws(g, n, &m);

@@ -159,7 +159,7 @@ static int fast_linearcombination(int nvec, sunrealtype *c, N_Vector *X, N_Vecto
     return 0;
 }
 
-void ap_nvector_speedup(N_Vector v) {
+void apx_nvector_speedup(N_Vector v) {
     v->ops->nvdotprod = fast_dotprod;
     v->ops->nvwsqrsumlocal = fast_wsqrsum;
     v->ops->nvwrmsnorm = fast_wrmsnorm;
@@ -233,7 +233,7 @@ static sunindextype global_length(N_Vector x) {
     return (sunindextype)global1((double)NV_LENGTH_S(x), AP_COMM_SUM);
 }
 
-void ap_nvector_global(N_Vector v) {
+void apx_nvector_global(N_Vector v) {
     if (ap_comm_size() == 1) return;
     struct _generic_N_Vector_Ops *o = v->ops;
     o->nvdotprod = global_dotprod;

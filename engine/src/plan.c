@@ -33,18 +33,18 @@ static int param_index(const ap_neuron_type *t, const char *name) {
 }
 
 /* Pointer to the buffer behind a resolved signal. */
-const double *ap_sim_signal_ptr(const ap_sim *s, const ap_sigref *r) {
+const double *apx_sim_signal_ptr(const ap_sim *s, const apx_sigref *r) {
     switch (r->kind) {
-    case AP_SIG_INPUT:
-        return s->input[r->obj];
-    case AP_SIG_COMPARTMENT:
-        return s->pops[r->obj].comp[r->port].value;
-    case AP_SIG_RATE:
-        return s->pops[r->obj].rate;
-    case AP_SIG_BLOCK_OUTPUT:
-        return s->blocks[r->obj].out[r->port];
-    case AP_SIG_BLOCK_STATE:
-        return s->blocks[r->obj].state[r->port];
+    case APX_SIG_INPUT:
+        return s->run.input[r->obj];
+    case APX_SIG_COMPARTMENT:
+        return s->plan.pops[r->obj].comp[r->port].value;
+    case APX_SIG_RATE:
+        return s->plan.pops[r->obj].rate;
+    case APX_SIG_BLOCK_OUTPUT:
+        return s->plan.blocks[r->obj].out[r->port];
+    case APX_SIG_BLOCK_STATE:
+        return s->plan.blocks[r->obj].state[r->port];
     }
     return NULL;
 }
@@ -84,13 +84,13 @@ static int add_dep(graph *g, int node, int dep) {
 }
 
 /* Node that computes signal r, or -1 if it needs none (inputs, state). */
-static int node_of(const graph *g, const ap_sigref *r) {
+static int node_of(const graph *g, const apx_sigref *r) {
     switch (r->kind) {
-    case AP_SIG_COMPARTMENT:
+    case APX_SIG_COMPARTMENT:
         return g->id_comp[g->comp_base[r->obj] + r->port];
-    case AP_SIG_RATE:
+    case APX_SIG_RATE:
         return g->id_rate[r->obj];
-    case AP_SIG_BLOCK_OUTPUT:
+    case APX_SIG_BLOCK_OUTPUT:
         return g->id_block[r->obj];
     default:
         return -1;
@@ -99,32 +99,33 @@ static int node_of(const graph *g, const ap_sigref *r) {
 
 static void node_name(const ap_sim *s, const sim_node *nd, char *buf, size_t n) {
     if (nd->kind == NODE_BLOCK)
-        snprintf(buf, n, "%s", s->blocks[nd->obj].obj->name);
+        snprintf(buf, n, "%s", s->plan.blocks[nd->obj].obj->name);
     else if (nd->kind == NODE_RATE)
-        snprintf(buf, n, "%s.rate", s->pops[nd->obj].obj->name);
+        snprintf(buf, n, "%s.rate", s->plan.pops[nd->obj].obj->name);
     else
-        snprintf(buf, n, "%s.%s", s->pops[nd->obj].obj->name,
-                 s->pops[nd->obj].obj->type->compartments[nd->comp].name);
+        snprintf(buf, n, "%s.%s", s->plan.pops[nd->obj].obj->name,
+                 s->plan.pops[nd->obj].obj->type->compartments[nd->comp].name);
 }
 
 static const char *node_origin(const ap_sim *s, const sim_node *nd) {
-    return nd->kind == NODE_BLOCK ? s->blocks[nd->obj].obj->origin : s->pops[nd->obj].obj->origin;
+    return nd->kind == NODE_BLOCK ? s->plan.blocks[nd->obj].obj->origin
+                                  : s->plan.pops[nd->obj].obj->origin;
 }
 
 /* Allocates the graph's arrays for the simulation's populations and blocks. */
 static int graph_alloc(const ap_sim *s, graph *g) {
     int total_comp = 0;
     memset(g, 0, sizeof *g);
-    g->comp_base = calloc((size_t)s->n_pops + 1, sizeof *g->comp_base);
-    for (int p = 0; p < s->n_pops && g->comp_base; p++) {
+    g->comp_base = calloc((size_t)s->plan.n_pops + 1, sizeof *g->comp_base);
+    for (int p = 0; p < s->plan.n_pops && g->comp_base; p++) {
         g->comp_base[p] = total_comp;
-        total_comp += s->pops[p].n_comp;
+        total_comp += s->plan.pops[p].n_comp;
     }
-    int max_nodes = total_comp + s->n_pops + s->n_blocks;
+    int max_nodes = total_comp + s->plan.n_pops + s->plan.n_blocks;
     g->nodes = calloc((size_t)max_nodes + 1, sizeof *g->nodes);
     g->id_comp = malloc(((size_t)total_comp + 1) * sizeof *g->id_comp);
-    g->id_rate = malloc(((size_t)s->n_pops + 1) * sizeof *g->id_rate);
-    g->id_block = malloc(((size_t)s->n_blocks + 1) * sizeof *g->id_block);
+    g->id_rate = malloc(((size_t)s->plan.n_pops + 1) * sizeof *g->id_rate);
+    g->id_block = malloc(((size_t)s->plan.n_blocks + 1) * sizeof *g->id_block);
     g->n_deps = calloc((size_t)max_nodes + 1, sizeof *g->n_deps);
     g->deps = calloc((size_t)max_nodes + 1, sizeof *g->deps);
     if (!g->comp_base || !g->nodes || !g->id_comp || !g->id_rate || !g->id_block || !g->n_deps ||
@@ -136,12 +137,12 @@ static int graph_alloc(const ap_sim *s, graph *g) {
 /* The nodes in declaration order, so that the sort is deterministic and intuitive: each
  * population's instantaneous compartments and its rate, each block (none when init). */
 static void graph_nodes(const ap_sim *s, graph *g, int init) {
-    const ap_model *m = s->m;
+    const ap_model *m = s->plan.m;
     for (int k = 0; k < m->n_objects; k++) {
-        const ap_obj_ref *o = &m->objects[k];
-        if (o->kind == AP_OBJ_POPULATION) {
+        const apx_obj_ref *o = &m->objects[k];
+        if (o->kind == APX_OBJ_POPULATION) {
             int p = o->index;
-            const sim_pop *sp = &s->pops[p];
+            const sim_pop *sp = &s->plan.pops[p];
             for (int c = 0; c < sp->n_comp; c++) {
                 int inst = !sp->comp[c].dynamic || (init && sp->obj->start == AP_START_SETTLED);
                 if (inst) {
@@ -153,7 +154,7 @@ static void graph_nodes(const ap_sim *s, graph *g, int init) {
             }
             g->nodes[g->n] = (sim_node){NODE_RATE, p, 0};
             g->id_rate[p] = g->n++;
-        } else if (o->kind == AP_OBJ_BLOCK) {
+        } else if (o->kind == APX_OBJ_BLOCK) {
             if (init) {
                 g->id_block[o->index] = -1;
             } else {
@@ -168,16 +169,16 @@ static void graph_nodes(const ap_sim *s, graph *g, int init) {
  * projections, their feeds, with a dynamics callback every earlier compartment) and of its
  * rate. */
 static int pop_deps(const ap_sim *s, graph *g, int p) {
-    const sim_pop *sp = &s->pops[p];
+    const sim_pop *sp = &s->plan.pops[p];
     const ap_neuron_type *t = sp->obj->type;
     int rc;
     for (int c = 0; c < sp->n_comp; c++) {
         int me = g->id_comp[g->comp_base[p] + c];
         if (me < 0) continue;
         for (int k = 0; k < sp->comp[c].n_projs; k++) {
-            ap_sigref r;
-            const ap_proj_obj *pr = s->projs[sp->comp[c].projs[k]].obj;
-            if ((rc = ap_model_resolve(s->m, pr->source, &r))) return rc;
+            apx_sigref r;
+            const apx_proj_obj *pr = s->plan.projs[sp->comp[c].projs[k]].obj;
+            if ((rc = apx_model_resolve(s->plan.m, pr->source, &r))) return rc;
             if ((rc = add_dep(g, me, node_of(g, &r)))) return rc;
         }
         for (int f = 0; f < sp->comp[c].n_feeds; f++)
@@ -196,14 +197,14 @@ static int build_graph(ap_sim *s, graph *g, int init) {
     int rc = graph_alloc(s, g);
     if (rc) return rc;
     graph_nodes(s, g, init);
-    for (int p = 0; p < s->n_pops; p++)
+    for (int p = 0; p < s->plan.n_pops; p++)
         if ((rc = pop_deps(s, g, p))) return rc;
-    for (int b = 0; b < s->n_blocks && !init; b++) {
-        const ap_block_obj *bo = s->blocks[b].obj;
+    for (int b = 0; b < s->plan.n_blocks && !init; b++) {
+        const apx_block_obj *bo = s->plan.blocks[b].obj;
         if (!bo->type->feedthrough) continue;
         for (int k = 0; k < bo->type->n_inputs; k++) {
-            ap_sigref r;
-            if ((rc = ap_model_resolve(s->m, bo->inputs[k], &r))) return rc;
+            apx_sigref r;
+            if ((rc = apx_model_resolve(s->plan.m, bo->inputs[k], &r))) return rc;
             if ((rc = add_dep(g, g->id_block[b], node_of(g, &r)))) return rc;
         }
     }
@@ -289,11 +290,11 @@ static int sort_graph(ap_sim *s, graph *g, sim_node **out, int *n_out, int init)
 static int compile_order(ap_sim *s) {
     graph g;
     int rc = build_graph(s, &g, 0);
-    if (!rc) rc = sort_graph(s, &g, &s->run_order, &s->n_run, 0);
+    if (!rc) rc = sort_graph(s, &g, &s->plan.run_order, &s->plan.n_run, 0);
     graph_free(&g);
     if (rc) return rc;
     rc = build_graph(s, &g, 1);
-    if (!rc) rc = sort_graph(s, &g, &s->init_order, &s->n_init, 1);
+    if (!rc) rc = sort_graph(s, &g, &s->plan.init_order, &s->plan.n_init, 1);
     graph_free(&g);
     return rc;
 }
@@ -307,12 +308,12 @@ static void *xcalloc(size_t n, size_t size, int *fail) {
 }
 
 static int setup_pops(ap_sim *s, size_t *state_off) {
-    const ap_model *m = s->m;
-    const size_t B = (size_t)s->B;
+    const ap_model *m = s->plan.m;
+    const size_t B = (size_t)s->plan.B;
     int fail = 0;
-    for (int p = 0; p < s->n_pops; p++) {
-        sim_pop *sp = &s->pops[p];
-        const ap_pop_obj *po = &m->pops[p];
+    for (int p = 0; p < s->plan.n_pops; p++) {
+        sim_pop *sp = &s->plan.pops[p];
+        const apx_pop_obj *po = &m->pops[p];
         const ap_neuron_type *t = po->type;
         sp->obj = po;
         sp->n = po->size;
@@ -380,18 +381,18 @@ static int setup_pops(ap_sim *s, size_t *state_off) {
 }
 
 static int setup_blocks(ap_sim *s, size_t *state_off) {
-    const ap_model *m = s->m;
-    const size_t B = (size_t)s->B;
+    const ap_model *m = s->plan.m;
+    const size_t B = (size_t)s->plan.B;
     int fail = 0, rc;
-    for (int b = 0; b < s->n_blocks; b++) {
-        sim_block *sb = &s->blocks[b];
-        const ap_block_obj *bo = &m->blocks[b];
+    for (int b = 0; b < s->plan.n_blocks; b++) {
+        sim_block *sb = &s->plan.blocks[b];
+        const apx_block_obj *bo = &m->blocks[b];
         const ap_block_type *t = bo->type;
         sb->obj = bo;
         sb->n_in = t->n_inputs;
         sb->n_state = t->n_states;
         sb->n_out = t->n_outputs;
-        if ((rc = ap_block_sizes(m, b, sb->in_size, sb->state_size, sb->out_size)))
+        if ((rc = apx_block_sizes(m, b, sb->in_size, sb->state_size, sb->out_size)))
             return ap_error_prefix(rc, "%s", origin_of(bo->origin));
         sb->in = xcalloc((size_t)sb->n_in, sizeof *sb->in, &fail);
         sb->in_live = xcalloc((size_t)sb->n_in, sizeof *sb->in_live, &fail);
@@ -410,7 +411,7 @@ static int setup_blocks(ap_sim *s, size_t *state_off) {
         for (int k = 0; k < sb->n_out && !fail; k++)
             sb->out[k] = xcalloc(B * (size_t)sb->out_size[k], sizeof(double), &fail);
         if (fail) return ap_error(AP_ENOMEM, "out of memory compiling block %s", bo->name);
-        if (t->init_data && (rc = t->init_data(bo->params, s->B, sb->in_size, &sb->data)))
+        if (t->init_data && (rc = t->init_data(bo->params, s->plan.B, sb->in_size, &sb->data)))
             return ap_error_prefix(rc < 0 ? rc : AP_EPLUGIN,
                                    "%sblock \"%s\" (%s): ", origin_of(bo->origin), bo->name,
                                    t->name);
@@ -419,14 +420,14 @@ static int setup_blocks(ap_sim *s, size_t *state_off) {
 }
 
 static int setup_projs(ap_sim *s) {
-    const ap_model *m = s->m;
+    const ap_model *m = s->plan.m;
     int fail = 0;
-    for (int i = 0; i < s->n_projs; i++) {
-        sim_proj *sp = &s->projs[i];
-        const ap_proj_obj *po = &m->projs[i];
-        ap_sigref src, tgt;
-        int rc = ap_model_resolve(m, po->source, &src);
-        if (!rc) rc = ap_model_resolve(m, po->target, &tgt);
+    for (int i = 0; i < s->plan.n_projs; i++) {
+        sim_proj *sp = &s->plan.projs[i];
+        const apx_proj_obj *po = &m->projs[i];
+        apx_sigref src, tgt;
+        int rc = apx_model_resolve(m, po->source, &src);
+        if (!rc) rc = apx_model_resolve(m, po->target, &tgt);
         if (rc) return ap_error_prefix(rc, "%sprojection %s: ", origin_of(po->origin), po->name);
         sp->obj = po;
         sp->n_src = src.size;
@@ -435,19 +436,19 @@ static int setup_projs(ap_sim *s) {
             return ap_error(
                 AP_ESIZE, "%sprojection %s: weights are %d x %d, the signals need %d x %d",
                 origin_of(po->origin), po->name, po->rows, po->cols, tgt.size, src.size);
-        sp->src = ap_sim_signal_ptr(s, &src);
-        if (src.kind == AP_SIG_INPUT && po->kind == AP_DENSE &&
-            !(sp->cache = xcalloc((size_t)s->B * (size_t)tgt.size, sizeof(double), &fail)))
+        sp->src = apx_sim_signal_ptr(s, &src);
+        if (src.kind == APX_SIG_INPUT && po->kind == AP_DENSE &&
+            !(sp->cache = xcalloc((size_t)s->plan.B * (size_t)tgt.size, sizeof(double), &fail)))
             return ap_error(AP_ENOMEM, "out of memory for projection %s", po->name);
         sp->tgt_pop = tgt.obj;
         sp->tgt_comp = tgt.port;
-        sim_comp *sc = &s->pops[tgt.obj].comp[tgt.port];
+        sim_comp *sc = &s->plan.pops[tgt.obj].comp[tgt.port];
         int *np = realloc(sc->projs, (size_t)(sc->n_projs + 1) * sizeof *np);
         if (!np) return ap_error(AP_ENOMEM, "out of memory");
         sc->projs = np;
         sc->projs[sc->n_projs++] = i;
         if (po->rule) {
-            const size_t B = (size_t)s->B;
+            const size_t B = (size_t)s->plan.B;
             sim_acc *a = sp->acc = xcalloc(1, sizeof *a, &fail);
             if (fail) return ap_error(AP_ENOMEM, "out of memory");
             a->dW = xcalloc((size_t)po->rows * (size_t)po->cols, sizeof(double), &fail);
@@ -460,16 +461,17 @@ static int setup_projs(ap_sim *s) {
             if (po->aux) {
                 /* the rule's auxiliary signal: any signal of the model, resolved now that
                  * every object exists (it may be declared after the projection) */
-                ap_sigref ar;
-                if ((rc = ap_model_resolve(m, po->aux, &ar)))
+                apx_sigref ar;
+                if ((rc = apx_model_resolve(m, po->aux, &ar)))
                     return ap_error_prefix(
                         rc, "%sprojection %s: rule %s: auxiliary signal \"%s\": ",
                         origin_of(po->aux_origin), po->name, po->rule->name, po->aux);
                 sp->n_aux = ar.size;
             }
-            a->quad_off = s->quad_size;
-            s->quad_size += (size_t)po->rows * (size_t)po->cols + (po->b ? (size_t)po->rows : 0);
-            s->n_acc++;
+            a->quad_off = s->acc.quad_size;
+            s->acc.quad_size +=
+                (size_t)po->rows * (size_t)po->cols + (po->b ? (size_t)po->rows : 0);
+            s->acc.n++;
         }
     }
     return AP_OK;
@@ -477,52 +479,52 @@ static int setup_projs(ap_sim *s) {
 
 /* Block inputs, the rule contexts and the neuron contexts, once every buffer exists. */
 static int wire(ap_sim *s) {
-    const ap_model *m = s->m;
-    for (int p = 0; p < s->n_pops; p++) {
-        sim_pop *sp = &s->pops[p];
+    const ap_model *m = s->plan.m;
+    for (int p = 0; p < s->plan.n_pops; p++) {
+        sim_pop *sp = &s->plan.pops[p];
         for (int c = 0; c < sp->n_comp; c++) {
             sim_comp *sc = &sp->comp[c];
-            if (sc->dynamic) sc->value = s->x + sc->off;
+            if (sc->dynamic) sc->value = s->run.x + sc->off;
             sp->values[c] = sc->value;
             sp->drives[c] = sc->drive;
         }
-        sp->ctx = (ap_neuron_ctx){.batch = s->B,
+        sp->ctx = (ap_neuron_ctx){.batch = s->plan.B,
                                   .size = sp->n,
                                   .params = sp->obj->params,
                                   .tau = sp->taus,
                                   .value = sp->values,
                                   .drive = sp->drives};
     }
-    for (int b = 0; b < s->n_blocks; b++) {
-        sim_block *sb = &s->blocks[b];
+    for (int b = 0; b < s->plan.n_blocks; b++) {
+        sim_block *sb = &s->plan.blocks[b];
         size_t o = 0;
         for (int k = 0; k < sb->n_state; k++) {
-            sb->state[k] = s->x + sb->state_off[k];
+            sb->state[k] = s->run.x + sb->state_off[k];
             sb->dstate[k] = sb->dstate_buf + o;
-            o += (size_t)s->B * (size_t)sb->state_size[k];
+            o += (size_t)s->plan.B * (size_t)sb->state_size[k];
         }
     }
-    /* projection sources and block inputs may point at compartments now placed in s->x */
-    for (int i = 0; i < s->n_projs; i++) {
-        ap_sigref src;
-        ap_model_resolve(m, s->projs[i].obj->source, &src);
-        s->projs[i].src = ap_sim_signal_ptr(s, &src);
-        if (s->projs[i].acc && s->projs[i].obj->aux) {
-            ap_sigref ar;
-            int rc = ap_model_resolve(m, s->projs[i].obj->aux, &ar);
+    /* projection sources and block inputs may point at compartments now placed in s->run.x */
+    for (int i = 0; i < s->plan.n_projs; i++) {
+        apx_sigref src;
+        apx_model_resolve(m, s->plan.projs[i].obj->source, &src);
+        s->plan.projs[i].src = apx_sim_signal_ptr(s, &src);
+        if (s->plan.projs[i].acc && s->plan.projs[i].obj->aux) {
+            apx_sigref ar;
+            int rc = apx_model_resolve(m, s->plan.projs[i].obj->aux, &ar);
             if (rc) return rc;
-            s->projs[i].aux = ap_sim_signal_ptr(s, &ar);
+            s->plan.projs[i].aux = apx_sim_signal_ptr(s, &ar);
         }
     }
-    for (int b = 0; b < s->n_blocks; b++) {
-        sim_block *sb = &s->blocks[b];
+    for (int b = 0; b < s->plan.n_blocks; b++) {
+        sim_block *sb = &s->plan.blocks[b];
         for (int k = 0; k < sb->n_in; k++) {
-            ap_sigref r;
-            int rc = ap_model_resolve(m, sb->obj->inputs[k], &r);
+            apx_sigref r;
+            int rc = apx_model_resolve(m, sb->obj->inputs[k], &r);
             if (rc) return rc;
-            sb->in_live[k] = sb->in[k] = ap_sim_signal_ptr(s, &r);
+            sb->in_live[k] = sb->in[k] = apx_sim_signal_ptr(s, &r);
         }
-        sb->ctx = (ap_block_ctx){.batch = s->B,
+        sb->ctx = (ap_block_ctx){.batch = s->plan.B,
                                  .params = sb->obj->params,
                                  .data = sb->data,
                                  .in = sb->in,
@@ -532,11 +534,11 @@ static int wire(ap_sim *s) {
                                  .out = sb->out,
                                  .out_size = sb->out_size};
     }
-    for (int i = 0; i < s->n_projs; i++) {
-        sim_proj *pr = &s->projs[i];
+    for (int i = 0; i < s->plan.n_projs; i++) {
+        sim_proj *pr = &s->plan.projs[i];
         if (!pr->acc) continue;
-        sim_pop *tp = &s->pops[pr->tgt_pop];
-        pr->acc->ctx = (ap_rule_ctx){.batch = s->B,
+        sim_pop *tp = &s->plan.pops[pr->tgt_pop];
+        pr->acc->ctx = (ap_rule_ctx){.batch = s->plan.B,
                                      .params = pr->obj->rule_params,
                                      .n_pre = pr->n_src,
                                      .n_post = pr->n_tgt,
@@ -558,19 +560,20 @@ int ap_model_compile(ap_model *m, ap_sim **out) {
     *out = NULL;
     ap_sim *s = calloc(1, sizeof *s);
     if (!s) return ap_error(AP_ENOMEM, "out of memory compiling");
-    s->m = m;
-    s->B = m->batch;
-    s->n_pops = m->n_pops;
-    s->n_blocks = m->n_blocks;
-    s->n_projs = m->n_projs;
-    s->bad_index = -1;
+    s->plan.m = m;
+    s->plan.B = m->batch;
+    s->plan.n_pops = m->n_pops;
+    s->plan.n_blocks = m->n_blocks;
+    s->plan.n_projs = m->n_projs;
+    s->diag.bad_index = -1;
     int fail = 0, rc;
-    s->pops = xcalloc((size_t)s->n_pops, sizeof *s->pops, &fail);
-    s->blocks = xcalloc((size_t)s->n_blocks, sizeof *s->blocks, &fail);
-    s->projs = xcalloc((size_t)s->n_projs, sizeof *s->projs, &fail);
-    s->input = xcalloc((size_t)m->n_inputs, sizeof *s->input, &fail);
+    s->plan.pops = xcalloc((size_t)s->plan.n_pops, sizeof *s->plan.pops, &fail);
+    s->plan.blocks = xcalloc((size_t)s->plan.n_blocks, sizeof *s->plan.blocks, &fail);
+    s->plan.projs = xcalloc((size_t)s->plan.n_projs, sizeof *s->plan.projs, &fail);
+    s->run.input = xcalloc((size_t)m->n_inputs, sizeof *s->run.input, &fail);
     for (int i = 0; i < m->n_inputs && !fail; i++)
-        s->input[i] = xcalloc((size_t)s->B * (size_t)m->inputs[i].size, sizeof(double), &fail);
+        s->run.input[i] =
+            xcalloc((size_t)s->plan.B * (size_t)m->inputs[i].size, sizeof(double), &fail);
     if (fail) {
         rc = ap_error(AP_ENOMEM, "out of memory compiling");
         goto fail;
@@ -578,9 +581,9 @@ int ap_model_compile(ap_model *m, ap_sim **out) {
     size_t off = 0;
     if ((rc = setup_pops(s, &off))) goto fail;
     if ((rc = setup_blocks(s, &off))) goto fail;
-    s->n_state = off;
-    s->x = xcalloc(off, sizeof(double), &fail);
-    s->ydot = xcalloc(off, sizeof(double), &fail);
+    s->plan.n_state = off;
+    s->run.x = xcalloc(off, sizeof(double), &fail);
+    s->run.ydot = xcalloc(off, sizeof(double), &fail);
     if (fail) {
         rc = ap_error(AP_ENOMEM, "out of memory for a state of %zu values", off);
         goto fail;
@@ -641,32 +644,32 @@ static void proj_free(sim_proj *pr) {
 void ap_sim_free(ap_sim **ps) {
     if (!ps || !*ps) return;
     ap_sim *s = *ps;
-    ap_cvode_ws_free(s);
-    ap_sim_free_run_buffers(s);
-    for (int k = 0; k < s->rec_slots; k++) {
-        free(s->rec[k].name);
-        free(s->rec[k].data);
-        free(s->rec[k].times);
+    apx_cvode_ws_free(s);
+    apx_sim_free_run_buffers(s);
+    for (int k = 0; k < s->run.rec_slots; k++) {
+        free(s->run.rec[k].name);
+        free(s->run.rec[k].data);
+        free(s->run.rec[k].times);
     }
-    free(s->rec);
-    for (int p = 0; p < s->n_pops && s->pops; p++)
-        pop_free(&s->pops[p]);
-    for (int b = 0; b < s->n_blocks && s->blocks; b++)
-        block_free(&s->blocks[b]);
-    for (int i = 0; i < s->n_projs && s->projs; i++)
-        proj_free(&s->projs[i]);
-    if (s->input)
-        for (int i = 0; i < s->m->n_inputs; i++)
-            free(s->input[i]);
-    free(s->input);
-    free(s->pops);
-    free(s->blocks);
-    free(s->projs);
-    free(s->run_order);
-    free(s->init_order);
-    free(s->x);
-    free(s->ydot);
-    free(s->sample_w);
+    free(s->run.rec);
+    for (int p = 0; p < s->plan.n_pops && s->plan.pops; p++)
+        pop_free(&s->plan.pops[p]);
+    for (int b = 0; b < s->plan.n_blocks && s->plan.blocks; b++)
+        block_free(&s->plan.blocks[b]);
+    for (int i = 0; i < s->plan.n_projs && s->plan.projs; i++)
+        proj_free(&s->plan.projs[i]);
+    if (s->run.input)
+        for (int i = 0; i < s->plan.m->n_inputs; i++)
+            free(s->run.input[i]);
+    free(s->run.input);
+    free(s->plan.pops);
+    free(s->plan.blocks);
+    free(s->plan.projs);
+    free(s->plan.run_order);
+    free(s->plan.init_order);
+    free(s->run.x);
+    free(s->run.ydot);
+    free(s->acc.sample_w);
     free(s);
     *ps = NULL;
 }

@@ -137,7 +137,7 @@ int ap_plugin_find(const char *name, char *path, size_t n) {
 
 /* ---- opening and checking a module --------------------------------------------------------- */
 
-/* checks that path is a complete ELF shared object for this host (ap_elf_check), dlopens it and
+/* checks that path is a complete ELF shared object for this host (apx_elf_check), dlopens it and
  * checks its ap_plugin_info_v1: present, major ABI version, struct size, a
  * name (equal to want_name unless that is NULL), and the presence of ap_plugin_init. On success
  * the caller owns *handle; on failure the module is closed and ap_error says why. */
@@ -147,7 +147,7 @@ static int plugin_open(const char *path, const char *want_name, void **handle,
     *info = NULL;
     *init = NULL;
     char why[256];
-    if (ap_elf_check(path, why, sizeof why) != 0)
+    if (apx_elf_check(path, why, sizeof why) != 0)
         return ap_error(AP_EPLUGIN, "plugin file \"%s\" cannot be loaded: %s", path, why);
     dlerror();
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -175,7 +175,7 @@ static int plugin_open(const char *path, const char *want_name, void **handle,
                       (unsigned)AP_ABI_MINOR);
         goto fail;
     }
-    size_t v1_size = AP_V1_SIZE(ap_plugin_info, doc);
+    size_t v1_size = APX_V1_SIZE(ap_plugin_info, doc);
     if (in->struct_size < v1_size) {
         rc = ap_error(AP_EABI,
                       "plugin file \"%s\": " AP_PLUGIN_INFO_SYMBOL ".struct_size = %u is smaller "
@@ -224,7 +224,7 @@ int ap_plugin_load(ap_registry *r, const char *name, const ap_plugin_info **info
                         name);
     int by_path = strchr(name, '/') != NULL;
     if (!by_path) {
-        const ap_registry_module *m = ap_registry_module_find(r, name);
+        const apx_registry_module *m = apx_registry_module_find(r, name);
         if (m) {
             if (info) *info = m->info;
             return AP_OK;
@@ -242,7 +242,7 @@ int ap_plugin_load(ap_registry *r, const char *name, const ap_plugin_info **info
 
     /* Loaded by path: the plugin may already be there, from this file (the same handle: a
      * no-op) or from another one (two modules cannot both own the name). */
-    const ap_registry_module *m = ap_registry_module_find(r, in->name);
+    const apx_registry_module *m = apx_registry_module_find(r, in->name);
     if (m) {
         int same = m->handle == h;
         const char *other = m->path;
@@ -257,7 +257,7 @@ int ap_plugin_load(ap_registry *r, const char *name, const ap_plugin_info **info
 
     /* Run init; if it fails, forget what it registered before unloading the code that the
      * descriptors point into. */
-    ap_registry_mark mark = ap_registry_mark_now(r);
+    apx_registry_mark mark = apx_registry_mark_now(r);
     const char *outer = r->loading; /* init may itself load the plugins it builds on */
     r->loading = in->name;
     ap_error_clear();
@@ -266,16 +266,16 @@ int ap_plugin_load(ap_registry *r, const char *name, const ap_plugin_info **info
     if (rc != 0) {
         char msg[768];
         snprintf(msg, sizeof msg, "%s", ap_last_error()[0] ? ap_last_error() : "(no message)");
-        ap_registry_rollback(r, &mark);
+        apx_registry_rollback(r, &mark);
         ap_error(AP_EPLUGIN,
                  "plugin \"%s\" (file \"%s\"): " AP_PLUGIN_INIT_SYMBOL " failed with %d (%s): %s",
                  in->name, path, rc, ap_strerror(rc), msg);
         dlclose(h);
         return AP_EPLUGIN;
     }
-    rc = ap_registry_module_add(r, h, in->name, path, in);
+    rc = apx_registry_module_add(r, h, in->name, path, in);
     if (rc) {
-        ap_registry_rollback(r, &mark);
+        apx_registry_rollback(r, &mark);
         dlclose(h);
         return rc;
     }

@@ -14,13 +14,13 @@
 #include "registry_impl.h"
 
 /* How a kind is named in messages: `unknown neuron type "x"`, `activation "y": f is NULL`. */
-static const char *const kind_noun[AP_KIND_COUNT] = {
+static const char *const kind_noun[APX_KIND_COUNT] = {
     "activation", "initializer", "neuron type", "block type", "rule", "kernel", "preconditioner"};
-static const char *const kind_name[AP_KIND_COUNT] = {
+static const char *const kind_name[APX_KIND_COUNT] = {
     "activation", "initializer", "neuron", "block", "rule", "kernel", "preconditioner"};
 
-const char *ap_kind_name(ap_kind k) {
-    return (k >= 0 && k < AP_KIND_COUNT) ? kind_name[k] : "?";
+const char *apx_kind_name(apx_kind k) {
+    return (k >= 0 && k < APX_KIND_COUNT) ? kind_name[k] : "?";
 }
 
 static const char *show(const char *s) {
@@ -34,10 +34,10 @@ int ap_registry_new(ap_registry **out) {
     *out = NULL;
     ap_registry *r = calloc(1, sizeof *r);
     if (!r) return ap_error(AP_ENOMEM, "ap_registry_new: out of memory");
-    int rc = ap_builtin_activations_register(r);
-    if (rc == AP_OK) rc = ap_builtin_initializers_register(r);
-    if (rc == AP_OK) rc = ap_builtin_models_register(r);
-    if (rc == AP_OK) rc = ap_builtin_kernels_register(r);
+    int rc = apx_builtin_activations_register(r);
+    if (rc == AP_OK) rc = apx_builtin_initializers_register(r);
+    if (rc == AP_OK) rc = apx_builtin_models_register(r);
+    if (rc == AP_OK) rc = apx_builtin_kernels_register(r);
     if (rc != AP_OK) {
         ap_error_prefix(rc, "registering the built-in types: ");
         ap_registry_free(&r);
@@ -50,7 +50,7 @@ int ap_registry_new(ap_registry **out) {
 void ap_registry_free(ap_registry **pr) {
     if (!pr || !*pr) return;
     ap_registry *r = *pr;
-    for (int k = 0; k < AP_KIND_COUNT; k++) {
+    for (int k = 0; k < APX_KIND_COUNT; k++) {
         for (int i = 0; i < r->count[k]; i++)
             free(r->entries[k][i].owner);
         free(r->entries[k]);
@@ -69,25 +69,25 @@ void ap_registry_free(ap_registry **pr) {
 
 /* ---- internal API (registry_impl.h) -------------------------------------------------------- */
 
-const ap_registry_entry *ap_registry_find(const ap_registry *r, ap_kind k, const char *name) {
-    if (!r || !name || k < 0 || k >= AP_KIND_COUNT) return NULL;
+const apx_registry_entry *apx_registry_find(const ap_registry *r, apx_kind k, const char *name) {
+    if (!r || !name || k < 0 || k >= APX_KIND_COUNT) return NULL;
     for (int i = 0; i < r->count[k]; i++)
         if (strcmp(r->entries[k][i].name, name) == 0) return &r->entries[k][i];
     return NULL;
 }
 
-const ap_registry_module *ap_registry_module_find(const ap_registry *r, const char *name) {
+const apx_registry_module *apx_registry_module_find(const ap_registry *r, const char *name) {
     if (!r || !name) return NULL;
     for (int i = 0; i < r->n_modules; i++)
         if (strcmp(r->modules[i].name, name) == 0) return &r->modules[i];
     return NULL;
 }
 
-int ap_registry_module_add(ap_registry *r, void *handle, const char *name, const char *path,
-                           const ap_plugin_info *info) {
+int apx_registry_module_add(ap_registry *r, void *handle, const char *name, const char *path,
+                            const ap_plugin_info *info) {
     if (r->n_modules == r->cap_modules) {
         int cap = r->cap_modules ? 2 * r->cap_modules : 4;
-        ap_registry_module *m = realloc(r->modules, (size_t)cap * sizeof *m);
+        apx_registry_module *m = realloc(r->modules, (size_t)cap * sizeof *m);
         if (!m) return ap_error(AP_ENOMEM, "plugin \"%s\": out of memory", name);
         r->modules = m;
         r->cap_modules = cap;
@@ -99,25 +99,25 @@ int ap_registry_module_add(ap_registry *r, void *handle, const char *name, const
         return ap_error(AP_ENOMEM, "plugin \"%s\": out of memory", name);
     }
     r->modules[r->n_modules++] =
-        (ap_registry_module){.handle = handle, .name = name_copy, .path = path_copy, .info = info};
+        (apx_registry_module){.handle = handle, .name = name_copy, .path = path_copy, .info = info};
     return AP_OK;
 }
 
-ap_registry_mark ap_registry_mark_now(const ap_registry *r) {
-    ap_registry_mark m;
-    for (int k = 0; k < AP_KIND_COUNT; k++)
+apx_registry_mark apx_registry_mark_now(const ap_registry *r) {
+    apx_registry_mark m;
+    for (int k = 0; k < APX_KIND_COUNT; k++)
         m.count[k] = r->count[k];
     m.n_modules = r->n_modules;
     return m;
 }
 
-void ap_registry_rollback(ap_registry *r, const ap_registry_mark *m) {
-    for (int k = 0; k < AP_KIND_COUNT; k++) {
+void apx_registry_rollback(ap_registry *r, const apx_registry_mark *m) {
+    for (int k = 0; k < APX_KIND_COUNT; k++) {
         while (r->count[k] > m->count[k])
             free(r->entries[k][--r->count[k]].owner);
     }
     while (r->n_modules > m->n_modules) {
-        ap_registry_module *mod = &r->modules[--r->n_modules];
+        apx_registry_module *mod = &r->modules[--r->n_modules];
         dlclose(mod->handle);
         free(mod->name);
         free(mod->path);
@@ -128,7 +128,7 @@ void ap_registry_rollback(ap_registry *r, const ap_registry_mark *m) {
 
 /* The common header: abi_version, struct_size, name. Every descriptor of every ABI version
  * starts with these three fields, so reading them is safe before the version is known. */
-static int check_header(ap_kind k, uint32_t abi, uint32_t size, size_t v1_size, const char *name) {
+static int check_header(apx_kind k, uint32_t abi, uint32_t size, size_t v1_size, const char *name) {
     const char *noun = kind_noun[k];
     if ((abi >> 16) != AP_ABI_MAJOR)
         return ap_error(AP_EABI,
@@ -143,7 +143,7 @@ static int check_header(ap_kind k, uint32_t abi, uint32_t size, size_t v1_size, 
 }
 
 /* A list of n parameters: named, names unique, min <= def <= max (none NaN). */
-static int check_params(ap_kind k, const char *name, int n, const ap_param_desc *p) {
+static int check_params(apx_kind k, const char *name, int n, const ap_param_desc *p) {
     const char *noun = kind_noun[k];
     if (n < 0) return ap_error(AP_EINVAL, "%s \"%s\": n_params = %d < 0", noun, name, n);
     if (n > 0 && !p)
@@ -245,8 +245,8 @@ static int check_feeds(const ap_neuron_type *d, int c) {
 }
 
 static int check_activation(const ap_activation *d) {
-    int rc = check_header(AP_KIND_ACTIVATION, d->abi_version, d->struct_size,
-                          AP_V1_SIZE(ap_activation, df), d->name);
+    int rc = check_header(APX_KIND_ACTIVATION, d->abi_version, d->struct_size,
+                          APX_V1_SIZE(ap_activation, df), d->name);
     if (rc) return rc;
     if (!d->f) return ap_error(AP_EINVAL, "activation \"%s\": f is NULL", d->name);
     if (!d->df) return ap_error(AP_EINVAL, "activation \"%s\": df is NULL", d->name);
@@ -254,18 +254,18 @@ static int check_activation(const ap_activation *d) {
 }
 
 static int check_initializer(const ap_initializer *d) {
-    int rc = check_header(AP_KIND_INITIALIZER, d->abi_version, d->struct_size,
-                          AP_V1_SIZE(ap_initializer, fill), d->name);
+    int rc = check_header(APX_KIND_INITIALIZER, d->abi_version, d->struct_size,
+                          APX_V1_SIZE(ap_initializer, fill), d->name);
     if (rc) return rc;
     if (!d->fill) return ap_error(AP_EINVAL, "initializer \"%s\": fill is NULL", d->name);
-    return check_params(AP_KIND_INITIALIZER, d->name, d->n_params, d->params);
+    return check_params(APX_KIND_INITIALIZER, d->name, d->n_params, d->params);
 }
 
 static int check_neuron(const ap_neuron_type *d) {
-    int rc = check_header(AP_KIND_NEURON, d->abi_version, d->struct_size,
-                          AP_V1_SIZE(ap_neuron_type, dynamics), d->name);
+    int rc = check_header(APX_KIND_NEURON, d->abi_version, d->struct_size,
+                          APX_V1_SIZE(ap_neuron_type, dynamics), d->name);
     if (rc) return rc;
-    rc = check_params(AP_KIND_NEURON, d->name, d->n_params, d->params);
+    rc = check_params(APX_KIND_NEURON, d->name, d->n_params, d->params);
     if (rc) return rc;
     int n = d->n_compartments;
     if (n < 1)
@@ -302,14 +302,14 @@ static int check_neuron(const ap_neuron_type *d) {
 }
 
 static int check_block(const ap_block_type *d) {
-    int rc = check_header(AP_KIND_BLOCK, d->abi_version, d->struct_size,
-                          AP_V1_SIZE(ap_block_type, deriv), d->name);
+    int rc = check_header(APX_KIND_BLOCK, d->abi_version, d->struct_size,
+                          APX_V1_SIZE(ap_block_type, deriv), d->name);
     if (rc) return rc;
     if ((rc = check_names(d->name, "input", d->n_inputs, d->inputs)) ||
         (rc = check_names(d->name, "state", d->n_states, d->states)) ||
         (rc = check_names(d->name, "output", d->n_outputs, d->outputs)))
         return rc;
-    rc = check_params(AP_KIND_BLOCK, d->name, d->n_params, d->params);
+    rc = check_params(APX_KIND_BLOCK, d->name, d->n_params, d->params);
     if (rc) return rc;
     if (!d->output) return ap_error(AP_EINVAL, "block type \"%s\": output is NULL", d->name);
     if (d->n_states > 0 && !d->deriv)
@@ -325,24 +325,24 @@ static int check_block(const ap_block_type *d) {
 }
 
 static int check_rule(const ap_rule_type *d) {
-    int rc = check_header(AP_KIND_RULE, d->abi_version, d->struct_size,
-                          AP_V1_SIZE(ap_rule_type, factors), d->name);
+    int rc = check_header(APX_KIND_RULE, d->abi_version, d->struct_size,
+                          APX_V1_SIZE(ap_rule_type, factors), d->name);
     if (rc) return rc;
     if (!d->factors) return ap_error(AP_EINVAL, "rule \"%s\": factors is NULL", d->name);
-    return check_params(AP_KIND_RULE, d->name, d->n_params, d->params);
+    return check_params(APX_KIND_RULE, d->name, d->n_params, d->params);
 }
 
 static int check_kernel(const ap_kernel *d) {
-    int rc = check_header(AP_KIND_KERNEL, d->abi_version, d->struct_size,
-                          AP_V1_SIZE(ap_kernel, call), d->name);
+    int rc = check_header(APX_KIND_KERNEL, d->abi_version, d->struct_size,
+                          APX_V1_SIZE(ap_kernel, call), d->name);
     if (rc) return rc;
     if (!d->call) return ap_error(AP_EINVAL, "kernel \"%s\": call is NULL", d->name);
     return AP_OK;
 }
 
 static int check_precond(const ap_precond_type *d) {
-    int rc = check_header(AP_KIND_PRECOND, d->abi_version, d->struct_size,
-                          AP_V1_SIZE(ap_precond_type, destroy), d->name);
+    int rc = check_header(APX_KIND_PRECOND, d->abi_version, d->struct_size,
+                          APX_V1_SIZE(ap_precond_type, destroy), d->name);
     if (rc) return rc;
     if (!d->create || !d->setup || !d->solve || !d->destroy)
         return ap_error(AP_EINVAL,
@@ -354,8 +354,8 @@ static int check_precond(const ap_precond_type *d) {
 /* ---- registration ------------------------------------------------------------------------- */
 
 /* The shared tail of every ap_registry_add_*: state, validation, uniqueness, storage. */
-static int add_entry(ap_registry *r, ap_kind k, const void *desc, const char *name, const char *doc,
-                     const char *owner, int (*check)(const void *)) {
+static int add_entry(ap_registry *r, apx_kind k, const void *desc, const char *name,
+                     const char *doc, const char *owner, int (*check)(const void *)) {
     const char *noun = kind_noun[k];
     if (!r) return ap_error(AP_EINVAL, "registering a %s: registry is NULL", noun);
     if (!desc) return ap_error(AP_EINVAL, "registering a %s: descriptor is NULL", noun);
@@ -365,21 +365,21 @@ static int add_entry(ap_registry *r, ap_kind k, const void *desc, const char *na
     int rc = check(desc);
     if (rc) return rc;
     if (!owner || !owner[0]) owner = r->loading ? r->loading : "engine";
-    const ap_registry_entry *old = ap_registry_find(r, k, name);
+    const apx_registry_entry *old = apx_registry_find(r, k, name);
     if (old)
         return ap_error(AP_EDUP, "%s \"%s\" (from %s) is already registered (by %s)", noun, name,
                         owner, old->owner);
     if (r->count[k] == r->cap[k]) {
         int cap = r->cap[k] ? 2 * r->cap[k] : 8;
-        ap_registry_entry *e = realloc(r->entries[k], (size_t)cap * sizeof *e);
+        apx_registry_entry *e = realloc(r->entries[k], (size_t)cap * sizeof *e);
         if (!e) return ap_error(AP_ENOMEM, "%s \"%s\": out of memory", noun, name);
         r->entries[k] = e;
         r->cap[k] = cap;
     }
     char *owner_copy = strdup(owner);
     if (!owner_copy) return ap_error(AP_ENOMEM, "%s \"%s\": out of memory", noun, name);
-    r->entries[k][r->count[k]++] =
-        (ap_registry_entry){.desc = desc, .name = name, .doc = doc ? doc : "", .owner = owner_copy};
+    r->entries[k][r->count[k]++] = (apx_registry_entry){
+        .desc = desc, .name = name, .doc = doc ? doc : "", .owner = owner_copy};
     return AP_OK;
 }
 
@@ -408,44 +408,44 @@ static int check_precond_v(const void *d) {
 }
 
 int ap_registry_add_activation(ap_registry *r, const ap_activation *d, const char *owner) {
-    return add_entry(r, AP_KIND_ACTIVATION, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
+    return add_entry(r, APX_KIND_ACTIVATION, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
                      check_activation_v);
 }
 
 int ap_registry_add_initializer(ap_registry *r, const ap_initializer *d, const char *owner) {
-    return add_entry(r, AP_KIND_INITIALIZER, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
+    return add_entry(r, APX_KIND_INITIALIZER, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
                      check_initializer_v);
 }
 
 int ap_registry_add_neuron(ap_registry *r, const ap_neuron_type *d, const char *owner) {
-    return add_entry(r, AP_KIND_NEURON, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
+    return add_entry(r, APX_KIND_NEURON, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
                      check_neuron_v);
 }
 
 int ap_registry_add_block(ap_registry *r, const ap_block_type *d, const char *owner) {
-    return add_entry(r, AP_KIND_BLOCK, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
+    return add_entry(r, APX_KIND_BLOCK, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
                      check_block_v);
 }
 
 int ap_registry_add_rule(ap_registry *r, const ap_rule_type *d, const char *owner) {
-    return add_entry(r, AP_KIND_RULE, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
+    return add_entry(r, APX_KIND_RULE, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
                      check_rule_v);
 }
 
 int ap_registry_add_kernel(ap_registry *r, const ap_kernel *d, const char *owner) {
-    return add_entry(r, AP_KIND_KERNEL, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
+    return add_entry(r, APX_KIND_KERNEL, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
                      check_kernel_v);
 }
 
 int ap_registry_add_precond(ap_registry *r, const ap_precond_type *d, const char *owner) {
-    return add_entry(r, AP_KIND_PRECOND, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
+    return add_entry(r, APX_KIND_PRECOND, d, d ? d->name : NULL, d ? d->doc : NULL, owner,
                      check_precond_v);
 }
 
 /* ---- look-ups ----------------------------------------------------------------------------- */
 
 /* Finds name, or sets `unknown <noun> "name" (known: a, b, c)` and returns NULL. */
-static const void *lookup(const ap_registry *r, ap_kind k, const char *name) {
+static const void *lookup(const ap_registry *r, apx_kind k, const char *name) {
     const char *noun = kind_noun[k];
     if (!r) {
         ap_error(AP_EINVAL, "looking up %s \"%s\": registry is NULL", noun, show(name));
@@ -455,7 +455,7 @@ static const void *lookup(const ap_registry *r, ap_kind k, const char *name) {
         ap_error(AP_EINVAL, "looking up a %s: name is NULL", noun);
         return NULL;
     }
-    const ap_registry_entry *e = ap_registry_find(r, k, name);
+    const apx_registry_entry *e = apx_registry_find(r, k, name);
     if (e) return e->desc;
     char known[768];
     size_t used = 0;
@@ -473,31 +473,31 @@ static const void *lookup(const ap_registry *r, ap_kind k, const char *name) {
 }
 
 const ap_activation *ap_registry_activation(const ap_registry *r, const char *name) {
-    return lookup(r, AP_KIND_ACTIVATION, name);
+    return lookup(r, APX_KIND_ACTIVATION, name);
 }
 
 const ap_initializer *ap_registry_initializer(const ap_registry *r, const char *name) {
-    return lookup(r, AP_KIND_INITIALIZER, name);
+    return lookup(r, APX_KIND_INITIALIZER, name);
 }
 
 const ap_neuron_type *ap_registry_neuron(const ap_registry *r, const char *name) {
-    return lookup(r, AP_KIND_NEURON, name);
+    return lookup(r, APX_KIND_NEURON, name);
 }
 
 const ap_block_type *ap_registry_block(const ap_registry *r, const char *name) {
-    return lookup(r, AP_KIND_BLOCK, name);
+    return lookup(r, APX_KIND_BLOCK, name);
 }
 
 const ap_rule_type *ap_registry_rule(const ap_registry *r, const char *name) {
-    return lookup(r, AP_KIND_RULE, name);
+    return lookup(r, APX_KIND_RULE, name);
 }
 
 const ap_kernel *ap_registry_kernel(const ap_registry *r, const char *name) {
-    return lookup(r, AP_KIND_KERNEL, name);
+    return lookup(r, APX_KIND_KERNEL, name);
 }
 
 const ap_precond_type *ap_registry_precond(const ap_registry *r, const char *name) {
-    return lookup(r, AP_KIND_PRECOND, name);
+    return lookup(r, APX_KIND_PRECOND, name);
 }
 
 void ap_registry_each(const ap_registry *r,
@@ -505,9 +505,9 @@ void ap_registry_each(const ap_registry *r,
                                 const char *doc),
                       void *ud) {
     if (!r || !fn) return;
-    for (int k = 0; k < AP_KIND_COUNT; k++)
+    for (int k = 0; k < APX_KIND_COUNT; k++)
         for (int i = 0; i < r->count[k]; i++) {
-            const ap_registry_entry *e = &r->entries[k][i];
+            const apx_registry_entry *e = &r->entries[k][i];
             if (fn(ud, kind_name[k], e->name, e->owner, e->doc)) return;
         }
 }

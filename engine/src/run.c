@@ -50,7 +50,7 @@ void ap_run_opts_default(ap_run_opts *o) {
 int ap_sim_set_accumulation(ap_sim *s, ap_acc_points points) {
     if (points != AP_ACC_ALL && points != AP_ACC_LEFT && points != AP_ACC_RIGHT)
         return ap_error(AP_EINVAL, "unknown accumulation mode %d", (int)points);
-    s->acc_points = points;
+    s->acc.points = points;
     return AP_OK;
 }
 
@@ -131,7 +131,7 @@ static int check_opts(const ap_sim *s, const ap_run_opts *o, double *t_end, long
     rc = is_fixed(o->solver) ? check_fixed(o, sn, t_end, n_steps)
                              : check_cvode(o, sn, t_end, n_steps);
     if (rc) return rc;
-    if ((rc = ap_cvode_check_linear(o, sn))) return rc;
+    if ((rc = apx_cvode_check_linear(o, sn))) return rc;
     if (o->n_noise > 0 && o->solver != AP_SOLVER_EULER_MARUYAMA)
         return ap_error(AP_EINVAL, "run (%s): noise needs the euler-maruyama solver", sn);
     if (o->every < 0) return ap_error(AP_EINVAL, "run: every = %ld, must be >= 0", o->every);
@@ -157,29 +157,29 @@ static int reserve(void **buf, size_t *alloc, size_t need, size_t sz) {
 /* The recorders of this run, in the buffers of earlier runs where they are large enough. */
 static int setup_recording(ap_sim *s, const ap_run_opts *o, long n_steps) {
     if (o->n_record == 0) return AP_OK;
-    if (o->n_record > s->rec_slots) {
-        sim_rec *r = realloc(s->rec, (size_t)o->n_record * sizeof *r);
+    if (o->n_record > s->run.rec_slots) {
+        sim_rec *r = realloc(s->run.rec, (size_t)o->n_record * sizeof *r);
         if (!r) return ap_error(AP_ENOMEM, "out of memory");
-        memset(r + s->rec_slots, 0, (size_t)(o->n_record - s->rec_slots) * sizeof *r);
-        s->rec = r;
-        s->rec_slots = o->n_record;
+        memset(r + s->run.rec_slots, 0, (size_t)(o->n_record - s->run.rec_slots) * sizeof *r);
+        s->run.rec = r;
+        s->run.rec_slots = o->n_record;
     }
     size_t cap = (size_t)o->n_times;
     if (is_fixed(o->solver) && o->every > 0) cap += (size_t)(n_steps / o->every) + 1;
     if (!is_fixed(o->solver) && o->every > 0) cap += 64;
     for (int k = 0; k < o->n_record; k++) {
-        ap_sigref r;
-        int rc = ap_model_resolve(s->m, o->record[k], &r);
+        apx_sigref r;
+        int rc = apx_model_resolve(s->plan.m, o->record[k], &r);
         if (rc) return ap_error_prefix(rc, "record: ");
-        sim_rec *sr = &s->rec[k];
+        sim_rec *sr = &s->run.rec[k];
         size_t nm = strlen(o->record[k]) + 1;
         if (reserve((void **)&sr->name, &sr->name_alloc, nm, 1))
             return ap_error(AP_ENOMEM, "out of memory");
         memcpy(sr->name, o->record[k], nm);
-        sr->src = ap_sim_signal_ptr(s, &r);
-        sr->width = s->B * r.size;
+        sr->src = apx_sim_signal_ptr(s, &r);
+        sr->width = s->plan.B * r.size;
         sr->n = 0;
-        s->n_rec = k + 1; /* counted as it is set up: an error leaves every earlier one valid */
+        s->run.n_rec = k + 1; /* counted as it is set up: an error leaves every earlier one valid */
         if (reserve((void **)&sr->data, &sr->data_alloc, cap * (size_t)sr->width, sizeof(double)) ||
             reserve((void **)&sr->times, &sr->times_alloc, cap, sizeof(double)))
             return ap_error(AP_ENOMEM, "out of memory: recording %s needs %zu x %d values",
@@ -192,110 +192,111 @@ static int setup_recording(ap_sim *s, const ap_run_opts *o, long n_steps) {
 }
 
 /* Snapshot buffers for `previous` signals; projections and block inputs read them. */
-void ap_sim_live_inputs(ap_sim *s) {
-    for (int i = 0; i < s->n_projs; i++)
-        s->projs[i].src_prev = NULL;
-    for (int b = 0; b < s->n_blocks; b++)
-        for (int k = 0; k < s->blocks[b].n_in; k++) {
-            s->blocks[b].in_prev[k] = NULL;
-            s->blocks[b].in[k] = s->blocks[b].in_live[k];
+void apx_sim_live_inputs(ap_sim *s) {
+    for (int i = 0; i < s->plan.n_projs; i++)
+        s->plan.projs[i].src_prev = NULL;
+    for (int b = 0; b < s->plan.n_blocks; b++)
+        for (int k = 0; k < s->plan.blocks[b].n_in; k++) {
+            s->plan.blocks[b].in_prev[k] = NULL;
+            s->plan.blocks[b].in[k] = s->plan.blocks[b].in_live[k];
         }
 }
 
-int ap_acc_stack_points(int B) {
-    int k = (AP_ACC_STACK_ROWS + B / 2) / (B > 0 ? B : 1);
+int apx_acc_stack_points(int B) {
+    int k = (APX_ACC_STACK_ROWS + B / 2) / (B > 0 ? B : 1);
     return k > 1 ? k : 1;
 }
 
-void ap_sim_acc_stacks_free(ap_sim *s) {
-    for (int i = 0; i < s->n_projs; i++) {
-        sim_acc *a = s->projs[i].acc;
+void apx_sim_acc_stacks_free(ap_sim *s) {
+    for (int i = 0; i < s->plan.n_projs; i++) {
+        sim_acc *a = s->plan.projs[i].acc;
         if (!a) continue;
         free(a->stack_post);
         free(a->stack_pre);
         a->stack_post = a->stack_pre = NULL;
         a->n_slots = 0;
     }
-    s->acc_cap = 0;
+    s->acc.cap = 0;
 }
 
-int ap_sim_acc_stacks(ap_sim *s, int points) {
-    ap_sim_acc_stacks_free(s);
-    const size_t rows = (size_t)points * (size_t)s->B;
-    for (int i = 0; i < s->n_projs; i++) {
-        sim_acc *a = s->projs[i].acc;
+int apx_sim_acc_stacks(ap_sim *s, int points) {
+    apx_sim_acc_stacks_free(s);
+    const size_t rows = (size_t)points * (size_t)s->plan.B;
+    for (int i = 0; i < s->plan.n_projs; i++) {
+        sim_acc *a = s->plan.projs[i].acc;
         if (!a) continue;
-        const ap_proj_obj *po = s->projs[i].obj;
+        const apx_proj_obj *po = s->plan.projs[i].obj;
         a->stack_post = malloc(rows * (size_t)po->rows * sizeof(double));
         a->stack_pre = malloc(rows * (size_t)po->cols * sizeof(double));
         if (!a->stack_post || !a->stack_pre) {
-            ap_sim_acc_stacks_free(s);
+            apx_sim_acc_stacks_free(s);
             return ap_error(AP_ENOMEM,
                             "out of memory for the accumulation stacks of %s (%zu x (%d + %d) "
                             "values)",
                             po->name, rows, po->rows, po->cols);
         }
     }
-    s->acc_cap = points;
+    s->acc.cap = points;
     return AP_OK;
 }
 
-void ap_sim_clear_acc(ap_sim *s) {
-    for (int i = 0; i < s->n_projs; i++) {
-        sim_acc *a = s->projs[i].acc;
+void apx_sim_clear_acc(ap_sim *s) {
+    for (int i = 0; i < s->plan.n_projs; i++) {
+        sim_acc *a = s->plan.projs[i].acc;
         if (!a) continue;
-        memset(a->dW, 0, (size_t)s->projs[i].obj->rows * s->projs[i].obj->cols * sizeof(double));
-        memset(a->db, 0, (size_t)s->projs[i].obj->rows * sizeof(double));
+        memset(a->dW, 0,
+               (size_t)s->plan.projs[i].obj->rows * s->plan.projs[i].obj->cols * sizeof(double));
+        memset(a->db, 0, (size_t)s->plan.projs[i].obj->rows * sizeof(double));
     }
-    s->acc_weight = 0.0;
+    s->acc.weight = 0.0;
 }
 
 static int setup_snapshots(ap_sim *s, const ap_run_opts *o) {
-    ap_sim_live_inputs(s);
+    apx_sim_live_inputs(s);
     if (o->n_previous == 0) return AP_OK;
     if (!o->ordered)
         return ap_error(AP_EINVAL, "run: 'previous' only has a meaning with ordered = true");
-    s->snap = calloc((size_t)o->n_previous, sizeof *s->snap);
-    if (!s->snap) return ap_error(AP_ENOMEM, "out of memory");
-    s->n_snap = o->n_previous;
+    s->run.snap = calloc((size_t)o->n_previous, sizeof *s->run.snap);
+    if (!s->run.snap) return ap_error(AP_ENOMEM, "out of memory");
+    s->run.n_snap = o->n_previous;
     for (int k = 0; k < o->n_previous; k++) {
-        ap_sigref r;
-        int rc = ap_model_resolve(s->m, o->previous[k], &r);
+        apx_sigref r;
+        int rc = apx_model_resolve(s->plan.m, o->previous[k], &r);
         if (rc) return ap_error_prefix(rc, "previous: ");
-        const double *src = ap_sim_signal_ptr(s, &r);
-        sim_snapshot *sn = &s->snap[k];
+        const double *src = apx_sim_signal_ptr(s, &r);
+        sim_snapshot *sn = &s->run.snap[k];
         sn->src = src;
-        sn->count = (size_t)s->B * (size_t)r.size;
+        sn->count = (size_t)s->plan.B * (size_t)r.size;
         sn->copy = malloc(sn->count * sizeof(double));
         if (!sn->copy) return ap_error(AP_ENOMEM, "out of memory");
-        for (int i = 0; i < s->n_projs; i++)
-            if (s->projs[i].src == src) s->projs[i].src_prev = sn->copy;
-        for (int b = 0; b < s->n_blocks; b++)
-            for (int j = 0; j < s->blocks[b].n_in; j++)
-                if (s->blocks[b].in_live[j] == src)
-                    s->blocks[b].in[j] = s->blocks[b].in_prev[j] = sn->copy;
+        for (int i = 0; i < s->plan.n_projs; i++)
+            if (s->plan.projs[i].src == src) s->plan.projs[i].src_prev = sn->copy;
+        for (int b = 0; b < s->plan.n_blocks; b++)
+            for (int j = 0; j < s->plan.blocks[b].n_in; j++)
+                if (s->plan.blocks[b].in_live[j] == src)
+                    s->plan.blocks[b].in[j] = s->plan.blocks[b].in_prev[j] = sn->copy;
     }
     return AP_OK;
 }
 
 static int setup_noise(ap_sim *s, const ap_run_opts *o) {
-    for (int p = 0; p < s->n_pops; p++)
-        for (int c = 0; c < s->pops[p].n_comp; c++)
-            s->pops[p].comp[c].sigma = 0.0;
-    for (int b = 0; b < s->n_blocks; b++)
-        for (int k = 0; k < s->blocks[b].n_state; k++)
-            s->blocks[b].state_sigma[k] = 0.0;
+    for (int p = 0; p < s->plan.n_pops; p++)
+        for (int c = 0; c < s->plan.pops[p].n_comp; c++)
+            s->plan.pops[p].comp[c].sigma = 0.0;
+    for (int b = 0; b < s->plan.n_blocks; b++)
+        for (int k = 0; k < s->plan.blocks[b].n_state; k++)
+            s->plan.blocks[b].state_sigma[k] = 0.0;
     for (int k = 0; k < o->n_noise; k++) {
-        ap_sigref r;
-        int rc = ap_model_resolve(s->m, o->noise[k], &r);
+        apx_sigref r;
+        int rc = apx_model_resolve(s->plan.m, o->noise[k], &r);
         if (rc) return ap_error_prefix(rc, "noise: ");
         double sg = o->sigma[k];
         if (!isfinite(sg) || sg < 0)
             return ap_error(AP_EINVAL, "noise on %s: sigma = %g, must be >= 0", o->noise[k], sg);
-        if (r.kind == AP_SIG_COMPARTMENT && s->pops[r.obj].comp[r.port].dynamic)
-            s->pops[r.obj].comp[r.port].sigma = sg;
-        else if (r.kind == AP_SIG_BLOCK_STATE)
-            s->blocks[r.obj].state_sigma[r.port] = sg;
+        if (r.kind == APX_SIG_COMPARTMENT && s->plan.pops[r.obj].comp[r.port].dynamic)
+            s->plan.pops[r.obj].comp[r.port].sigma = sg;
+        else if (r.kind == APX_SIG_BLOCK_STATE)
+            s->plan.blocks[r.obj].state_sigma[r.port] = sg;
         else
             return ap_error(AP_EINVAL,
                             "noise on %s: noise enters dynamic variables only (a compartment "
@@ -313,29 +314,30 @@ int ap_sim_run(ap_sim *s, const ap_run_opts *o, ap_run_stats *stats) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
     double t_end = 0.0;
     long n_steps = 0;
-    ap_sim_free_run_buffers(s);
+    apx_sim_free_run_buffers(s);
     int rc = check_opts(s, o, &t_end, &n_steps);
-    if (!rc) rc = ap_model_check_weights(s->m);
+    if (!rc) rc = ap_model_check_weights(s->plan.m);
     if (!rc) rc = setup_recording(s, o, n_steps);
     if (!rc) rc = setup_snapshots(s, o);
     if (!rc) rc = setup_noise(s, o);
     if (rc) return rc;
-    s->acc_on = o->accumulate && s->n_acc > 0;
-    ap_sim_clear_acc(s);
-    s->bad_index = -1;
-    s->rhs_evals = 0;
-    s->ordered = o->ordered;
+    s->acc.on = o->accumulate && s->acc.n > 0;
+    apx_sim_clear_acc(s);
+    s->diag.bad_index = -1;
+    s->diag.rhs_evals = 0;
+    s->run.ordered = o->ordered;
     /* Fixed-step solvers accumulate at every point: the factors of K points are stacked and
      * added in one dgemm per projection. The stacks live for this run only (allocated here,
      * never in the time loop; CVODE's quadrature does not use them). */
-    if (s->acc_on && is_fixed(o->solver) && (rc = ap_sim_acc_stacks(s, ap_acc_stack_points(s->B))))
+    if (s->acc.on && is_fixed(o->solver) &&
+        (rc = apx_sim_acc_stacks(s, apx_acc_stack_points(s->plan.B))))
         return rc;
-    if ((rc = ap_sim_start(s, o->keep_state))) {
-        ap_sim_acc_stacks_free(s);
+    if ((rc = apx_sim_start(s, o->keep_state))) {
+        apx_sim_acc_stacks_free(s);
         return rc;
     }
-    rc = is_fixed(o->solver) ? ap_solve_fixed(s, o, stats) : ap_solve_cvode(s, o, stats);
-    ap_sim_acc_stacks_free(s);
+    rc = is_fixed(o->solver) ? apx_solve_fixed(s, o, stats) : apx_solve_cvode(s, o, stats);
+    apx_sim_acc_stacks_free(s);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     stats->wall_seconds =
         (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
@@ -343,44 +345,45 @@ int ap_sim_run(ap_sim *s, const ap_run_opts *o, ap_run_stats *stats) {
 }
 
 int ap_sim_reset(ap_sim *s) {
-    ap_sim_free_run_buffers(s);
-    ap_sim_live_inputs(s);
-    s->ordered = 0;
-    int rc = ap_model_check_weights(s->m);
+    apx_sim_free_run_buffers(s);
+    apx_sim_live_inputs(s);
+    s->run.ordered = 0;
+    int rc = ap_model_check_weights(s->plan.m);
     if (rc) return rc;
-    return ap_sim_start(s, 0);
+    return apx_sim_start(s, 0);
 }
 
 int ap_sim_set_sample_weights(ap_sim *s, const double *w) {
     if (!w) {
-        free(s->sample_w);
-        s->sample_w = NULL;
+        free(s->acc.sample_w);
+        s->acc.sample_w = NULL;
         return AP_OK;
     }
-    for (int b = 0; b < s->B; b++)
+    for (int b = 0; b < s->plan.B; b++)
         if (!isfinite(w[b]))
             return ap_error(AP_ENONFINITE, "sample weights: w[%d] = %g is not finite", b + 1, w[b]);
-    if (!s->sample_w && !(s->sample_w = malloc((size_t)s->B * sizeof *s->sample_w)))
+    if (!s->acc.sample_w &&
+        !(s->acc.sample_w = malloc((size_t)s->plan.B * sizeof *s->acc.sample_w)))
         return ap_error(AP_ENOMEM, "out of memory");
-    memcpy(s->sample_w, w, (size_t)s->B * sizeof *w);
+    memcpy(s->acc.sample_w, w, (size_t)s->plan.B * sizeof *w);
     return AP_OK;
 }
 
 int ap_sim_accumulate_state(ap_sim *s) {
-    if (s->n_acc == 0) return ap_error(AP_ENOTFOUND, "accumulate_state: no projection has a rule");
-    ap_sim_clear_acc(s);
-    int rc = ap_sim_accumulate(s, 1.0, NULL);
+    if (s->acc.n == 0) return ap_error(AP_ENOTFOUND, "accumulate_state: no projection has a rule");
+    apx_sim_clear_acc(s);
+    int rc = apx_sim_accumulate(s, 1.0, NULL);
     if (rc) return rc < 0 ? rc : ap_error(AP_ENONFINITE, "accumulate_state: a rule failed");
-    s->acc_weight = 1.0;
+    s->acc.weight = 1.0;
     return AP_OK;
 }
 
 int ap_sim_recording(const ap_sim *s, int k, const double **data, const double **times,
                      size_t *n_times, int *width) {
-    if (k < 0 || k >= s->n_rec)
+    if (k < 0 || k >= s->run.n_rec)
         return ap_error(AP_EINVAL, "no recording %d (the last run recorded %d signals)", k,
-                        s->n_rec);
-    const sim_rec *r = &s->rec[k];
+                        s->run.n_rec);
+    const sim_rec *r = &s->run.rec[k];
     if (data) *data = r->data;
     if (times) *times = r->times;
     if (n_times) *n_times = r->n;
@@ -390,13 +393,14 @@ int ap_sim_recording(const ap_sim *s, int k, const double **data, const double *
 
 int ap_sim_accumulator(const ap_sim *s, int id, const double **dW, const double **db,
                        double *weight) {
-    if (id < 0 || id >= s->n_projs) return ap_error(AP_EINVAL, "no projection with index %d", id);
-    const sim_acc *a = s->projs[id].acc;
+    if (id < 0 || id >= s->plan.n_projs)
+        return ap_error(AP_EINVAL, "no projection with index %d", id);
+    const sim_acc *a = s->plan.projs[id].acc;
     if (!a)
         return ap_error(AP_ENOTFOUND, "projection %s has no plasticity rule",
-                        s->projs[id].obj->name);
+                        s->plan.projs[id].obj->name);
     if (dW) *dW = a->dW;
-    if (db) *db = s->projs[id].obj->b ? a->db : NULL;
-    if (weight) *weight = s->acc_weight;
+    if (db) *db = s->plan.projs[id].obj->b ? a->db : NULL;
+    if (weight) *weight = s->acc.weight;
     return AP_OK;
 }

@@ -9,97 +9,97 @@
 #include "sim_impl.h"
 
 ap_model *ap_sim_model(const ap_sim *s) {
-    return s->m;
+    return s->plan.m;
 }
 
 size_t ap_sim_state_size(const ap_sim *s) {
-    return s->n_state;
+    return s->plan.n_state;
 }
 
 int ap_sim_get_state(const ap_sim *s, double *y) {
-    memcpy(y, s->x, s->n_state * sizeof *y);
+    memcpy(y, s->run.x, s->plan.n_state * sizeof *y);
     return AP_OK;
 }
 
 int ap_sim_rhs(ap_sim *s, double t, const double *y, double *ydot) {
     /* outside a run the weights may have changed: products of inputs are recomputed */
-    s->input_cache_valid = 0;
-    int rc = ap_sim_eval(s, t, y, ydot);
-    if (rc > 0 && s->bad_index == AP_BAD_COMPONENT)
+    s->run.input_cache_valid = 0;
+    int rc = apx_sim_eval(s, t, y, ydot);
+    if (rc > 0 && s->diag.bad_index == APX_BAD_COMPONENT)
         return ap_error_prefix(AP_ENONFINITE, "at t = %g: ", t);
     if (rc > 0) {
         char nm[256];
-        ap_sim_describe(s, (size_t)s->bad_index, nm, sizeof nm);
-        return ap_error(AP_ENONFINITE, "non-finite derivative: %s = %g at t = %g", nm, s->bad_value,
-                        t);
+        apx_sim_describe(s, (size_t)s->diag.bad_index, nm, sizeof nm);
+        return ap_error(AP_ENONFINITE, "non-finite derivative: %s = %g at t = %g", nm,
+                        s->diag.bad_value, t);
     }
     return rc;
 }
 
 int ap_sim_set_input(ap_sim *s, const char *name, const double *data, size_t count) {
-    ap_sigref r;
-    int rc = ap_model_resolve(s->m, name, &r);
+    apx_sigref r;
+    int rc = apx_model_resolve(s->plan.m, name, &r);
     if (rc) return rc;
-    if (r.kind != AP_SIG_INPUT) return ap_error(AP_EINVAL, "\"%s\" is not an input", name);
-    size_t need = (size_t)s->B * (size_t)r.size;
+    if (r.kind != APX_SIG_INPUT) return ap_error(AP_EINVAL, "\"%s\" is not an input", name);
+    size_t need = (size_t)s->plan.B * (size_t)r.size;
     if (count != need)
         return ap_error(AP_ESIZE, "input %s: got %zu values, expected batch %d x %d = %zu", name,
-                        count, s->B, r.size, need);
+                        count, s->plan.B, r.size, need);
     for (size_t k = 0; k < count; k++)
         if (!isfinite(data[k]))
             return ap_error(AP_ENONFINITE, "input %s: value [sample %zu, unit %zu] = %g", name,
                             k / (size_t)r.size + 1, k % (size_t)r.size + 1, data[k]);
-    memcpy(s->input[r.obj], data, count * sizeof *data);
-    s->input_cache_valid = 0;
+    memcpy(s->run.input[r.obj], data, count * sizeof *data);
+    s->run.input_cache_valid = 0;
     return AP_OK;
 }
 
 int ap_sim_read(ap_sim *s, const char *signal, double *dst, size_t count) {
-    ap_sigref r;
-    int rc = ap_model_resolve(s->m, signal, &r);
+    apx_sigref r;
+    int rc = apx_model_resolve(s->plan.m, signal, &r);
     if (rc) return rc;
-    size_t need = (size_t)s->B * (size_t)r.size;
+    size_t need = (size_t)s->plan.B * (size_t)r.size;
     if (count != need)
         return ap_error(AP_ESIZE, "read %s: room for %zu values, it has batch %d x %d = %zu",
-                        signal, count, s->B, r.size, need);
-    memcpy(dst, ap_sim_signal_ptr(s, &r), need * sizeof *dst);
+                        signal, count, s->plan.B, r.size, need);
+    memcpy(dst, apx_sim_signal_ptr(s, &r), need * sizeof *dst);
     return AP_OK;
 }
 
 int ap_sim_write_state(ap_sim *s, const char *signal, const double *src, size_t count) {
-    ap_sigref r;
-    int rc = ap_model_resolve(s->m, signal, &r);
+    apx_sigref r;
+    int rc = apx_model_resolve(s->plan.m, signal, &r);
     if (rc) return rc;
-    int dyn = r.kind == AP_SIG_BLOCK_STATE ||
-              (r.kind == AP_SIG_COMPARTMENT && s->pops[r.obj].comp[r.port].dynamic);
+    int dyn = r.kind == APX_SIG_BLOCK_STATE ||
+              (r.kind == APX_SIG_COMPARTMENT && s->plan.pops[r.obj].comp[r.port].dynamic);
     if (!dyn) return ap_error(AP_EINVAL, "\"%s\" is not a dynamic variable", signal);
-    size_t need = (size_t)s->B * (size_t)r.size;
+    size_t need = (size_t)s->plan.B * (size_t)r.size;
     if (count != need)
         return ap_error(AP_ESIZE, "write %s: got %zu values, expected batch %d x %d = %zu", signal,
-                        count, s->B, r.size, need);
-    memcpy((double *)ap_sim_signal_ptr(s, &r), src, need * sizeof *src);
-    s->eval_valid = 0;
+                        count, s->plan.B, r.size, need);
+    memcpy((double *)apx_sim_signal_ptr(s, &r), src, need * sizeof *src);
+    s->run.eval_valid = 0;
     return AP_OK;
 }
 
-void ap_sim_describe(const ap_sim *s, size_t i, char *buf, size_t n) {
-    for (int p = 0; p < s->n_pops; p++)
-        for (int c = 0; c < s->pops[p].n_comp; c++) {
-            const sim_comp *sc = &s->pops[p].comp[c];
-            size_t len = (size_t)s->B * (size_t)s->pops[p].n;
+void apx_sim_describe(const ap_sim *s, size_t i, char *buf, size_t n) {
+    for (int p = 0; p < s->plan.n_pops; p++)
+        for (int c = 0; c < s->plan.pops[p].n_comp; c++) {
+            const sim_comp *sc = &s->plan.pops[p].comp[c];
+            size_t len = (size_t)s->plan.B * (size_t)s->plan.pops[p].n;
             if (sc->dynamic && i >= sc->off && i < sc->off + len) {
-                snprintf(buf, n, "%s.%s[sample %zu, unit %zu]", s->pops[p].obj->name,
-                         s->pops[p].obj->type->compartments[c].name,
-                         (i - sc->off) / (size_t)s->pops[p].n + 1,
-                         (i - sc->off) % (size_t)s->pops[p].n + 1);
+                snprintf(buf, n, "%s.%s[sample %zu, unit %zu]", s->plan.pops[p].obj->name,
+                         s->plan.pops[p].obj->type->compartments[c].name,
+                         (i - sc->off) / (size_t)s->plan.pops[p].n + 1,
+                         (i - sc->off) % (size_t)s->plan.pops[p].n + 1);
                 return;
             }
         }
-    for (int b = 0; b < s->n_blocks; b++)
-        for (int k = 0; k < s->blocks[b].n_state; k++) {
-            const sim_block *sb = &s->blocks[b];
+    for (int b = 0; b < s->plan.n_blocks; b++)
+        for (int k = 0; k < s->plan.blocks[b].n_state; k++) {
+            const sim_block *sb = &s->plan.blocks[b];
             size_t w = (size_t)sb->state_size[k];
-            size_t len = (size_t)s->B * w;
+            size_t len = (size_t)s->plan.B * w;
             if (i >= sb->state_off[k] && i < sb->state_off[k] + len) {
                 snprintf(buf, n, "%s.%s[sample %zu, unit %zu]", sb->obj->name,
                          sb->obj->type->states[k], (i - sb->state_off[k]) / w + 1,

@@ -1,5 +1,7 @@
 /* sim_impl.h — the compiled plan and its buffers, shared by the plan compiler, the evaluator,
  * the solvers, recorders and accumulators (internal to libapical). */
+/* Names: apx_ / APX_ for what is internal to libapical; the public ap_ / AP_ names are
+ * exactly those declared in engine/include/apical/. */
 #ifndef APICAL_SIM_IMPL_H
 #define APICAL_SIM_IMPL_H
 
@@ -12,7 +14,7 @@
 typedef struct sim_comp {
     int dynamic;
     double tau;
-    double *value; /* dynamic: inside s->x; instantaneous: its own buffer or the drive */
+    double *value; /* dynamic: inside s->run.x; instantaneous: its own buffer or the drive */
     double *drive;
     size_t off; /* dynamic: offset of its block in the state vector */
     int n_feeds;
@@ -23,7 +25,7 @@ typedef struct sim_comp {
 } sim_comp;
 
 typedef struct sim_pop {
-    const ap_pop_obj *obj;
+    const apx_pop_obj *obj;
     int n;
     int n_comp;
     sim_comp *comp;
@@ -35,13 +37,13 @@ typedef struct sim_pop {
 } sim_pop;
 
 typedef struct sim_block {
-    const ap_block_obj *obj;
+    const apx_block_obj *obj;
     int n_in, n_state, n_out;
     int in_size[32], state_size[32], out_size[32];
     const double **in; /* current input pointers (live or snapshot) */
     const double **in_live;
     const double **in_prev; /* snapshot pointers, NULL when not read from the snapshot */
-    double **state;         /* inside s->x */
+    double **state;         /* inside s->run.x */
     size_t state_off[32];
     double **out;
     double **dstate; /* scratch for ordered steps and for pointing into ydot */
@@ -57,7 +59,7 @@ typedef struct sim_acc {
     double *scratch;
     size_t quad_off; /* offset in the CVODE quadrature vector */
     ap_rule_ctx ctx;
-    /* per run (ap_sim_acc_stacks): the factors of up to s->acc_cap points, stacked as
+    /* per run (apx_sim_acc_stacks): the factors of up to s->acc.cap points, stacked as
      * (slots x batch) x rows and (slots x batch) x cols, weights already applied to post; a
      * point whose pre equals the last slot's adds its post to that slot */
     double *stack_post, *stack_pre;
@@ -65,7 +67,7 @@ typedef struct sim_acc {
 } sim_acc;
 
 typedef struct sim_proj {
-    const ap_proj_obj *obj;
+    const apx_proj_obj *obj;
     int n_src, n_tgt;
     const double *src;      /* live source */
     const double *src_prev; /* snapshot source (ordered mode), or NULL */
@@ -103,13 +105,12 @@ typedef struct sim_snapshot {
     size_t count;
 } sim_snapshot;
 
-struct ap_sim {
+/* What the compiler built from the model (fixed for the simulation's life): sizes, the
+ * populations', blocks' and projections' buffers, the order of instantaneous signals. */
+typedef struct sim_plan {
     ap_model *m;
     int B;
     size_t n_state;
-    double *x;      /* the current state */
-    double *ydot;   /* scratch derivative */
-    double **input; /* per model input */
     int n_pops, n_blocks, n_projs;
     sim_pop *pops;
     sim_block *blocks;
@@ -117,106 +118,128 @@ struct ap_sim {
     int n_run, n_init;
     sim_node *run_order;  /* instantaneous signals, state -> signals */
     sim_node *init_order; /* the same with settled compartments treated as instantaneous */
-    /* per-run */
+} sim_plan;
+
+/* The state, the inputs and what a run keeps: snapshots, recorders, the last evaluation. */
+typedef struct sim_run_state {
+    double *x;             /* the current state */
+    double *ydot;          /* scratch derivative */
+    double **input;        /* per model input */
+    int input_cache_valid; /* the projections' caches match the inputs and weights */
+    int ordered;           /* the run steps in declared order */
+    /* last evaluation, for reuse by the quadrature */
+    double eval_t;
+    int eval_valid;
     int n_snap;
     sim_snapshot *snap;
     int n_rec;
     sim_rec *rec;
-    int rec_slots; /* recorders allocated in rec (kept across runs, >= n_rec) */
-    int n_acc;
+    int rec_slots;  /* recorders allocated in rec (kept across runs, >= n_rec) */
+    void *cvode_ws; /* the CVODE workspace kept between runs (solver_cvode.c), or NULL */
+} sim_run_state;
+
+/* How the run accumulates the rules' updates (the sums themselves are per projection, in
+ * sim_acc). */
+typedef struct sim_accum {
+    int on; /* the run accumulates */
+    int n;  /* projections with a rule (the compiler counts them) */
     size_t quad_size;
-    ap_acc_points acc_points;
-    double acc_weight;
+    ap_acc_points points;
+    double weight;    /* sum of the points' weights so far */
     double *sample_w; /* per-sample weights of the accumulators, or NULL (all 1) */
-    int acc_on;
-    int acc_cap; /* slots a stack holds (0: no stacks, every point is its own dgemm) */
-    int ordered;
-    /* last evaluation, for reuse by the quadrature */
-    double eval_t;
-    int eval_valid;
-    /* first non-finite derivative found by the right-hand side; AP_BAD_COMPONENT when a
+    int cap;          /* slots a stack holds (0: no stacks, every point is its own dgemm) */
+} sim_accum;
+
+/* What went wrong where, and how much work was done. */
+typedef struct sim_diag {
+    /* first non-finite derivative found by the right-hand side; APX_BAD_COMPONENT when a
      * component failed recoverably and ap_last_error names it */
     long bad_index;
     double bad_value;
     long rhs_evals;
-    int input_cache_valid; /* the projections' caches match the inputs and weights */
-    void *cvode_ws;        /* solver_cvode.c: the CVODE workspace kept between runs */
+} sim_diag;
+
+struct ap_sim {
+    sim_plan plan;
+    sim_run_state run;
+    sim_accum acc;
+    sim_diag diag;
 };
 
 /* ---- eval.c: the right-hand side, declared-order sweeps, recording, accumulation ---- */
 
-/* Evaluates every instantaneous signal at (t, y) (y is copied into s->x unless it is s->x)
+/* Evaluates every instantaneous signal at (t, y) (y is copied into s->run.x unless it is s->run.x)
  * and, if ydot is non-NULL, the derivatives. Returns 0, >0 if a derivative is non-finite
- * (s->bad_index set), <0 on a fatal callback failure. */
-int ap_sim_eval(ap_sim *s, double t, const double *y, double *ydot);
+ * (s->diag.bad_index set), <0 on a fatal callback failure. */
+int apx_sim_eval(ap_sim *s, double t, const double *y, double *ydot);
 /* Sets the start state and computes the signals (initial evaluation). */
-int ap_sim_start(ap_sim *s, int keep_state);
+int apx_sim_start(ap_sim *s, int keep_state);
 /* One declared-order (Gauss-Seidel) sweep of size dt, with noise if rng is non-NULL. Each
  * component's new state is checked for finiteness as soon as it is written (while it is still
- * in cache); returns AP_SWEEP_NONFINITE with s->bad_index and s->bad_value set at the first
- * non-finite value (in sweep order), >0 if a component's callback failed, <0 on a fatal
+ * in cache); returns APX_SWEEP_NONFINITE with s->diag.bad_index and s->diag.bad_value set at the
+ * first non-finite value (in sweep order), >0 if a component's callback failed, <0 on a fatal
  * failure. Every state variable belongs to a component of the sweep, so a sweep that returns
  * 0 leaves a finite state. */
-enum { AP_SWEEP_NONFINITE = 2 };
-enum { AP_BAD_COMPONENT = -2 };
-int ap_sim_ordered_step(ap_sim *s, const int *order, int n_order, double t, double dt,
-                        ap_noise *rng);
+enum { APX_SWEEP_NONFINITE = 2 };
+enum { APX_BAD_COMPONENT = -2 };
+int apx_sim_ordered_step(ap_sim *s, const int *order, int n_order, double t, double dt,
+                         ap_noise *rng);
 /* Records every recorded signal at time t (capacity is reserved by the run). */
-int ap_sim_record(ap_sim *s, double t);
+int apx_sim_record(ap_sim *s, double t);
 /* Accumulates every rule at the current signals with weight w (dW += w * post^T pre). With
  * quad != NULL, writes the integrands into quad instead (CVODE quadrature). */
-int ap_sim_accumulate(ap_sim *s, double w, double *quad);
-/* Like ap_sim_accumulate(s, w, NULL), but the factors go to the stacks, which are added to
+int apx_sim_accumulate(ap_sim *s, double w, double *quad);
+/* Like apx_sim_accumulate(s, w, NULL), but the factors go to the stacks, which are added to
  * the accumulators (one dgemm each) when full; without stacks, accumulates at once. A point
  * whose presynaptic factor equals (bitwise) that of the last slot, as when the source is a
  * model input, only adds its post to that slot: post1^T pre + post2^T pre = (post1 + post2)^T
  * pre. The sum equals the point-by-point one up to rounding. */
-int ap_sim_acc_push(ap_sim *s, double w);
+int apx_sim_acc_push(ap_sim *s, double w);
 /* Adds what the stacks hold to dW and db and empties them; call before reading the sums. */
-void ap_sim_acc_flush(ap_sim *s);
+void apx_sim_acc_flush(ap_sim *s);
 
 /* ---- run.c: a run's set-up around the solvers ---- */
 
-/* Stack depth for batch B: K points with K * B about AP_ACC_STACK_ROWS (at least 1), so
+/* Stack depth for batch B: K points with K * B about APX_ACC_STACK_ROWS (at least 1), so
  * that the accumulation is one dgemm with inner dimension K * B instead of K with B. */
-#define AP_ACC_STACK_ROWS 1024
-int ap_acc_stack_points(int B);
+#define APX_ACC_STACK_ROWS 1024
+int apx_acc_stack_points(int B);
 /* Allocates the stacks of every accumulator for `points` points (run.c, when a run starts);
- * ap_sim_acc_stacks_free releases them (when it ends). */
-int ap_sim_acc_stacks(ap_sim *s, int points);
-void ap_sim_acc_stacks_free(ap_sim *s);
+ * apx_sim_acc_stacks_free releases them (when it ends). */
+int apx_sim_acc_stacks(ap_sim *s, int points);
+void apx_sim_acc_stacks_free(ap_sim *s);
 /* Points every projection and block input back at live signals (no snapshots). */
-void ap_sim_live_inputs(ap_sim *s);
+void apx_sim_live_inputs(ap_sim *s);
 /* Zeroes every accumulator. */
-void ap_sim_clear_acc(ap_sim *s);
+void apx_sim_clear_acc(ap_sim *s);
 
 /* ---- run_buffers.c ---- */
 
 /* Forgets the last run's recordings and snapshots (the recorders' buffers stay for the next
  * run; ap_sim_free releases them). */
-void ap_sim_free_run_buffers(ap_sim *s);
+void apx_sim_free_run_buffers(ap_sim *s);
 
 /* ---- plan.c, sim_access.c ---- */
 
 /* The buffer behind a resolved signal (batch x size values). */
-const double *ap_sim_signal_ptr(const ap_sim *s, const ap_sigref *r);
+const double *apx_sim_signal_ptr(const ap_sim *s, const apx_sigref *r);
 /* Names state variable i: "h1.soma[sample 3, unit 17]". */
-void ap_sim_describe(const ap_sim *s, size_t i, char *buf, size_t n);
+void apx_sim_describe(const ap_sim *s, size_t i, char *buf, size_t n);
 
 /* ---- vec_check.c ---- */
 
 /* Index of the first non-finite entry of v (n values), or -1. */
-long ap_first_nonfinite(const double *v, size_t n);
+long apx_first_nonfinite(const double *v, size_t n);
 /* Largest |v[i]| over n values. */
-double ap_max_abs(const double *v, size_t n);
+double apx_max_abs(const double *v, size_t n);
 
 /* ---- the solvers (solver_fixed.c, solver_cvode.c) ---- */
 
-int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st);
-int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st);
+int apx_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st);
+int apx_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st);
 /* Refuses a linear solver or preconditioner the solver would not use (solver_cvode.c). */
-int ap_cvode_check_linear(const ap_run_opts *o, const char *sname);
+int apx_cvode_check_linear(const ap_run_opts *o, const char *sname);
 /* Frees the CVODE workspace kept between runs (ap_sim_free). */
-void ap_cvode_ws_free(ap_sim *s);
+void apx_cvode_ws_free(ap_sim *s);
 
 #endif

@@ -27,12 +27,12 @@
 #include "sim_impl.h"
 
 /* Beyond this many state variables a dense Newton matrix is refused (N^2 doubles). */
-#define AP_DENSE_MAX 4000
+#define APX_DENSE_MAX 4000
 /* A step below this many units in the last place of t is a collapse: the solution is blowing
  * up (or the problem is discontinuous), and the run stops. */
-#define AP_COLLAPSE_ULPS 100.0
+#define APX_COLLAPSE_ULPS 100.0
 /* Krylov vectors of unpreconditioned GMRES (preconditioned: CVODE's default, 5) */
-#define AP_PLAIN_GMRES_MAXL 20
+#define APX_PLAIN_GMRES_MAXL 20
 
 typedef struct cv_run {
     ap_sim *s;
@@ -47,7 +47,7 @@ typedef struct cv_run {
     SUNLinearSolver ls;
     SUNMatrix A;
     SUNNonlinearSolver nls;
-    ap_precond *pre;
+    apx_precond *pre;
     int krylov, use_quad;
     long max_steps;
     long pre_evals0; /* the preconditioner's evaluations before this run */
@@ -67,7 +67,7 @@ typedef struct cv_run {
 
 static int rhs(sunrealtype t, N_Vector y, N_Vector ydot, void *ud) {
     cv_run *r = ud;
-    int rc = ap_sim_eval(r->s, t, N_VGetArrayPointer(y), N_VGetArrayPointer(ydot));
+    int rc = apx_sim_eval(r->s, t, N_VGetArrayPointer(y), N_VGetArrayPointer(ydot));
     return CV_RECOVERABLE(r, rc);
 }
 
@@ -77,18 +77,19 @@ static int quad(sunrealtype t, N_Vector y, N_Vector yQdot, void *ud) {
     const double *yd = N_VGetArrayPointer(y);
     /* CVODES usually asks for the quadrature right after the right-hand side at the same
      * point: reuse that evaluation when it is the same state. */
-    if (!(s->eval_valid && s->eval_t == t && memcmp(yd, s->x, s->n_state * sizeof *yd) == 0)) {
+    if (!(s->run.eval_valid && s->run.eval_t == t &&
+          memcmp(yd, s->run.x, s->plan.n_state * sizeof *yd) == 0)) {
         r->extra_evals++;
-        int rc = ap_sim_eval(s, t, yd, s->ydot);
+        int rc = apx_sim_eval(s, t, yd, s->run.ydot);
         if (rc) return CV_RECOVERABLE(r, rc);
     }
-    int rc = ap_sim_accumulate(s, 1.0, N_VGetArrayPointer(yQdot));
+    int rc = apx_sim_accumulate(s, 1.0, N_VGetArrayPointer(yQdot));
     return CV_RECOVERABLE(r, rc);
 }
 
 /* max |dx/dt| over the state (across_ranks: over every rank's part) */
 static int max_rate(cv_run *r, double *m) {
-    *m = ap_max_abs(r->s->ydot, r->s->n_state);
+    *m = apx_max_abs(r->s->run.ydot, r->s->plan.n_state);
     return r->o->across_ranks ? ap_comm_reduce(m, 1, AP_COMM_MAX) : 0;
 }
 
@@ -97,7 +98,7 @@ static int settle_root(sunrealtype t, N_Vector y, sunrealtype *g, void *ud) {
     cv_run *r = ud;
     ap_sim *s = r->s;
     r->extra_evals++;
-    int rc = ap_sim_eval(s, t, N_VGetArrayPointer(y), s->ydot);
+    int rc = apx_sim_eval(s, t, N_VGetArrayPointer(y), s->run.ydot);
     if (rc) return rc < 0 ? -1 : 1;
     if (max_rate(r, &g[0])) return -1;
     g[0] -= r->settle_tol;
@@ -108,8 +109,8 @@ static int prec_setup(sunrealtype t, N_Vector y, N_Vector fy, sunbooleantype jok
                       sunbooleantype *jcur, sunrealtype gamma, void *ud) {
     cv_run *r = ud;
     int cur = 0;
-    int rc = ap_precond_setup(r->pre, t, N_VGetArrayPointer(y), N_VGetArrayPointer(fy), jok, &cur,
-                              gamma);
+    int rc = apx_precond_setup(r->pre, t, N_VGetArrayPointer(y), N_VGetArrayPointer(fy), jok, &cur,
+                               gamma);
     *jcur = cur ? SUNTRUE : SUNFALSE;
     return rc < 0 ? -1 : rc > 0 ? 1 : 0;
 }
@@ -118,7 +119,7 @@ static int prec_solve(sunrealtype t, N_Vector y, N_Vector fy, N_Vector rv, N_Vec
                       sunrealtype gamma, sunrealtype delta, int lr, void *ud) {
     cv_run *r = ud;
     (void)t, (void)y, (void)fy, (void)delta, (void)lr;
-    int rc = ap_precond_solve(r->pre, gamma, N_VGetArrayPointer(rv), N_VGetArrayPointer(z));
+    int rc = apx_precond_solve(r->pre, gamma, N_VGetArrayPointer(rv), N_VGetArrayPointer(z));
     return rc < 0 ? -1 : rc > 0 ? 1 : 0;
 }
 
@@ -157,17 +158,18 @@ static int fail(cv_run *r, int flag, const char *call) {
     }
     char *fname = CVodeGetReturnFlagName(flag);
     char what[400] = "";
-    if (s->bad_index >= 0 && rhs_flag(flag)) {
+    if (s->diag.bad_index >= 0 && rhs_flag(flag)) {
         char nm[256];
-        ap_sim_describe(s, (size_t)s->bad_index, nm, sizeof nm);
-        snprintf(what, sizeof what, "; non-finite derivative of %s = %g", nm, s->bad_value);
+        apx_sim_describe(s, (size_t)s->diag.bad_index, nm, sizeof nm);
+        snprintf(what, sizeof what, "; non-finite derivative of %s = %g", nm, s->diag.bad_value);
     }
-    int rc = ap_error(flag == CV_RHSFUNC_FAIL && *ap_last_error() && s->bad_index < 0 ? AP_EPLUGIN
+    int rc =
+        ap_error(flag == CV_RHSFUNC_FAIL && *ap_last_error() && s->diag.bad_index < 0 ? AP_EPLUGIN
                                                                                       : AP_ESOLVER,
-                      "%s: %s returned %s at t = %.10g (last step size %.3g)%s%s%s", r->sname, call,
-                      fname ? fname : "unknown flag", t, h, what, *r->msg ? ": " : "", r->msg);
+                 "%s: %s returned %s at t = %.10g (last step size %.3g)%s%s%s", r->sname, call,
+                 fname ? fname : "unknown flag", t, h, what, *r->msg ? ": " : "", r->msg);
     free(fname);
-    return s->bad_index >= 0 ? AP_ENONFINITE : rc;
+    return s->diag.bad_index >= 0 ? AP_ENONFINITE : rc;
 }
 
 /* The variable CVODE's error test finds hardest: the largest weighted local error estimate of
@@ -180,17 +182,17 @@ static void hardest_variable(cv_run *r, char *buf, size_t n) {
     const double *y = N_VGetArrayPointer(r->y);
     size_t best = 0;
     double worst = -1;
-    for (size_t i = 0; i < s->n_state; i++) {
+    for (size_t i = 0; i < s->plan.n_state; i++) {
         double w = fabs(ele[i]) / (r->o->rtol * fabs(y[i]) + r->o->atol);
         if (w > worst || isnan(w)) worst = w, best = i;
         if (isnan(w)) break;
     }
     char nm[256];
-    ap_sim_describe(s, best, nm, sizeof nm);
+    apx_sim_describe(s, best, nm, sizeof nm);
     double t;
     CVodeGetCurrentTime(r->mem, &t);
     double d = NAN;
-    if (ap_sim_eval(s, t, y, s->ydot) == 0) d = s->ydot[best];
+    if (apx_sim_eval(s, t, y, s->run.ydot) == 0) d = s->run.ydot[best];
     snprintf(buf, n, "; the fastest-changing variable is %s = %.6g (d/dt = %.6g)", nm, y[best], d);
 }
 
@@ -202,12 +204,12 @@ static int check_progress(cv_run *r, double t, long *steps) {
     CVodeGetLastStep(r->mem, &h);
     *steps = nst;
     char who[400];
-    if (t < r->o->t_end && fabs(h) < AP_COLLAPSE_ULPS * DBL_EPSILON * fabs(t)) {
+    if (t < r->o->t_end && fabs(h) < APX_COLLAPSE_ULPS * DBL_EPSILON * fabs(t)) {
         hardest_variable(r, who, sizeof who);
         return ap_error(AP_ESOLVER,
                         "%s: the step size collapsed to %.3g at t = %.10g (below %g units in the "
                         "last place of t): the solution is blowing up or not smooth%s",
-                        r->sname, h, t, AP_COLLAPSE_ULPS, who);
+                        r->sname, h, t, APX_COLLAPSE_ULPS, who);
     }
     if (t < r->o->t_end && nst >= r->max_steps) {
         hardest_variable(r, who, sizeof who);
@@ -239,7 +241,7 @@ static void get_stats(cv_run *r, ap_run_stats *st) {
             st->jac_evals = v;
         }
     }
-    if (r->pre) st->rhs_evals += ap_precond_evals(r->pre) - r->pre_evals0;
+    if (r->pre) st->rhs_evals += apx_precond_evals(r->pre) - r->pre_evals0;
     double h;
     if (CVodeGetLastStep(mem, &h) == CV_SUCCESS) st->last_step = h;
     double t;
@@ -248,9 +250,9 @@ static void get_stats(cv_run *r, ap_run_stats *st) {
 
 /* Evaluates the signals at the solver's (interpolated) state and records them. */
 static int record_at(ap_sim *s, double t, const double *y) {
-    int rc = ap_sim_eval(s, t, y, NULL);
+    int rc = apx_sim_eval(s, t, y, NULL);
     if (rc) return rc < 0 ? rc : ap_error(AP_ENONFINITE, "evaluation failed at t = %g", t);
-    return ap_sim_record(s, t);
+    return apx_sim_record(s, t);
 }
 
 #define CHECK_CV(call)                                                                             \
@@ -262,28 +264,28 @@ static int record_at(ap_sim *s, double t, const double *y) {
 /* The Newton iteration's linear solver: dense, or GMRES with a preconditioner. */
 static int setup_linear_solver(cv_run *r) {
     const ap_run_opts *o = r->o;
-    const sunindextype N = (sunindextype)r->s->n_state;
+    const sunindextype N = (sunindextype)r->s->plan.n_state;
     if (o->linsol == AP_LINSOL_DENSE) {
-        if (N > AP_DENSE_MAX)
+        if (N > APX_DENSE_MAX)
             return ap_error(AP_EINVAL,
                             "%s: the dense linear solver needs an N x N matrix and N = %ld > %d; "
                             "use linear_solver = \"krylov\"",
-                            r->sname, (long)N, AP_DENSE_MAX);
+                            r->sname, (long)N, APX_DENSE_MAX);
         r->A = SUNDenseMatrix(N, N, r->ctx);
         r->ls = r->A ? SUNLinSol_Dense(r->y, r->A, r->ctx) : NULL;
     } else {
-        int rc = o->precond == AP_PREC_DEFAULT ? ap_precond_new_default(r->s, r->sname, &r->pre)
+        int rc = o->precond == AP_PREC_DEFAULT ? apx_precond_new_default(r->s, r->sname, &r->pre)
                  : o->precond == AP_PREC_TYPE
-                     ? ap_precond_new_named(r->s, o->precond_type, r->sname, &r->pre)
-                 : o->precond != AP_PREC_NONE ? ap_precond_new(r->s, o->precond, r->sname, &r->pre)
+                     ? apx_precond_new_named(r->s, o->precond_type, r->sname, &r->pre)
+                 : o->precond != AP_PREC_NONE ? apx_precond_new(r->s, o->precond, r->sname, &r->pre)
                                               : 0;
         if (rc) return rc;
-        if (ap_precond_exact(r->pre) && o->linsol == AP_LINSOL_DEFAULT) {
+        if (apx_precond_exact(r->pre) && o->linsol == AP_LINSOL_DEFAULT) {
             /* an exact solve needs no GMRES around it */
-            r->ls = ap_linsol_exact(r->ctx);
+            r->ls = apx_linsol_exact(r->ctx);
         } else {
             /* plain GMRES on a stiff system needs more Krylov vectors than CVODE's 5 */
-            int maxl = r->pre ? 0 : AP_PLAIN_GMRES_MAXL;
+            int maxl = r->pre ? 0 : APX_PLAIN_GMRES_MAXL;
             r->ls = SUNLinSol_SPGMR(r->y, r->pre ? SUN_PREC_LEFT : SUN_PREC_NONE, maxl, r->ctx);
             if (r->ls) r->ls->ops->solve = strict_spgmr_solve;
         }
@@ -307,13 +309,13 @@ static int setup_nonlinear_solver(cv_run *r) {
 
 static int setup_quadrature(cv_run *r) {
     ap_sim *s = r->s;
-    r->yq = N_VNew_Serial((sunindextype)s->quad_size, r->ctx);
+    r->yq = N_VNew_Serial((sunindextype)s->acc.quad_size, r->ctx);
     if (!r->yq)
         return ap_error(AP_ENOMEM, "%s: out of memory for %zu accumulator values", r->sname,
-                        s->quad_size);
+                        s->acc.quad_size);
     N_VConst(0.0, r->yq);
     N_VEnableFusedOps_Serial(r->yq, SUNTRUE);
-    ap_nvector_speedup(r->yq);
+    apx_nvector_speedup(r->yq);
     CHECK_CV(CVodeQuadInit(r->mem, quad, r->yq));
     return 0;
 }
@@ -338,19 +340,19 @@ static int set_options(cv_run *r) {
 static int setup(cv_run *r) {
     ap_sim *s = r->s;
     const ap_run_opts *o = r->o;
-    const sunindextype N = (sunindextype)s->n_state;
+    const sunindextype N = (sunindextype)s->plan.n_state;
     if (N == 0) return ap_error(AP_EINVAL, "%s: the model has no dynamic variable", r->sname);
     if (SUNContext_Create(NULL, &r->ctx))
         return ap_error(AP_ENOMEM, "%s: SUNContext_Create failed", r->sname);
     r->y = N_VNew_Serial(N, r->ctx);
     if (!r->y)
         return ap_error(AP_ENOMEM, "%s: out of memory for %ld state values", r->sname, (long)N);
-    memcpy(N_VGetArrayPointer(r->y), s->x, (size_t)N * sizeof(double));
+    memcpy(N_VGetArrayPointer(r->y), s->run.x, (size_t)N * sizeof(double));
     /* fused vector operations: the Nordsieck prediction and the corrector sums take one pass
      * over memory instead of one per term, which matters for batch-sized states */
     N_VEnableFusedOps_Serial(r->y, SUNTRUE);
-    ap_nvector_speedup(r->y);
-    if (o->across_ranks) ap_nvector_global(r->y); /* one state across the MPI ranks */
+    apx_nvector_speedup(r->y);
+    if (o->across_ranks) apx_nvector_global(r->y); /* one state across the MPI ranks */
     if (!(r->tmp = N_VClone(r->y))) return ap_error(AP_ENOMEM, "%s: out of memory", r->sname);
     r->mem = CVodeCreate(o->solver == AP_SOLVER_CVODE_BDF ? CV_BDF : CV_ADAMS, r->ctx);
     if (!r->mem) return ap_error(AP_ENOMEM, "%s: CVodeCreate failed", r->sname);
@@ -368,8 +370,8 @@ static int reusable(const cv_run *r, const ap_sim *s, const ap_run_opts *o, int 
     const char *pt = o->precond == AP_PREC_TYPE && o->precond_type ? o->precond_type : "";
     return r && r->solver == o->solver && r->linsol == o->linsol && r->precond == o->precond &&
            !strcmp(r->precond_type, pt) && r->max_order == o->max_order && r->quad_on == use_quad &&
-           r->across_ranks == o->across_ranks && r->n_state == s->n_state &&
-           r->quad_size == s->quad_size;
+           r->across_ranks == o->across_ranks && r->n_state == s->plan.n_state &&
+           r->quad_size == s->acc.quad_size;
 }
 
 static void remember_key(cv_run *r) {
@@ -378,13 +380,13 @@ static void remember_key(cv_run *r) {
     snprintf(r->precond_type, sizeof r->precond_type, "%s",
              o->precond == AP_PREC_TYPE && o->precond_type ? o->precond_type : "");
     r->max_order = o->max_order, r->quad_on = r->use_quad, r->across_ranks = o->across_ranks;
-    r->n_state = r->s->n_state, r->quad_size = r->s->quad_size;
+    r->n_state = r->s->plan.n_state, r->quad_size = r->s->acc.quad_size;
 }
 
 /* The kept workspace restarted at the simulation's current state (CVodeReInit keeps every
  * vector, the linear solver and the preconditioner's buffers: nothing is allocated). */
 static int reinit(cv_run *r) {
-    memcpy(N_VGetArrayPointer(r->y), r->s->x, r->s->n_state * sizeof(double));
+    memcpy(N_VGetArrayPointer(r->y), r->s->run.x, r->s->plan.n_state * sizeof(double));
     CHECK_CV(CVodeReInit(r->mem, 0.0, r->y));
     if (r->use_quad) {
         N_VConst(0.0, r->yq);
@@ -400,7 +402,7 @@ static int setup_settle(cv_run *r, int *settled) {
     if (r->root_armed) CHECK_CV(CVodeRootInit(r->mem, 0, NULL));
     r->root_armed = 0;
     if (r->o->settle_tol <= 0) return 0;
-    int rc = ap_sim_eval(s, 0.0, N_VGetArrayPointer(r->y), s->ydot);
+    int rc = apx_sim_eval(s, 0.0, N_VGetArrayPointer(r->y), s->run.ydot);
     if (rc) return rc < 0 ? rc : fail(r, CV_FIRST_RHSFUNC_ERR, "the right-hand side");
     double m;
     if ((rc = max_rate(r, &m))) return rc;
@@ -446,31 +448,31 @@ static int finish_quadrature(cv_run *r, double t) {
     ap_sim *s = r->s;
     if (t == 0.0) {
         /* settled at the start: the update is the rule at the start state */
-        int rc = ap_sim_accumulate(s, 1.0, NULL);
+        int rc = apx_sim_accumulate(s, 1.0, NULL);
         if (rc > 0) return ap_error(AP_ENONFINITE, "%s: a rule failed at t = 0", r->sname);
-        s->acc_weight = 0.0;
+        s->acc.weight = 0.0;
         return rc;
     }
     double tq;
     CHECK_CV(CVodeGetQuad(r->mem, &tq, r->yq));
     const double *q = N_VGetArrayPointer(r->yq);
-    for (int i = 0; i < s->n_projs; i++) {
-        sim_acc *a = s->projs[i].acc;
+    for (int i = 0; i < s->plan.n_projs; i++) {
+        sim_acc *a = s->plan.projs[i].acc;
         if (!a) continue;
-        size_t nw = (size_t)s->projs[i].obj->rows * (size_t)s->projs[i].obj->cols;
+        size_t nw = (size_t)s->plan.projs[i].obj->rows * (size_t)s->plan.projs[i].obj->cols;
         for (size_t k = 0; k < nw; k++)
             a->dW[k] = q[a->quad_off + k] / tq;
-        if (s->projs[i].obj->b)
-            for (int k = 0; k < s->projs[i].obj->rows; k++)
+        if (s->plan.projs[i].obj->b)
+            for (int k = 0; k < s->plan.projs[i].obj->rows; k++)
                 a->db[k] = q[a->quad_off + nw + (size_t)k] / tq;
     }
-    s->acc_weight = tq;
+    s->acc.weight = tq;
     return 0;
 }
 
 /* Leaves the final state and its signals (drives included) in the simulation. */
 static int finish(cv_run *r, double t) {
-    int rc = ap_sim_eval(r->s, t, N_VGetArrayPointer(r->y), r->s->ydot);
+    int rc = apx_sim_eval(r->s, t, N_VGetArrayPointer(r->y), r->s->run.ydot);
     if (rc > 0) rc = 0;
     if (rc) return rc < 0 ? rc : ap_error(AP_ENONFINITE, "final evaluation failed");
     return r->use_quad ? finish_quadrature(r, t) : 0;
@@ -486,39 +488,39 @@ static void release(cv_run *r) {
     if (r->y) N_VDestroy(r->y);
     if (r->yq) N_VDestroy(r->yq);
     if (r->tmp) N_VDestroy(r->tmp);
-    ap_precond_free(&r->pre);
+    apx_precond_free(&r->pre);
     if (r->ctx) SUNContext_Free(&r->ctx);
 }
 
-void ap_cvode_ws_free(ap_sim *s) {
-    cv_run *r = s->cvode_ws;
+void apx_cvode_ws_free(ap_sim *s) {
+    cv_run *r = s->run.cvode_ws;
     if (!r) return;
     release(r);
     free(r);
-    s->cvode_ws = NULL;
+    s->run.cvode_ws = NULL;
 }
 
 /* The workspace of s for this run: the kept one restarted when it was built for the same kind
  * of run, else a new one (kept for the next run). */
 static int workspace(ap_sim *s, const ap_run_opts *o, cv_run **out) {
-    const int use_quad = s->acc_on && s->quad_size > 0;
-    cv_run *r = s->cvode_ws;
+    const int use_quad = s->acc.on && s->acc.quad_size > 0;
+    cv_run *r = s->run.cvode_ws;
     *out = NULL;
-    if (r && !reusable(r, s, o, use_quad)) ap_cvode_ws_free(s), r = NULL;
+    if (r && !reusable(r, s, o, use_quad)) apx_cvode_ws_free(s), r = NULL;
     const int reuse = r != NULL;
-    if (!r && !(r = s->cvode_ws = calloc(1, sizeof *r)))
+    if (!r && !(r = s->run.cvode_ws = calloc(1, sizeof *r)))
         return ap_error(AP_ENOMEM, "%s: out of memory", ap_solver_name(o->solver));
     r->s = s, r->o = o, r->sname = ap_solver_name(o->solver), r->settle_tol = o->settle_tol;
     r->use_quad = use_quad, r->extra_evals = 0, r->msg[0] = 0;
     r->max_steps = o->max_steps > 0 ? o->max_steps : 500000;
-    r->pre_evals0 = r->pre ? ap_precond_evals(r->pre) : 0;
+    r->pre_evals0 = r->pre ? apx_precond_evals(r->pre) : 0;
     *out = r;
     if (reuse) return reinit(r);
     remember_key(r);
     return setup(r);
 }
 
-int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
+int apx_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
     cv_run *r;
     double t = 0.0;
     int settled = 0;
@@ -528,16 +530,16 @@ int ap_solve_cvode(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
     if (!rc) rc = finish(r, t);
     if (r && r->mem) get_stats(r, st);
     if (!rc && o->solver == AP_SOLVER_CVODE_ADAMS) {
-        long ev = ap_adams_stiffness(s, t, N_VGetArrayPointer(r->y), st->steps, st);
+        long ev = apx_adams_stiffness(s, t, N_VGetArrayPointer(r->y), st->steps, st);
         if (ev > 0) r->extra_evals += ev;
     }
     if (r) st->rhs_evals += r->extra_evals;
-    if (!rc) st->t_reached = t;  /* the solution's time, not CVODE's internal one */
-    if (rc) ap_cvode_ws_free(s); /* a failed run leaves nothing to resume from */
+    if (!rc) st->t_reached = t;   /* the solution's time, not CVODE's internal one */
+    if (rc) apx_cvode_ws_free(s); /* a failed run leaves nothing to resume from */
     return rc;
 }
 
-int ap_cvode_check_linear(const ap_run_opts *o, const char *sname) {
+int apx_cvode_check_linear(const ap_run_opts *o, const char *sname) {
     const int cvode = o->solver == AP_SOLVER_CVODE_BDF || o->solver == AP_SOLVER_CVODE_ADAMS;
     if (!cvode && (o->linsol != AP_LINSOL_DEFAULT || o->precond != AP_PREC_DEFAULT))
         return ap_error(AP_EINVAL,

@@ -2,7 +2,7 @@
  * declared order (Gauss-Seidel sweeps that reproduce step-by-step reference schemes).
  *
  * Each scheme is a stepper (in the manner of GSL's odeiv2 step types): a function that takes
- * the state in s->x one step of size dt further, and a few facts the driver needs about it.
+ * the state in s->run.x one step of size dt further, and a few facts the driver needs about it.
  * One loop (integrate) drives every stepper through the run's points: the signals at the
  * point, settling, recording and accumulation, the step, the finiteness of the new state and
  * the stability guard's watch. */
@@ -19,13 +19,13 @@
 /* Resolves the update order into population (>= 0) and block (-1 - index) entries. Every
  * population and block must appear exactly once. */
 static int build_order(const ap_sim *s, const ap_run_opts *o, int *order) {
-    const ap_model *m = s->m;
-    int n = s->n_pops + s->n_blocks;
+    const ap_model *m = s->plan.m;
+    int n = s->plan.n_pops + s->plan.n_blocks;
     if (!o->order || o->n_order == 0) {
         int k = 0;
         for (int i = 0; i < m->n_objects; i++) {
-            if (m->objects[i].kind == AP_OBJ_POPULATION) order[k++] = m->objects[i].index;
-            if (m->objects[i].kind == AP_OBJ_BLOCK) order[k++] = -1 - m->objects[i].index;
+            if (m->objects[i].kind == APX_OBJ_POPULATION) order[k++] = m->objects[i].index;
+            if (m->objects[i].kind == APX_OBJ_BLOCK) order[k++] = -1 - m->objects[i].index;
         }
         return AP_OK;
     }
@@ -36,9 +36,9 @@ static int build_order(const ap_sim *s, const ap_run_opts *o, int *order) {
                         o->n_order, n);
     for (int k = 0; k < o->n_order; k++) {
         int found = 0;
-        for (int p = 0; p < s->n_pops && !found; p++)
+        for (int p = 0; p < s->plan.n_pops && !found; p++)
             if (!strcmp(m->pops[p].name, o->order[k])) order[k] = p, found = 1;
-        for (int b = 0; b < s->n_blocks && !found; b++)
+        for (int b = 0; b < s->plan.n_blocks && !found; b++)
             if (!strcmp(m->blocks[b].name, o->order[k])) order[k] = -1 - b, found = 1;
         if (!found)
             return ap_error(AP_ENOTFOUND, "run: 'order' entry \"%s\" is not a population or block",
@@ -52,17 +52,17 @@ static int build_order(const ap_sim *s, const ap_run_opts *o, int *order) {
 
 typedef struct fixed_run fixed_run;
 
-/* A fixed-step scheme. step takes s->x from time t to t + dt (noise from rng, when the scheme
+/* A fixed-step scheme. step takes s->run.x from time t to t + dt (noise from rng, when the scheme
  * has noise and rng is non-NULL; the stability guard steps without it) and returns 0, >0 when
- * the right-hand side or a component failed recoverably (s->bad_index set), <0 on a fatal
+ * the right-hand side or a component failed recoverably (s->diag.bad_index set), <0 on a fatal
  * failure. */
 typedef struct fixed_stepper {
     const char *name; /* in messages: "euler", "rk4", "euler (declared order)", ... */
-    /* 0: the step starts from the derivative at (t, s->x) in s->ydot, which the driver
+    /* 0: the step starts from the derivative at (t, s->run.x) in s->run.ydot, which the driver
      * evaluates at every point; 1: the declared-order sweep, which reads the signals latched
      * by the last sweep and checks each component's new state as it writes it */
     int sweep;
-    int n_work; /* work vectors of s->n_state values the step needs (fixed_run.work) */
+    int n_work; /* work vectors of s->plan.n_state values the step needs (fixed_run.work) */
     int (*step)(fixed_run *r, double t, double dt, ap_noise *rng);
     const char *failed; /* what a step that returns >0 failed to keep finite */
 } fixed_stepper;
@@ -79,18 +79,18 @@ struct fixed_run {
     long *tidx;     /* the points of o->times */
     int ti;         /* the next entry of tidx */
     ap_noise *rng;  /* euler-maruyama */
-    ap_guard guard;
+    apx_guard guard;
 };
 
 /* ---- the steppers ---- */
 
-/* x += dt f(t, x), f in s->ydot */
+/* x += dt f(t, x), f in s->run.ydot */
 static int euler_step(fixed_run *r, double t, double dt, ap_noise *rng) {
     ap_sim *s = r->s;
-    double *x = s->x;
-    const double *k1 = s->ydot;
+    double *x = s->run.x;
+    const double *k1 = s->run.ydot;
     (void)t, (void)rng;
-    for (size_t i = 0; i < s->n_state; i++)
+    for (size_t i = 0; i < s->plan.n_state; i++)
         x[i] += dt * k1[i];
     return 0;
 }
@@ -98,21 +98,21 @@ static int euler_step(fixed_run *r, double t, double dt, ap_noise *rng) {
 /* Noise scale per state variable for one step: sigma sqrt(dt)/tau (compartments), sigma
  * sqrt(dt) (block states). */
 static void add_noise_all(ap_sim *s, double dt, ap_noise *rng) {
-    const size_t B = (size_t)s->B;
-    for (int p = 0; p < s->n_pops; p++)
-        for (int c = 0; c < s->pops[p].n_comp; c++) {
-            sim_comp *sc = &s->pops[p].comp[c];
+    const size_t B = (size_t)s->plan.B;
+    for (int p = 0; p < s->plan.n_pops; p++)
+        for (int c = 0; c < s->plan.pops[p].n_comp; c++) {
+            sim_comp *sc = &s->plan.pops[p].comp[c];
             if (!sc->dynamic || sc->sigma == 0.0) continue;
             double a = sc->sigma * sqrt(dt) / sc->tau;
-            size_t len = B * (size_t)s->pops[p].n;
-            ap_noise_add(rng, sc->value, len, a);
+            size_t len = B * (size_t)s->plan.pops[p].n;
+            apx_noise_add(rng, sc->value, len, a);
         }
-    for (int b = 0; b < s->n_blocks; b++)
-        for (int k = 0; k < s->blocks[b].n_state; k++) {
-            if (s->blocks[b].state_sigma[k] == 0.0) continue;
-            double a = s->blocks[b].state_sigma[k] * sqrt(dt);
-            size_t len = B * (size_t)s->blocks[b].state_size[k];
-            ap_noise_add(rng, s->blocks[b].state[k], len, a);
+    for (int b = 0; b < s->plan.n_blocks; b++)
+        for (int k = 0; k < s->plan.blocks[b].n_state; k++) {
+            if (s->plan.blocks[b].state_sigma[k] == 0.0) continue;
+            double a = s->plan.blocks[b].state_sigma[k] * sqrt(dt);
+            size_t len = B * (size_t)s->plan.blocks[b].state_size[k];
+            apx_noise_add(rng, s->plan.blocks[b].state[k], len, a);
         }
 }
 
@@ -123,35 +123,35 @@ static int euler_maruyama_step(fixed_run *r, double t, double dt, ap_noise *rng)
     return 0;
 }
 
-/* The classical fourth-order Runge-Kutta step; k1 is s->ydot, the other stages and the start
+/* The classical fourth-order Runge-Kutta step; k1 is s->run.ydot, the other stages and the start
  * state are the run's work vectors. */
 static int rk4_step(fixed_run *r, double t, double dt, ap_noise *rng) {
     ap_sim *s = r->s;
-    const size_t N = s->n_state;
-    double *x = s->x, *k1 = s->ydot;
+    const size_t N = s->plan.n_state;
+    double *x = s->run.x, *k1 = s->run.ydot;
     double *k2 = r->work[0], *k3 = r->work[1], *k4 = r->work[2], *y0 = r->work[3];
     int rc;
     (void)rng;
     memcpy(y0, x, N * sizeof *y0);
     for (size_t i = 0; i < N; i++)
         x[i] = y0[i] + 0.5 * dt * k1[i];
-    if ((rc = ap_sim_eval(s, t + 0.5 * dt, x, k2))) return rc;
+    if ((rc = apx_sim_eval(s, t + 0.5 * dt, x, k2))) return rc;
     for (size_t i = 0; i < N; i++)
         x[i] = y0[i] + 0.5 * dt * k2[i];
-    if ((rc = ap_sim_eval(s, t + 0.5 * dt, x, k3))) return rc;
+    if ((rc = apx_sim_eval(s, t + 0.5 * dt, x, k3))) return rc;
     for (size_t i = 0; i < N; i++)
         x[i] = y0[i] + dt * k3[i];
-    if ((rc = ap_sim_eval(s, t + dt, x, k4))) return rc;
+    if ((rc = apx_sim_eval(s, t + dt, x, k4))) return rc;
     for (size_t i = 0; i < N; i++)
         x[i] = y0[i] + dt / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
     return 0;
 }
 
-/* One Gauss-Seidel sweep in the declared order (noise with euler-maruyama): AP_SWEEP_NONFINITE
+/* One Gauss-Seidel sweep in the declared order (noise with euler-maruyama): APX_SWEEP_NONFINITE
  * at the first non-finite new state. */
 static int sweep_step(fixed_run *r, double t, double dt, ap_noise *rng) {
     ap_sim *s = r->s;
-    return ap_sim_ordered_step(s, r->order, s->n_pops + s->n_blocks, t, dt, rng);
+    return apx_sim_ordered_step(s, r->order, s->plan.n_pops + s->plan.n_blocks, t, dt, rng);
 }
 
 static const fixed_stepper step_euler = {"euler", 0, 0, euler_step, NULL};
@@ -170,11 +170,11 @@ static const fixed_stepper *stepper_for(const ap_run_opts *o) {
     return noise ? &step_euler_maruyama : &step_euler;
 }
 
-/* One step of the run's scheme without noise, for the stability guard (ap_step_fn). */
+/* One step of the run's scheme without noise, for the stability guard (apx_step_fn). */
 static int guard_step(void *ctx, double t, double dt) {
     fixed_run *r = ctx;
     if (!r->stepper->sweep) {
-        int rc = ap_sim_eval(r->s, t, r->s->x, r->s->ydot);
+        int rc = apx_sim_eval(r->s, t, r->s->run.x, r->s->run.ydot);
         if (rc) return rc;
     }
     return r->stepper->step(r, t, dt, NULL);
@@ -183,11 +183,11 @@ static int guard_step(void *ctx, double t, double dt) {
 /* ---- the driver ---- */
 
 static int nonfinite_error(const ap_sim *s, long i, double v, double t, const char *what,
-                           const ap_guard *g) {
-    if (i == AP_BAD_COMPONENT) return ap_error_prefix(AP_ENONFINITE, "at t = %g: ", t);
+                           const apx_guard *g) {
+    if (i == APX_BAD_COMPONENT) return ap_error_prefix(AP_ENONFINITE, "at t = %g: ", t);
     char nm[256], note[256];
-    ap_sim_describe(s, (size_t)i, nm, sizeof nm);
-    ap_guard_note(g, note, sizeof note);
+    apx_sim_describe(s, (size_t)i, nm, sizeof nm);
+    apx_guard_note(g, note, sizeof note);
     return ap_error(AP_ENONFINITE, "non-finite %s: %s = %g at t = %g%s", what, nm, v, t, note);
 }
 
@@ -199,13 +199,13 @@ static double *alloc_values(size_t n) {
  * vectors, the declared order, the previous state for settling, the guard. On failure the
  * caller still calls fixed_free. */
 static int fixed_setup(fixed_run *r, ap_sim *s, const ap_run_opts *o) {
-    const size_t N = s->n_state;
+    const size_t N = s->plan.n_state;
     int rc;
     memset(r, 0, sizeof *r);
     r->s = s, r->o = o, r->stepper = stepper_for(o);
     r->n = o->steps > 0 ? o->steps : lround(o->t_end / o->dt);
     r->tidx = calloc((size_t)o->n_times + 1, sizeof *r->tidx);
-    r->order = calloc((size_t)(s->n_pops + s->n_blocks) + 1, sizeof *r->order);
+    r->order = calloc((size_t)(s->plan.n_pops + s->plan.n_blocks) + 1, sizeof *r->order);
     if (!r->tidx || !r->order) return ap_error(AP_ENOMEM, "out of memory");
     for (int k = 0; k < o->n_times; k++)
         r->tidx[k] = lround(o->times[k] / o->dt);
@@ -217,13 +217,13 @@ static int fixed_setup(fixed_run *r, ap_sim *s, const ap_run_opts *o) {
     if (o->ordered && (rc = build_order(s, o, r->order))) return rc;
     if (o->settle_tol > 0 && o->ordered && !(r->x_prev = alloc_values(N)))
         return ap_error(AP_ENOMEM, "out of memory");
-    return ap_guard_init(&r->guard, s, (int)o->stability_check, o->ordered, r->stepper->name,
-                         guard_step, r, o->dt, r->n);
+    return apx_guard_init(&r->guard, s, (int)o->stability_check, o->ordered, r->stepper->name,
+                          guard_step, r, o->dt, r->n);
 }
 
 static void fixed_free(fixed_run *r) {
     ap_noise_free(&r->rng);
-    ap_guard_free(&r->guard);
+    apx_guard_free(&r->guard);
     free(r->tidx);
     free(r->order);
     for (int i = 0; i < 4; i++)
@@ -233,11 +233,11 @@ static void fixed_free(fixed_run *r) {
 
 /* The guard's estimate at the start state, after which the run starts again (the estimate
  * leaves the state as it was, but not the signals). */
-static int guard_start(ap_guard *g, ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
+static int guard_start(apx_guard *g, ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
     if (!g->x0 || !g->estimate) return AP_OK;
-    int rc = ap_guard_estimate(g, st);
+    int rc = apx_guard_estimate(g, st);
     if (rc) return rc;
-    return ap_sim_start(s, o->keep_state);
+    return apx_sim_start(s, o->keep_state);
 }
 
 /* The signals at point k (time t) and whether the run has settled there: the sweep's are
@@ -246,24 +246,25 @@ static int guard_start(ap_guard *g, ap_sim *s, const ap_run_opts *o, ap_run_stat
  * on its size. */
 static int at_point(fixed_run *r, long k, double t, int *settled) {
     ap_sim *s = r->s;
-    const size_t N = s->n_state;
+    const size_t N = s->plan.n_state;
     const double tol = r->o->settle_tol, dt = r->o->dt;
     if (r->stepper->sweep) {
-        s->eval_t = t;
+        s->run.eval_t = t;
         if (r->x_prev && k > 0) {
             double m = 0.0;
             for (size_t i = 0; i < N; i++) {
-                double d = fabs(s->x[i] - r->x_prev[i]);
+                double d = fabs(s->run.x[i] - r->x_prev[i]);
                 m = d > m ? d : m;
             }
             *settled = m / dt < tol;
         }
         return AP_OK;
     }
-    int rc = ap_sim_eval(s, t, s->x, s->ydot);
-    if (rc > 0) return nonfinite_error(s, s->bad_index, s->bad_value, t, "derivative", &r->guard);
+    int rc = apx_sim_eval(s, t, s->run.x, s->run.ydot);
+    if (rc > 0)
+        return nonfinite_error(s, s->diag.bad_index, s->diag.bad_value, t, "derivative", &r->guard);
     if (rc) return rc;
-    *settled = tol > 0 && ap_max_abs(s->ydot, N) < tol;
+    *settled = tol > 0 && apx_max_abs(s->run.ydot, N) < tol;
     return AP_OK;
 }
 
@@ -276,33 +277,33 @@ static int observe(ap_sim *s, const ap_run_opts *o, long k, long n, double t, co
         rec = 1;
         (*ti)++;
     }
-    if (rec && (rc = ap_sim_record(s, t))) return rc;
-    if (s->acc_on) {
-        int use = s->acc_points == AP_ACC_ALL || (s->acc_points == AP_ACC_LEFT && k < n) ||
-                  (s->acc_points == AP_ACC_RIGHT && k > 0);
+    if (rec && (rc = apx_sim_record(s, t))) return rc;
+    if (s->acc.on) {
+        int use = s->acc.points == AP_ACC_ALL || (s->acc.points == AP_ACC_LEFT && k < n) ||
+                  (s->acc.points == AP_ACC_RIGHT && k > 0);
         if (use) {
-            s->eval_t = t;
+            s->run.eval_t = t;
             /* stacked: the dgemm runs once every few points (and at the end of the run) */
-            if ((rc = ap_sim_acc_push(s, 1.0)))
+            if ((rc = apx_sim_acc_push(s, 1.0)))
                 return rc < 0 ? rc : ap_error(AP_ENONFINITE, "rule failed at t = %g", t);
-            s->acc_weight += 1.0;
+            s->acc.weight += 1.0;
         }
     }
     return AP_OK;
 }
 
 static void finish_acc(ap_sim *s) {
-    if (!s->acc_on) return;
-    ap_sim_acc_flush(s); /* the points still stacked, also after an early stop */
-    if (s->acc_weight <= 0) return;
-    for (int i = 0; i < s->n_projs; i++) {
-        sim_acc *a = s->projs[i].acc;
+    if (!s->acc.on) return;
+    apx_sim_acc_flush(s); /* the points still stacked, also after an early stop */
+    if (s->acc.weight <= 0) return;
+    for (int i = 0; i < s->plan.n_projs; i++) {
+        sim_acc *a = s->plan.projs[i].acc;
         if (!a) continue;
-        size_t n = (size_t)s->projs[i].obj->rows * (size_t)s->projs[i].obj->cols;
+        size_t n = (size_t)s->plan.projs[i].obj->rows * (size_t)s->plan.projs[i].obj->cols;
         for (size_t k = 0; k < n; k++)
-            a->dW[k] /= s->acc_weight;
-        for (int k = 0; k < s->projs[i].obj->rows; k++)
-            a->db[k] /= s->acc_weight;
+            a->dW[k] /= s->acc.weight;
+        for (int k = 0; k < s->plan.projs[i].obj->rows; k++)
+            a->db[k] /= s->acc.weight;
     }
 }
 
@@ -310,12 +311,13 @@ static void finish_acc(ap_sim *s) {
 static int step_once(fixed_run *r, double t) {
     ap_sim *s = r->s;
     const double dt = r->o->dt;
-    if (r->x_prev) memcpy(r->x_prev, s->x, s->n_state * sizeof *r->x_prev);
+    if (r->x_prev) memcpy(r->x_prev, s->run.x, s->plan.n_state * sizeof *r->x_prev);
     int rc = r->stepper->step(r, t, dt, r->rng);
-    if (r->stepper->sweep && rc == AP_SWEEP_NONFINITE)
-        return nonfinite_error(s, s->bad_index, s->bad_value, t + dt, "state", &r->guard);
+    if (r->stepper->sweep && rc == APX_SWEEP_NONFINITE)
+        return nonfinite_error(s, s->diag.bad_index, s->diag.bad_value, t + dt, "state", &r->guard);
     if (rc > 0)
-        return nonfinite_error(s, s->bad_index, s->bad_value, t, r->stepper->failed, &r->guard);
+        return nonfinite_error(s, s->diag.bad_index, s->diag.bad_value, t, r->stepper->failed,
+                               &r->guard);
     return rc;
 }
 
@@ -323,8 +325,8 @@ static int step_once(fixed_run *r, double t) {
 static int check_state(const fixed_run *r, double t) {
     const ap_sim *s = r->s;
     if (r->stepper->sweep) return AP_OK;
-    long bad = ap_first_nonfinite(s->x, s->n_state);
-    if (bad >= 0) return nonfinite_error(s, bad, s->x[bad], t, "state", &r->guard);
+    long bad = apx_first_nonfinite(s->run.x, s->plan.n_state);
+    if (bad >= 0) return nonfinite_error(s, bad, s->run.x[bad], t, "state", &r->guard);
     return AP_OK;
 }
 
@@ -346,17 +348,17 @@ static int integrate(fixed_run *r, ap_run_stats *st) {
         if ((rc = step_once(r, t))) return rc;
         st->steps++;
         if ((rc = check_state(r, t + dt))) return rc;
-        if ((rc = ap_guard_watch(&r->guard, k + 1, t + dt))) return rc;
+        if ((rc = apx_guard_watch(&r->guard, k + 1, t + dt))) return rc;
     }
 }
 
-int ap_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
+int apx_solve_fixed(ap_sim *s, const ap_run_opts *o, ap_run_stats *st) {
     fixed_run r;
     int rc = fixed_setup(&r, s, o);
     if (!rc) rc = guard_start(&r.guard, s, o, st);
     if (!rc) rc = integrate(&r, st);
     if (!rc) finish_acc(s);
-    st->rhs_evals = s->rhs_evals;
+    st->rhs_evals = s->diag.rhs_evals;
     st->last_step = o->dt;
     fixed_free(&r);
     return rc;

@@ -13,12 +13,12 @@
 #include "apical/error.h"
 #include "stability.h"
 
-/* an amplification above 1 + AP_GUARD_TOL counts as growth (below: finite-difference noise) */
-#define AP_GUARD_TOL 1e-5
-#define AP_GUARD_ITERS 60       /* power iterations at the run's dt */
-#define AP_GUARD_ITERS_BOUND 30 /* per trial step of the bound's search */
+/* an amplification above 1 + APX_GUARD_TOL counts as growth (below: finite-difference noise) */
+#define APX_GUARD_TOL 1e-5
+#define APX_GUARD_ITERS 60       /* power iterations at the run's dt */
+#define APX_GUARD_ITERS_BOUND 30 /* per trial step of the bound's search */
 
-static void add_segment(ap_guard *g, double *p, size_t len) {
+static void add_segment(apx_guard *g, double *p, size_t len) {
     if (!p || !len) return;
     for (int i = 0; i < g->n_seg; i++)
         if (g->seg[i] == p) return;
@@ -30,32 +30,32 @@ static void add_segment(ap_guard *g, double *p, size_t len) {
 /* The state, and for a sweep the latched signals: a sweep reads a component's outputs as the
  * previous sweep left them until it steps that component (the controller's output, stepped
  * first, depends on the rates before the sweep), so they are part of what one step maps. */
-static int collect_segments(ap_guard *g, int ordered) {
+static int collect_segments(apx_guard *g, int ordered) {
     ap_sim *s = g->s;
     int cap = 1;
-    for (int p = 0; ordered && p < s->n_pops; p++)
-        cap += s->pops[p].n_comp + 1;
-    for (int b = 0; ordered && b < s->n_blocks; b++)
-        cap += s->blocks[b].n_out;
+    for (int p = 0; ordered && p < s->plan.n_pops; p++)
+        cap += s->plan.pops[p].n_comp + 1;
+    for (int b = 0; ordered && b < s->plan.n_blocks; b++)
+        cap += s->plan.blocks[b].n_out;
     g->seg = malloc((size_t)cap * sizeof *g->seg);
     g->seg_len = malloc((size_t)cap * sizeof *g->seg_len);
     if (!g->seg || !g->seg_len) return ap_error(AP_ENOMEM, "out of memory");
-    const size_t B = (size_t)s->B;
-    add_segment(g, s->x, s->n_state);
-    for (int p = 0; ordered && p < s->n_pops; p++) {
-        sim_pop *sp = &s->pops[p];
+    const size_t B = (size_t)s->plan.B;
+    add_segment(g, s->run.x, s->plan.n_state);
+    for (int p = 0; ordered && p < s->plan.n_pops; p++) {
+        sim_pop *sp = &s->plan.pops[p];
         for (int c = 0; c < sp->n_comp; c++)
             if (!sp->comp[c].dynamic) add_segment(g, sp->comp[c].value, B * (size_t)sp->n);
         add_segment(g, sp->rate, B * (size_t)sp->n);
     }
-    for (int b = 0; ordered && b < s->n_blocks; b++)
-        for (int k = 0; k < s->blocks[b].n_out; k++)
-            add_segment(g, s->blocks[b].out[k], B * (size_t)s->blocks[b].out_size[k]);
+    for (int b = 0; ordered && b < s->plan.n_blocks; b++)
+        for (int k = 0; k < s->plan.blocks[b].n_out; k++)
+            add_segment(g, s->plan.blocks[b].out[k], B * (size_t)s->plan.blocks[b].out_size[k]);
     return AP_OK;
 }
 
-int ap_guard_init(ap_guard *g, ap_sim *s, int check, int ordered, const char *scheme,
-                  ap_step_fn step, void *ctx, double dt, long n_steps) {
+int apx_guard_init(apx_guard *g, ap_sim *s, int check, int ordered, const char *scheme,
+                   apx_step_fn step, void *ctx, double dt, long n_steps) {
     memset(g, 0, sizeof *g);
     g->s = s;
     g->step = step;
@@ -65,23 +65,23 @@ int ap_guard_init(ap_guard *g, ap_sim *s, int check, int ordered, const char *sc
     g->n_steps = n_steps;
     g->watch = check == AP_STABILITY_FULL || check == AP_STABILITY_WATCH;
     g->estimate = check == AP_STABILITY_FULL;
-    if (check == AP_STABILITY_OFF || s->n_state == 0) return AP_OK;
+    if (check == AP_STABILITY_OFF || s->plan.n_state == 0) return AP_OK;
     int rc = collect_segments(g, ordered);
     if (rc) {
-        ap_guard_free(g);
+        apx_guard_free(g);
         return rc;
     }
     const size_t n = g->n;
     double **vecs[] = {&g->x0, &g->y0, &g->v, &g->w, &g->f0, &g->vd};
     for (size_t i = 0; i < sizeof vecs / sizeof *vecs; i++)
         if (!(*vecs[i] = malloc(n * sizeof(double)))) {
-            ap_guard_free(g);
+            apx_guard_free(g);
             return ap_error(AP_ENOMEM, "out of memory for the stability guard (6 x %zu values)", n);
         }
     return AP_OK;
 }
 
-void ap_guard_free(ap_guard *g) {
+void apx_guard_free(apx_guard *g) {
     free(g->x0);
     free(g->y0);
     free(g->v);
@@ -116,14 +116,14 @@ static void start_vector(double *v, size_t n) {
         v[i] /= r;
 }
 
-static void scatter(ap_guard *g, const double *v) {
+static void scatter(apx_guard *g, const double *v) {
     for (int i = 0; i < g->n_seg; i++) {
         memcpy(g->seg[i], v, g->seg_len[i] * sizeof *v);
         v += g->seg_len[i];
     }
 }
 
-static void gather(const ap_guard *g, double *v) {
+static void gather(const apx_guard *g, double *v) {
     for (int i = 0; i < g->n_seg; i++) {
         memcpy(v, g->seg[i], g->seg_len[i] * sizeof *v);
         v += g->seg_len[i];
@@ -131,7 +131,7 @@ static void gather(const ap_guard *g, double *v) {
 }
 
 /* out = the scheme's step of size h from x (both of the guard's n values; out may be x). */
-static int step_from(ap_guard *g, const double *x, double h, double *out) {
+static int step_from(apx_guard *g, const double *x, double h, double *out) {
     scatter(g, x);
     int rc = g->step(g->ctx, 0.0, h);
     if (rc) return rc;
@@ -149,7 +149,7 @@ static double fd_increment(const double *x0, size_t n) {
 /* Power iteration on the Jacobian of the step of size h at g->x0, from the unit vector g->v
  * (left holding the dominant direction). *rho: the amplification per step, the geometric mean
  * of the norm ratios over the last half of the iterations (a complex pair's ratios oscillate). */
-static int power_iteration(ap_guard *g, double h, int iters, double *rho) {
+static int power_iteration(apx_guard *g, double h, int iters, double *rho) {
     const size_t n = g->n;
     const double eps = fd_increment(g->x0, n);
     int rc = step_from(g, g->x0, h, g->y0);
@@ -186,18 +186,18 @@ static int power_iteration(ap_guard *g, double h, int iters, double *rho) {
 /* The growth rate of the circuit's own dynamics along the state part u of g->v at g->x0:
  * u . J u / u . u (the Rayleigh quotient of the right-hand side's Jacobian, by a finite
  * difference). -1 when g->v has no state part (the growth is the latched signals' alone). */
-static int decay_rate(ap_guard *g, double *rq) {
+static int decay_rate(apx_guard *g, double *rq) {
     ap_sim *s = g->s;
-    const size_t n = s->n_state; /* the state comes first in the guard's vectors */
+    const size_t n = s->plan.n_state; /* the state comes first in the guard's vectors */
     const double un = norm2(g->v, n);
     *rq = -1.0;
     if (!(un > 1e-6)) return 0;
     const double eps = fd_increment(g->x0, n) / un;
-    int rc = ap_sim_eval(s, 0.0, g->x0, g->f0);
+    int rc = apx_sim_eval(s, 0.0, g->x0, g->f0);
     if (rc) return rc;
     for (size_t i = 0; i < n; i++)
         g->w[i] = g->x0[i] + eps * g->v[i];
-    if ((rc = ap_sim_eval(s, 0.0, g->w, g->y0))) return rc;
+    if ((rc = apx_sim_eval(s, 0.0, g->w, g->y0))) return rc;
     double q = 0.0;
     for (size_t i = 0; i < n; i++)
         q += g->v[i] * (g->y0[i] - g->f0[i]) / eps;
@@ -207,10 +207,10 @@ static int decay_rate(ap_guard *g, double *rq) {
 
 /* Whether a step of size h is unstable at x0: it amplifies a mode (by *rho > 1) along which
  * the dynamics decay (a mode the circuit itself amplifies is no fault of the scheme). */
-static int unstable_at(ap_guard *g, double h, int iters, double *rho, int *unstable) {
+static int unstable_at(apx_guard *g, double h, int iters, double *rho, int *unstable) {
     int rc = power_iteration(g, h, iters, rho);
     *unstable = 0;
-    if (rc || !(*rho > 1.0 + AP_GUARD_TOL)) return rc;
+    if (rc || !(*rho > 1.0 + APX_GUARD_TOL)) return rc;
     double rq = 0.0;
     if ((rc = decay_rate(g, &rq))) return rc;
     *unstable = rq < 0.0;
@@ -219,11 +219,11 @@ static int unstable_at(ap_guard *g, double h, int iters, double *rho, int *unsta
 
 /* One probe of the bound's search at step h from the start vector v_dt: h becomes the new
  * lower (stable) or upper (unstable) end of the bracket. */
-static int probe(ap_guard *g, const double *v_dt, double h, double *lo, double *hi) {
+static int probe(apx_guard *g, const double *v_dt, double h, double *lo, double *hi) {
     double rho = 0.0;
     int unstable = 1, rc;
     memcpy(g->v, v_dt, g->n * sizeof *v_dt);
-    if ((rc = unstable_at(g, h, AP_GUARD_ITERS_BOUND, &rho, &unstable))) return rc;
+    if ((rc = unstable_at(g, h, APX_GUARD_ITERS_BOUND, &rho, &unstable))) return rc;
     if (unstable)
         *hi = h;
     else
@@ -233,7 +233,7 @@ static int probe(ap_guard *g, const double *v_dt, double h, double *lo, double *
 
 /* The largest stable step below g->dt: halving until stable, then 8 geometric bisections
  * (0.3 % apart). 0 if no step down to dt / 2^30 is stable. */
-static int stable_bound(ap_guard *g, const double *v_dt, double *bound) {
+static int stable_bound(apx_guard *g, const double *v_dt, double *bound) {
     double lo = 0.0, hi = g->dt;
     int rc;
     for (int j = 0; j < 30 && lo == 0.0; j++)
@@ -244,7 +244,7 @@ static int stable_bound(ap_guard *g, const double *v_dt, double *bound) {
     return 0;
 }
 
-static void write_warning(ap_guard *g, ap_run_stats *st) {
+static void write_warning(apx_guard *g, ap_run_stats *st) {
     char bound[96] = "";
     if (g->dt_stable > 0)
         snprintf(bound, sizeof bound, "; estimated stable for dt < %.3g", g->dt_stable);
@@ -255,18 +255,18 @@ static void write_warning(ap_guard *g, ap_run_stats *st) {
              g->scheme, g->dt, g->growth, bound);
 }
 
-int ap_guard_estimate(ap_guard *g, ap_run_stats *st) {
+int apx_guard_estimate(apx_guard *g, ap_run_stats *st) {
     if (!g->x0 || !g->estimate) return AP_OK;
     ap_sim *s = g->s;
     const size_t n = g->n;
-    const long evals0 = s->rhs_evals;
+    const long evals0 = s->diag.rhs_evals;
     gather(g, g->x0);
     start_vector(g->v, n);
     double rho = 0.0;
     int unstable = 0;
     /* at most about 5 % of the run's steps (at least 20 iterations) */
     long iters = g->n_steps / 20;
-    iters = iters < 20 ? 20 : iters > AP_GUARD_ITERS ? AP_GUARD_ITERS : iters;
+    iters = iters < 20 ? 20 : iters > APX_GUARD_ITERS ? APX_GUARD_ITERS : iters;
     int rc = unstable_at(g, g->dt, (int)iters, &rho, &unstable);
     if (!rc && unstable) {
         g->unstable = 1;
@@ -275,9 +275,9 @@ int ap_guard_estimate(ap_guard *g, ap_run_stats *st) {
         rc = stable_bound(g, g->vd, &g->dt_stable);
     }
     scatter(g, g->x0);
-    g->evals = s->rhs_evals - evals0;
-    s->rhs_evals = evals0;
-    s->bad_index = -1;
+    g->evals = s->diag.rhs_evals - evals0;
+    s->diag.rhs_evals = evals0;
+    s->diag.bad_index = -1;
     if (rc) {
         /* a perturbed state the circuit cannot evaluate: no estimate (the run itself will say
          * what fails) */
@@ -293,7 +293,7 @@ int ap_guard_estimate(ap_guard *g, ap_run_stats *st) {
     return AP_OK;
 }
 
-void ap_guard_note(const ap_guard *g, char *buf, size_t n) {
+void apx_guard_note(const apx_guard *g, char *buf, size_t n) {
     if (!g->unstable) {
         if (n) buf[0] = 0;
         return;
@@ -304,10 +304,10 @@ void ap_guard_note(const ap_guard *g, char *buf, size_t n) {
              bound);
 }
 
-int ap_guard_watch(ap_guard *g, long k, double t) {
-    if (!g->watch || k % AP_GUARD_EVERY) return AP_OK;
+int apx_guard_watch(apx_guard *g, long k, double t) {
+    if (!g->watch || k % APX_GUARD_EVERY) return AP_OK;
     ap_sim *s = g->s;
-    const double m = ap_max_abs(s->x, s->n_state);
+    const double m = apx_max_abs(s->run.x, s->plan.n_state);
     if (g->m_prev > 0.0 && m >= 2.0 * g->m_prev) {
         if (g->streak++ == 0) g->m_base = g->m_prev;
     } else {
@@ -321,7 +321,7 @@ int ap_guard_watch(ap_guard *g, long k, double t) {
          * are put back as they were, so that the run goes on unchanged */
         double rq = -1.0;
         gather(g, g->x0);
-        memcpy(g->v, s->x, s->n_state * sizeof *g->v);
+        memcpy(g->v, s->run.x, s->plan.n_state * sizeof *g->v);
         int rc = decay_rate(g, &rq);
         scatter(g, g->x0);
         if (rc) ap_error_clear();
@@ -331,18 +331,18 @@ int ap_guard_watch(ap_guard *g, long k, double t) {
         }
     }
     size_t at = 0;
-    for (size_t i = 0; i < s->n_state; i++)
-        if (fabs(s->x[i]) == m) {
+    for (size_t i = 0; i < s->plan.n_state; i++)
+        if (fabs(s->run.x[i]) == m) {
             at = i;
             break;
         }
     char nm[256], note[256];
-    ap_sim_describe(s, at, nm, sizeof nm);
-    ap_guard_note(g, note, sizeof note);
+    apx_sim_describe(s, at, nm, sizeof nm);
+    apx_guard_note(g, note, sizeof note);
     return ap_error(AP_ENONFINITE,
                     "explosive growth: %s = %g at t = %g: the state's largest magnitude grew "
                     "%.3g-fold in %d steps, at least 2-fold every %d; %s with dt = %g is likely "
                     "unstable%s (stability_check = false turns this check off)",
-                    nm, s->x[at], t, m / g->m_base, g->streak * AP_GUARD_EVERY, AP_GUARD_EVERY,
-                    g->scheme, g->dt, note);
+                    nm, s->run.x[at], t, m / g->m_base, g->streak * APX_GUARD_EVERY,
+                    APX_GUARD_EVERY, g->scheme, g->dt, note);
 }

@@ -1,6 +1,8 @@
 /* stability.h — the fixed-step stability guard (internal to libapical): before a run, an
  * estimate of how much one step of the scheme actually used amplifies perturbations of the
  * start state; during the run, a watch for explosive growth of the state. */
+/* Names: apx_ / APX_ for what is internal to libapical; the public ap_ / AP_ names are
+ * exactly those declared in engine/include/apical/. */
 #ifndef APICAL_STABILITY_H
 #define APICAL_STABILITY_H
 
@@ -8,18 +10,18 @@
 
 #include "sim_impl.h"
 
-/* One step of the scheme, without noise, from the state in s->x (overwritten by the new
- * state) at time t: schemes that evaluate the right-hand side compute the signals from s->x
+/* One step of the scheme, without noise, from the state in s->run.x (overwritten by the new
+ * state) at time t: schemes that evaluate the right-hand side compute the signals from s->run.x
  * first, the declared-order sweep reads them as they are (latched). 0, or the failing call's
  * code. */
-typedef int (*ap_step_fn)(void *ctx, double t, double dt);
+typedef int (*apx_step_fn)(void *ctx, double t, double dt);
 
-/* The watch samples the state's largest magnitude every AP_GUARD_EVERY steps. */
-#define AP_GUARD_EVERY 8
+/* The watch samples the state's largest magnitude every APX_GUARD_EVERY steps. */
+#define APX_GUARD_EVERY 8
 
-typedef struct ap_guard {
+typedef struct apx_guard {
     ap_sim *s;
-    ap_step_fn step;
+    apx_step_fn step;
     void *ctx;
     const char *scheme; /* "euler", "euler (declared order)", "rk4", ... */
     double dt;
@@ -42,25 +44,25 @@ typedef struct ap_guard {
      * and how many samples that run has had */
     double m_prev, m_base;
     int streak;
-} ap_guard;
+} apx_guard;
 
 /* Allocates the guard's vectors for a run of s (check: the run's stability_check). */
-int ap_guard_init(ap_guard *g, ap_sim *s, int check, int ordered, const char *scheme,
-                  ap_step_fn step, void *ctx, double dt, long n_steps);
-void ap_guard_free(ap_guard *g);
+int apx_guard_init(apx_guard *g, ap_sim *s, int check, int ordered, const char *scheme,
+                   apx_step_fn step, void *ctx, double dt, long n_steps);
+void apx_guard_free(apx_guard *g);
 
-/* The estimate at the start state (s->x and its signals). Leaves s->x as it found it, but not
- * the signals: the caller starts the run again. Fills stats->stab_* (the warning when dt is
+/* The estimate at the start state (s->run.x and its signals). Leaves s->run.x as it found it, but
+ * not the signals: the caller starts the run again. Fills stats->stab_* (the warning when dt is
  * unstable). */
-int ap_guard_estimate(ap_guard *g, ap_run_stats *st);
+int apx_guard_estimate(apx_guard *g, ap_run_stats *st);
 
-/* After step k (the state at time t): every AP_GUARD_EVERY steps, the growth test. Returns
+/* After step k (the state at time t): every APX_GUARD_EVERY steps, the growth test. Returns
  * AP_ENONFINITE with a message naming the largest variable and the time once the state's
  * largest magnitude has grown explosively. */
-int ap_guard_watch(ap_guard *g, long k, double t);
+int apx_guard_watch(apx_guard *g, long k, double t);
 
 /* Appends to buf (size n) a note on the estimate for a non-finite state's message ("" when
  * the estimate found the step stable). */
-void ap_guard_note(const ap_guard *g, char *buf, size_t n);
+void apx_guard_note(const apx_guard *g, char *buf, size_t n);
 
 #endif

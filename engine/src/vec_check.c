@@ -5,7 +5,7 @@
 
 #include "sim_impl.h"
 
-double ap_max_abs(const double *v, size_t n) {
+double apx_max_abs(const double *v, size_t n) {
     double m = 0.0;
     for (size_t i = 0; i < n; i++) {
         double a = fabs(v[i]);
@@ -35,7 +35,7 @@ __attribute__((target_clones("avx2", "default"))) static int all_finite(const do
     return acc == 0.0;
 }
 
-long ap_first_nonfinite(const double *v, size_t n) {
+long apx_first_nonfinite(const double *v, size_t n) {
     if (all_finite(v, n)) return -1;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(v[i])) return (long)i;

@@ -56,7 +56,7 @@ static inline __attribute__((always_inline)) void tanh_w(const double *x, double
     memcpy(y, &t, sizeof t);
 }
 
-/* The clones are static and called through ap_vec_tanh: clang 14 cannot link a call from
+/* The clones are static and called through apx_vec_tanh: clang 14 cannot link a call from
  * another file to a function with external linkage and target_clones. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
 vec_tanh_clones(size_t n, const double *x, double *y) {
@@ -71,6 +71,6 @@ vec_tanh_clones(size_t n, const double *x, double *y) {
     }
 }
 
-void ap_vec_tanh(size_t n, const double *x, double *y) {
+void apx_vec_tanh(size_t n, const double *x, double *y) {
     vec_tanh_clones(n, x, y);
 }
