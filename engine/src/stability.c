@@ -244,15 +244,16 @@ static int stable_bound(apx_guard *g, const double *v_dt, double *bound) {
     return 0;
 }
 
+/* The growth with the digits that tell it from 1 (1.0004-fold, not 1-fold). */
 static void write_warning(apx_guard *g, ap_run_stats *st) {
     char bound[96] = "";
     if (g->dt_stable > 0)
         snprintf(bound, sizeof bound, "; estimated stable for dt < %.3g", g->dt_stable);
     snprintf(st->stab_warning, sizeof st->stab_warning,
              "%s with dt = %g is unstable at the start state: one step amplifies a decaying mode "
-             "%.3g-fold%s (docs/solvers.md, \"Fixed-step stability\": a smaller dt, or a CVODE "
+             "%.*g-fold%s (docs/solvers.md, \"Fixed-step stability\": a smaller dt, or a CVODE "
              "solver for a stiff circuit; stability_check = false silences this)",
-             g->scheme, g->dt, g->growth, bound);
+             g->scheme, g->dt, g->growth < 1.01 ? 6 : 3, g->growth, bound);
 }
 
 int apx_guard_estimate(apx_guard *g, ap_run_stats *st) {
