@@ -264,7 +264,7 @@ AP_API const ap_rule_type *ap_registry_rule(const ap_registry *r, const char *na
 AP_API const ap_kernel *ap_registry_kernel(const ap_registry *r, const char *name);
 
 /* Enumerates every registered type: kind is "activation", "initializer", "neuron", "block",
- * "rule", "kernel". Stops early if fn returns non-zero. */
+ * "rule", "kernel", "preconditioner" (apical/precond.h). Stops early if fn returns non-zero. */
 AP_API void ap_registry_each(const ap_registry *r,
                              int (*fn)(void *ud, const char *kind, const char *name,
                                        const char *owner, const char *doc),
