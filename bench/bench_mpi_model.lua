@@ -1,22 +1,32 @@
--- bench/bench_mpi_model.lua — the cluster model of docs/scaling.md: per-minibatch time of DFC
--- (continuous, Euler, the paper's MNIST configuration) at N ranks,
---     T(N) = t_shard(ceil(128 / N)) + t_whole + t_sum(N),
--- t_shard(b): one core's time for a minibatch of b samples (measured here: models/mnist.lua
--- with batch = b, one thread; it includes the optimiser's step, which every rank takes),
--- t_whole: the work every rank does on the whole minibatch of 128 (the feedforward pass of the
--- targets; measured here as the difference of a batch-128 forward pass),
--- t_sum(N): the sum over ranks of the 2.7 MB update as comm.c does it (reduce-scatter, then
--- allgather): 2 (N - 1) latency + 2 (N - 1) / N * bytes / bandwidth, at the interconnects below.
--- Parallel efficiency E(N) = T(1) / (N T(N)).
---   flock /tmp/apical-bench.lock build/bin/apical run bench/bench_mpi_model.lua [--set reps=3]
+-- bench/bench_mpi_model.lua — the cluster model of docs/scaling.md ("A cluster model"): the
+-- parallel efficiency of DFC continuous (Euler, the paper's fixed-feedback MNIST configuration,
+-- 784-256-256-256-10, batch 128) at N ranks with one core each,
+--     T(N) = t_rank(N) + t_sum(N),      E(N) = T(1) / (N T(N)).
+-- t_rank(N): one minibatch as rank 0 of N does it (the rank with the most rows), MEASURED here
+--   in one process: the trainer is built as rank 0 of N sees it (dfc.mpi's size and rank set
+--   before dfc.trainer), so it runs that rank's own code path — its training loss and output
+--   targets, the copy of the weights into its shard's network, its shard's simulation, the
+--   accumulated update, the optimiser's step on all 335k parameters — with every sum over the
+--   ranks a no-op (one process). Median over `batches` minibatches after one warm-up minibatch
+--   (the Euler stability guard's estimate), one core, one OpenBLAS thread.
+-- t_sum(N): the sum of the 2.7 MB update over the ranks as engine/src/comm.c does it (a
+--   reduce-scatter, then an allgather): the local work (packing, adding, unpacking) as measured
+--   at 2 ranks on this machine (`mpirun -np 2`, shared memory; its transfer included, so an
+--   upper bound), plus the network: 2 (N - 1) latencies + 2 (N - 1) / N x bytes / bandwidth at
+--   the interconnects' ASSUMED latency and bandwidth (typical MPI point-to-point figures).
+-- Not modelled: the convergence test's second simulation (convergence_test = false here: one
+--   process reruns when any of the 128 samples did not settle, N ranks wait for the slowest,
+--   which reruns on the same condition, so the fraction of reruns is the same for every N),
+--   the evaluation (split over the ranks as well), load imbalance (none: Euler takes the same
+--   steps for every sample, and N divides 128).
+--   OPENBLAS_NUM_THREADS=1 flock /tmp/apical-bench.lock build/bin/apical run bench/bench_mpi_model.lua [--set batches=5]
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
+local core = require "apical.core"
+local mpi = require "apical.plugins.dfc.mpi"
 
-local p = apical.params { reps = 3, n_train = 512, solver = "euler" }
-local exe = "build/bin/apical"
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p '" .. tmp .. "'"))
+local p = apical.params { batches = 5, ranks = "1,2,4,8,16,32", sum_reps = 21, role = "model",
+  exe = "build/bin/apical" }
 
 local function median(t)
   table.sort(t)
@@ -24,77 +34,86 @@ local function median(t)
   return m % 2 == 1 and t[(m + 1) // 2] or (t[m // 2] + t[m // 2 + 1]) / 2
 end
 
-local n = 0
--- seconds per minibatch of b samples on one core
-local function t_shard(b)
-  local ts = {}
-  for _ = 1, p.reps do
-    n = n + 1
-    local out = string.format("%s/%d", tmp, n)
-    local cmd = string.format("OPENBLAS_NUM_THREADS=1 %s run models/mnist.lua --set method=dfc " ..
-      "--set solver=%s --set epochs=1 --set n_train=%d --set batch=%d --set progress=false " ..
-      "--set out_dir=%s > %s.txt 2>&1", exe, p.solver, math.max(p.n_train, 4 * b), b, out, out)
-    assert(os.execute(cmd), cmd)
-    local pp = io.popen("ls -d " .. out .. "/*/")
-    local dir = pp:read("l"):gsub("/$", "")
-    pp:close()
-    local cols, last
-    for line in io.lines(dir .. "/log.csv") do
-      local f = {}
-      for x in line:gmatch("[^,]+") do f[#f + 1] = x end
-      if not cols then cols = f else last = f end
-    end
-    for j, c in ipairs(cols) do
-      if c == "samples_per_second" then ts[#ts + 1] = b / tonumber(last[j]) end
-    end
-  end
-  return median(ts)
+-- The trainer of the paper's fixed-feedback DFC configuration on MNIST, Euler, as rank 0 of N.
+local function trainer(N)
+  mpi.size, mpi.rank = N, 0
+  local c = dfc.paper.config("mnist", "dfc", "weight_product")
+  c.solver, c.epochs, c.progress, c.convergence_test = "euler", 1, false, false
+  -- the paper's settings as defaults: the sleep phase's are not read with fixed feedback
+  local ok, t = pcall(dfc.trainer, { task = "mnist", task_opts = { n_train = 128 * (p.batches + 1) },
+    defaults = c })
+  mpi.size, mpi.rank = core.comm_size(), core.comm_rank()
+  if not ok then error(t, 0) end
+  return t
 end
 
--- the whole-minibatch feedforward pass every rank repeats (targets), one core
-local function t_whole()
+-- seconds of one minibatch (training loss, then the step) on rank 0 of N: median
+local function t_rank(N)
   apical.blas_threads(1)
-  local net = dfc.network { sizes = { 784, 256, 256, 256, 10 }, batch = 128, seed = 1 }
-  local x, out = apical.zeros { 128, 784 }, apical.zeros { 128, 10 }
-  for i = 1, #x do x[i] = math.sin(i) end
-  local ts = {}
-  for _ = 1, 7 do
+  local t = trainer(N)
+  local ts, k = {}, 0
+  for X, Y in t.task.train:batches { batch = 128, shuffle = true, seed = 42, epoch = 1 } do
+    k = k + 1
     local t0 = apical.clock()
-    for _ = 1, 20 do dfc.forward { model = net.model, x = x, out = out } end
-    ts[#ts + 1] = (apical.clock() - t0) / 20
+    t:batch_loss(X, Y)
+    t:step(X, Y)
+    if k > 1 then ts[#ts + 1] = apical.clock() - t0 end
   end
+  for _, part in ipairs(t.parts or {}) do part.sim:close() end
   return median(ts)
 end
 
+-- Run under `mpirun -np 2` with role=sum: the sum of the MNIST update over the 2 ranks.
+local function sum_role()
+  local t = trainer(1)
+  local ts = {}
+  for i = 1, p.sum_reps do
+    local t0 = apical.clock()
+    assert(core.comm_sum_grad(t.opt))
+    if i > 1 then ts[#ts + 1] = apical.clock() - t0 end
+  end
+  if core.comm_rank() == 0 then print(string.format("t_sum2 %.6f", median(ts))) end
+end
+
+if p.role == "sum" then return sum_role() end
+
+local exe = p.exe
+local t_local, why = nil, "not measured (apical built without MPI)"
+if core.comm_has_mpi() then
+  why = "not measured (mpirun -np 2 failed)"
+  local script = debug.getinfo(1, "S").source:sub(2)
+  local f = io.popen(string.format("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " ..
+    "OPENBLAS_NUM_THREADS=1 mpirun --oversubscribe -np 2 %s run %s --set role=sum --set sum_reps=%d " ..
+    "2>/dev/null", exe, script, p.sum_reps))
+  for line in f:lines() do t_local = tonumber(line:match("^t_sum2 (%S+)")) or t_local end
+  f:close()
+end
 local bytes = 8 * (784 * 256 + 256 * 256 * 2 + 256 * 10 + 256 * 3 + 10)
+print(string.format("update: %d bytes; sum over 2 ranks on this machine (shared memory): %s", bytes,
+  t_local and string.format("%.2f ms", 1e3 * t_local) or why))
+t_local = t_local or 0
+
 local nets = {
   { "InfiniBand HDR (1.5 us, 12.5 GB/s)", 1.5e-6, 12.5e9 },
   { "100 GbE RoCE (5 us, 11 GB/s)", 5e-6, 11e9 },
   { "10 GbE TCP (50 us, 1.1 GB/s)", 50e-6, 1.1e9 },
 }
-local shards, tb = {}, {}
-for _, N in ipairs { 1, 2, 4, 8, 16, 32, 64, 128 } do
-  local b = (128 + N - 1) // N
-  if not tb[b] then tb[b] = t_shard(b) end
-  shards[#shards + 1] = { N = N, b = b }
-end
-local tw = t_whole()
-print(string.format("update: %d bytes; t_whole (batch-128 forward pass, one core) = %.2f ms", bytes, 1e3 * tw))
-print("| N | samples/rank | t_shard ms |" .. (function()
-  local s = {}
-  for _, net in ipairs(nets) do s[#s + 1] = " " .. net[1] .. ": t_sum ms, T ms, E |" end
-  return table.concat(s)
-end)())
+local head = "| N | rows/rank | t_rank ms |"
+for _, net in ipairs(nets) do head = head .. " " .. net[1] .. ": t_sum ms, T ms, E |" end
+print(head)
 print("|---|---|---|" .. string.rep("---|", #nets))
-local T1 = tb[128]
-for _, s in ipairs(shards) do
-  local line = string.format("| %d | %d | %.1f |", s.N, s.b, 1e3 * tb[s.b])
+local T1
+for N in p.ranks:gmatch("[^,]+") do
+  N = tonumber(N)
+  if not T1 and N ~= 1 then error("bench_mpi_model: ranks must start with 1 (the baseline)", 0) end
+  local tr = t_rank(N)
+  T1 = T1 or tr
+  local line = string.format("| %d | %d | %.1f |", N, (128 + N - 1) // N, 1e3 * tr)
   for _, net in ipairs(nets) do
-    local ts = s.N == 1 and 0 or 2 * (s.N - 1) * net[2] + 2 * (s.N - 1) / s.N * bytes / net[3]
-    local T = tb[s.b] + (s.N == 1 and 0 or tw) + ts
-    line = line .. string.format(" %.2f, %.1f, %.0f %% |", 1e3 * ts, 1e3 * T, 100 * T1 / (s.N * T))
+    local ts = N == 1 and 0 or t_local + 2 * (N - 1) * net[2] + 2 * (N - 1) / N * bytes / net[3]
+    local T = tr + ts
+    line = line .. string.format(" %.2f, %.1f, %.0f %% |", 1e3 * ts, 1e3 * T, 100 * T1 / (N * T))
   end
   print(line)
   io.stdout:flush()
 end
-os.execute("rm -rf '" .. tmp .. "'")
