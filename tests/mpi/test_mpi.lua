@@ -181,6 +181,36 @@ do
   print("mpi_cvode = \"global\" with threads = 2, an unknown mode: refused")
 end
 
+-- drop_last = false: the short last minibatch (n_train mod batch samples) split over the ranks
+-- as a full one is: 250 samples leave 26 (np 3: 9, 9, 8 rows); 256 + np - 1 leave np - 1, fewer
+-- than the ranks (the last rank has no rows and adds zero). Trained feedback against fb_threads =
+-- np, whose noise streams the ranks draw (np 3: batch 30, which 3 divides; 250 and 242 leave 10
+-- (4, 3, 3) and 2)
+for _, short in ipairs { "long", "fewer than the ranks" } do
+  for _, case in ipairs {
+    { "dfc, euler", { method = "dfc" } },
+    { "dfc-ssa", { method = "dfc-ssa" } },
+    { "dfc, trained feedback", { method = "dfc", feedback = "trained" }, fb = true },
+  } do
+    local o = { drop_last = false }
+    for k, v in pairs(case[2]) do o[k] = v end
+    o.batch = (case.fb and 32 % np ~= 0) and 30 or 32
+    o.n_train = short == "long" and 250 or 8 * o.batch + np - 1
+    local one = {}
+    for k, v in pairs(o) do one[k] = v end
+    if case.fb then one.fb_threads = np end
+    check_equal(string.format("%s, drop_last = false (%d of batch %d): %d ranks vs 1", case[1],
+      o.n_train % o.batch, o.batch, np), must(run(nil, one)), must(run(np, o)))
+  end
+end
+do
+  -- one CVODE integration across the ranks needs rows on every rank
+  local dir, err = run(np, { method = "dfc", solver = "cvode-bdf", mpi_cvode = "global",
+    drop_last = false, n_train = 256 + np - 1 })
+  assert(not dir and err:find(string.format("the short last minibatch (drop_last = false) has %d " ..
+    "sample%s for %d ranks", np - 1, np == 2 and "" or "s", np), 1, true), err)
+end
+
 -- hybrid: np ranks x 2 threads (x 2 fb_threads)
 do
   local one = must(run(nil, { method = "dfc" }))
