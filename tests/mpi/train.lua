@@ -7,7 +7,7 @@ local p = apical.params {
   method = "dfc", solver = "euler", feedback = "weight_product", threads = 1, fb_threads = 1,
   batch = 32, epochs = 2, out_dir = "runs", name = "", resume = "", optimizer = "adam",
   convergence_test = false, ranks = 0, mpi_cvode = "local", settle_tol = 0.0, drop_last = true,
-  n_train = 256,
+  n_train = 256, measures_every = 0,
 }
 
 -- the fixed settings and the parameters as defaults: each method reads those it uses
