@@ -197,8 +197,9 @@ local function summed_sleep(s)
 end
 
 -- Makes trainer t data-parallel over the ranks (nothing with one process): its gradient,
--- evaluation and sleep phase act on this rank's rows and sum over the ranks.
-function M.attach(t)
+-- evaluation and sleep phase act on this rank's rows and sum over the ranks. level: the
+-- caller's error level (the user's line).
+function M.attach(t, level)
   if M.size == 1 then return t end
   local c = t.cfg
   local apical = require "apical"
@@ -208,7 +209,7 @@ function M.attach(t)
     error(string.format("dfc.train: mpi_cvode = \"global\" integrates every rank's rows as one " ..
       "state, but the short last minibatch (drop_last = false) has %d sample%s for %d ranks (use " ..
       "drop_last = true, fewer ranks, or mpi_cvode = \"local\")", short, short == 1 and "" or "s",
-      M.size), 0)
+      M.size), (level or 1) + 1)
   end
   -- one BLAS thread per rank unless OPENBLAS_NUM_THREADS says otherwise (ranks share the cores)
   if not os.getenv("OPENBLAS_NUM_THREADS") then

@@ -412,7 +412,7 @@ function M.trainer(dfc, cfg, level)
       gamma = c.measures_gamma, gamma_gn = c.measures_gamma_gn, gamma_ref = c.measures_gamma_ref })
     t.measure_rows = {}
   end
-  return mpi.attach(t)
+  return mpi.attach(t, (level or 1) + 1)
 end
 
 -- The options of one simulation: the published scheme (declared-order Euler) or CVODE over
