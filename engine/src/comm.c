@@ -6,7 +6,11 @@
  * gives rank r every rank's copy of chunk r, which it adds in rank order; MPI_Allgatherv hands
  * the summed chunks to everyone. Each rank sends and receives 2 (N - 1)/N of the vector, as a
  * ring allreduce does, and every rank ends with the same bits, whatever MPI's own reduction
- * algorithms would choose. */
+ * algorithms would choose.
+ *
+ * The buffers of the sum (the packed gradient, the received chunks) are kept from one call to
+ * the next, grown when a longer vector comes, and freed by ap_comm_finish: the gradient sum
+ * runs at every minibatch. Only the main thread calls these functions. */
 #include "apical/comm.h"
 
 #include <stdlib.h>
@@ -14,11 +18,37 @@
 
 #include "apical/error.h"
 
+/* A buffer of doubles kept across calls. */
+typedef struct scratch {
+    double *p;
+    size_t cap;
+} scratch;
+
+static scratch pack_buf; /* ap_comm_sum_grad's packed gradient */
+
+/* At least n doubles in b (its contents not kept when it grows); NULL when out of memory. */
+static double *scratch_get(scratch *b, size_t n) {
+    if (n > b->cap) {
+        free(b->p);
+        b->p = malloc(n * sizeof *b->p);
+        b->cap = b->p ? n : 0;
+    }
+    return b->p;
+}
+
+static void scratch_free(scratch *b) {
+    free(b->p);
+    b->p = NULL;
+    b->cap = 0;
+}
+
 #ifdef APICAL_HAVE_MPI
 #include <mpi.h>
 
 static int started; /* MPI_Init called by us */
 static int rank_, size_ = 1;
+static scratch chunks_buf; /* sum_chunks' received chunks and their sum */
+static int *counts;        /* sum_chunks' counts and displacements: 4 x size_ */
 
 static int launched(void) {
     return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
@@ -57,14 +87,10 @@ static int sum_chunks(double *x, size_t n) {
         return ap_error(AP_EINVAL, "ap_comm_sum: %zu values are too many for one message", n);
     size_t mine_start, mine;
     chunk(n, N, rank_, &mine_start, &mine);
-    int *cnt = malloc(4 * (size_t)N * sizeof *cnt);
-    double *in = malloc((mine * (size_t)N + mine + 1) * sizeof *in);
-    if (!cnt || !in) {
-        free(cnt);
-        free(in);
-        return ap_error(AP_ENOMEM, "ap_comm_sum: out of memory for %zu values", n);
-    }
-    int *displ = cnt + N, *rcnt = cnt + 2 * N, *rdispl = cnt + 3 * N;
+    if (!counts) counts = malloc(4 * (size_t)N * sizeof *counts);
+    double *in = scratch_get(&chunks_buf, mine * (size_t)N + mine + 1);
+    if (!counts || !in) return ap_error(AP_ENOMEM, "ap_comm_sum: out of memory for %zu values", n);
+    int *cnt = counts, *displ = cnt + N, *rcnt = cnt + 2 * N, *rdispl = cnt + 3 * N;
     for (int r = 0; r < N; r++) {
         size_t s, l;
         chunk(n, N, r, &s, &l);
@@ -84,8 +110,6 @@ static int sum_chunks(double *x, size_t n) {
         }
         rc = MPI_Allgatherv(sum, (int)mine, MPI_DOUBLE, x, cnt, displ, MPI_DOUBLE, MPI_COMM_WORLD);
     }
-    free(cnt);
-    free(in);
     if (rc != MPI_SUCCESS) return ap_error(AP_EIO, "ap_comm_sum: MPI failed (code %d)", rc);
     return AP_OK;
 }
@@ -119,6 +143,10 @@ static int reduce_small(double *x, size_t n, ap_comm_op op) {
 }
 
 int ap_comm_finish(int status) {
+    scratch_free(&pack_buf);
+    scratch_free(&chunks_buf);
+    free(counts);
+    counts = NULL;
     if (!started) return status;
     started = 0;
     if (status)
@@ -164,6 +192,7 @@ static int reduce_small(double *x, size_t n, ap_comm_op op) {
 }
 
 int ap_comm_finish(int status) {
+    scratch_free(&pack_buf);
     return status;
 }
 
@@ -202,11 +231,10 @@ int ap_comm_sum_grad(ap_optim *o) {
     if (!o) return ap_error(AP_EINVAL, "ap_comm_sum_grad: optimiser is NULL");
     if (size_ == 1) return AP_OK;
     size_t n = ap_optim_grad_count(o);
-    double *v = malloc((n ? n : 1) * sizeof *v);
+    double *v = scratch_get(&pack_buf, n ? n : 1);
     if (!v) return ap_error(AP_ENOMEM, "ap_comm_sum_grad: out of memory for %zu values", n);
     rc = ap_optim_grad_pack(o, v);
     if (!rc) rc = sum_chunks(v, n);
     if (!rc) rc = ap_optim_grad_unpack(o, v);
-    free(v);
     return rc;
 }

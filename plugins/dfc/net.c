@@ -273,8 +273,13 @@ int dfc_arg_loss(const ap_kernel_args *a, const char *kernel, dfc_loss_kind *kin
 
 void dfc_loss_grad(dfc_loss_kind kind, int batch, int n, const double *r, const double *y,
                    int per_sample, double *g) {
-    const double inv_b = per_sample ? 1.0 : 1.0 / batch;
-    for (int s = 0; s < batch; s++) {
+    dfc_loss_grad_over(kind, batch, batch, n, r, y, per_sample, g);
+}
+
+void dfc_loss_grad_over(dfc_loss_kind kind, int rows, int mean_over, int n, const double *r,
+                        const double *y, int per_sample, double *g) {
+    const double inv_b = per_sample ? 1.0 : 1.0 / mean_over;
+    for (int s = 0; s < rows; s++) {
         const double *rs = r + (size_t)s * n, *ys = y + (size_t)s * n;
         double *gs = g + (size_t)s * n;
         if (kind == DFC_LOSS_MSE) {
@@ -317,8 +322,13 @@ int dfc_arg_target_spec(const ap_kernel_args *a, const char *kernel, dfc_target_
 
 void dfc_make_targets(const dfc_target_spec *spec, int batch, int n, const double *r, double *g,
                       double *out) {
-    dfc_loss_grad(spec->loss, batch, n, r, spec->y, spec->per_sample, g);
-    const size_t len = (size_t)batch * (size_t)n;
+    dfc_make_targets_over(spec, batch, batch, n, r, g, out);
+}
+
+void dfc_make_targets_over(const dfc_target_spec *spec, int rows, int mean_over, int n,
+                           const double *r, double *g, double *out) {
+    dfc_loss_grad_over(spec->loss, rows, mean_over, n, r, spec->y, spec->per_sample, g);
+    const size_t len = (size_t)rows * (size_t)n;
     for (size_t i = 0; i < len; i++)
         out[i] = r[i] - spec->lambda * g[i];
 }

@@ -4,6 +4,8 @@
 -- `MPIEXEC -np NP`: the same results (each run is a one-process run: equal test errors and
 -- losses); then a farm interrupted after one run (its rank's results file left behind) resumes
 -- without repeating it. Needs the MNIST data (exit 77: skipped).
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/../lua/?.lua;" .. package.path
+local check = require "check" -- tests/lua/check.lua: counted checks, check.done ends the test
 local apical_bin, mpiexec, np, repo = arg[1], arg[2], tonumber(arg[3]), arg[4]
 assert(repo, "usage: test_farm.lua -- APICAL MPIEXEC NP REPO")
 local data = os.getenv("APICAL_DATA") or (repo .. "/data")
@@ -35,16 +37,16 @@ local function count(t)
 end
 
 local one = table1("", tmp .. "/one")
-assert(count(one) == 2, "one process: " .. count(one) .. " results")
+check.assert(count(one) == 2, "one process: " .. count(one) .. " results")
 local farm = table1(string.format("%s --oversubscribe -np %d ", mpiexec, np), tmp .. "/farm")
 for k, v in pairs(one) do
-  assert(farm[k] == v, string.format("%s: farm %s, one process %s", k, tostring(farm[k]), v))
+  check.assert(farm[k] == v, string.format("%s: farm %s, one process %s", k, tostring(farm[k]), v))
 end
-assert(count(farm) == 2)
+check.assert(count(farm) == 2)
 local f = io.popen("ls " .. tmp .. "/farm")
 local listing = f:read("a")
 f:close()
-assert(not listing:find("results.rank"), "the ranks' files were not merged:\n" .. listing)
+check.assert(not listing:find("results.rank"), "the ranks' files were not merged:\n" .. listing)
 print(string.format("table1 over %d ranks: the 2 runs equal the one-process runs", np))
 
 -- an interrupted farm: one run finished on rank 1 (its file), results.csv not yet written
@@ -58,12 +60,12 @@ local task, method, seed, epochs, n, best = lines[2]:match("^([^,]+),([^,]+),([^
 w:write(lines[1], "\n", string.format("%s,%s,%s,%s,%s,%s,0.125,9.5,1.0", task, method, seed, epochs, n, best), "\n")
 w:close()
 local resumed = table1(string.format("%s --oversubscribe -np %d ", mpiexec, np), out)
-assert(count(resumed) == 2, "resumed: " .. count(resumed) .. " results")
+check.assert(count(resumed) == 2, "resumed: " .. count(resumed) .. " results")
 local key = string.format("%s,%s,%s", task, method, seed)
-assert(resumed[key] == string.format("%s,%s,%s,0.125,9.5", epochs, n, best), "the finished run ran again: " .. tostring(resumed[key]))
+check.assert(resumed[key] == string.format("%s,%s,%s,0.125,9.5", epochs, n, best), "the finished run ran again: " .. tostring(resumed[key]))
 for k, v in pairs(one) do
-  if k ~= key then assert(resumed[k] == v, k) end
+  if k ~= key then check.assert(resumed[k] == v, k) end
 end
 print("an interrupted farm resumes without repeating its finished run")
 os.execute("rm -rf '" .. tmp .. "'")
-print("ok")
+check.done("test_farm")

@@ -5,6 +5,8 @@
 -- best of rung 2; the trial that went through every rung (resumed from 1 to 2 to 4 epochs) has
 -- the log.csv of a straight 4-epoch run with its parameters; the sweep run again runs nothing;
 -- under `MPIEXEC -np NP` the results equal the one-process sweep's.
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/../lua/?.lua;" .. package.path
+local check = require "check" -- tests/lua/check.lua: counted checks, check.done ends the test
 local apical_bin, mpiexec, np, repo = arg[1], arg[2], tonumber(arg[3]), arg[4]
 assert(repo, "usage: test_halving.lua -- APICAL MPIEXEC NP REPO")
 local tmp = os.tmpname()
@@ -59,10 +61,10 @@ end
 local function same_set(r, set)
   local n = 0
   for i in pairs(r) do
-    assert(set[i], "trial " .. i .. " ran at the next rung but was not among the best")
+    check.assert(set[i], "trial " .. i .. " ran at the next rung but was not among the best")
     n = n + 1
   end
-  for i in pairs(set) do assert(r[i], "trial " .. i .. " was among the best but did not go on") end
+  for i in pairs(set) do check.assert(r[i], "trial " .. i .. " was among the best but did not go on") end
   return n
 end
 
@@ -78,14 +80,14 @@ local one = sweep("", out)
 local r1, r2, r3 = rung(out, 1), rung(out, 2), rung(out, 3)
 local n1 = 0
 for _ in pairs(r1) do n1 = n1 + 1 end
-assert(n1 == 4, n1 .. " trials at rung 1")
-assert(same_set(r2, best(r1, 2)) == 2 and same_set(r3, best(r2, 1)) == 1)
+check.assert(n1 == 4, n1 .. " trials at rung 1")
+check.assert(same_set(r2, best(r1, 2)) == 2 and same_set(r3, best(r2, 1)) == 1)
 print("rungs: 4 trials at 1 epoch, the best 2 at 2 epochs, the best of those at 4")
 
 -- the winner: first in results.csv, at 4 epochs, and equal to a straight 4-epoch run
 local w = fields(one[1])
-assert(w[4] == "4", "the first result has " .. w[4] .. " epochs")
-for j = 2, #one do assert(fields(one[j])[4] ~= "4", "two trials reached 4 epochs") end
+check.assert(w[4] == "4", "the first result has " .. w[4] .. " epochs")
+for j = 2, #one do check.assert(fields(one[j])[4] ~= "4", "two trials reached 4 epochs") end
 sh(string.format("%s run models/small.lua --set alpha=%s --set lr=%s --set epochs=4 --set progress=false " ..
   "--set out_dir=%s/straight", apical_bin, w[2], w[3], tmp), tmp .. "/straight.txt")
 local p = io.popen("ls -d " .. tmp .. "/straight/*/")
@@ -97,13 +99,13 @@ local function log_rows(dir)
   return rows
 end
 local a, b = log_rows(w[#w]), log_rows(straight)
-assert(#a == #b and #a == 6, "log.csv rows " .. #a .. " and " .. #b)
+check.assert(#a == #b and #a == 6, "log.csv rows " .. #a .. " and " .. #b)
 local timing = { wall_seconds = true, samples_per_second = true, fb_wall_seconds = true }
 for i = 2, #a do
   for j, col in ipairs(a[1]) do
     if not timing[col] then
       local x, y = tonumber(a[i][j]), tonumber(b[i][j])
-      assert(x == y or math.abs(x - y) <= 1e-12 * math.max(math.abs(x), math.abs(y)),
+      check.assert(x == y or math.abs(x - y) <= 1e-12 * math.max(math.abs(x), math.abs(y)),
         string.format("%s, row %d: %s (halving, resumed) vs %s (straight)", col, i - 1, a[i][j], b[i][j]))
     end
   end
@@ -112,18 +114,18 @@ print("the winner, resumed from 1 to 2 to 4 epochs, equals a straight 4-epoch ru
 
 local runs = count_runs(out)
 local again = sweep("", out)
-assert(count_runs(out) == runs, "the sweep run again started new runs")
-for i = 1, #one do assert(again[i] == one[i], "run again: row " .. i .. " differs") end
+check.assert(count_runs(out) == runs, "the sweep run again started new runs")
+for i = 1, #one do check.assert(again[i] == one[i], "run again: row " .. i .. " differs") end
 print("run again: nothing run, the same results")
 
 if mpiexec ~= "-" then
   local farm = sweep(string.format("%s --oversubscribe -np %d ", mpiexec, np), tmp .. "/farm")
-  assert(#farm == #one)
+  check.assert(#farm == #one)
   for i = 1, #one do
     local x, y = one[i]:gsub(",[^,]*$", ""), farm[i]:gsub(",[^,]*$", "")
-    assert(x == y, "row " .. i .. ": " .. x .. " vs " .. y)
+    check.assert(x == y, "row " .. i .. ": " .. x .. " vs " .. y)
   end
   print(string.format("under %d ranks: the one-process results", np))
 end
 os.execute("rm -rf '" .. tmp .. "'")
-print("ok")
+check.done("test_halving")

@@ -4,10 +4,14 @@
 -- checks: every log.csv column but the timings equal to 1e-9 relative (Euler DFC, DFC-SS,
 -- DFC-SSA, BP, DFA; CVODE against the one-process threads = NP split, whose parts are the
 -- ranks' shards; trained feedback against fb_threads = NP, whose noise streams the ranks
--- draw), NP ranks x 2 threads against one process, two MPI runs bitwise equal (checkpoint
--- weights), config.lua's ranks, a run resumed under MPI equal to one that never stopped, and
--- a resume with another number of ranks refused.
+-- draw; drop_last = false, its short minibatch split over the ranks, also with fewer samples
+-- than ranks; the measures), NP ranks x 2 threads against one process, two MPI runs bitwise
+-- equal (checkpoint weights), config.lua's ranks, a run resumed under MPI equal to one that
+-- never stopped, and a resume with another number of ranks refused. The checks are counted
+-- (tests/lua/check.lua): a failed one ends the test with an error, check.done reports the count.
 local apical = require "apical"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/../lua/?.lua;" .. package.path
+local check = require "check" -- tests/lua/check.lua: counted checks, check.done ends the test
 local apical_bin, mpiexec, np = arg[1], arg[2], tonumber(arg[3])
 assert(apical_bin and mpiexec and np, "usage: test_mpi.lua -- APICAL MPIEXEC NP")
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
@@ -65,11 +69,11 @@ local timing = { wall_seconds = true, samples_per_second = true, fb_wall_seconds
 local function log_diff(a, b)
   local ca, ra = read_log(a)
   local cb, rb = read_log(b)
-  assert(#ca == #cb and #ra == #rb, "logs of different shapes: " .. a .. ", " .. b)
+  check.assert(#ca == #cb and #ra == #rb, "logs of different shapes: " .. a .. ", " .. b)
   local worst, where = 0, ""
   for i, row in ipairs(ra) do
     for j, col in ipairs(ca) do
-      assert(cb[j] == col, "columns differ")
+      check.assert(cb[j] == col, "columns differ")
       if not timing[col] then
         local x, y = tonumber(row[j]), tonumber(rb[i][j])
         local d = x == y and 0 or math.abs(x - y) / math.max(math.abs(x), math.abs(y))
@@ -108,8 +112,8 @@ local function check_equal(label, a, b, tol)
   local w = weight_diff(a, b)
   print(string.format("%-44s log.csv %.3g%s, weights %.3g", label, d,
     d > 0 and (" (" .. where .. ")") or "", w))
-  assert(d <= (tol or 1e-9), label .. ": log.csv differs by " .. d .. " at " .. where)
-  assert(w <= (tol or 1e-9), label .. ": the weights differ by " .. w)
+  check.assert(d <= (tol or 1e-9), label .. ": log.csv differs by " .. d .. " at " .. where)
+  check.assert(w <= (tol or 1e-9), label .. ": the weights differ by " .. w)
 end
 
 local function must(dir, err)
@@ -160,7 +164,7 @@ for _, case in ipairs {
   if case[1]:find("^dfc, cvode%-bdf") then
     local d = log_diff(one, must(run(np, case[2])))
     print(string.format("%-44s log.csv %.3g (own steps per rank)", "dfc, cvode-bdf, local: " .. np .. " ranks vs 1", d))
-    assert(d > 1e-9, "the local mode matched one process: the global test would not see a difference")
+    check.assert(d > 1e-9, "the local mode matched one process: the global test would not see a difference")
   end
 end
 do
@@ -175,10 +179,53 @@ do
   timing.mean_rhs_evals = nil
   -- what the global mode cannot serve: refused, naming the option
   local dir, err = run(np, { method = "dfc", solver = "cvode-bdf", mpi_cvode = "global", threads = 2 })
-  assert(not dir and err:find("threads = 2 would split it further", 1, true), err)
+  check.assert(not dir and err:find("threads = 2 would split it further", 1, true), err)
   dir, err = run(np, { method = "dfc", solver = "cvode-bdf", mpi_cvode = "everywhere" })
-  assert(not dir and err:find('unknown mpi_cvode "everywhere"', 1, true), err)
+  check.assert(not dir and err:find('unknown mpi_cvode "everywhere"', 1, true), err)
   print("mpi_cvode = \"global\" with threads = 2, an unknown mode: refused")
+end
+
+-- drop_last = false: the short last minibatch (n_train mod batch samples) split over the ranks
+-- as a full one is: 250 samples leave 26 (np 3: 9, 9, 8 rows); 256 + np - 1 leave np - 1, fewer
+-- than the ranks (the last rank has no rows and adds zero). Trained feedback against fb_threads =
+-- np, whose noise streams the ranks draw (np 3: batch 30, which 3 divides; 250 and 242 leave 10
+-- (4, 3, 3) and 2)
+for _, short in ipairs { "long", "fewer than the ranks" } do
+  for _, case in ipairs {
+    { "dfc, euler", { method = "dfc" } },
+    { "dfc-ssa", { method = "dfc-ssa" } },
+    { "dfc, trained feedback", { method = "dfc", feedback = "trained" }, fb = true },
+  } do
+    local o = { drop_last = false }
+    for k, v in pairs(case[2]) do o[k] = v end
+    o.batch = (case.fb and 32 % np ~= 0) and 30 or 32
+    o.n_train = short == "long" and 250 or 8 * o.batch + np - 1
+    local one = {}
+    for k, v in pairs(o) do one[k] = v end
+    if case.fb then one.fb_threads = np end
+    check_equal(string.format("%s, drop_last = false (%d of batch %d): %d ranks vs 1", case[1],
+      o.n_train % o.batch, o.batch, np), must(run(nil, one)), must(run(np, o)))
+  end
+end
+do
+  -- one CVODE integration across the ranks needs rows on every rank
+  local dir, err = run(np, { method = "dfc", solver = "cvode-bdf", mpi_cvode = "global",
+    drop_last = false, n_train = 256 + np - 1 })
+  check.assert(not dir and err:find("train.lua:%d+: dfc.train: mpi_cvode") and
+    err:find(string.format("the short last minibatch (drop_last = false) has %d " ..
+    "sample%s for %d ranks", np - 1, np == 2 and "" or "s", np), 1, true), err)
+end
+
+-- the measures (measures_every): every rank measures the whole minibatch's summed update, with
+-- the whole minibatch's targets made for them (the ranks' own are their rows'). DFC-SSA's
+-- update is its reference's direction: angle_ssa is 0 in one process and rounding (1e-12
+-- degrees) over ranks, left out
+for _, method in ipairs { "dfc", "dfc-ssa" } do
+  local o = { method = method, measures_every = 3 }
+  timing.angle_ssa = method == "dfc-ssa" or nil
+  check_equal(string.format("%s, measures_every = 3: %d ranks vs 1", method, np), must(run(nil, o)),
+    must(run(np, o)))
+  timing.angle_ssa = nil
 end
 
 -- hybrid: np ranks x 2 threads (x 2 fb_threads)
@@ -193,10 +240,10 @@ do
   local a = must(run(np, { method = "dfc", feedback = "trained" }))
   local b = must(run(np, { method = "dfc", feedback = "trained" }))
   for _, f in ipairs { "W1.npy", "W2.npy", "W3.npy", "Q1.npy", "Q3.npy", "W1.bias.npy" } do
-    assert(same_bytes(a .. "/checkpoint/" .. f, b .. "/checkpoint/" .. f), "two runs differ in " .. f)
+    check.assert(same_bytes(a .. "/checkpoint/" .. f, b .. "/checkpoint/" .. f), "two runs differ in " .. f)
   end
   local cfg = dofile(a .. "/config.lua")
-  assert(cfg.ranks == np, "config.lua has ranks = " .. tostring(cfg.ranks))
+  check.assert(cfg.ranks == np, "config.lua has ranks = " .. tostring(cfg.ranks))
   print(string.format("two %d-rank runs: bitwise equal checkpoints; config.lua ranks = %d", np, cfg.ranks))
 end
 
@@ -209,19 +256,19 @@ do
   o.epochs, o.resume, o.name = 2, part, nil
   must(run(np, o))
   check_equal(string.format("resumed under %d ranks vs not stopped", np), full, part, 0)
-  assert(same_bytes(full .. "/checkpoint/W2.npy", part .. "/checkpoint/W2.npy"))
+  check.assert(same_bytes(full .. "/checkpoint/W2.npy", part .. "/checkpoint/W2.npy"))
   -- another number of ranks: refused, naming the option and both values
   local other = np == 2 and 3 or 2
   local dir, err = run(other, { method = "dfc", feedback = "trained", epochs = 3, resume = part })
-  assert(not dir, "a resume with another number of ranks was accepted")
-  assert(err:find(string.format("option ranks is %d here but %d", other, np), 1, true), err)
+  check.assert(not dir, "a resume with another number of ranks was accepted")
+  check.assert(err:find(string.format("option ranks is %d here but %d", other, np), 1, true), err)
   print(string.format("resume with %d ranks of a %d-rank run: refused", other, np))
 end
 
 -- a rank count given that is not the one started: refused
 do
   local dir, err = run(np, { method = "bp", ranks = np + 1 })
-  assert(not dir and err:find(string.format("ranks = %d, but %d processes were started", np + 1, np), 1, true), err)
+  check.assert(not dir and err:find(string.format("ranks = %d, but %d processes were started", np + 1, np), 1, true), err)
 end
 os.execute("rm -rf '" .. tmp .. "'")
-print("ok")
+check.done("test_mpi")

@@ -32,10 +32,12 @@ typedef enum { AP_COMM_SUM, AP_COMM_MAX, AP_COMM_MIN } ap_comm_op;
  * x, bitwise the same on every rank, by one allgather: for a few values (norms, dot products),
  * without allocation up to 512 values over all ranks. One rank: nothing. */
 AP_API int ap_comm_reduce(double *x, size_t n, ap_comm_op op);
-/* The same for every gradient buffer of an optimiser (the same optimiser on every rank). */
+/* The same for every gradient buffer of an optimiser (the same optimiser on every rank). The
+ * buffers of the sum are kept for the next call (grown as needed) until ap_comm_finish. */
 AP_API int ap_comm_sum_grad(ap_optim *o);
-/* Ends MPI, if it was started: MPI_Finalize for status 0, MPI_Abort(status) otherwise (so that
- * the other ranks do not wait for one that failed). Returns status. */
+/* Frees the sums' buffers and ends MPI, if it was started: MPI_Finalize for status 0,
+ * MPI_Abort(status) otherwise (so that the other ranks do not wait for one that failed).
+ * Returns status. */
 AP_API int ap_comm_finish(int status);
 
 #ifdef __cplusplus

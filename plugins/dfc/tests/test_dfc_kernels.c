@@ -145,6 +145,43 @@ static void test_targets_and_loss(void) {
     CHECK_FAILS(KCALL("dfc.targets", a_mat("rL", r, B, n), a_mat("y", y, B, n), a_str("loss", "ce"),
                       a_num("lambda", lambda), a_str("mode", "batch"), a_mat("out", out, B, n)),
                 AP_EINVAL, "mode = \"batch\"");
+    /* batch: rows 2..3 of the minibatch given alone with batch = B make exactly (bitwise) the
+     * whole call's rows, for both losses; by hand, mse's r - lambda 2 (r - y)/(B n) */
+    for (int ce = 0; ce < 2; ce++) {
+        const char *loss_name = ce ? "ce" : "mse";
+        double part[(B - 1) * n];
+        CHECK_OK(KCALL("dfc.targets", a_mat("rL", r, B, n), a_mat("y", y, B, n),
+                       a_str("loss", loss_name), a_num("lambda", lambda), a_mat("out", out, B, n)));
+        CHECK_OK(KCALL("dfc.targets", a_mat("rL", r + n, B - 1, n), a_mat("y", y + n, B - 1, n),
+                       a_str("loss", loss_name), a_num("lambda", lambda), a_num("batch", B),
+                       a_mat("out", part, B - 1, n)));
+        for (int q = 0; q < (B - 1) * n; q++) {
+            CHECK(part[q] == out[n + q]);
+            if (!ce)
+                CHECK_NEAR(part[q], r[n + q] - lambda * 2 * (r[n + q] - y[n + q]) / (B * n), 1e-15);
+        }
+        /* batch = the rows: the call without it */
+        CHECK_OK(KCALL("dfc.targets", a_mat("rL", r, B, n), a_mat("y", y, B, n),
+                       a_str("loss", loss_name), a_num("lambda", lambda), a_num("batch", B),
+                       a_mat("out", out2, B, n)));
+        CHECK(max_abs_diff(out, out2, B * n) == 0);
+    }
+    CHECK_FAILS(KCALL("dfc.targets", a_mat("rL", r, B, n), a_mat("y", y, B, n),
+                      a_str("loss", "mse"), a_num("lambda", lambda), a_num("batch", B - 1),
+                      a_mat("out", out, B, n)),
+                AP_EINVAL, "kernel dfc.targets: batch = 2 must be an integer >= the 3 rows of rL");
+    CHECK_FAILS(KCALL("dfc.targets", a_mat("rL", r, B, n), a_mat("y", y, B, n),
+                      a_str("loss", "mse"), a_num("lambda", lambda), a_num("batch", 7.5),
+                      a_mat("out", out, B, n)),
+                AP_EINVAL, "batch = 7.5 must be an integer");
+    CHECK_FAILS(KCALL("dfc.targets", a_mat("rL", r, B, n), a_mat("y", y, B, n),
+                      a_str("loss", "mse"), a_num("lambda", lambda), a_num("batch", NAN),
+                      a_mat("out", out, B, n)),
+                AP_EINVAL, "batch = nan must be an integer");
+    CHECK_FAILS(KCALL("dfc.targets", a_mat("rL", r, B, n), a_mat("y", y, B, n),
+                      a_str("loss", "mse"), a_num("lambda", lambda), a_str("mode", "sample"),
+                      a_num("batch", 8), a_mat("out", out, B, n)),
+                AP_EINVAL, "batch = 8 is for mode = \"mean\"");
     CHECK_FAILS(KCALL("dfc.targets", a_mat("rL", r, B, n), a_mat("y", y, B, n), a_str("loss", "l1"),
                       a_num("lambda", lambda), a_mat("out", out, B, n)),
                 AP_EINVAL, "loss = \"l1\"");

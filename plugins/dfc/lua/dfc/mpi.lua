@@ -4,8 +4,9 @@
 -- (B // N each, the first B % N ranks one more), each rank simulates its own shard (forward
 -- phase, sleep phase; split further over `threads` / `fb_threads`), the gradient buffers are
 -- summed over the ranks in rank order (apical.core.comm_sum_grad: the same bits on every rank)
--- and every rank takes the same optimiser step. The training loss of each minibatch comes
--- from the shards too; validation and test batches are shared out in contiguous blocks. Only rank 0 writes the run directory and draws progress bars.
+-- and every rank takes the same optimiser step. Each rank makes the feedforward output and
+-- targets of its rows only; a short last minibatch (drop_last = false) is cut over the ranks
+-- like a full one. The training loss of each minibatch comes from the shards too; validation and test batches are shared out in contiguous blocks. Only rank 0 writes the run directory and draws progress bars.
 --
 -- The split reuses the one of threads = N: a part of the batch is a replica of the network
 -- for its rows, its accumulators summing over its samples; the parts' sums add up to the
@@ -32,6 +33,18 @@ function M.pieces(B, threads, ranks, rank)
   for k = 0, threads - 1 do
     out[k + 1] = { first = first + k * tq + math.min(k, te), b = tq + (k < te and 1 or 0),
       index = rank * threads + k + 1 }
+  end
+  return out
+end
+
+-- The pieces of a short last minibatch of `count` samples (drop_last = false) that this rank
+-- simulates: its rows cut into `threads` parts as a full minibatch's are (the same part numbers,
+-- so the sleep phase draws the same noise streams), the empty ones left out. With count < ranks
+-- x threads some parts have no rows: a rank with none simulates nothing and adds zero.
+function M.short_pieces(count, threads)
+  local out = {}
+  for _, p in ipairs(M.pieces(count, threads)) do
+    if p.b > 0 then out[#out + 1] = p end
   end
   return out
 end
@@ -105,50 +118,54 @@ local function sum_grad(opt)
 end
 
 -- The simulation statistics of all ranks' parts: means of the counts over every part, the
--- earliest t_reached, the total of dropped samples.
+-- earliest t_reached, the total of dropped samples. stats is nil on a rank with no rows (of a
+-- short last minibatch): it adds nothing, but takes part in the sum as every rank must.
+local counted = { "steps", "rhs_evals", "lin_iters", "nonlin_iters", "err_test_fails",
+  "conv_fails", "jac_evals", "wall_seconds" }
 local function reduce_stats(stats, parts)
-  if not stats then return nil end
-  local keys = {}
-  for k in pairs(stats) do
-    if k ~= "t_reached" and k ~= "last_step" and k ~= "dropped" then keys[#keys + 1] = k end
-  end
-  table.sort(keys)
-  local v = { parts, stats.dropped or 0 }
-  for _, k in ipairs(keys) do v[#v + 1] = stats[k] * parts end
-  for r = 0, M.size - 1 do v[#v + 1] = r == M.rank and stats.t_reached or 0 end
+  local own = stats or {}
+  local v = { parts, own.dropped or 0 }
+  for _, k in ipairs(counted) do v[#v + 1] = (own[k] or 0) * parts end
+  for r = 0, M.size - 1 do v[#v + 1] = r == M.rank and (own.t_reached or math.huge) or 0 end
   v = M.sum(v)
   local out = {}
-  for k, x in pairs(stats) do out[k] = x end
-  for i, k in ipairs(keys) do out[k] = v[2 + i] / v[1] end
-  if stats.dropped then out.dropped = v[2] end
-  for r = 1, M.size do out.t_reached = math.min(out.t_reached, v[2 + #keys + r]) end
+  for k, x in pairs(own) do out[k] = x end
+  for i, k in ipairs(counted) do out[k] = v[2 + i] / v[1] end
+  out.dropped = v[2]
+  out.t_reached = math.huge
+  for r = 1, M.size do out.t_reached = math.min(out.t_reached, v[2 + #counted + r]) end
   return out
 end
 
 -- bp, dfa, dfc-ssa on this rank's rows: the kernels take the minibatch-mean over the rows they
--- get, so scale b / B makes the shards' sum the whole minibatch's. dfc-ssa's targets (3) need
--- the whole minibatch (its mean loss): made first, then the shard's rows given as targets.
+-- get, so scale b / B makes the shards' sum the whole minibatch's. dfc-ssa's targets (3) are
+-- the shard's rows' only, made with the minibatch's 1/B (dfc.targets' batch: in mode "mean"
+-- they depend on the minibatch's size). A rank with no rows (of a short minibatch) adds nothing.
 local function analytic_gradient(t, X, Y)
   local dfc, c, sh = t.dfc, t.cfg, t.shard
   local m = t.net.model
-  local x, scale = X:rows(sh.first, sh.b, sh.X), sh.b / t.B
+  if c.feedback == "weight_product_tracking" and c.method == "dfc-ssa" then t.net:set_weight_product() end
+  if sh.b == 0 then return end
+  local x, y, scale = X:rows(sh.first, sh.b, sh.X), Y:rows(sh.first, sh.b, sh.Y), sh.b / t.B
   if c.method == "bp" or c.method == "dfa" then
-    dfc[c.method] { model = m, x = x, y = Y:rows(sh.first, sh.b, sh.Y), loss = t.task.loss,
-      optim = t.opt, scale = scale }
+    dfc[c.method] { model = m, x = x, y = y, loss = t.task.loss, optim = t.opt, scale = scale }
     return
   end
-  if c.feedback == "weight_product_tracking" then t.net:set_weight_product() end
-  t:targets(X, Y)
-  dfc.ssa { model = m, x = x, target = t.rstar:rows(sh.first, sh.b, sh.T), alpha = c.alpha,
-    optim = t.opt, Qeff = t.net:ssa_feedback(), scale = scale }
+  dfc.forward { model = m, x = x, out = sh.R }
+  dfc.targets { rL = sh.R, y = y, loss = t.task.loss, lambda = c.lambda, mode = c.target_mode,
+    batch = c.target_mode == "mean" and t.B or nil, out = sh.T }
+  dfc.ssa { model = m, x = x, target = sh.T, alpha = c.alpha, optim = t.opt,
+    Qeff = t.net:ssa_feedback(), scale = scale }
 end
 
 -- The minibatch's training loss (before the update) from this rank's rows: the trainer's own
 -- batch_loss on a view of the trainer whose batch is the shard, its mean weighted by b / B.
 local function shared_batch_loss(t, batch_loss, X, Y)
-  local sh = t.shard
-  local view = setmetatable({ B = sh.b, rminus = sh.T }, { __index = t })
-  local l = batch_loss(view, X:rows(sh.first, sh.b, sh.X), Y:rows(sh.first, sh.b, sh.Y))
+  local sh, l = t.shard, 0
+  if sh.b > 0 then
+    local view = setmetatable({ B = sh.b, rminus = sh.R }, { __index = t })
+    l = batch_loss(view, X:rows(sh.first, sh.b, sh.X), Y:rows(sh.first, sh.b, sh.Y))
+  end
   return M.sum { l * sh.b }[1] / t.B
 end
 
@@ -168,15 +185,32 @@ local function shared_evaluate(t, evaluate, ds)
   return v[1] / v[3], (t.task.loss == "ce") and v[2] / v[3] or nil
 end
 
+-- A sleep phase whose gradient is summed over the ranks: the feedback epochs zero the optimiser
+-- before each minibatch, so the sum of what each rank added is the minibatch's gradient.
+local function summed_sleep(s)
+  local sg = s.gradient
+  function s.gradient(self, X, opt, seed, scale)
+    local st = sg(self, X, opt, seed, scale)
+    sum_grad(opt)
+    return st
+  end
+end
+
 -- Makes trainer t data-parallel over the ranks (nothing with one process): its gradient,
--- evaluation and sleep phase act on this rank's rows and sum over the ranks.
-function M.attach(t)
+-- evaluation and sleep phase act on this rank's rows and sum over the ranks. level: the
+-- caller's error level (the user's line).
+function M.attach(t, level)
   if M.size == 1 then return t end
   local c = t.cfg
   local apical = require "apical"
-  local p = M.pieces(c.batch, 1)[1]
-  t.shard = { first = p.first, b = p.b, X = apical.zeros { p.b, t.task.n_in },
-    Y = apical.zeros { p.b, t.n_out }, T = apical.zeros { p.b, t.n_out } }
+  t.shard = M.shard(t, c.batch)
+  local short = c.drop_last and 0 or t.task.train:size() % c.batch
+  if M.global_cvode(c) and short > 0 and short < M.size then
+    error(string.format("dfc.train: mpi_cvode = \"global\" integrates every rank's rows as one " ..
+      "state, but the short last minibatch (drop_last = false) has %d sample%s for %d ranks (use " ..
+      "drop_last = true, fewer ranks, or mpi_cvode = \"local\")", short, short == 1 and "" or "s",
+      M.size), (level or 1) + 1)
+  end
   -- one BLAS thread per rank unless OPENBLAS_NUM_THREADS says otherwise (ranks share the cores)
   if not os.getenv("OPENBLAS_NUM_THREADS") then
     t.blas_default = 1
@@ -193,7 +227,12 @@ function M.attach(t)
   function t.gradient(self, X, Y)
     local stats
     if c.method == "dfc" or c.method == "dfc-ss" then
-      stats = reduce_stats(gradient(self, X, Y), #self.parts)
+      if #self.parts > 0 then
+        stats = gradient(self, X, Y)
+      elseif c.feedback == "weight_product_tracking" then
+        self.net:set_weight_product() -- (no rows of a short minibatch: Q as the other ranks have it)
+      end
+      stats = reduce_stats(stats, #self.parts)
     else
       analytic_gradient(self, X, Y)
     end
@@ -202,17 +241,33 @@ function M.attach(t)
   end
   function t.evaluate(self, ds) return shared_evaluate(self, evaluate, ds) end
   function t.batch_loss(self, X, Y) return shared_batch_loss(self, batch_loss, X, Y) end
-  if t.sleep then
-    -- the feedback epochs zero the optimiser before each minibatch: the sum over the ranks of
-    -- what each added is the minibatch's gradient
-    local sg = t.sleep.gradient
-    function t.sleep.gradient(self, X, opt, seed, scale)
-      local st = sg(self, X, opt, seed, scale)
-      sum_grad(opt)
-      return st
-    end
-  end
+  if t.sleep then summed_sleep(t.sleep) end
   return t
+end
+
+-- The rows of a minibatch of B samples this rank holds: { first, b, and arrays of b rows for
+-- its inputs X, labels Y, feedforward output R and targets T } (no arrays when b = 0).
+function M.shard(t, B)
+  local apical = require "apical"
+  local p = M.pieces(B, 1)[1]
+  local sh = { first = p.first, b = p.b }
+  if p.b > 0 then
+    sh.X, sh.Y = apical.zeros { p.b, t.task.n_in }, apical.zeros { p.b, t.n_out }
+    sh.R, sh.T = apical.zeros { p.b, t.n_out }, apical.zeros { p.b, t.n_out }
+  end
+  return sh
+end
+
+-- Trainer:short's view v of a short last minibatch of `count` samples (before its metatable is
+-- set): this rank's shard of it, and its sleep phase summed over the ranks; a rank with no rows
+-- of it gets a sleep phase that adds nothing but takes part in the sum.
+function M.attach_short(t, v, count)
+  if M.size == 1 then return end
+  v.shard = M.shard(t, count)
+  if t.sleep then
+    v.sleep = v.sleep or { gradient = function() end }
+    summed_sleep(v.sleep)
+  end
 end
 
 -- A task farm: trials 1..n spread over the ranks, trial i on rank (i - 1) % N, one at a time,

@@ -243,10 +243,6 @@ function M.check_drop_last(c, level)
     error("dfc.train: drop_last = false is not available with single_phase (one noise stream and " ..
       "one filtered simulation per minibatch of the full size)", level + 1)
   end
-  if c.ranks > 1 then
-    error(string.format("dfc.train: drop_last = false runs in one process (each rank holds its " ..
-      "rows of a full minibatch); %d MPI ranks were started", c.ranks), level + 1)
-  end
 end
 
 -- Counts and their least values (a one-line change adds one).
@@ -407,8 +403,8 @@ function M.trainer(dfc, cfg, level)
       a.batch = b
       local pn = dfc.network(a)
       t.parts[k] = { net = pn, sim = pn.model:compile(), X = apical.zeros { b, task.n_in },
-        rstar = apical.zeros { b, task.n_out }, rminus = apical.zeros { b, task.n_out },
-        mask = apical.zeros { b }, first = p.first, b = b }
+        Y = apical.zeros { b, task.n_out }, rstar = apical.zeros { b, task.n_out },
+        rminus = apical.zeros { b, task.n_out }, mask = apical.zeros { b }, first = p.first, b = b }
     end
   end
   if c.measures_every > 0 then
@@ -416,7 +412,7 @@ function M.trainer(dfc, cfg, level)
       gamma = c.measures_gamma, gamma_gn = c.measures_gamma_gn, gamma_ref = c.measures_gamma_ref })
     t.measure_rows = {}
   end
-  return mpi.attach(t)
+  return mpi.attach(t, (level or 1) + 1)
 end
 
 -- The options of one simulation: the published scheme (declared-order Euler) or CVODE over
@@ -459,6 +455,20 @@ function Trainer:targets(X, Y)
     mode = c.target_mode, out = self.rstar }
 end
 
+-- The same for each part of a split minibatch (threads > 1, MPI ranks, a short minibatch) from
+-- its own rows only, into its own arrays: in mode "mean" with the whole minibatch's 1/B
+-- (dfc.targets' batch), so they are those rows' targets of the whole minibatch (the forward
+-- pass of fewer rows to rounding) at the cost of the part's rows.
+function Trainer:part_targets(X, Y)
+  local dfc, c = self.dfc, self.cfg
+  local batch = c.target_mode == "mean" and self.B or nil
+  for _, part in ipairs(self.parts) do
+    dfc.forward { model = self.net.model, x = X:rows(part.first, part.b, part.X), out = part.rminus }
+    dfc.targets { rL = part.rminus, y = Y:rows(part.first, part.b, part.Y), loss = self.task.loss,
+      lambda = c.lambda, mode = c.target_mode, batch = batch, out = part.rstar }
+  end
+end
+
 -- Runs { {sim, opts}, ... }: one with sim:run (BLAS as it is), several at once with
 -- apical.run_parallel; returns their results.
 local function run_all(runs)
@@ -494,8 +504,8 @@ function Trainer:gradient(X, Y)
       Qeff = net:ssa_feedback() }
     return nil
   end
-  self:targets(X, Y)
   local parts = self.parts
+  if parts[1].whole then self:targets(X, Y) else self:part_targets(X, Y) end
   local outs = self:run_parts(X)
   local stats = outs[1].stats
   if #parts > 1 then
@@ -554,16 +564,15 @@ function Trainer:gradient(X, Y)
 end
 
 -- The minibatch's simulation: the whole batch in one run, or (threads > 1) each part with its
--- rows of the inputs and targets, all at once (apical.run_parallel). Returns the runs' results.
+-- rows of the inputs and targets (Trainer:part_targets put them in the part's arrays), all at
+-- once (apical.run_parallel). Returns the runs' results.
 function Trainer:run_parts(X)
   local runs = {}
   for k, part in ipairs(self.parts) do
     local x, target = X, part.rstar
     if not part.whole then
       self.dfc.copy_weights { from = self.net.model, to = part.net.model, which = "WQ" }
-      x = X:rows(part.first, part.b, part.X)
-      self.rstar:rows(part.first, part.b, part.rstar)
-      self.rminus:rows(part.first, part.b, part.rminus)
+      x = part.X
     end
     part.sim:set_input("x", x)
     part.sim:set_input("target", target)
@@ -600,27 +609,34 @@ function Trainer:short(count)
   local v = { B = count, short_batch = true, X = apical.zeros { count, n_in }, Y = apical.zeros { count, n_out },
     rminus = apical.zeros { count, n_out }, rstar = apical.zeros { count, n_out }, mask = apical.zeros { count } }
   if self.sim then
-    local a = {}
-    for key, val in pairs(self.net_args) do a[key] = val end
-    a.batch = count
-    local pn = self.dfc.network(a)
-    -- one part (threads need not divide count), not the whole: weights copied before each run
-    v.parts = { { net = pn, sim = pn.model:compile(), X = apical.zeros { count, n_in },
-      rstar = apical.zeros { count, n_out }, rminus = apical.zeros { count, n_out },
-      mask = apical.zeros { count }, first = 1, b = count } }
+    -- one part (threads need not divide count), not the whole: weights copied before each run;
+    -- with MPI ranks this rank's rows of the short minibatch (mpi.short_pieces)
+    v.parts = {}
+    for k, p in ipairs(mpi.size > 1 and mpi.short_pieces(count, self.cfg.threads) or { { first = 1, b = count } }) do
+      local a = {}
+      for key, val in pairs(self.net_args) do a[key] = val end
+      a.batch = p.b
+      local pn = self.dfc.network(a)
+      v.parts[k] = { net = pn, sim = pn.model:compile(), X = apical.zeros { p.b, n_in },
+        Y = apical.zeros { p.b, n_out }, rstar = apical.zeros { p.b, n_out },
+        rminus = apical.zeros { p.b, n_out }, mask = apical.zeros { p.b }, first = p.first, b = p.b }
+    end
   end
   if self.sleep then
-    -- the sleep phase on rows 1..count of the padded minibatch (a piece of the full batch's
-    -- sleep network's size; Trainer:feedback_epoch scales its gradient to the piece's mean)
+    -- the sleep phase on rows 1..count of the padded minibatch, split as a full one is (fb_threads
+    -- parts over the ranks, the same noise streams; pieces of the full batch's sleep network's
+    -- size: Trainer:feedback_epoch scales their gradient to the mean over the count samples).
+    -- A rank with no rows of it (count < ranks x fb_threads) gets mpi.attach_short's stand-in.
     local o = {}
     for key, val in pairs(self.sleep_opts) do o[key] = val end
-    o.threads, o.pieces = 1, { { first = 1, b = count, index = 1 } }
-    v.sleep = sleep.new(self.dfc, self.net, o, "dfc.train")
+    o.threads, o.pieces = 1, mpi.short_pieces(count, self.cfg.fb_threads)
+    v.sleep = #o.pieces > 0 and sleep.new(self.dfc, self.net, o, "dfc.train") or nil
     -- the stability estimate was made with the epoch's first minibatch: the growth watch only
-    for _, part in ipairs(v.sleep.parts) do
+    for _, part in ipairs(v.sleep and v.sleep.parts or {}) do
       if part.run_opts.stability_check == true then part.run_opts.stability_check = "watch" end
     end
   end
+  mpi.attach_short(self, v, count)
   v = setmetatable(v, { __index = self, __newindex = self })
   self.shorts[count] = v
   return v
@@ -685,7 +701,10 @@ end
 -- measures.csv (NaN for a measure that failed numerically).
 function Trainer:measure(X, Y, iteration, epoch)
   local c = self.cfg
-  if c.method == "bp" or c.method == "dfa" then self:targets(X, Y) end
+  -- the whole minibatch's targets: bp and dfa make none, split parts and MPI shards their rows'
+  if c.method == "bp" or c.method == "dfa" or self.shard or (self.parts and not self.parts[1].whole) then
+    self:targets(X, Y)
+  end
   local r = self.ms:compute { x = X, target = self.rstar, y = Y, loss = self.task.loss, update = self.opt }
   local nan = 0 / 0
   local row = { iteration = iteration, epoch = epoch, condition1 = r.condition1 or nan,

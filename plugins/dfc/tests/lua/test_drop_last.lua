@@ -4,7 +4,8 @@
 -- 8 samples, its weights go into a trainer of batch 4, which steps on the last 4; the drop_last =
 -- false run must end with the weights of the second (its loss, targets and update means over the
 -- 4 samples, not the padded 8). The same for a feedback pre-training epoch (the sleep phase on a
--- network of 4 rows). drop_last = true (the default) ends where the first trainer does.
+-- network of 4 rows; with fb_threads = 2 split into two parts of 2 as the batch-4 trainer splits
+-- its minibatch). drop_last = true (the default) ends where the first trainer does.
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
 local sleep = require "apical.plugins.dfc.sleep"
@@ -82,9 +83,12 @@ for _, m in ipairs { { "dfc-ssa", "weight_product" }, { "dfc", "weight_product" 
   print(string.format("%-8s drop_last = false: the short minibatch trained as one of 4 samples", method))
 end
 
--- trained feedback: a pre-training epoch (epochs = 0: the feedback alone)
-do
-  local extra = { feedback = "trained", epochs = 0, epochs_fb = 1, tmax_fb = 20, stability_check = false }
+-- trained feedback: a pre-training epoch (epochs = 0: the feedback alone); with fb_threads = 2
+-- the short minibatch is split as a full one is (2 + 2 rows, noise streams 1 and 2: those of
+-- the batch-4 trainer's two parts)
+for _, fb_threads in ipairs { 1, 2 } do
+  local extra = { feedback = "trained", epochs = 0, epochs_fb = 1, tmax_fb = 20, stability_check = false,
+    fb_threads = fb_threads }
   local function with(e)
     local c = {}
     for k, v in pairs(extra) do c[k] = v end
@@ -102,8 +106,8 @@ do
   t4.opt_fb_init:zero()
   t4.sleep:gradient(mb[2][1]:rows(1, 4), t4.opt_fb_init, sleep.noise_seed(SEED, 1, 2))
   t4.opt_fb_init:step()
-  same_weights(run.trainer, t4, "feedback pre-training, drop_last = false", { "Q" })
-  print("sleep phase: the short minibatch trained as one of 4 samples")
+  same_weights(run.trainer, t4, "feedback pre-training, drop_last = false, fb_threads = " .. fb_threads, { "Q" })
+  print(string.format("sleep phase, fb_threads = %d: the short minibatch trained as one of 4 samples", fb_threads))
 end
 
 -- the combinations without a short minibatch's simulation of its own are refused
