@@ -78,6 +78,19 @@ void dfc_dense(int batch, int n_in, int n_out, const double *in, const double *W
  * i = 1..L. v[0] is unused; r[0] must hold x. */
 void dfc_forward(const dfc_net *net, int batch, double *const *v, double *const *r);
 
+/* ---- the feedforward pass's buffers (layer_buffers.c) ------------------------------------- */
+/* n_sets per-layer sets of B x n_i blocks (i = 0..L) in one buffer *mem that the caller frees:
+ * sets[k][i] points at set k's layer i; extra values follow the sets, at *rest (when rest is not
+ * NULL). AP_ENOMEM (naming the kernel and the number of values) on failure, *mem then NULL. */
+int dfc_layer_buffers(const dfc_net *net, const char *kernel, int batch, int n_sets,
+                      double **const *sets, size_t extra, double **mem, double **rest);
+
+/* The feedforward pass (2) of x (batch x n_0) into fresh buffers: v[i], r[i] for i = 0..L in *mem
+ * (the caller frees it), r[0] = x (read only); with out not NULL, r[L] = out, so the output goes
+ * straight there. AP_ENOMEM (naming the kernel) on failure. */
+int dfc_forward_new(const dfc_net *net, const char *kernel, int batch, const double *x, double *out,
+                    double **v, double **r, double **mem);
+
 /* ---- the Jacobian of the feedforward output (jacobian.c) ----------------------------------- */
 /* col[i] = first column of layer i in J = [J_1 ... J_L] (and first row in Q = [Q_1; ...; Q_L]),
  * i = 1..L; returns N = sum n_i. */
