@@ -28,6 +28,10 @@ int dfc_register_kernels_alignment(ap_registry *r); /* kernels_alignment.c */
 int dfc_register_kernel_pathway(ap_registry *r);    /* pathway.c */
 int dfc_register_precond(ap_registry *r);           /* precond_layered.c */
 
+/* Registers the n kernels of a kernels_*.c file under the owner "dfc" (dfc.c); stops at the first
+ * the registry refuses and returns its code. */
+int dfc_add_kernels(ap_registry *r, const ap_kernel *kernels, size_t n);
+
 /* ---- the layered network (net.c) --------------------------------------------------------- */
 /* A network of L layers, any L >= 1: layer i (1..L) is a population of n[i] units driven, on its
  * basal compartment, by the forward projection W_i from layer i-1 (layer 0: the input) and, on
