@@ -192,13 +192,14 @@ static int plugin_open(const char *path, const char *want_name, void **handle,
                       "plugin file \"%s\" lacks the symbol \"" AP_PLUGIN_INFO_SYMBOL "\" (is it an "
                       "apical plugin? was the symbol exported?)",
                       path);
-    else if (!(rc = check_plugin_info(path, want_name, in))) {
+    else
+        rc = check_plugin_info(path, want_name, in);
+    if (!rc) {
         dlerror();
-        if (!(sym = dlsym(h, AP_PLUGIN_INIT_SYMBOL)))
-            rc = ap_error(AP_EPLUGIN,
-                          "plugin \"%s\" (file \"%s\") lacks the symbol \"" AP_PLUGIN_INIT_SYMBOL
-                          "\"",
-                          in->name, path);
+        sym = dlsym(h, AP_PLUGIN_INIT_SYMBOL);
+        if (!sym)
+            rc = ap_error(AP_EPLUGIN, "plugin \"%s\" (file \"%s\") lacks the symbol \"%s\"",
+                          in->name, path, AP_PLUGIN_INIT_SYMBOL);
     }
     if (rc) {
         dlclose(h);
