@@ -50,6 +50,42 @@ int ap_model_new(ap_model **out, ap_registry *r, int batch) {
     return AP_OK;
 }
 
+/* Frees what population p holds and zeroes it. */
+static void clear_pop(apx_pop_obj *p) {
+    free(p->params);
+    free(p->start_value);
+    free(p->name);
+    free(p->origin);
+    memset(p, 0, sizeof *p);
+}
+
+/* Frees what projection p holds (its rule's parameters and auxiliary signal included) and zeroes
+ * it. */
+static void proj_obj_free(apx_proj_obj *p) {
+    free(p->W);
+    free(p->b);
+    free(p->name);
+    free(p->origin);
+    free(p->source);
+    free(p->target);
+    free(p->rule_params);
+    free(p->aux);
+    free(p->aux_origin);
+    memset(p, 0, sizeof *p);
+}
+
+/* Frees what block b (of type t) holds and zeroes it. */
+static void clear_block(apx_block_obj *b, const ap_block_type *t) {
+    if (b->inputs)
+        for (int j = 0; j < t->n_inputs; j++)
+            free(b->inputs[j]);
+    free(b->inputs);
+    free(b->params);
+    free(b->name);
+    free(b->origin);
+    memset(b, 0, sizeof *b);
+}
+
 void ap_model_free(ap_model **pm) {
     if (!pm || !*pm) return;
     ap_model *m = *pm;
@@ -57,35 +93,12 @@ void ap_model_free(ap_model **pm) {
         free(m->inputs[i].name);
         free(m->inputs[i].origin);
     }
-    for (int i = 0; i < m->n_pops; i++) {
-        apx_pop_obj *p = &m->pops[i];
-        free(p->name);
-        free(p->origin);
-        free(p->params);
-        free(p->start_value);
-    }
-    for (int i = 0; i < m->n_blocks; i++) {
-        apx_block_obj *b = &m->blocks[i];
-        if (b->inputs)
-            for (int k = 0; k < b->type->n_inputs; k++)
-                free(b->inputs[k]);
-        free(b->inputs);
-        free(b->name);
-        free(b->origin);
-        free(b->params);
-    }
-    for (int i = 0; i < m->n_projs; i++) {
-        apx_proj_obj *p = &m->projs[i];
-        free(p->name);
-        free(p->origin);
-        free(p->source);
-        free(p->target);
-        free(p->W);
-        free(p->b);
-        free(p->rule_params);
-        free(p->aux);
-        free(p->aux_origin);
-    }
+    for (int i = 0; i < m->n_pops; i++)
+        clear_pop(&m->pops[i]);
+    for (int i = 0; i < m->n_blocks; i++)
+        clear_block(&m->blocks[i], m->blocks[i].type);
+    for (int i = 0; i < m->n_projs; i++)
+        proj_obj_free(&m->projs[i]);
     free(m->inputs);
     free(m->pops);
     free(m->blocks);
@@ -239,10 +252,7 @@ int ap_model_add_population(ap_model *m, const char *name, int size, const char 
     p->name = dupstr(name);
     p->origin = dupstr(m->origin);
     if (!p->params || !p->start_value || !p->name) {
-        free(p->params);
-        free(p->start_value);
-        free(p->name);
-        free(p->origin);
+        clear_pop(p);
         return ap_error(AP_ENOMEM, "out of memory");
     }
     p->size = size;
@@ -250,10 +260,7 @@ int ap_model_add_population(ap_model *m, const char *name, int size, const char 
     p->act = a;
     if ((rc = set_params(m, "population", name, t->params, t->n_params, params, n_params,
                          p->params))) {
-        free(p->params);
-        free(p->start_value);
-        free(p->name);
-        free(p->origin);
+        clear_pop(p);
         return rc;
     }
     m->n_pops++;
@@ -345,18 +352,6 @@ static int connect_block_inputs(ap_model *m, const char *name, const ap_block_ty
             return ap_error(AP_EINVAL, "%sblock \"%s\" (%s): input \"%s\" is not connected",
                             where(m->origin), name, t->name, t->inputs[j]);
     return AP_OK;
-}
-
-/* Frees what block b (of type t) holds and zeroes it. */
-static void clear_block(apx_block_obj *b, const ap_block_type *t) {
-    if (b->inputs)
-        for (int j = 0; j < t->n_inputs; j++)
-            free(b->inputs[j]);
-    free(b->inputs);
-    free(b->params);
-    free(b->name);
-    free(b->origin);
-    memset(b, 0, sizeof *b);
 }
 
 int ap_model_add_block(ap_model *m, const char *name, const char *type, const ap_param *params,
@@ -606,16 +601,6 @@ static int init_params(ap_model *m, const ap_initializer *init, const char *inam
         for (int k = 0; k < init->n_params; k++)
             if (strcmp(init->params[k].name, "value") == 0) iparams[k] = 1.0;
     return AP_OK;
-}
-
-static void proj_obj_free(apx_proj_obj *p) {
-    free(p->W);
-    free(p->b);
-    free(p->name);
-    free(p->origin);
-    free(p->source);
-    free(p->target);
-    memset(p, 0, sizeof *p);
 }
 
 int ap_model_connect(ap_model *m, const char *source, const char *target,
