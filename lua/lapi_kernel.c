@@ -7,13 +7,8 @@
 #include "apical/error.h"
 #include "lapi.h"
 
-/* Fills *arg from the value on top of the stack (key name). Returns 1, or 0 after writing a
- * message into err. */
-static int to_arg(lua_State *L, const char *kernel, const char *name, ap_arg *arg, char *err,
-                  size_t n) {
-    memset(arg, 0, sizeof *arg);
-    arg->name = name;
-    int t = lua_type(L, -1);
+/* Numbers, booleans (as 0/1) and strings. Returns 1 when the value is one of these, else 0. */
+static int scalar_arg(lua_State *L, int t, ap_arg *arg) {
     if (t == LUA_TNUMBER) {
         arg->kind = AP_ARG_NUMBER;
         arg->number = lua_tonumber(L, -1);
@@ -29,51 +24,58 @@ static int to_arg(lua_State *L, const char *kernel, const char *name, ap_arg *ar
         arg->string = lua_tostring(L, -1); /* the string stays in the argument table */
         return 1;
     }
+    return 0;
+}
+
+/* An array, by pointer. Returns 1 (filled), 0 (message in err) or -1 (not an array). */
+static int array_arg(lua_State *L, const char *kernel, const char *name, ap_arg *arg, char *err,
+                     size_t n) {
     lapi_array *a = lapi_array_test(L, -1);
-    if (a) {
-        int max = (int)(sizeof arg->shape / sizeof arg->shape[0]);
-        if (a->ndim > max) {
-            snprintf(err, n, "kernel %s: argument %s has %d dimensions, kernels take at most %d",
-                     kernel, name, a->ndim, max);
-            return 0;
-        }
-        arg->kind = AP_ARG_ARRAY;
-        arg->data = a->data;
-        arg->ndim = a->ndim;
-        for (int k = 0; k < a->ndim; k++)
-            arg->shape[k] = a->shape[k];
-        return 1;
+    if (!a) return -1;
+    int max = (int)(sizeof arg->shape / sizeof arg->shape[0]);
+    if (a->ndim > max) {
+        snprintf(err, n, "kernel %s: argument %s has %d dimensions, kernels take at most %d",
+                 kernel, name, a->ndim, max);
+        return 0;
     }
+    arg->kind = AP_ARG_ARRAY;
+    arg->data = a->data;
+    arg->ndim = a->ndim;
+    for (int k = 0; k < a->ndim; k++)
+        arg->shape[k] = a->shape[k];
+    return 1;
+}
+
+/* Sets arg to the open object, or writes that it is closed. Returns 1 or 0. */
+static int object_or_closed(const char *kernel, const char *name, ap_arg *arg, int kind,
+                            void *object, const char *what, char *err, size_t n) {
+    if (!object) {
+        snprintf(err, n, "kernel %s: argument %s: the %s is closed", kernel, name, what);
+        return 0;
+    }
+    arg->kind = kind;
+    arg->object = object;
+    return 1;
+}
+
+/* A model, simulation or optimiser. Returns 1 (filled), 0 (message in err) or -1 (none of
+ * these). */
+static int object_arg(lua_State *L, const char *kernel, const char *name, ap_arg *arg, char *err,
+                      size_t n) {
     lapi_model *mod = luaL_testudata(L, -1, LAPI_MODEL);
-    if (mod) {
-        if (!mod->m || mod->closed) {
-            snprintf(err, n, "kernel %s: argument %s: the model is closed", kernel, name);
-            return 0;
-        }
-        arg->kind = AP_ARG_MODEL;
-        arg->object = mod->m;
-        return 1;
-    }
+    if (mod)
+        return object_or_closed(kernel, name, arg, AP_ARG_MODEL, mod->closed ? NULL : mod->m,
+                                "model", err, n);
     lapi_sim *sim = luaL_testudata(L, -1, LAPI_SIM);
-    if (sim) {
-        if (!sim->s) {
-            snprintf(err, n, "kernel %s: argument %s: the simulation is closed", kernel, name);
-            return 0;
-        }
-        arg->kind = AP_ARG_SIM;
-        arg->object = sim->s;
-        return 1;
-    }
+    if (sim) return object_or_closed(kernel, name, arg, AP_ARG_SIM, sim->s, "simulation", err, n);
     lapi_optim *op = luaL_testudata(L, -1, LAPI_OPTIM);
-    if (op) {
-        if (!op->o) {
-            snprintf(err, n, "kernel %s: argument %s: the optimiser is closed", kernel, name);
-            return 0;
-        }
-        arg->kind = AP_ARG_OPTIM;
-        arg->object = op->o;
-        return 1;
-    }
+    if (op) return object_or_closed(kernel, name, arg, AP_ARG_OPTIM, op->o, "optimiser", err, n);
+    return -1;
+}
+
+/* The message for a value no kernel argument can be. Returns 0. */
+static int refuse_arg(lua_State *L, int t, const char *kernel, const char *name, char *err,
+                      size_t n) {
     if (t == LUA_TTABLE && !lua_getmetatable(L, -1)) {
         snprintf(err, n,
                  "kernel %s: argument %s is a table; pass numbers, strings, booleans, arrays "
@@ -87,6 +89,20 @@ static int to_arg(lua_State *L, const char *kernel, const char *name, ap_arg *ar
              "booleans, arrays, models, simulations or optimisers)",
              kernel, name, luaL_typename(L, -1));
     return 0;
+}
+
+/* Fills *arg from the value on top of the stack (key name). Returns 1, or 0 after writing a
+ * message into err. */
+static int to_arg(lua_State *L, const char *kernel, const char *name, ap_arg *arg, char *err,
+                  size_t n) {
+    memset(arg, 0, sizeof *arg);
+    arg->name = name;
+    int t = lua_type(L, -1);
+    if (scalar_arg(L, t, arg)) return 1;
+    int rc = array_arg(L, kernel, name, arg, err, n);
+    if (rc < 0) rc = object_arg(L, kernel, name, arg, err, n);
+    if (rc < 0) rc = refuse_arg(L, t, kernel, name, err, n);
+    return rc;
 }
 
 const ap_kernel *lapi_kernel_prepare(lua_State *L, const char *name, int idx, ap_kernel_args *ka,

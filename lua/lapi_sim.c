@@ -264,16 +264,9 @@ typedef struct run_req {
     char err[1024]; /* the message of a failed run (the engine's last error is per thread) */
 } run_req;
 
-/* Parses the options table at index idx for the simulation at index sim_idx; returns 0, or
- * the engine's code for an option it refuses (its message is the last error). */
-static int parse_run(lua_State *L, int sim_idx, int idx, run_req *r) {
-    memset(r, 0, sizeof *r);
-    r->sim = luaL_checkudata(L, sim_idx, LAPI_SIM);
-    r->s = check_sim(L, sim_idx);
-    luaL_checktype(L, idx, LUA_TTABLE);
-    const int t = lua_absindex(L, idx);
-    ap_run_opts *o = &r->o;
-    ap_run_opts_default(o);
+/* The solver and its step and tolerance options of the table at t. Returns 0, or the engine's
+ * code for a solver name it does not know. */
+static int parse_solver(lua_State *L, int t, ap_run_opts *o) {
     if (lua_getfield(L, t, "solver") != LUA_TNIL) {
         int rc = ap_solver_from_name(luaL_checkstring(L, -1), &o->solver);
         if (rc) return rc;
@@ -288,6 +281,11 @@ static int parse_run(lua_State *L, int sim_idx, int idx, run_req *r) {
     opt_number(L, t, "max_step", &o->max_step);
     opt_number(L, t, "init_step", &o->init_step);
     opt_int(L, t, "max_order", &o->max_order);
+    return 0;
+}
+
+/* CVODE's linear solver and preconditioner options of the table at t. */
+static void parse_linear(lua_State *L, int t, ap_run_opts *o) {
     if (lua_getfield(L, t, "linsol") != LUA_TNIL) {
         static const char *const kinds[] = {"default", "krylov", "dense", NULL};
         int k = luaL_checkoption(L, -1, NULL, kinds);
@@ -303,6 +301,10 @@ static int parse_run(lua_State *L, int sim_idx, int idx, run_req *r) {
             if (!strcmp(name, kinds[k])) o->precond = (ap_precond_kind)k, o->precond_type = NULL;
     }
     lua_pop(L, 1);
+}
+
+/* The signal options of the table at t: evaluation order, noise, recording. */
+static void parse_signals(lua_State *L, int t, ap_run_opts *o) {
     opt_bool(L, t, "ordered", &o->ordered);
     o->order = opt_strings(L, t, "order", &o->n_order);
     o->previous = opt_strings(L, t, "previous", &o->n_previous);
@@ -316,6 +318,10 @@ static int parse_run(lua_State *L, int sim_idx, int idx, run_req *r) {
     o->record = opt_strings(L, t, "record", &o->n_record);
     o->times = opt_doubles(L, t, "times", &o->n_times);
     opt_long(L, t, "every", &o->every);
+}
+
+/* The start-state, accumulation and stability options of the table at t. */
+static void parse_checks(lua_State *L, int t, ap_run_opts *o) {
     opt_number(L, t, "settle_tol", &o->settle_tol);
     opt_bool(L, t, "keep_state", &o->keep_state);
     opt_bool(L, t, "accumulate", &o->accumulate);
@@ -329,6 +335,23 @@ static int parse_run(lua_State *L, int sim_idx, int idx, run_req *r) {
                                       : AP_STABILITY_OFF;
     }
     lua_pop(L, 1);
+}
+
+/* Parses the options table at index idx for the simulation at index sim_idx; returns 0, or
+ * the engine's code for an option it refuses (its message is the last error). */
+static int parse_run(lua_State *L, int sim_idx, int idx, run_req *r) {
+    memset(r, 0, sizeof *r);
+    r->sim = luaL_checkudata(L, sim_idx, LAPI_SIM);
+    r->s = check_sim(L, sim_idx);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    const int t = lua_absindex(L, idx);
+    ap_run_opts *o = &r->o;
+    ap_run_opts_default(o);
+    int rc = parse_solver(L, t, o);
+    if (rc) return rc;
+    parse_linear(L, t, o);
+    parse_signals(L, t, o);
+    parse_checks(L, t, o);
     r->copy = 1;
     opt_bool(L, t, "copy_recordings", &r->copy);
     r->points = AP_ACC_ALL;
@@ -406,6 +429,47 @@ static int l_run(lua_State *L) {
     return push_run(L, &r);
 }
 
+/* The kernels to call after each of the n runs, from the list at index 2 (absent: none). Returns
+ * 0, or the number of values of a failure pushed (nil, message). */
+static int prepare_then(lua_State *L, int n, ap_kernel_call *then, ap_kernel_args *then_args) {
+    for (int i = 0; i < n; i++) {
+        then[i] = (ap_kernel_call){NULL, NULL};
+        if (lua_isnoneornil(L, 2)) continue;
+        lua_rawgeti(L, 2, i + 1);
+        if (lua_toboolean(L, -1)) {
+            /* {name, args}: the Lua side has checked the shape */
+            lua_rawgeti(L, -1, 1);
+            lua_rawgeti(L, -2, 2);
+            const char *name = lua_tostring(L, -2);
+            char err[512];
+            if (!name)
+                return lapi_failf(L, "run %d: the kernel to call after it has no name", i + 1);
+            then[i].kernel = lapi_kernel_prepare(L, name, -1, &then_args[i], err, sizeof err);
+            if (!then[i].kernel) return lapi_failf(L, "run %d: %s", i + 1, err);
+            then[i].args = &then_args[i];
+            /* the name, the args table (held by argument 2) and the scratch stay on the stack */
+        }
+    }
+    return 0;
+}
+
+/* Pushes the list of the n finished runs' results, each the list of what sim_run returns. */
+static void push_parallel(lua_State *L, int n, run_req *req, const ap_run_stats *stats,
+                          const int *rcs, const char *msgs) {
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        req[i].st = stats[i];
+        req[i].rc = rcs[i];
+        snprintf(req[i].err, sizeof req[i].err, "%s", msgs + (size_t)i * sizeof req[0].err);
+        int k = push_run(L, &req[i]);
+        lua_createtable(L, k, 0);
+        lua_insert(L, -k - 1);
+        for (int j = k; j >= 1; j--)
+            lua_rawseti(L, -j - 1, j);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
 /* core.sim_run_parallel({sim1, opts1, sim2, opts2, ...} [, {after1, after2, ...}]): the runs
  * at once, one thread each (ap_sim_run_parallel_then); after_i, when a table {name, args} and
  * not false, is the kernel called in run i's thread once it succeeded. Returns a list with,
@@ -433,24 +497,8 @@ static int l_run_parallel(lua_State *L) {
     luaL_checkstack(L, 4 * n + 8, "run_parallel: too many runs");
     ap_kernel_call *then = lapi_scratch(L, (size_t)n * sizeof *then);
     ap_kernel_args *then_args = lapi_scratch(L, (size_t)n * sizeof *then_args);
-    for (int i = 0; i < n; i++) {
-        then[i] = (ap_kernel_call){NULL, NULL};
-        if (lua_isnoneornil(L, 2)) continue;
-        lua_rawgeti(L, 2, i + 1);
-        if (lua_toboolean(L, -1)) {
-            /* {name, args}: the Lua side has checked the shape */
-            lua_rawgeti(L, -1, 1);
-            lua_rawgeti(L, -2, 2);
-            const char *name = lua_tostring(L, -2);
-            char err[512];
-            if (!name)
-                return lapi_failf(L, "run %d: the kernel to call after it has no name", i + 1);
-            then[i].kernel = lapi_kernel_prepare(L, name, -1, &then_args[i], err, sizeof err);
-            if (!then[i].kernel) return lapi_failf(L, "run %d: %s", i + 1, err);
-            then[i].args = &then_args[i];
-            /* the name, the args table (held by argument 2) and the scratch stay on the stack */
-        }
-    }
+    int k = prepare_then(L, n, then, then_args);
+    if (k) return k;
     /* only now that every request is accepted do the simulations change */
     for (int i = 0; i < n; i++) {
         int rc = ap_sim_set_accumulation(req[i].s, req[i].points);
@@ -459,18 +507,7 @@ static int l_run_parallel(lua_State *L) {
     }
     char *msgs = lapi_scratch(L, (size_t)n * sizeof req[0].err);
     ap_sim_run_parallel_then(sims, opts, then, stats, rcs, msgs, sizeof req[0].err, n);
-    lua_createtable(L, n, 0);
-    for (int i = 0; i < n; i++) {
-        req[i].st = stats[i];
-        req[i].rc = rcs[i];
-        snprintf(req[i].err, sizeof req[i].err, "%s", msgs + (size_t)i * sizeof req[0].err);
-        int k = push_run(L, &req[i]);
-        lua_createtable(L, k, 0);
-        lua_insert(L, -k - 1);
-        for (int j = k; j >= 1; j--)
-            lua_rawseti(L, -j - 1, j);
-        lua_rawseti(L, -2, i + 1);
-    }
+    push_parallel(L, n, req, stats, rcs, msgs);
     return 1;
 }
 

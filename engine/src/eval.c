@@ -28,64 +28,75 @@ static void fill_input_caches(ap_sim *s) {
     s->run.input_cache_valid = 1;
 }
 
+/* d (B x n) = or += the bias b broadcast over the batch. */
+static inline void drive_bias(double *d, const double *bias, int B, int n, int first) {
+    if (first) {
+        for (int b = 0; b < B; b++)
+            memcpy(d + (size_t)b * n, bias, (size_t)n * sizeof *d);
+        return;
+    }
+    for (int b = 0; b < B; b++) {
+        double *row = d + (size_t)b * n;
+        for (int j = 0; j < n; j++)
+            row[j] += bias[j];
+    }
+}
+
+/* d (B x n) = or += w * src elementwise: a one-to-one projection. */
+static inline void drive_one_to_one(double *d, const double *w, const double *src, int B, int n,
+                                    int first) {
+    for (int b = 0; b < B; b++) {
+        double *row = d + (size_t)b * n;
+        const double *srow = src + (size_t)b * n;
+        if (first)
+            for (int j = 0; j < n; j++)
+                row[j] = w[j] * srow[j];
+        else
+            for (int j = 0; j < n; j++)
+                row[j] += w[j] * srow[j];
+    }
+}
+
+/* d = or += projection pr's contribution (from the snapshots when use_prev). */
+static inline void drive_proj(ap_sim *s, const sim_proj *pr, double *d, int n, int use_prev,
+                              int first) {
+    const int B = s->plan.B;
+    const size_t len = (size_t)B * (size_t)n;
+    const apx_proj_obj *po = pr->obj;
+    const double *src = use_prev && pr->src_prev ? pr->src_prev : pr->src;
+    if (pr->cache) {
+        /* inputs do not change during a run: their products are computed once */
+        if (!s->run.input_cache_valid) fill_input_caches(s);
+        if (first)
+            memcpy(d, pr->cache, len * sizeof *d);
+        else
+            for (size_t i = 0; i < len; i++)
+                d[i] += pr->cache[i];
+    } else if (po->kind == AP_DENSE) {
+        if (po->b) {
+            drive_bias(d, po->b, B, n, first);
+            first = 0;
+        }
+        /* (B x n_src) . W^T (n_src x n) */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, n, pr->n_src, 1.0, src, pr->n_src,
+                    po->W, pr->n_src, first ? 0.0 : 1.0, d, n);
+    } else {
+        drive_one_to_one(d, po->W, src, B, n, first);
+    }
+}
+
 /* The drive of compartment c of population sp: bias + projections + feeds (from the
  * snapshots when use_prev). */
 static void compute_drive(ap_sim *s, sim_pop *sp, int c, int use_prev) {
     sim_comp *sc = &sp->comp[c];
-    const int B = s->plan.B, n = sp->n;
-    const size_t len = (size_t)B * (size_t)n;
+    const size_t len = (size_t)s->plan.B * (size_t)sp->n;
     double *d = sc->drive;
-    int first = 1;
-    for (int k = 0; k < sc->n_projs; k++) {
-        const sim_proj *pr = &s->plan.projs[sc->projs[k]];
-        const apx_proj_obj *po = pr->obj;
-        const double *src = use_prev && pr->src_prev ? pr->src_prev : pr->src;
-        if (pr->cache) {
-            /* inputs do not change during a run: their products are computed once */
-            if (!s->run.input_cache_valid) fill_input_caches(s);
-            if (first)
-                memcpy(d, pr->cache, len * sizeof *d);
-            else
-                for (size_t i = 0; i < len; i++)
-                    d[i] += pr->cache[i];
-            first = 0;
-        } else if (po->kind == AP_DENSE) {
-            if (po->b) {
-                if (first) {
-                    for (int b = 0; b < B; b++)
-                        memcpy(d + (size_t)b * n, po->b, (size_t)n * sizeof *d);
-                } else {
-                    for (int b = 0; b < B; b++) {
-                        double *row = d + (size_t)b * n;
-                        for (int j = 0; j < n; j++)
-                            row[j] += po->b[j];
-                    }
-                }
-                first = 0;
-            }
-            /* (B x n_src) . W^T (n_src x n) */
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, n, pr->n_src, 1.0, src,
-                        pr->n_src, po->W, pr->n_src, first ? 0.0 : 1.0, d, n);
-            first = 0;
-        } else {
-            const double *w = po->W;
-            for (int b = 0; b < B; b++) {
-                double *row = d + (size_t)b * n;
-                const double *srow = src + (size_t)b * n;
-                if (first)
-                    for (int j = 0; j < n; j++)
-                        row[j] = w[j] * srow[j];
-                else
-                    for (int j = 0; j < n; j++)
-                        row[j] += w[j] * srow[j];
-            }
-            first = 0;
-        }
-    }
+    for (int k = 0; k < sc->n_projs; k++)
+        drive_proj(s, &s->plan.projs[sc->projs[k]], d, sp->n, use_prev, k == 0);
     int f = 0;
-    if (first && sc->n_feeds > 0) /* a compartment fed only by others (a soma): copy the first */
+    if (sc->n_projs == 0 && sc->n_feeds > 0) /* fed only by others (a soma): copy the first */
         memcpy(d, sp->comp[sc->feeds[f++]].value, len * sizeof *d);
-    else if (first)
+    else if (sc->n_projs == 0)
         memset(d, 0, len * sizeof *d);
     for (; f < sc->n_feeds; f++) {
         const double *v = sp->comp[sc->feeds[f]].value;

@@ -50,6 +50,42 @@ int ap_model_new(ap_model **out, ap_registry *r, int batch) {
     return AP_OK;
 }
 
+/* Frees what population p holds and zeroes it. */
+static void clear_pop(apx_pop_obj *p) {
+    free(p->params);
+    free(p->start_value);
+    free(p->name);
+    free(p->origin);
+    memset(p, 0, sizeof *p);
+}
+
+/* Frees what projection p holds (its rule's parameters and auxiliary signal included) and zeroes
+ * it. */
+static void proj_obj_free(apx_proj_obj *p) {
+    free(p->W);
+    free(p->b);
+    free(p->name);
+    free(p->origin);
+    free(p->source);
+    free(p->target);
+    free(p->rule_params);
+    free(p->aux);
+    free(p->aux_origin);
+    memset(p, 0, sizeof *p);
+}
+
+/* Frees what block b (of type t) holds and zeroes it. */
+static void clear_block(apx_block_obj *b, const ap_block_type *t) {
+    if (b->inputs)
+        for (int j = 0; j < t->n_inputs; j++)
+            free(b->inputs[j]);
+    free(b->inputs);
+    free(b->params);
+    free(b->name);
+    free(b->origin);
+    memset(b, 0, sizeof *b);
+}
+
 void ap_model_free(ap_model **pm) {
     if (!pm || !*pm) return;
     ap_model *m = *pm;
@@ -57,35 +93,12 @@ void ap_model_free(ap_model **pm) {
         free(m->inputs[i].name);
         free(m->inputs[i].origin);
     }
-    for (int i = 0; i < m->n_pops; i++) {
-        apx_pop_obj *p = &m->pops[i];
-        free(p->name);
-        free(p->origin);
-        free(p->params);
-        free(p->start_value);
-    }
-    for (int i = 0; i < m->n_blocks; i++) {
-        apx_block_obj *b = &m->blocks[i];
-        if (b->inputs)
-            for (int k = 0; k < b->type->n_inputs; k++)
-                free(b->inputs[k]);
-        free(b->inputs);
-        free(b->name);
-        free(b->origin);
-        free(b->params);
-    }
-    for (int i = 0; i < m->n_projs; i++) {
-        apx_proj_obj *p = &m->projs[i];
-        free(p->name);
-        free(p->origin);
-        free(p->source);
-        free(p->target);
-        free(p->W);
-        free(p->b);
-        free(p->rule_params);
-        free(p->aux);
-        free(p->aux_origin);
-    }
+    for (int i = 0; i < m->n_pops; i++)
+        clear_pop(&m->pops[i]);
+    for (int i = 0; i < m->n_blocks; i++)
+        clear_block(&m->blocks[i], m->blocks[i].type);
+    for (int i = 0; i < m->n_projs; i++)
+        proj_obj_free(&m->projs[i]);
     free(m->inputs);
     free(m->pops);
     free(m->blocks);
@@ -239,10 +252,7 @@ int ap_model_add_population(ap_model *m, const char *name, int size, const char 
     p->name = dupstr(name);
     p->origin = dupstr(m->origin);
     if (!p->params || !p->start_value || !p->name) {
-        free(p->params);
-        free(p->start_value);
-        free(p->name);
-        free(p->origin);
+        clear_pop(p);
         return ap_error(AP_ENOMEM, "out of memory");
     }
     p->size = size;
@@ -250,10 +260,7 @@ int ap_model_add_population(ap_model *m, const char *name, int size, const char 
     p->act = a;
     if ((rc = set_params(m, "population", name, t->params, t->n_params, params, n_params,
                          p->params))) {
-        free(p->params);
-        free(p->start_value);
-        free(p->name);
-        free(p->origin);
+        clear_pop(p);
         return rc;
     }
     m->n_pops++;
@@ -318,6 +325,35 @@ int ap_model_set_start_value(ap_model *m, const char *compartment, double value)
     return AP_OK;
 }
 
+/* Connects block b (name, type t) input ports[k] to signals[k] for each k < n_inputs and checks
+ * that every input is connected once. */
+static int connect_block_inputs(ap_model *m, const char *name, const ap_block_type *t,
+                                apx_block_obj *b, const char *const *ports,
+                                const char *const *signals, int n_inputs) {
+    int rc;
+    for (int k = 0; k < n_inputs; k++) {
+        int port = -1;
+        for (int j = 0; j < t->n_inputs; j++)
+            if (strcmp(t->inputs[j], ports[k]) == 0) port = j;
+        if (port < 0)
+            return ap_error(AP_EINVAL, "%sblock \"%s\" (%s) has no input \"%s\"", where(m->origin),
+                            name, t->name, ports[k]);
+        if (b->inputs[port])
+            return ap_error(AP_EINVAL, "%sblock \"%s\": input \"%s\" connected twice",
+                            where(m->origin), name, ports[k]);
+        apx_sigref ref;
+        if ((rc = apx_model_resolve(m, signals[k], &ref)))
+            return ap_error_prefix(rc, "%sblock \"%s\", input \"%s\": ", where(m->origin), name,
+                                   ports[k]);
+        if (!(b->inputs[port] = dupstr(signals[k]))) return ap_error(AP_ENOMEM, "out of memory");
+    }
+    for (int j = 0; j < t->n_inputs; j++)
+        if (!b->inputs[j])
+            return ap_error(AP_EINVAL, "%sblock \"%s\" (%s): input \"%s\" is not connected",
+                            where(m->origin), name, t->name, t->inputs[j]);
+    return AP_OK;
+}
+
 int ap_model_add_block(ap_model *m, const char *name, const char *type, const ap_param *params,
                        int n_params, const char *const *ports, const char *const *signals,
                        int n_inputs) {
@@ -333,102 +369,49 @@ int ap_model_add_block(ap_model *m, const char *name, const char *type, const ap
     b->inputs = calloc((size_t)t->n_inputs + 1, sizeof *b->inputs);
     b->name = dupstr(name);
     b->origin = dupstr(m->origin);
-    if (!b->params || !b->inputs || !b->name) {
+    if (!b->params || !b->inputs || !b->name)
         rc = ap_error(AP_ENOMEM, "out of memory");
-        goto fail;
+    else if (!(rc = set_params(m, "block", name, t->params, t->n_params, params, n_params,
+                               b->params)))
+        rc = connect_block_inputs(m, name, t, b, ports, signals, n_inputs);
+    if (rc) {
+        clear_block(b, t);
+        return rc;
     }
-    if ((rc = set_params(m, "block", name, t->params, t->n_params, params, n_params, b->params)))
-        goto fail;
-    for (int k = 0; k < n_inputs; k++) {
-        int port = -1;
-        for (int j = 0; j < t->n_inputs; j++)
-            if (strcmp(t->inputs[j], ports[k]) == 0) port = j;
-        if (port < 0) {
-            rc = ap_error(AP_EINVAL, "%sblock \"%s\" (%s) has no input \"%s\"", where(m->origin),
-                          name, t->name, ports[k]);
-            goto fail;
-        }
-        if (b->inputs[port]) {
-            rc = ap_error(AP_EINVAL, "%sblock \"%s\": input \"%s\" connected twice",
-                          where(m->origin), name, ports[k]);
-            goto fail;
-        }
-        apx_sigref ref;
-        if ((rc = apx_model_resolve(m, signals[k], &ref))) {
-            ap_error_prefix(rc, "%sblock \"%s\", input \"%s\": ", where(m->origin), name, ports[k]);
-            goto fail;
-        }
-        if (!(b->inputs[port] = dupstr(signals[k]))) {
-            rc = ap_error(AP_ENOMEM, "out of memory");
-            goto fail;
-        }
-    }
-    for (int j = 0; j < t->n_inputs; j++)
-        if (!b->inputs[j]) {
-            rc = ap_error(AP_EINVAL, "%sblock \"%s\" (%s): input \"%s\" is not connected",
-                          where(m->origin), name, t->name, t->inputs[j]);
-            goto fail;
-        }
     m->n_blocks++;
     return add_object(m, APX_OBJ_BLOCK, m->n_blocks - 1);
-fail:
-    if (b->inputs)
-        for (int j = 0; j < t->n_inputs; j++)
-            free(b->inputs[j]);
-    free(b->inputs);
-    free(b->params);
-    free(b->name);
-    free(b->origin);
-    memset(b, 0, sizeof *b);
-    return rc;
 }
 
 static int sizes_rec(const ap_model *m, int bi, int *in_size, int *state_size, int *out_size,
                      int depth);
 
-static int resolve_rec(const ap_model *m, const char *name, apx_sigref *ref, int depth) {
-    char obj[256];
-    const char *dot = strchr(name, '.');
-    size_t len = dot ? (size_t)(dot - name) : strlen(name);
-    if (len >= sizeof obj) return ap_error(AP_ENOTFOUND, "no signal \"%s\"", name);
-    memcpy(obj, name, len);
-    obj[len] = '\0';
-    const char *port = dot ? dot + 1 : NULL;
-    apx_obj_ref o;
-    if (!find_object(m, obj, &o))
-        return ap_error(AP_ENOTFOUND, "no signal \"%s\": no object \"%s\"", name, obj);
-    ref->obj = o.index;
-    ref->port = 0;
-    if (o.kind == APX_OBJ_INPUT) {
-        if (port)
-            return ap_error(AP_ENOTFOUND, "no signal \"%s\": input \"%s\" has no parts", name, obj);
-        ref->kind = APX_SIG_INPUT;
-        ref->size = m->inputs[o.index].size;
+/* Port (NULL or "rate": the rate) of population p, for the signal called name. */
+static int resolve_pop_port(const apx_pop_obj *p, const char *name, const char *obj,
+                            const char *port, apx_sigref *ref) {
+    ref->size = p->size;
+    if (!port || strcmp(port, "rate") == 0) {
+        ref->kind = APX_SIG_RATE;
         return AP_OK;
     }
-    if (o.kind == APX_OBJ_POPULATION) {
-        const apx_pop_obj *p = &m->pops[o.index];
-        ref->size = p->size;
-        if (!port || strcmp(port, "rate") == 0) {
-            ref->kind = APX_SIG_RATE;
+    for (int c = 0; c < p->type->n_compartments; c++)
+        if (strcmp(p->type->compartments[c].name, port) == 0) {
+            ref->kind = APX_SIG_COMPARTMENT;
+            ref->port = c;
             return AP_OK;
         }
-        for (int c = 0; c < p->type->n_compartments; c++)
-            if (strcmp(p->type->compartments[c].name, port) == 0) {
-                ref->kind = APX_SIG_COMPARTMENT;
-                ref->port = c;
-                return AP_OK;
-            }
-        char known[512] = "rate";
-        size_t l = 4;
-        for (int c = 0; c < p->type->n_compartments && l < sizeof known; c++)
-            l += (size_t)snprintf(known + l, sizeof known - l, ", %s",
-                                  p->type->compartments[c].name);
-        return ap_error(AP_ENOTFOUND, "no signal \"%s\": population \"%s\" (%s) has %s", name, obj,
-                        p->type->name, known);
-    }
-    const apx_block_obj *b = &m->blocks[o.index];
-    const ap_block_type *t = b->type;
+    char known[512] = "rate";
+    size_t l = 4;
+    for (int c = 0; c < p->type->n_compartments && l < sizeof known; c++)
+        l += (size_t)snprintf(known + l, sizeof known - l, ", %s", p->type->compartments[c].name);
+    return ap_error(AP_ENOTFOUND, "no signal \"%s\": population \"%s\" (%s) has %s", name, obj,
+                    p->type->name, known);
+}
+
+/* Port (an output, a state, or NULL for a block's only output) of block bi, for the signal
+ * called name; its size needs the block's sizes (depth: how deep the size recursion is). */
+static int resolve_block_port(const ap_model *m, int bi, const char *name, const char *obj,
+                              const char *port, apx_sigref *ref, int depth) {
+    const ap_block_type *t = m->blocks[bi].type;
     int found = -1;
     apx_sig_kind kind = APX_SIG_BLOCK_OUTPUT;
     if (!port && t->n_outputs == 1) found = 0;
@@ -453,10 +436,35 @@ static int resolve_rec(const ap_model *m, const char *name, apx_sigref *ref, int
     ref->kind = kind;
     ref->port = found;
     int in_size[32], st_size[32], out_size[32];
-    int rc = sizes_rec(m, o.index, in_size, st_size, out_size, depth + 1);
+    int rc = sizes_rec(m, bi, in_size, st_size, out_size, depth + 1);
     if (rc) return rc;
     ref->size = kind == APX_SIG_BLOCK_OUTPUT ? out_size[found] : st_size[found];
     return AP_OK;
+}
+
+static int resolve_rec(const ap_model *m, const char *name, apx_sigref *ref, int depth) {
+    char obj[256];
+    const char *dot = strchr(name, '.');
+    size_t len = dot ? (size_t)(dot - name) : strlen(name);
+    if (len >= sizeof obj) return ap_error(AP_ENOTFOUND, "no signal \"%s\"", name);
+    memcpy(obj, name, len);
+    obj[len] = '\0';
+    const char *port = dot ? dot + 1 : NULL;
+    apx_obj_ref o;
+    if (!find_object(m, obj, &o))
+        return ap_error(AP_ENOTFOUND, "no signal \"%s\": no object \"%s\"", name, obj);
+    ref->obj = o.index;
+    ref->port = 0;
+    if (o.kind == APX_OBJ_INPUT) {
+        if (port)
+            return ap_error(AP_ENOTFOUND, "no signal \"%s\": input \"%s\" has no parts", name, obj);
+        ref->kind = APX_SIG_INPUT;
+        ref->size = m->inputs[o.index].size;
+        return AP_OK;
+    }
+    if (o.kind == APX_OBJ_POPULATION)
+        return resolve_pop_port(&m->pops[o.index], name, obj, port, ref);
+    return resolve_block_port(m, o.index, name, obj, port, ref, depth);
 }
 
 static int sizes_rec(const ap_model *m, int bi, int *in_size, int *state_size, int *out_size,
@@ -593,16 +601,6 @@ static int init_params(ap_model *m, const ap_initializer *init, const char *inam
         for (int k = 0; k < init->n_params; k++)
             if (strcmp(init->params[k].name, "value") == 0) iparams[k] = 1.0;
     return AP_OK;
-}
-
-static void proj_obj_free(apx_proj_obj *p) {
-    free(p->W);
-    free(p->b);
-    free(p->name);
-    free(p->origin);
-    free(p->source);
-    free(p->target);
-    memset(p, 0, sizeof *p);
 }
 
 int ap_model_connect(ap_model *m, const char *source, const char *target,

@@ -520,27 +520,32 @@ int ap_npy_read(const char *path, ap_array *out) {
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
-int ap_npy_write(const char *path, const double *data, int ndim, const size_t *shape) {
+/* Checks ap_npy_write's arguments; *size gets the number of elements. */
+static int check_write(const char *path, const double *data, int ndim, const size_t *shape,
+                       size_t *size) {
     if (!path) return ap_error(AP_EINVAL, "ap_npy_write: path is NULL");
     if (ndim < 0 || ndim > AP_ARRAY_MAX_DIMS)
         return ap_error(AP_EINVAL, "file %s: ndim = %d, expected 0..%d", path, ndim,
                         AP_ARRAY_MAX_DIMS);
     if (ndim > 0 && !shape) return ap_error(AP_EINVAL, "file %s: shape is NULL", path);
-    size_t size = 1;
+    *size = 1;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] != 0 && size > SIZE_MAX / sizeof(double) / shape[i])
+        if (shape[i] != 0 && *size > SIZE_MAX / sizeof(double) / shape[i])
             return ap_error(AP_EINVAL, "file %s: shape overflows at dimension %d (%zu)", path, i,
                             shape[i]);
-        size *= shape[i];
+        *size *= shape[i];
     }
-    if (size > 0 && !data) return ap_error(AP_EINVAL, "file %s: data is NULL", path);
+    if (*size > 0 && !data) return ap_error(AP_EINVAL, "file %s: data is NULL", path);
+    return AP_OK;
+}
 
+/* The header's dict into hdr (cap bytes, room for the padding), padded, and the 10 bytes before
+ * it into pre. Returns the dict's length. */
+static int write_header(char *hdr, size_t cap, unsigned char *pre, int ndim, const size_t *shape) {
     /* The dict exactly as numpy.lib.format writes it: keys sorted, repr() values. */
-    char hdr[512];
     char shp[256];
     shape_string(shp, sizeof shp, ndim, shape);
-    int len =
-        snprintf(hdr, sizeof hdr, "{'descr': '<f8', 'fortran_order': False, 'shape': %s, }", shp);
+    int len = snprintf(hdr, cap, "{'descr': '<f8', 'fortran_order': False, 'shape': %s, }", shp);
     if (ndim > 0) {
         char first[32];
         int digits = snprintf(first, sizeof first, "%zu", shape[0]);
@@ -553,19 +558,18 @@ int ap_npy_write(const char *path, const double *data, int ndim, const size_t *s
     for (int i = 0; i < pad; i++)
         hdr[len++] = ' ';
     hdr[len++] = '\n';
-    unsigned char pre[10];
     memcpy(pre, npy_magic, 6);
     pre[6] = 1;
     pre[7] = 0;
     pre[8] = (unsigned char)(len & 0xff);
     pre[9] = (unsigned char)((len >> 8) & 0xff);
+    return len;
+}
 
-    ap_atomic_file f;
-    int rc = ap_atomic_open(&f, path);
-    if (rc != AP_OK) return rc;
-    int ok = fwrite(pre, 1, sizeof pre, f.fp) == sizeof pre &&
-             fwrite(hdr, 1, (size_t)len, f.fp) == (size_t)len;
+/* Writes the size doubles of data little-endian to fp. Returns 1, or 0 when a write failed. */
+static int write_le_doubles(FILE *fp, const double *data, size_t size) {
     unsigned char buf[NPY_CHUNK * 8];
+    int ok = 1;
     for (size_t i = 0; ok && i < size; i += NPY_CHUNK) {
         size_t n = size - i < NPY_CHUNK ? size - i : NPY_CHUNK;
         for (size_t j = 0; j < n; j++) {
@@ -574,8 +578,22 @@ int ap_npy_write(const char *path, const double *data, int ndim, const size_t *s
             for (int b = 0; b < 8; b++)
                 buf[8 * j + (size_t)b] = (unsigned char)(u >> (8 * b));
         }
-        ok = fwrite(buf, 8, n, f.fp) == n;
+        ok = fwrite(buf, 8, n, fp) == n;
     }
+    return ok;
+}
+
+int ap_npy_write(const char *path, const double *data, int ndim, const size_t *shape) {
+    size_t size = 0;
+    int rc = check_write(path, data, ndim, shape, &size);
+    if (rc) return rc;
+    char hdr[512];
+    unsigned char pre[10];
+    int len = write_header(hdr, sizeof hdr, pre, ndim, shape);
+    ap_atomic_file f;
+    if ((rc = ap_atomic_open(&f, path)) != AP_OK) return rc;
+    int ok = fwrite(pre, 1, sizeof pre, f.fp) == sizeof pre &&
+             fwrite(hdr, 1, (size_t)len, f.fp) == (size_t)len && write_le_doubles(f.fp, data, size);
     if (!ok) {
         int e = errno;
         ap_atomic_abort(&f);

@@ -129,20 +129,9 @@ static int tensor_init(opt_tensor *t, const ap_optim_opts *opts, int id, int bia
     return AP_OK;
 }
 
-int ap_optim_new(ap_optim **out, ap_model *m, const int *ids, int n, const ap_optim_opts *opts) {
-    if (!out) return ap_error(AP_EINVAL, "ap_optim_new: out is NULL");
-    *out = NULL;
-    if (!m) return ap_error(AP_EINVAL, "ap_optim_new: model is NULL");
-    if (n < 1 || !ids)
-        return ap_error(AP_EINVAL, "ap_optim_new: no projections to optimise (n = %d)", n);
-    ap_optim_opts def;
-    if (!opts) {
-        ap_optim_opts_default(&def);
-        opts = &def;
-    }
-    int rc = check_opts(opts);
-    if (rc) return rc;
-    int n_proj_model = ap_model_n_projections(m);
+/* Checks the n projection indices ids of model m: each exists, is given once and is plastic. */
+static int check_ids(ap_model *m, const int *ids, int n) {
+    int rc, n_proj_model = ap_model_n_projections(m);
     for (int k = 0; k < n; k++) {
         if (ids[k] < 0 || ids[k] >= n_proj_model)
             return ap_error(AP_EINVAL, "optimiser: no projection with index %d (the model has %d)",
@@ -158,6 +147,41 @@ int ap_optim_new(ap_optim **out, ap_model *m, const int *ids, int n, const ap_op
                             "true, or a rule, to train it)",
                             info.name);
     }
+    return AP_OK;
+}
+
+/* The k-th projection of o (model projection id) and its weight and bias tensors. */
+static int add_proj(ap_optim *o, int k, int id, const ap_optim_opts *opts) {
+    ap_projection_info info;
+    ap_model_projection_info(o->m, id, &info);
+    opt_proj *p = &o->proj[k];
+    p->id = id;
+    p->rows = info.rows;
+    p->cols = info.cols;
+    p->name = info.name;
+    p->w = &o->t[o->n_tensors];
+    int rc = tensor_init(&o->t[o->n_tensors++], opts, id, 0, (size_t)info.rows * (size_t)info.cols);
+    if (!rc && info.has_bias) {
+        p->b = &o->t[o->n_tensors];
+        rc = tensor_init(&o->t[o->n_tensors++], opts, id, 1, (size_t)info.rows);
+    }
+    return rc;
+}
+
+int ap_optim_new(ap_optim **out, ap_model *m, const int *ids, int n, const ap_optim_opts *opts) {
+    if (!out) return ap_error(AP_EINVAL, "ap_optim_new: out is NULL");
+    *out = NULL;
+    if (!m) return ap_error(AP_EINVAL, "ap_optim_new: model is NULL");
+    if (n < 1 || !ids)
+        return ap_error(AP_EINVAL, "ap_optim_new: no projections to optimise (n = %d)", n);
+    ap_optim_opts def;
+    if (!opts) {
+        ap_optim_opts_default(&def);
+        opts = &def;
+    }
+    int rc = check_opts(opts);
+    if (!rc) rc = check_ids(m, ids, n);
+    if (rc) return rc;
     ap_optim *o = calloc(1, sizeof *o);
     if (!o) return ap_error(AP_ENOMEM, "optimiser: out of memory");
     o->m = m;
@@ -169,26 +193,11 @@ int ap_optim_new(ap_optim **out, ap_model *m, const int *ids, int n, const ap_op
         ap_optim_free(&o);
         return ap_error(AP_ENOMEM, "optimiser: out of memory");
     }
-    for (int k = 0; k < n; k++) {
-        ap_projection_info info;
-        ap_model_projection_info(m, ids[k], &info);
-        opt_proj *p = &o->proj[k];
-        p->id = ids[k];
-        p->rows = info.rows;
-        p->cols = info.cols;
-        p->name = info.name;
-        p->w = &o->t[o->n_tensors];
-        rc = tensor_init(&o->t[o->n_tensors++], opts, ids[k], 0,
-                         (size_t)info.rows * (size_t)info.cols);
-        if (!rc && info.has_bias) {
-            p->b = &o->t[o->n_tensors];
-            rc = tensor_init(&o->t[o->n_tensors++], opts, ids[k], 1, (size_t)info.rows);
-        }
-        if (rc) {
+    for (int k = 0; k < n; k++)
+        if ((rc = add_proj(o, k, ids[k], opts))) {
             ap_optim_free(&o);
             return rc;
         }
-    }
     *out = o;
     return AP_OK;
 }
@@ -370,65 +379,73 @@ static void clip_factors(ap_optim *o) {
     }
 }
 
-/* One pass over tensor t with parameters p. With write == 0 it only checks that the new
- * parameters and moments are finite; with write == 1 it applies the step (then the gradient
- * buffer holds the clipped gradient, as after clip_grad_norm_). Returns the index of the first
- * non-finite result, or -1. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static long
-tensor_pass(const ap_optim *o, opt_tensor *t, double *p, double bc1, double bc2_sqrt, int write) {
-    const ap_optim_opts *op = &o->o;
+/* The SGD half of tensor_pass (torch.optim.SGD's order); returns the "not finite" flags of the
+ * dry pass (0 when write). Inlined into each of tensor_pass's clones. */
+static inline __attribute__((always_inline)) int sgd_pass(const ap_optim_opts *op, opt_tensor *t,
+                                                          double *p, int write) {
+    const double lr = op->lr, wd = op->weight_decay, s = t->scale, mu = op->momentum;
+    const size_t n = t->n;
+    double *restrict g = t->g, *restrict m1 = t->m;
+    int probe = 0;
+    for (size_t i = 0; i < n; i++) {
+        double gi = g[i] * s;
+        double d = gi + wd * p[i];              /* torch: d_p.add(p, alpha=weight_decay) */
+        double buf = m1 ? mu * m1[i] + d : 0.0; /* torch: buf.mul_(momentum).add_(d_p) */
+        if (m1) d = buf;
+        double np = p[i] - lr * d; /* torch: p.add_(d_p, alpha=-lr) */
+        if (!write) {
+            probe |= !(fabs(np) <= DBL_MAX) | !(fabs(buf) <= DBL_MAX);
+            continue;
+        }
+        g[i] = gi;
+        if (m1) m1[i] = buf;
+        p[i] = np;
+    }
+    return probe;
+}
+
+/* The Adam half of tensor_pass, in the order of torch.optim.Adam (1.x):
+ *   grad = grad.add(p, alpha=weight_decay)
+ *   exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+ *   exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+ *   denom = (exp_avg_sq.sqrt() / sqrt(bias_correction2)).add_(eps)
+ *   p.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
+ * Returns the "not finite" flags of the dry pass (0 when write). */
+static inline __attribute__((always_inline)) int adam_pass(const ap_optim_opts *op, opt_tensor *t,
+                                                           double *p, double bc1, double bc2_sqrt,
+                                                           int write) {
     const double lr = op->lr, wd = op->weight_decay, s = t->scale;
+    const double b1 = op->beta1, b2 = op->beta2, c1 = 1 - b1, c2 = 1 - b2, eps = op->eps;
+    const double step_size = lr / bc1;
     const size_t n = t->n;
     double *restrict g = t->g, *restrict m1 = t->m, *restrict v1 = t->v;
-    /* The dry pass only ORs "not finite" flags (written as !(|x| <= DBL_MAX), which is true for
-     * NaN and infinities): a branch-free loop the compiler vectorises; the index is searched
-     * only when a flag is set. */
     int probe = 0;
-    if (op->kind == AP_OPTIM_SGD) {
-        const double mu = op->momentum;
-        for (size_t i = 0; i < n; i++) {
-            double gi = g[i] * s;
-            double d = gi + wd * p[i];              /* torch: d_p.add(p, alpha=weight_decay) */
-            double buf = m1 ? mu * m1[i] + d : 0.0; /* torch: buf.mul_(momentum).add_(d_p) */
-            if (m1) d = buf;
-            double np = p[i] - lr * d; /* torch: p.add_(d_p, alpha=-lr) */
-            if (!write) {
-                probe |= !(fabs(np) <= DBL_MAX) | !(fabs(buf) <= DBL_MAX);
-                continue;
-            }
-            g[i] = gi;
-            if (m1) m1[i] = buf;
-            p[i] = np;
-        }
-    } else {
-        /* Adam, in the order of torch.optim.Adam (1.x):
-         *   grad = grad.add(p, alpha=weight_decay)
-         *   exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-         *   exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-         *   denom = (exp_avg_sq.sqrt() / sqrt(bias_correction2)).add_(eps)
-         *   p.addcdiv_(exp_avg, denom, value=-lr / bias_correction1) */
-        const double b1 = op->beta1, b2 = op->beta2, c1 = 1 - b1, c2 = 1 - b2, eps = op->eps;
-        const double step_size = lr / bc1;
-        for (size_t i = 0; i < n; i++) {
-            double gi = g[i] * s;
-            double d = gi + wd * p[i];
-            double m = m1[i] * b1 + c1 * d;
-            double v = v1[i] * b2 + c2 * d * d;
-            double denom = sqrt(v) / bc2_sqrt + eps;
-            double np = p[i] - step_size * m / denom;
-            if (!write) {
-                probe |= !(fabs(np) <= DBL_MAX) | !(fabs(m) <= DBL_MAX) | !(fabs(v) <= DBL_MAX);
-                continue;
-            }
-            g[i] = gi;
-            m1[i] = m;
-            v1[i] = v;
-            p[i] = np;
-        }
-    }
-    if (write || !probe) return -1;
-    /* something is not finite: find the first entry, the slow way */
     for (size_t i = 0; i < n; i++) {
+        double gi = g[i] * s;
+        double d = gi + wd * p[i];
+        double m = m1[i] * b1 + c1 * d;
+        double v = v1[i] * b2 + c2 * d * d;
+        double denom = sqrt(v) / bc2_sqrt + eps;
+        double np = p[i] - step_size * m / denom;
+        if (!write) {
+            probe |= !(fabs(np) <= DBL_MAX) | !(fabs(m) <= DBL_MAX) | !(fabs(v) <= DBL_MAX);
+            continue;
+        }
+        g[i] = gi;
+        m1[i] = m;
+        v1[i] = v;
+        p[i] = np;
+    }
+    return probe;
+}
+
+/* The index of the first entry of tensor t whose step is not finite, or -1: the slow way, once
+ * the dry pass found one. */
+static long first_nonfinite(const ap_optim_opts *op, const opt_tensor *t, const double *p,
+                            double bc1, double bc2_sqrt) {
+    const double lr = op->lr, wd = op->weight_decay, s = t->scale;
+    const double *g = t->g, *m1 = t->m, *v1 = t->v;
+    for (size_t i = 0; i < t->n; i++) {
         double gi = g[i] * s, d = gi + wd * p[i];
         if (op->kind == AP_OPTIM_SGD) {
             double buf = m1 ? op->momentum * m1[i] + d : 0.0;
@@ -442,6 +459,22 @@ tensor_pass(const ap_optim *o, opt_tensor *t, double *p, double bc1, double bc2_
         }
     }
     return -1;
+}
+
+/* One pass over tensor t with parameters p. With write == 0 it only checks that the new
+ * parameters and moments are finite; with write == 1 it applies the step (then the gradient
+ * buffer holds the clipped gradient, as after clip_grad_norm_). Returns the index of the first
+ * non-finite result, or -1. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static long
+tensor_pass(const ap_optim *o, opt_tensor *t, double *p, double bc1, double bc2_sqrt, int write) {
+    const ap_optim_opts *op = &o->o;
+    /* The dry pass only ORs "not finite" flags (written as !(|x| <= DBL_MAX), which is true for
+     * NaN and infinities): a branch-free loop the compiler vectorises; the index is searched
+     * only when a flag is set. */
+    int probe = op->kind == AP_OPTIM_SGD ? sgd_pass(op, t, p, write)
+                                         : adam_pass(op, t, p, bc1, bc2_sqrt, write);
+    if (write || !probe) return -1;
+    return first_nonfinite(op, t, p, bc1, bc2_sqrt);
 }
 
 static double *tensor_params(const ap_optim *o, const opt_tensor *t) {

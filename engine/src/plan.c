@@ -211,17 +211,10 @@ static int build_graph(ap_sim *s, graph *g, int init) {
     return AP_OK;
 }
 
-/* Topological sort (Kahn, declaration order among ready nodes). On a cycle, lists it. */
-static int sort_graph(ap_sim *s, graph *g, sim_node **out, int *n_out, int init) {
-    int n = g->n;
-    int *state = calloc((size_t)n + 1, sizeof *state); /* 0 pending, 1 done */
-    sim_node *order = malloc(((size_t)n + 1) * sizeof *order);
-    if (!state || !order) {
-        free(state);
-        free(order);
-        return ap_error(AP_ENOMEM, "out of memory compiling");
-    }
-    int done = 0, progress = 1;
+/* Kahn's sort into order, declaration order among ready nodes; marks each placed node in
+ * state (0 pending, 1 done). Returns how many nodes it placed (fewer than g->n on a cycle). */
+static int kahn_order(const graph *g, int *state, sim_node *order) {
+    int n = g->n, done = 0, progress = 1;
     while (done < n && progress) {
         progress = 0;
         for (int i = 0; i < n; i++) {
@@ -237,40 +230,61 @@ static int sort_graph(ap_sim *s, graph *g, sim_node **out, int *n_out, int init)
             }
         }
     }
-    if (done < n) {
-        /* walk pending dependencies from a pending node until one repeats */
-        int start = -1;
-        for (int i = 0; i < n && start < 0; i++)
-            if (!state[i]) start = i;
-        int *seen = calloc((size_t)n + 1, sizeof *seen);
-        int *path = malloc(((size_t)n + 1) * sizeof *path);
-        int len = 0, cur = start;
-        while (seen && path && !seen[cur]) {
-            seen[cur] = len + 1;
-            path[len++] = cur;
-            int next = -1;
-            for (int k = 0; k < g->n_deps[cur] && next < 0; k++)
-                if (!state[g->deps[cur][k]]) next = g->deps[cur][k];
-            cur = next;
-        }
+    return done;
+}
+
+/* Writes the cycle among the pending nodes into msg, dependency first ("a -> b -> a"), and
+ * points *org at the origin of its first object. Writes nothing when out of memory. */
+static void describe_cycle(const ap_sim *s, const graph *g, const int *state, char *msg,
+                           size_t size, const char **org) {
+    int n = g->n;
+    /* walk pending dependencies from a pending node until one repeats */
+    int start = -1;
+    for (int i = 0; i < n && start < 0; i++)
+        if (!state[i]) start = i;
+    int *seen = calloc((size_t)n + 1, sizeof *seen);
+    int *path = malloc(((size_t)n + 1) * sizeof *path);
+    int len = 0, cur = start;
+    while (seen && path && !seen[cur]) {
+        seen[cur] = len + 1;
+        path[len++] = cur;
+        int next = -1;
+        for (int k = 0; k < g->n_deps[cur] && next < 0; k++)
+            if (!state[g->deps[cur][k]]) next = g->deps[cur][k];
+        cur = next;
+    }
+    size_t l = 0;
+    int first = seen && path ? seen[cur] - 1 : 0;
+    /* print in the direction of signal flow: dependency first */
+    for (int k = len - 1; seen && path && k >= first && l < size; k--) {
+        char nm[200];
+        node_name(s, &g->nodes[path[k]], nm, sizeof nm);
+        l += (size_t)snprintf(msg + l, size - l, "%s -> ", nm);
+        if (!**org) *org = origin_of(node_origin(s, &g->nodes[path[k]]));
+    }
+    if (seen && path && l < size) {
+        char nm[200];
+        node_name(s, &g->nodes[path[len - 1]], nm, sizeof nm);
+        snprintf(msg + l, size - l, "%s", nm);
+    }
+    free(seen);
+    free(path);
+}
+
+/* Topological sort (Kahn, declaration order among ready nodes). On a cycle, lists it. */
+static int sort_graph(ap_sim *s, graph *g, sim_node **out, int *n_out, int init) {
+    int n = g->n;
+    int *state = calloc((size_t)n + 1, sizeof *state); /* 0 pending, 1 done */
+    sim_node *order = malloc(((size_t)n + 1) * sizeof *order);
+    if (!state || !order) {
+        free(state);
+        free(order);
+        return ap_error(AP_ENOMEM, "out of memory compiling");
+    }
+    if (kahn_order(g, state, order) < n) {
         char msg[900] = "";
-        size_t l = 0;
-        int first = seen && path ? seen[cur] - 1 : 0;
         const char *org = "";
-        /* print in the direction of signal flow: dependency first */
-        for (int k = len - 1; seen && path && k >= first && l < sizeof msg; k--) {
-            char nm[200];
-            node_name(s, &g->nodes[path[k]], nm, sizeof nm);
-            l += (size_t)snprintf(msg + l, sizeof msg - l, "%s -> ", nm);
-            if (!*org) org = origin_of(node_origin(s, &g->nodes[path[k]]));
-        }
-        if (seen && path && l < sizeof msg) {
-            char nm[200];
-            node_name(s, &g->nodes[path[len - 1]], nm, sizeof nm);
-            snprintf(msg + l, sizeof msg - l, "%s", nm);
-        }
-        free(seen);
-        free(path);
+        describe_cycle(s, g, state, msg, sizeof msg, &org);
         free(state);
         free(order);
         return ap_error(AP_ELOOP,
@@ -307,75 +321,99 @@ static void *xcalloc(size_t n, size_t size, int *fail) {
     return p;
 }
 
+/* The time constant of compartment c of population po (0 when its type names none), checked. */
+static int comp_tau(const apx_pop_obj *po, int c, double *tau) {
+    const ap_neuron_type *t = po->type;
+    const ap_compartment_desc *cd = &t->compartments[c];
+    *tau = 0.0;
+    if (cd->tau_param) {
+        int k = param_index(t, cd->tau_param);
+        if (k < 0)
+            return ap_error(AP_EINVAL,
+                            "neuron type %s: compartment %s names unknown "
+                            "parameter %s",
+                            t->name, cd->name, cd->tau_param);
+        *tau = po->params[k];
+    }
+    if (!(*tau >= 0.0) || !isfinite(*tau))
+        return ap_error(AP_EINVAL,
+                        "%spopulation \"%s\": %s = %g, a time constant must be >= 0 (0 "
+                        "= instantaneous)",
+                        origin_of(po->origin), po->name, cd->tau_param, *tau);
+    return AP_OK;
+}
+
+/* The compartments compartment c of type t feeds from (its comma-separated `feeds`), appended to
+ * sc->feeds. */
+static int comp_feeds(const ap_neuron_type *t, int c, sim_comp *sc) {
+    const ap_compartment_desc *cd = &t->compartments[c];
+    if (!cd->feeds) return AP_OK;
+    const char *q = cd->feeds;
+    while (*q) {
+        const char *e = strchr(q, ',');
+        size_t len = e ? (size_t)(e - q) : strlen(q);
+        while (len && *q == ' ')
+            q++, len--;
+        int f = comp_index(t, q, len);
+        if (f < 0 || f == c)
+            return ap_error(AP_EINVAL,
+                            "neuron type %s: compartment %s feeds from "
+                            "unknown compartment \"%.*s\"",
+                            t->name, cd->name, (int)len, q);
+        int *nf = realloc(sc->feeds, (size_t)(sc->n_feeds + 1) * sizeof *nf);
+        if (!nf) return ap_error(AP_ENOMEM, "out of memory");
+        sc->feeds = nf;
+        sc->feeds[sc->n_feeds++] = f;
+        q = e ? e + 1 : q + len;
+    }
+    return AP_OK;
+}
+
+/* Compartment c of population sp: its time constant, drive, value (in the state vector from
+ * *state_off when dynamic) and feeds. */
+static int setup_comp(ap_sim *s, sim_pop *sp, int c, size_t *state_off) {
+    const apx_pop_obj *po = sp->obj;
+    const ap_neuron_type *t = po->type;
+    const size_t B = (size_t)s->plan.B;
+    sim_comp *sc = &sp->comp[c];
+    int fail = 0, rc;
+    double tau;
+    if ((rc = comp_tau(po, c, &tau))) return rc;
+    sc->tau = tau;
+    sc->dynamic = tau > 0.0;
+    sp->taus[c] = tau;
+    sc->drive = xcalloc(B * (size_t)sp->n, sizeof(double), &fail);
+    if (sc->dynamic) {
+        sc->off = *state_off;
+        *state_off += B * (size_t)sp->n;
+    } else if (t->dynamics) {
+        sc->value = xcalloc(B * (size_t)sp->n, sizeof(double), &fail);
+    } else {
+        sc->value = sc->drive; /* x = drive: no copy */
+    }
+    if ((rc = comp_feeds(t, c, sc))) return rc;
+    if (fail) return ap_error(AP_ENOMEM, "out of memory compiling population %s", po->name);
+    return AP_OK;
+}
+
 static int setup_pops(ap_sim *s, size_t *state_off) {
     const ap_model *m = s->plan.m;
     const size_t B = (size_t)s->plan.B;
-    int fail = 0;
+    int fail = 0, rc;
     for (int p = 0; p < s->plan.n_pops; p++) {
         sim_pop *sp = &s->plan.pops[p];
         const apx_pop_obj *po = &m->pops[p];
-        const ap_neuron_type *t = po->type;
         sp->obj = po;
         sp->n = po->size;
-        sp->n_comp = t->n_compartments;
+        sp->n_comp = po->type->n_compartments;
         sp->comp = xcalloc((size_t)sp->n_comp, sizeof *sp->comp, &fail);
         sp->values = xcalloc((size_t)sp->n_comp, sizeof *sp->values, &fail);
         sp->drives = xcalloc((size_t)sp->n_comp, sizeof *sp->drives, &fail);
         sp->taus = xcalloc((size_t)sp->n_comp, sizeof *sp->taus, &fail);
         sp->rate = xcalloc(B * (size_t)sp->n, sizeof *sp->rate, &fail);
         if (fail) return ap_error(AP_ENOMEM, "out of memory compiling population %s", po->name);
-        for (int c = 0; c < sp->n_comp; c++) {
-            const ap_compartment_desc *cd = &t->compartments[c];
-            sim_comp *sc = &sp->comp[c];
-            double tau = 0.0;
-            if (cd->tau_param) {
-                int k = param_index(t, cd->tau_param);
-                if (k < 0)
-                    return ap_error(AP_EINVAL,
-                                    "neuron type %s: compartment %s names unknown "
-                                    "parameter %s",
-                                    t->name, cd->name, cd->tau_param);
-                tau = po->params[k];
-            }
-            if (!(tau >= 0.0) || !isfinite(tau))
-                return ap_error(AP_EINVAL,
-                                "%spopulation \"%s\": %s = %g, a time constant must be >= 0 (0 "
-                                "= instantaneous)",
-                                origin_of(po->origin), po->name, cd->tau_param, tau);
-            sc->tau = tau;
-            sc->dynamic = tau > 0.0;
-            sp->taus[c] = tau;
-            sc->drive = xcalloc(B * (size_t)sp->n, sizeof(double), &fail);
-            if (sc->dynamic) {
-                sc->off = *state_off;
-                *state_off += B * (size_t)sp->n;
-            } else if (t->dynamics) {
-                sc->value = xcalloc(B * (size_t)sp->n, sizeof(double), &fail);
-            } else {
-                sc->value = sc->drive; /* x = drive: no copy */
-            }
-            if (cd->feeds && *cd->feeds) {
-                const char *q = cd->feeds;
-                while (*q) {
-                    const char *e = strchr(q, ',');
-                    size_t len = e ? (size_t)(e - q) : strlen(q);
-                    while (len && *q == ' ')
-                        q++, len--;
-                    int f = comp_index(t, q, len);
-                    if (f < 0 || f == c)
-                        return ap_error(AP_EINVAL,
-                                        "neuron type %s: compartment %s feeds from "
-                                        "unknown compartment \"%.*s\"",
-                                        t->name, cd->name, (int)len, q);
-                    int *nf = realloc(sc->feeds, (size_t)(sc->n_feeds + 1) * sizeof *nf);
-                    if (!nf) return ap_error(AP_ENOMEM, "out of memory");
-                    sc->feeds = nf;
-                    sc->feeds[sc->n_feeds++] = f;
-                    q = e ? e + 1 : q + len;
-                }
-            }
-            if (fail) return ap_error(AP_ENOMEM, "out of memory compiling population %s", po->name);
-        }
+        for (int c = 0; c < sp->n_comp; c++)
+            if ((rc = setup_comp(s, sp, c, state_off))) return rc;
     }
     return AP_OK;
 }
@@ -477,9 +515,8 @@ static int setup_projs(ap_sim *s) {
     return AP_OK;
 }
 
-/* Block inputs, the rule contexts and the neuron contexts, once every buffer exists. */
-static int wire(ap_sim *s) {
-    const ap_model *m = s->plan.m;
+/* Each population's compartment values (dynamic ones in s->run.x) and its neuron context. */
+static void wire_pops(ap_sim *s) {
     for (int p = 0; p < s->plan.n_pops; p++) {
         sim_pop *sp = &s->plan.pops[p];
         for (int c = 0; c < sp->n_comp; c++) {
@@ -495,6 +532,10 @@ static int wire(ap_sim *s) {
                                   .value = sp->values,
                                   .drive = sp->drives};
     }
+}
+
+/* Each block's states (in s->run.x) and their derivatives (in its dstate_buf). */
+static void wire_block_states(ap_sim *s) {
     for (int b = 0; b < s->plan.n_blocks; b++) {
         sim_block *sb = &s->plan.blocks[b];
         size_t o = 0;
@@ -504,7 +545,12 @@ static int wire(ap_sim *s) {
             o += (size_t)s->plan.B * (size_t)sb->state_size[k];
         }
     }
-    /* projection sources and block inputs may point at compartments now placed in s->run.x */
+}
+
+/* Projection sources and rules' auxiliary signals: they may point at compartments now placed in
+ * s->run.x. */
+static int wire_proj_sources(ap_sim *s) {
+    const ap_model *m = s->plan.m;
     for (int i = 0; i < s->plan.n_projs; i++) {
         apx_sigref src;
         apx_model_resolve(m, s->plan.projs[i].obj->source, &src);
@@ -516,6 +562,12 @@ static int wire(ap_sim *s) {
             s->plan.projs[i].aux = apx_sim_signal_ptr(s, &ar);
         }
     }
+    return AP_OK;
+}
+
+/* Each block's inputs and its block context. */
+static int wire_blocks(ap_sim *s) {
+    const ap_model *m = s->plan.m;
     for (int b = 0; b < s->plan.n_blocks; b++) {
         sim_block *sb = &s->plan.blocks[b];
         for (int k = 0; k < sb->n_in; k++) {
@@ -534,6 +586,11 @@ static int wire(ap_sim *s) {
                                  .out = sb->out,
                                  .out_size = sb->out_size};
     }
+    return AP_OK;
+}
+
+/* The context of each projection's plasticity rule. */
+static void wire_rules(ap_sim *s) {
     for (int i = 0; i < s->plan.n_projs; i++) {
         sim_proj *pr = &s->plan.projs[i];
         if (!pr->acc) continue;
@@ -553,6 +610,16 @@ static int wire(ap_sim *s) {
                                      .aux = pr->aux,
                                      .n_aux = pr->aux ? pr->n_aux : 0};
     }
+}
+
+/* Block inputs, the rule contexts and the neuron contexts, once every buffer exists. */
+static int wire(ap_sim *s) {
+    int rc;
+    wire_pops(s);
+    wire_block_states(s);
+    if ((rc = wire_proj_sources(s))) return rc;
+    if ((rc = wire_blocks(s))) return rc;
+    wire_rules(s);
     return AP_OK;
 }
 

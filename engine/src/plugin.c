@@ -137,6 +137,33 @@ int ap_plugin_find(const char *name, char *path, size_t n) {
 
 /* ---- opening and checking a module --------------------------------------------------------- */
 
+/* Checks the plugin info in of the module at path: major ABI version, struct size, a name
+ * (equal to want_name unless that is NULL). */
+static int check_plugin_info(const char *path, const char *want_name, const ap_plugin_info *in) {
+    uint32_t major = in->abi_version >> 16, minor = in->abi_version & 0xffffu;
+    if (major != AP_ABI_MAJOR)
+        return ap_error(AP_EABI,
+                        "plugin file \"%s\" was built for ABI %u.%u, this host has ABI %u.%u "
+                        "(rebuild the plugin against this version of apical)",
+                        path, (unsigned)major, (unsigned)minor, (unsigned)AP_ABI_MAJOR,
+                        (unsigned)AP_ABI_MINOR);
+    size_t v1_size = APX_V1_SIZE(ap_plugin_info, doc);
+    if (in->struct_size < v1_size)
+        return ap_error(AP_EABI,
+                        "plugin file \"%s\": " AP_PLUGIN_INFO_SYMBOL ".struct_size = %u is "
+                        "smaller than the %zu bytes of ABI %u",
+                        path, (unsigned)in->struct_size, v1_size, (unsigned)AP_ABI_MAJOR);
+    if (!in->name || !in->name[0])
+        return ap_error(AP_EPLUGIN, "plugin file \"%s\": " AP_PLUGIN_INFO_SYMBOL ".name is empty",
+                        path);
+    if (want_name && strcmp(in->name, want_name) != 0)
+        return ap_error(AP_EPLUGIN,
+                        "plugin file \"%s\" calls itself \"%s\", not \"%s\" (its info name must "
+                        "match its file name " PREFIX "<name>" SUFFIX ")",
+                        path, in->name, want_name);
+    return AP_OK;
+}
+
 /* checks that path is a complete ELF shared object for this host (apx_elf_check), dlopens it and
  * checks its ap_plugin_info_v1: present, major ABI version, struct size, a
  * name (equal to want_name unless that is NULL), and the presence of ap_plugin_init. On success
@@ -159,109 +186,73 @@ static int plugin_open(const char *path, const char *want_name, void **handle,
     int rc = AP_OK;
     dlerror();
     const ap_plugin_info *in = dlsym(h, AP_PLUGIN_INFO_SYMBOL);
-    if (!in) {
+    void *sym = NULL;
+    if (!in)
         rc = ap_error(AP_EPLUGIN,
                       "plugin file \"%s\" lacks the symbol \"" AP_PLUGIN_INFO_SYMBOL "\" (is it an "
                       "apical plugin? was the symbol exported?)",
                       path);
-        goto fail;
+    else
+        rc = check_plugin_info(path, want_name, in);
+    if (!rc) {
+        dlerror();
+        sym = dlsym(h, AP_PLUGIN_INIT_SYMBOL);
+        if (!sym)
+            rc = ap_error(AP_EPLUGIN, "plugin \"%s\" (file \"%s\") lacks the symbol \"%s\"",
+                          in->name, path, AP_PLUGIN_INIT_SYMBOL);
     }
-    uint32_t major = in->abi_version >> 16, minor = in->abi_version & 0xffffu;
-    if (major != AP_ABI_MAJOR) {
-        rc = ap_error(AP_EABI,
-                      "plugin file \"%s\" was built for ABI %u.%u, this host has ABI %u.%u "
-                      "(rebuild the plugin against this version of apical)",
-                      path, (unsigned)major, (unsigned)minor, (unsigned)AP_ABI_MAJOR,
-                      (unsigned)AP_ABI_MINOR);
-        goto fail;
-    }
-    size_t v1_size = APX_V1_SIZE(ap_plugin_info, doc);
-    if (in->struct_size < v1_size) {
-        rc = ap_error(AP_EABI,
-                      "plugin file \"%s\": " AP_PLUGIN_INFO_SYMBOL ".struct_size = %u is smaller "
-                      "than the %zu bytes of ABI %u",
-                      path, (unsigned)in->struct_size, v1_size, (unsigned)AP_ABI_MAJOR);
-        goto fail;
-    }
-    if (!in->name || !in->name[0]) {
-        rc = ap_error(AP_EPLUGIN, "plugin file \"%s\": " AP_PLUGIN_INFO_SYMBOL ".name is empty",
-                      path);
-        goto fail;
-    }
-    if (want_name && strcmp(in->name, want_name) != 0) {
-        rc = ap_error(AP_EPLUGIN,
-                      "plugin file \"%s\" calls itself \"%s\", not \"%s\" (its info name must "
-                      "match its file name " PREFIX "<name>" SUFFIX ")",
-                      path, in->name, want_name);
-        goto fail;
-    }
-    dlerror();
-    void *sym = dlsym(h, AP_PLUGIN_INIT_SYMBOL);
-    if (!sym) {
-        rc = ap_error(AP_EPLUGIN,
-                      "plugin \"%s\" (file \"%s\") lacks the symbol \"" AP_PLUGIN_INIT_SYMBOL "\"",
-                      in->name, path);
-        goto fail;
+    if (rc) {
+        dlclose(h);
+        return rc;
     }
     *handle = h;
     *info = in;
     *init = (ap_plugin_init_fn)sym;
     return AP_OK;
-fail:
-    dlclose(h);
-    return rc;
 }
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
-int ap_plugin_load(ap_registry *r, const char *name, const ap_plugin_info **info) {
-    if (info) *info = NULL;
+/* The checks of ap_plugin_load's arguments and of the registry's state. */
+static int check_load(const ap_registry *r, const char *name) {
     if (!r) return ap_error(AP_EINVAL, "loading plugin \"%s\": registry is NULL", name ? name : "");
     if (!name || !name[0]) return ap_error(AP_EINVAL, "loading a plugin: empty name");
     if (r->closed)
         return ap_error(AP_ESTATE,
                         "loading plugin \"%s\": the registry is closed (a model was compiled)",
                         name);
-    int by_path = strchr(name, '/') != NULL;
-    if (!by_path) {
-        const apx_registry_module *m = apx_registry_module_find(r, name);
-        if (m) {
-            if (info) *info = m->info;
-            return AP_OK;
-        }
-    }
-    char path[4096];
-    int rc = ap_plugin_find(name, path, sizeof path);
-    if (rc) return rc;
+    return AP_OK;
+}
 
-    void *h;
-    const ap_plugin_info *in;
-    ap_plugin_init_fn init;
-    rc = plugin_open(path, by_path ? NULL : name, &h, &in, &init);
-    if (rc) return rc;
-
-    /* Loaded by path: the plugin may already be there, from this file (the same handle: a
-     * no-op) or from another one (two modules cannot both own the name). */
+/* Loaded by path: the plugin may already be there, from this file (the same handle: a no-op,
+ * returns 1 with *info set) or from another one (two modules cannot both own the name: an
+ * error). Returns 0 when it is not loaded yet; otherwise h is closed. */
+static int already_loaded(ap_registry *r, void *h, const ap_plugin_info *in, const char *path,
+                          const ap_plugin_info **info, int *rc) {
     const apx_registry_module *m = apx_registry_module_find(r, in->name);
-    if (m) {
-        int same = m->handle == h;
-        const char *other = m->path;
-        dlclose(h); /* drops only the reference dlopen just took when it is the same module */
-        if (same) {
-            if (info) *info = m->info;
-            return AP_OK;
-        }
-        return ap_error(AP_EDUP, "plugin \"%s\" (file \"%s\") is already loaded from \"%s\"",
-                        m->name, path, other);
+    if (!m) return 0;
+    int same = m->handle == h;
+    const char *other = m->path;
+    dlclose(h); /* drops only the reference dlopen just took when it is the same module */
+    if (same) {
+        if (info) *info = m->info;
+        *rc = AP_OK;
+    } else {
+        *rc = ap_error(AP_EDUP, "plugin \"%s\" (file \"%s\") is already loaded from \"%s\"",
+                       m->name, path, other);
     }
+    return 1;
+}
 
-    /* Run init; if it fails, forget what it registered before unloading the code that the
-     * descriptors point into. */
+/* Runs the module's init and records the module; if either fails, forgets what init registered
+ * before unloading the code that the descriptors point into. */
+static int init_module(ap_registry *r, void *h, const ap_plugin_info *in, const char *path,
+                       ap_plugin_init_fn init) {
     apx_registry_mark mark = apx_registry_mark_now(r);
     const char *outer = r->loading; /* init may itself load the plugins it builds on */
     r->loading = in->name;
     ap_error_clear();
-    rc = init(r, AP_ABI_VERSION);
+    int rc = init(r, AP_ABI_VERSION);
     r->loading = outer;
     if (rc != 0) {
         char msg[768];
@@ -277,8 +268,31 @@ int ap_plugin_load(ap_registry *r, const char *name, const ap_plugin_info **info
     if (rc) {
         apx_registry_rollback(r, &mark);
         dlclose(h);
-        return rc;
     }
+    return rc;
+}
+
+int ap_plugin_load(ap_registry *r, const char *name, const ap_plugin_info **info) {
+    if (info) *info = NULL;
+    int rc = check_load(r, name);
+    if (rc) return rc;
+    int by_path = strchr(name, '/') != NULL;
+    if (!by_path) {
+        const apx_registry_module *m = apx_registry_module_find(r, name);
+        if (m) {
+            if (info) *info = m->info;
+            return AP_OK;
+        }
+    }
+    char path[4096];
+    if ((rc = ap_plugin_find(name, path, sizeof path))) return rc;
+
+    void *h;
+    const ap_plugin_info *in;
+    ap_plugin_init_fn init;
+    if ((rc = plugin_open(path, by_path ? NULL : name, &h, &in, &init))) return rc;
+    if (already_loaded(r, h, in, path, info, &rc)) return rc;
+    if ((rc = init_module(r, h, in, path, init))) return rc;
     if (info) *info = in;
     return AP_OK;
 }

@@ -17,6 +17,14 @@ AP_API const ap_plugin_info ap_plugin_info_v1 = {
            "and of the measures of App. F.1",
 };
 
+int dfc_add_kernels(ap_registry *r, const ap_kernel *kernels, size_t n) {
+    for (size_t k = 0; k < n; k++) {
+        int rc = ap_registry_add_kernel(r, &kernels[k], "dfc");
+        if (rc) return rc;
+    }
+    return AP_OK;
+}
+
 AP_API int ap_plugin_init(ap_registry *r, uint32_t host_abi) {
     /* 1.1: the rule context's aux signal (dfc.feedback_rule's high-pass factor) */
     if ((host_abi >> 16) != AP_ABI_MAJOR || (host_abi & 0xffffu) < 1u)

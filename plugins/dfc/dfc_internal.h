@@ -28,6 +28,10 @@ int dfc_register_kernels_alignment(ap_registry *r); /* kernels_alignment.c */
 int dfc_register_kernel_pathway(ap_registry *r);    /* pathway.c */
 int dfc_register_precond(ap_registry *r);           /* precond_layered.c */
 
+/* Registers the n kernels of a kernels_*.c file under the owner "dfc" (dfc.c); stops at the first
+ * the registry refuses and returns its code. */
+int dfc_add_kernels(ap_registry *r, const ap_kernel *kernels, size_t n);
+
 /* ---- the layered network (net.c) --------------------------------------------------------- */
 /* A network of L layers, any L >= 1: layer i (1..L) is a population of n[i] units driven, on its
  * basal compartment, by the forward projection W_i from layer i-1 (layer 0: the input) and, on
@@ -77,6 +81,19 @@ void dfc_dense(int batch, int n_in, int n_out, const double *in, const double *W
 /* The feedforward pass (2) from r[0] = x: v[i] = W_i r[i-1] + b_i, r[i] = phi_i(v[i]) for
  * i = 1..L. v[0] is unused; r[0] must hold x. */
 void dfc_forward(const dfc_net *net, int batch, double *const *v, double *const *r);
+
+/* ---- the feedforward pass's buffers (layer_buffers.c) ------------------------------------- */
+/* n_sets per-layer sets of B x n_i blocks (i = 0..L) in one buffer *mem that the caller frees:
+ * sets[k][i] points at set k's layer i; extra values follow the sets, at *rest (when rest is not
+ * NULL). AP_ENOMEM (naming the kernel and the number of values) on failure, *mem then NULL. */
+int dfc_layer_buffers(const dfc_net *net, const char *kernel, int batch, int n_sets,
+                      double **const *sets, size_t extra, double **mem, double **rest);
+
+/* The feedforward pass (2) of x (batch x n_0) into fresh buffers: v[i], r[i] for i = 0..L in *mem
+ * (the caller frees it), r[0] = x (read only); with out not NULL, r[L] = out, so the output goes
+ * straight there. AP_ENOMEM (naming the kernel) on failure. */
+int dfc_forward_new(const dfc_net *net, const char *kernel, int batch, const double *x, double *out,
+                    double **v, double **r, double **mem);
 
 /* ---- the Jacobian of the feedforward output (jacobian.c) ----------------------------------- */
 /* col[i] = first column of layer i in J = [J_1 ... J_L] (and first row in Q = [Q_1; ...; Q_L]),

@@ -20,17 +20,11 @@ int dfc_net_columns(const dfc_net *net, int *col) {
 
 int dfc_ff_derivs(const dfc_net *net, const char *kernel, int batch, const double *x, double **buf,
                   double **d) {
-    size_t off[net->L + 1];
-    const size_t total = dfc_layer_offsets(net, batch, off);
     /* v and r of the feedforward pass, then phi' (which keeps the buffer) */
-    double *b = malloc(3 * total * sizeof *b);
-    if (!b) return ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", kernel, 3 * total);
-    double *v[net->L + 1], *r[net->L + 1];
-    for (int i = 0; i <= net->L; i++) {
-        v[i] = b + off[i];
-        r[i] = b + total + off[i];
-        d[i] = b + 2 * total + off[i];
-    }
+    double *v[net->L + 1], *r[net->L + 1], *b;
+    double **const sets[3] = {v, r, d};
+    int rc = dfc_layer_buffers(net, kernel, batch, 3, sets, 0, &b, NULL);
+    if (rc) return rc;
     r[0] = (double *)x; /* read only */
     dfc_forward(net, batch, v, r);
     for (int i = 1; i <= net->L; i++)

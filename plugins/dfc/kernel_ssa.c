@@ -55,32 +55,25 @@ static void push_q(const dfc_net *net, int s0, int bc, double *const *d, double 
                    (size_t)nL * sizeof *jq);
 }
 
-/* The state's memory: v, r, d, vb per layer (`total` values each, at the offsets off), the two
+/* The state's memory: v, r, d, vb per layer (`total` values each, dfc_layer_buffers), the two
  * Z buffers, JQ of a chunk of bc samples, u, and the targets when made here (own_target). */
 static int ssa_alloc(const dfc_net *net, const char *K, int B, int bc, size_t per_sample,
-                     int own_target, const size_t *off, size_t total, dfc_ssa_state *s) {
+                     int own_target, size_t total, dfc_ssa_state *s) {
     const int L = net->L, nL = net->n[L];
     const size_t bn = (size_t)B * (size_t)nL;
-    const size_t n_buf =
-        4 * total + (size_t)bc * per_sample + (size_t)bc * nL * nL + bn + (own_target ? bn : 0);
-    s->mem = malloc(n_buf * sizeof *s->mem);
+    const size_t extra =
+        (size_t)bc * per_sample + (size_t)bc * nL * nL + bn + (own_target ? bn : 0);
     s->ptrs = malloc(4 * ((size_t)L + 1) * sizeof(double *));
-    if (!s->mem || !s->ptrs) {
-        dfc_ssa_free(s);
-        return ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, n_buf);
-    }
-    double *buf = s->mem;
+    if (!s->ptrs)
+        return ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, 4 * total + extra);
     s->v = s->ptrs;
     s->r = s->v + L + 1;
     s->d = s->r + L + 1;
     s->vb = s->d + L + 1;
-    for (int i = 0; i <= L; i++) {
-        s->v[i] = buf + off[i];
-        s->r[i] = buf + total + off[i];
-        s->d[i] = buf + 2 * total + off[i];
-        s->vb[i] = buf + 3 * total + off[i];
-    }
-    return AP_OK;
+    double **const sets[4] = {s->v, s->r, s->d, s->vb};
+    int rc = dfc_layer_buffers(net, K, B, 4, sets, extra, &s->mem, NULL);
+    if (rc) dfc_ssa_free(s);
+    return rc;
 }
 
 /* (6): u_ss = (JQ + alpha I)^{-1} delta_L per sample, in place in u (which holds delta_L), JQ
@@ -152,7 +145,7 @@ int dfc_ssa_solve(const dfc_net *net, const char *K, int B, const double *x, con
     const size_t total = dfc_layer_offsets(net, B, off);
     const size_t bn = (size_t)B * (size_t)nL;
     const int own_target = !target && !(spec && spec->out);
-    int rc = ssa_alloc(net, K, B, bc, per_sample, own_target, off, total, s);
+    int rc = ssa_alloc(net, K, B, bc, per_sample, own_target, total, s);
     if (rc) return rc;
     double *z0 = s->mem + 4 * total, *z1 = z0 + (size_t)bc * max_n * nL;
     double *jq = z0 + (size_t)bc * per_sample, *u = jq + (size_t)bc * nL * nL;

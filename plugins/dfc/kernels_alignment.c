@@ -140,18 +140,10 @@ static int align_parse(const ap_kernel_args *a, const char *K, align *w) {
 static int align_alloc(const char *K, align *w) {
     const dfc_net *net = &w->net;
     const int L = net->L, B = w->B, N = w->N, nL = w->nL;
-    size_t off[L + 1];
-    const size_t total = dfc_layer_offsets(net, B, off);
     const size_t nJ = (size_t)B * nL * N, nP = (size_t)B * N, nd = (size_t)B * nL;
-    const size_t n_mem = 3 * total + nJ + nP + nd + (size_t)L + 1;
-    w->mem = malloc(n_mem * sizeof *w->mem);
-    if (!w->mem) return ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, n_mem);
-    for (int i = 0; i <= L; i++) {
-        w->v[i] = w->mem + off[i];
-        w->r[i] = w->mem + total + off[i];
-        w->d[i] = w->mem + 2 * total + off[i];
-    }
-    w->J = w->mem + 3 * total;
+    double **const sets[3] = {w->v, w->r, w->d};
+    int rc = dfc_layer_buffers(net, K, B, 3, sets, nJ + nP + nd + (size_t)L + 1, &w->mem, &w->J);
+    if (rc) return rc;
     w->post = w->J + nJ;
     w->delta = w->post + nP;
     w->beta = w->delta + nd;
@@ -517,9 +509,5 @@ static const ap_kernel kernels[] = {
 };
 
 int dfc_register_kernels_alignment(ap_registry *r) {
-    for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
-        int rc = ap_registry_add_kernel(r, &kernels[k], "dfc");
-        if (rc) return rc;
-    }
-    return AP_OK;
+    return dfc_add_kernels(r, kernels, sizeof kernels / sizeof kernels[0]);
 }

@@ -19,18 +19,8 @@ static int forward_run(const ap_kernel_args *a, const char *K, const dfc_net *ne
     int rc = dfc_arg_matrix(a, K, "x", 1, net->n[0], &B, &x);
     if (!rc) rc = dfc_arg_matrix(a, K, "out", 1, net->n[L], &B, &out);
     if (rc) return rc;
-    size_t off[L + 1];
-    size_t total = dfc_layer_offsets(net, B, off);
-    double *buf = malloc(2 * total * sizeof *buf);
-    if (!buf) return ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, 2 * total);
-    double *v[L + 1], *r[L + 1];
-    for (int i = 0; i <= L; i++) {
-        v[i] = buf + off[i];
-        r[i] = buf + total + off[i];
-    }
-    r[0] = x;   /* read only */
-    r[L] = out; /* the output goes straight to the caller's array */
-    dfc_forward(net, B, v, r);
+    double *v[L + 1], *r[L + 1], *buf;
+    if ((rc = dfc_forward_new(net, K, B, x, out, v, r, &buf))) return rc;
     free(buf);
     return AP_OK;
 }
@@ -281,9 +271,5 @@ static const ap_kernel kernels[] = {
 };
 
 int dfc_register_kernels_basic(ap_registry *r) {
-    for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
-        int rc = ap_registry_add_kernel(r, &kernels[k], "dfc");
-        if (rc) return rc;
-    }
-    return AP_OK;
+    return dfc_add_kernels(r, kernels, sizeof kernels / sizeof kernels[0]);
 }

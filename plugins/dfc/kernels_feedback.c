@@ -297,9 +297,5 @@ static const ap_kernel kernels[] = {
 };
 
 int dfc_register_kernels_feedback(ap_registry *r) {
-    for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
-        int rc = ap_registry_add_kernel(r, &kernels[k], "dfc");
-        if (rc) return rc;
-    }
-    return AP_OK;
+    return dfc_add_kernels(r, kernels, sizeof kernels / sizeof kernels[0]);
 }

@@ -58,17 +58,8 @@ static int condition1_run(const ap_kernel_args *a, const char *K, const dfc_net 
     size_t shape[1] = {(size_t)B};
     if ((rc = ap_arg_array(a, K, "out", 1, 1, shape, &out, NULL))) return rc;
     const int L = net->L;
-    size_t off[L + 1];
-    const size_t total = dfc_layer_offsets(net, B, off);
-    double *buf = malloc(2 * total * sizeof *buf);
-    if (!buf) return ap_error(AP_ENOMEM, "kernel %s: out of memory (%zu values)", K, 2 * total);
-    double *v[L + 1], *r[L + 1];
-    for (int i = 0; i <= L; i++) {
-        v[i] = buf + off[i];
-        r[i] = buf + total + off[i];
-    }
-    r[0] = x; /* read only */
-    dfc_forward(net, B, v, r);
+    double *v[L + 1], *r[L + 1], *buf;
+    if ((rc = dfc_forward_new(net, K, B, x, NULL, v, r, &buf))) return rc;
     rc = condition1_samples(net, K, B, power, r, out);
     free(buf);
     return rc;
@@ -281,9 +272,5 @@ static const ap_kernel kernels[] = {
 };
 
 int dfc_register_kernels_measures(ap_registry *r) {
-    for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
-        int rc = ap_registry_add_kernel(r, &kernels[k], "dfc");
-        if (rc) return rc;
-    }
-    return AP_OK;
+    return dfc_add_kernels(r, kernels, sizeof kernels / sizeof kernels[0]);
 }
