@@ -17,6 +17,10 @@
 #define APX_GUARD_TOL 1e-5
 #define APX_GUARD_ITERS 60       /* power iterations at the run's dt */
 #define APX_GUARD_ITERS_BOUND 30 /* per trial step of the bound's search */
+/* a verdict of instability is confirmed by iterating on, up to this many more iterations or
+ * until the ratios settle: a short run of the power iteration can catch a transient (growth
+ * of a non-normal start vector, or a direction not yet the dominant one) */
+#define APX_GUARD_ITERS_CONFIRM 1000
 
 static void add_segment(apx_guard *g, double *p, size_t len) {
     if (!p || !len) return;
@@ -269,6 +273,10 @@ int apx_guard_estimate(apx_guard *g, ap_run_stats *st) {
     long iters = g->n_steps / 20;
     iters = iters < 20 ? 20 : iters > APX_GUARD_ITERS ? APX_GUARD_ITERS : iters;
     int rc = unstable_at(g, g->dt, (int)iters, &rho, &unstable);
+    /* confirmed from the direction reached: the converged dominant mode, or the one the
+     * circuit itself amplifies, decides (the warning path only; a stable verdict costs nothing
+     * more) */
+    if (!rc && unstable) rc = unstable_at(g, g->dt, APX_GUARD_ITERS_CONFIRM, &rho, &unstable);
     if (!rc && unstable) {
         g->unstable = 1;
         /* the dominant direction at dt starts every trial of the search */
