@@ -19,14 +19,12 @@
 -- Q1..Q3, with presynaptic rates s and u; S stays fixed) and prints Condition 2 of the
 -- pathway's effective feedback before and after.
 --   build/bin/apical run examples/custom_pathway.lua [--set method=dfc] [--set epochs=20]
---     [--set dt_fb=0.001] [--set tmax_fb=99]
 local apical = require "apical"
 local dfc = apical.plugin "dfc"
 
 local p = apical.params { method = "dfc-ssa", epochs = 10, n_train = 2560, n_valid = 256,
   n_test = 256, batch = 128, lr = 0.01, solver = "euler", tmax = 100, dt = 0.05, seed = 3,
-  samples = 4, out_dir = "runs", progress = false, feedback = "weight_product", epochs_fb = 10,
-  dt_fb = 0.0015, tmax_fb = 66 }
+  samples = 4, out_dir = "runs", progress = false, feedback = "weight_product", epochs_fb = 10 }
 
 -- ---- the pathway -------------------------------------------------------------------------------
 dfc.pathways.register("skip", function(net, opts)
@@ -112,16 +110,11 @@ end
 -- ---- trained feedback through the pathway ------------------------------------------------------
 -- The sleep phase (docs/dfc.md, "Trained feedback through a pathway"): Q1 and Q3 learn with the
 -- rate of s as their presynaptic factor, Q2 with u; S is not trained. Condition 2 is that of the
--- effective feedback (dfc.condition2's argument Q), on the trainer's logging samples. The sleep
--- phase steps with dt_fb = 0.0015, not its default 0.002: at 0.002 the stability guard
--- (docs/solvers.md, "Fixed-step stability") finds that one declared-order euler-maruyama step of
--- this network amplifies a decaying mode about 1.003-fold and warns; it finds no such mode for
--- dt_fb <= 0.0016 (seed 3), and 0.0015 leaves a margin. tmax_fb = 66 samples (65 steps) keep the
--- default's duration (49 steps of 0.002): 0.0975 time units.
+-- effective feedback (dfc.condition2's argument Q), on the trainer's logging samples.
 local tf = dfc.trainer { task = "student_teacher", feedback_pathway = "skip", method = "dfc-ssa",
   feedback = "trained", optimizer = "adam", lr = p.lr, epochs = p.epochs, batch = p.batch,
-  epochs_fb = p.epochs_fb, dt_fb = p.dt_fb, tmax_fb = p.tmax_fb, seed = p.seed,
-  out_dir = p.out_dir, progress = p.progress, name = "custom-pathway-trained-feedback",
+  epochs_fb = p.epochs_fb, seed = p.seed, out_dir = p.out_dir, progress = p.progress,
+  name = "custom-pathway-trained-feedback",
   task_opts = { variant = "small", n_train = p.n_train, n_valid = p.n_valid, n_test = p.n_test } }
 local c0 = tf:condition2()
 local S0 = tf.net.model:projection("S"):weights()
