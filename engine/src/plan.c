@@ -712,6 +712,7 @@ void ap_sim_free(ap_sim **ps) {
     if (!ps || !*ps) return;
     ap_sim *s = *ps;
     apx_cvode_ws_free(s);
+    apx_sim_acc_stacks_free(s);
     apx_sim_free_run_buffers(s);
     for (int k = 0; k < s->run.rec_slots; k++) {
         free(s->run.rec[k].name);

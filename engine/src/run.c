@@ -207,6 +207,12 @@ int apx_acc_stack_points(int B) {
     return k > 1 ? k : 1;
 }
 
+void apx_sim_acc_stacks_idle(ap_sim *s) {
+    for (int i = 0; i < s->plan.n_projs; i++)
+        if (s->plan.projs[i].acc) s->plan.projs[i].acc->n_slots = 0;
+    s->acc.cap = 0;
+}
+
 void apx_sim_acc_stacks_free(ap_sim *s) {
     for (int i = 0; i < s->plan.n_projs; i++) {
         sim_acc *a = s->plan.projs[i].acc;
@@ -217,9 +223,15 @@ void apx_sim_acc_stacks_free(ap_sim *s) {
         a->n_slots = 0;
     }
     s->acc.cap = 0;
+    s->acc.stack_points = 0;
 }
 
 int apx_sim_acc_stacks(ap_sim *s, int points) {
+    apx_sim_acc_stacks_idle(s);
+    if (s->acc.stack_points == points) {
+        s->acc.cap = points;
+        return AP_OK;
+    }
     apx_sim_acc_stacks_free(s);
     const size_t rows = (size_t)points * (size_t)s->plan.B;
     for (int i = 0; i < s->plan.n_projs; i++) {
@@ -236,7 +248,7 @@ int apx_sim_acc_stacks(ap_sim *s, int points) {
                             po->name, rows, po->rows, po->cols);
         }
     }
-    s->acc.cap = points;
+    s->acc.cap = s->acc.stack_points = points;
     return AP_OK;
 }
 
@@ -327,17 +339,17 @@ int ap_sim_run(ap_sim *s, const ap_run_opts *o, ap_run_stats *stats) {
     s->diag.rhs_evals = 0;
     s->run.ordered = o->ordered;
     /* Fixed-step solvers accumulate at every point: the factors of K points are stacked and
-     * added in one dgemm per projection. The stacks live for this run only (allocated here,
-     * never in the time loop; CVODE's quadrature does not use them). */
+     * added in one dgemm per projection. The stacks are allocated by the first such run (never
+     * in the time loop) and kept for the next; CVODE's quadrature does not use them. */
     if (s->acc.on && is_fixed(o->solver) &&
         (rc = apx_sim_acc_stacks(s, apx_acc_stack_points(s->plan.B))))
         return rc;
     if ((rc = apx_sim_start(s, o->keep_state))) {
-        apx_sim_acc_stacks_free(s);
+        apx_sim_acc_stacks_idle(s);
         return rc;
     }
     rc = is_fixed(o->solver) ? apx_solve_fixed(s, o, stats) : apx_solve_cvode(s, o, stats);
-    apx_sim_acc_stacks_free(s);
+    apx_sim_acc_stacks_idle(s);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     stats->wall_seconds =
         (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);

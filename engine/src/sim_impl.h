@@ -59,9 +59,10 @@ typedef struct sim_acc {
     double *scratch;
     size_t quad_off; /* offset in the CVODE quadrature vector */
     ap_rule_ctx ctx;
-    /* per run (apx_sim_acc_stacks): the factors of up to s->acc.cap points, stacked as
-     * (slots x batch) x rows and (slots x batch) x cols, weights already applied to post; a
-     * point whose pre equals the last slot's adds its post to that slot */
+    /* the fixed-step runs' stacks (apx_sim_acc_stacks; kept from run to run, freed with the
+     * sim): the factors of up to s->acc.cap points, stacked as (slots x batch) x rows and
+     * (slots x batch) x cols, weights already applied to post; a point whose pre equals the
+     * last slot's adds its post to that slot */
     double *stack_post, *stack_pre;
     int n_slots; /* slots in use, not yet added to dW and db */
 } sim_acc;
@@ -147,7 +148,8 @@ typedef struct sim_accum {
     ap_acc_points points;
     double weight;    /* sum of the points' weights so far */
     double *sample_w; /* per-sample weights of the accumulators, or NULL (all 1) */
-    int cap;          /* slots a stack holds (0: no stacks, every point is its own dgemm) */
+    int cap;          /* slots a stack holds in this run (0: none, every point its own dgemm) */
+    int stack_points; /* slots the allocated stacks hold (0: none allocated) */
 } sim_accum;
 
 /* What went wrong where, and how much work was done. */
@@ -204,9 +206,13 @@ void apx_sim_acc_flush(ap_sim *s);
  * that the accumulation is one dgemm with inner dimension K * B instead of K with B. */
 #define APX_ACC_STACK_ROWS 1024
 int apx_acc_stack_points(int B);
-/* Allocates the stacks of every accumulator for `points` points (run.c, when a run starts);
- * apx_sim_acc_stacks_free releases them (when it ends). */
+/* Readies the stacks of every accumulator for `points` points (run.c, when a fixed-step run
+ * starts): allocated by the first run, kept for the next ones (a minibatch's run would
+ * otherwise map ~18 MB of fresh pages, a page fault per 4 KB: 10-20 % of a run of 8 samples);
+ * apx_sim_acc_stacks_idle empties them when the run ends, apx_sim_acc_stacks_free releases
+ * them (with the sim). */
 int apx_sim_acc_stacks(ap_sim *s, int points);
+void apx_sim_acc_stacks_idle(ap_sim *s);
 void apx_sim_acc_stacks_free(ap_sim *s);
 /* Points every projection and block input back at live signals (no snapshots). */
 void apx_sim_live_inputs(ap_sim *s);
