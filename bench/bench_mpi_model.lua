@@ -8,7 +8,8 @@
 --   targets, the copy of the weights into its shard's network, its shard's simulation, the
 --   accumulated update, the optimiser's step on all 335k parameters — with every sum over the
 --   ranks a no-op (one process). Median over `batches` minibatches after one warm-up minibatch
---   (the Euler stability guard's estimate), one core, one OpenBLAS thread.
+--   (the Euler stability guard's estimate), the values of N interleaved minibatch by minibatch
+--   (the machine's speed drifts), one core, one OpenBLAS thread.
 -- t_sum(N): the sum of the 2.7 MB update over the ranks as engine/src/comm.c does it (a
 --   reduce-scatter, then an allgather): the local work (packing, adding, unpacking) as measured
 --   at 2 ranks on this machine (`mpirun -np 2`, shared memory; its transfer included, so an
@@ -47,20 +48,29 @@ local function trainer(N)
   return t
 end
 
--- seconds of one minibatch (training loss, then the step) on rank 0 of N: median
-local function t_rank(N)
+-- Seconds of one minibatch (training loss, then the step) on rank 0 of each N in `Ns`:
+-- medians over the minibatches after the first, the N interleaved minibatch by minibatch (the
+-- machine's speed drifts: every N sees the same stretch of time).
+local function t_ranks(Ns)
   apical.blas_threads(1)
-  local t = trainer(N)
-  local ts, k = {}, 0
-  for X, Y in t.task.train:batches { batch = 128, shuffle = true, seed = 42, epoch = 1 } do
-    k = k + 1
-    local t0 = apical.clock()
-    t:batch_loss(X, Y)
-    t:step(X, Y)
-    if k > 1 then ts[#ts + 1] = apical.clock() - t0 end
+  local ts, batches = {}, {}
+  for k, N in ipairs(Ns) do
+    ts[k] = { t = trainer(N), times = {} }
   end
-  for _, part in ipairs(t.parts or {}) do part.sim:close() end
-  return median(ts)
+  for X, Y in ts[1].t.task.train:batches { batch = 128, shuffle = true, seed = 42, epoch = 1 } do
+    batches[#batches + 1] = { X, Y }
+  end
+  for i, b in ipairs(batches) do
+    for _, r in ipairs(ts) do
+      local t0 = apical.clock()
+      r.t:batch_loss(b[1], b[2])
+      r.t:step(b[1], b[2])
+      if i > 1 then r.times[#r.times + 1] = apical.clock() - t0 end
+    end
+  end
+  local out = {}
+  for k, r in ipairs(ts) do out[k] = median(r.times) end
+  return out
 end
 
 -- Run under `mpirun -np 2` with role=sum: the sum of the MNIST update over the 2 ranks.
@@ -102,18 +112,16 @@ local head = "| N | rows/rank | t_rank ms |"
 for _, net in ipairs(nets) do head = head .. " " .. net[1] .. ": t_sum ms, T ms, E |" end
 print(head)
 print("|---|---|---|" .. string.rep("---|", #nets))
-local T1
-for N in p.ranks:gmatch("[^,]+") do
-  N = tonumber(N)
-  if not T1 and N ~= 1 then error("bench_mpi_model: ranks must start with 1 (the baseline)", 0) end
-  local tr = t_rank(N)
-  T1 = T1 or tr
-  local line = string.format("| %d | %d | %.1f |", N, (128 + N - 1) // N, 1e3 * tr)
+local Ns = {}
+for N in p.ranks:gmatch("[^,]+") do Ns[#Ns + 1] = tonumber(N) end
+if Ns[1] ~= 1 then error("bench_mpi_model: ranks must start with 1 (the baseline)", 0) end
+local tr = t_ranks(Ns)
+for k, N in ipairs(Ns) do
+  local line = string.format("| %d | %d | %.1f |", N, (128 + N - 1) // N, 1e3 * tr[k])
   for _, net in ipairs(nets) do
     local ts = N == 1 and 0 or t_local + 2 * (N - 1) * net[2] + 2 * (N - 1) / N * bytes / net[3]
-    local T = tr + ts
-    line = line .. string.format(" %.2f, %.1f, %.0f %% |", 1e3 * ts, 1e3 * T, 100 * T1 / (N * T))
+    local T = tr[k] + ts
+    line = line .. string.format(" %.2f, %.1f, %.0f %% |", 1e3 * ts, 1e3 * T, 100 * tr[1] / (N * T))
   end
   print(line)
-  io.stdout:flush()
 end
