@@ -7,9 +7,10 @@
 --   before dfc.trainer), so it runs that rank's own code path — its training loss and output
 --   targets, the copy of the weights into its shard's network, its shard's simulation, the
 --   accumulated update, the optimiser's step on all 335k parameters — with every sum over the
---   ranks a no-op (one process). Median over `batches` minibatches after one warm-up minibatch
---   (the Euler stability guard's estimate), the values of N interleaved minibatch by minibatch
---   (the machine's speed drifts), one core, one OpenBLAS thread.
+--   ranks a no-op (one process). Median over `blocks` blocks of `batches` consecutive
+--   minibatches after a warm-up one (a rank's data stay warm in the caches from minibatch to
+--   minibatch), the blocks of the N in rising, then falling order (the machine's speed
+--   drifts), one core, one OpenBLAS thread.
 -- t_sum(N): the sum of the 2.7 MB update over the ranks as engine/src/comm.c does it (a
 --   reduce-scatter, then an allgather): the local work (packing, adding, unpacking) as measured
 --   at 2 ranks on this machine (`mpirun -np 2`, shared memory; its transfer included, so an
@@ -26,7 +27,7 @@ local dfc = apical.plugin "dfc"
 local core = require "apical.core"
 local mpi = require "apical.plugins.dfc.mpi"
 
-local p = apical.params { batches = 5, ranks = "1,2,4,8,16,32", sum_reps = 21, role = "model",
+local p = apical.params { batches = 5, blocks = 2, ranks = "1,2,4,8,16,32", sum_reps = 21, role = "model",
   exe = "build/bin/apical" }
 
 local function median(t)
@@ -49,8 +50,10 @@ local function trainer(N)
 end
 
 -- Seconds of one minibatch (training loss, then the step) on rank 0 of each N in `Ns`:
--- medians over the minibatches after the first, the N interleaved minibatch by minibatch (the
--- machine's speed drifts: every N sees the same stretch of time).
+-- medians over `blocks` blocks per N of `batches` consecutive minibatches each (a rank runs its
+-- shard minibatch after minibatch, its weights and state warm in the caches; the first
+-- minibatch of a block is a warm-up, untimed), the blocks in rising and then falling order of N
+-- (the machine's speed drifts: every N sees the same stretches of time).
 local function t_ranks(Ns)
   apical.blas_threads(1)
   local ts, batches = {}, {}
@@ -60,12 +63,15 @@ local function t_ranks(Ns)
   for X, Y in ts[1].t.task.train:batches { batch = 128, shuffle = true, seed = 42, epoch = 1 } do
     batches[#batches + 1] = { X, Y }
   end
-  for i, b in ipairs(batches) do
-    for _, r in ipairs(ts) do
-      local t0 = apical.clock()
-      r.t:batch_loss(b[1], b[2])
-      r.t:step(b[1], b[2])
-      if i > 1 then r.times[#r.times + 1] = apical.clock() - t0 end
+  for blk = 1, p.blocks do
+    for j = 1, #ts do
+      local r = ts[blk % 2 == 1 and j or #ts + 1 - j]
+      for i, b in ipairs(batches) do
+        local t0 = apical.clock()
+        r.t:batch_loss(b[1], b[2])
+        r.t:step(b[1], b[2])
+        if i > 1 then r.times[#r.times + 1] = apical.clock() - t0 end
+      end
     end
   end
   local out = {}
