@@ -76,7 +76,9 @@ static int infer_classes(lua_State *L, const char *labels, lua_Integer *classes)
     return 0;
 }
 
-/* apical.dataset.idx(images, labels [, classes]): classes defaults to the largest label + 1. */
+/* core.dataset_idx(images, labels [, classes [, mean, std]]): classes defaults to the largest
+ * label + 1; with mean and std the inputs are standardised as they are loaded (apical/data.lua
+ * takes them as the option standardize = { mean, std }). */
 static int l_dataset_idx(lua_State *L) {
     const char *images = luaL_checkstring(L, 1);
     const char *labels = luaL_checkstring(L, 2);
@@ -87,8 +89,13 @@ static int l_dataset_idx(lua_State *L) {
     } else {
         infer_classes(L, labels, &classes);
     }
+    const int standardize = !lua_isnoneornil(L, 4);
+    const double mean = standardize ? luaL_checknumber(L, 4) : 0.0;
+    const double std = standardize ? luaL_checknumber(L, 5) : 1.0;
     lapi_dataset *d = push_dataset(L);
-    int rc = ap_dataset_from_idx(images, labels, (int)classes, &d->ds);
+    int rc = standardize
+                 ? ap_dataset_from_idx_standardized(images, labels, (int)classes, mean, std, &d->ds)
+                 : ap_dataset_from_idx(images, labels, (int)classes, &d->ds);
     if (rc) return lapi_raise(L, rc);
     return 1;
 }

@@ -175,10 +175,22 @@ static int check_idx_images(const ap_idx *img, const char *images_path, size_t d
     return AP_OK;
 }
 
+/* The image array as the dataset's inputs, in place: u8 bytes scaled to [0, 1], then, with
+ * z = { mean, std }, standardised as ap_dataset_standardize does (the same operations, so the
+ * same bits, without a second array). */
+static void scale_images(ap_idx *img, const double *z) {
+    const int u8 = img->type == AP_IDX_U8;
+    if (!u8 && !z) return;
+    for (size_t i = 0; i < img->count; i++) {
+        double x = u8 ? img->data[i] / 255.0 : img->data[i];
+        img->data[i] = z ? (x - z[0]) / z[1] : x;
+    }
+}
+
 /* The store built around the image array itself (MNIST's X is 376 MB as doubles), which it
- * takes from img (bytes scaled to [0, 1]); labels and one-hot targets from lab. */
+ * takes from img (scaled by scale_images); labels and one-hot targets from lab. */
 static int store_from_idx(ap_idx *img, const ap_idx *lab, size_t n, size_t d, int n_classes,
-                          const char *labels_path, ds_store **out) {
+                          const char *labels_path, const double *z, ds_store **out) {
     if ((size_t)n_classes > SIZE_MAX / sizeof(double) / n)
         return ap_error(AP_EINVAL, "labels file %s: %zu labels x %d classes is too large",
                         labels_path, n, n_classes);
@@ -199,9 +211,7 @@ static int store_from_idx(ap_idx *img, const ap_idx *lab, size_t n, size_t d, in
     st->n = n;
     st->d = d;
     st->k = (size_t)n_classes;
-    if (img->type == AP_IDX_U8)
-        for (size_t i = 0; i < img->count; i++)
-            img->data[i] /= 255.0;
+    scale_images(img, z);
     st->X = img->data;
     img->data = NULL;
     for (size_t i = 0; i < n; i++)
@@ -211,8 +221,9 @@ static int store_from_idx(ap_idx *img, const ap_idx *lab, size_t n, size_t d, in
     return AP_OK;
 }
 
-int ap_dataset_from_idx(const char *images_path, const char *labels_path, int n_classes,
-                        ap_dataset **out) {
+/* ap_dataset_from_idx, its inputs standardised with z = { mean, std } unless z is NULL. */
+static int from_idx(const char *images_path, const char *labels_path, int n_classes,
+                    const double *z, ap_dataset **out) {
     if (!out) return ap_error(AP_EINVAL, "ap_dataset_from_idx: out is NULL");
     *out = NULL;
     if (!images_path || !labels_path)
@@ -228,10 +239,33 @@ int ap_dataset_from_idx(const char *images_path, const char *labels_path, int n_
     if ((rc = ap_idx_read(labels_path, &lab)) == AP_OK &&
         (rc = check_idx_labels(&lab, labels_path, n, images_path, n_classes)) == AP_OK &&
         (rc = check_idx_images(&img, images_path, d)) == AP_OK)
-        rc = store_from_idx(&img, &lab, n, d, n_classes, labels_path, &st);
+        rc = store_from_idx(&img, &lab, n, d, n_classes, labels_path, z, &st);
     ap_idx_free(&img);
     ap_idx_free(&lab);
     return rc == AP_OK ? store_publish(st, out) : rc;
+}
+
+int ap_dataset_from_idx(const char *images_path, const char *labels_path, int n_classes,
+                        ap_dataset **out) {
+    return from_idx(images_path, labels_path, n_classes, NULL, out);
+}
+
+/* The standardisation's mean and std, as ap_dataset_standardize takes them. */
+static int check_standardize(double mean, double std) {
+    if (!isfinite(mean))
+        return ap_error(AP_EINVAL, "dataset standardize: mean = %g is not finite", mean);
+    if (!(std > 0) || !isfinite(std))
+        return ap_error(AP_EINVAL, "dataset standardize: std = %g must be finite and > 0", std);
+    return AP_OK;
+}
+
+int ap_dataset_from_idx_standardized(const char *images_path, const char *labels_path,
+                                     int n_classes, double mean, double std, ap_dataset **out) {
+    if (out) *out = NULL;
+    int rc = check_standardize(mean, std);
+    if (rc) return rc;
+    const double z[2] = {mean, std};
+    return from_idx(images_path, labels_path, n_classes, z, out);
 }
 
 /* ---- views -------------------------------------------------------------------------------- */
@@ -266,13 +300,11 @@ int ap_dataset_standardize(const ap_dataset *ds, double mean, double std, ap_dat
     if (!out) return ap_error(AP_EINVAL, "ap_dataset_standardize: out is NULL");
     *out = NULL;
     if (!ds) return ap_error(AP_EINVAL, "ap_dataset_standardize: dataset is NULL");
-    if (!isfinite(mean))
-        return ap_error(AP_EINVAL, "dataset standardize: mean = %g is not finite", mean);
-    if (!(std > 0) || !isfinite(std))
-        return ap_error(AP_EINVAL, "dataset standardize: std = %g must be finite and > 0", std);
+    int rc = check_standardize(mean, std);
+    if (rc) return rc;
     const ds_store *src = ds->st;
     ds_store *st;
-    int rc = store_alloc(ds->n, src->d, src->k, src->labels != NULL, &st);
+    rc = store_alloc(ds->n, src->d, src->k, src->labels != NULL, &st);
     if (rc != AP_OK) return rc;
     const double *X = ap_dataset_inputs(ds);
     for (size_t i = 0; i < ds->n * src->d; i++)

@@ -1,4 +1,4 @@
--- apical/data.lua — datasets: apical.dataset.idx(images, labels [, classes]) and
+-- apical/data.lua — datasets: apical.dataset.idx(images, labels [, classes [, opts]]) and
 -- apical.dataset.arrays { inputs =, targets =, labels =, classes = }. The dataset objects and
 -- their batch iterator are C (lua/lapi_data.c).
 local core = require "apical.core"
@@ -7,8 +7,31 @@ errors.internal(debug.getinfo(1, "S").source)
 
 local M = {}
 
--- C, so its errors point at the caller's line directly.
-M.idx = core.dataset_idx
+-- apical.dataset.idx(images, labels [, classes [, { standardize = { mean, std } }]]): with
+-- standardize, x' = (x - mean) / std as ds:standardize(mean, std) gives it (the same bits),
+-- applied to the loaded array itself instead of a copy (MNIST's training images: 376 MB).
+function M.idx(images, labels, classes, opts)
+    local what = "apical.dataset.idx"
+    local mean, std
+    if opts ~= nil then
+        if type(opts) ~= "table" then
+            errors.raise(what .. ": options: expected a table { standardize = { mean, std } }, got " ..
+                errors.show(opts))
+        end
+        errors.fields(opts, { "standardize" }, what)
+        local z = opts.standardize
+        if z ~= nil then
+            if type(z) ~= "table" or #z ~= 2 or type(z[1]) ~= "number" or type(z[2]) ~= "number" then
+                errors.raise(what .. ": standardize = " .. errors.show(z) .. ": expected { mean, std }")
+            end
+            mean, std = z[1], z[2]
+        end
+    end
+    -- (looked up at the call: the sandbox wraps core.dataset_idx to check the paths)
+    local ok, ds = pcall(core.dataset_idx, images, labels, classes, mean, std)
+    if not ok then error(errors.relocate(ds), 0) end
+    return ds
+end
 
 -- apical.dataset.arrays { inputs = X (n x d), targets = Y (n x k), labels = {...}, classes = k }
 function M.arrays(opts)

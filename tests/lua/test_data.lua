@@ -87,6 +87,33 @@ check.eq(yr[1], 3)
 check.eq(lr, nil)
 for _, _, L in dr:batches { batch = 2 } do check.eq(L, nil, "no labels") end
 
+-- standardised as loaded: bit for bit ds:standardize's values, labels and targets unchanged
+do
+    local z = apical.dataset.idx(images, labels, nil, { standardize = { 0.1307, 0.3081 } })
+    local ref = ds:standardize(0.1307, 0.3081)
+    check.eq(z:size(), N)
+    local same = true
+    for i = 1, N do
+        local xz, yz, lz = z:sample(i)
+        local xr, yr2, lr2 = ref:sample(i)
+        for k = 1, 4 do same = same and xz[k] == xr[k] end
+        for k = 1, 3 do same = same and yz[k] == yr2[k] end
+        same = same and lz == lr2
+    end
+    check.truthy(same, "standardize at load equals ds:standardize bitwise")
+    check.near(z:sample(2)[1], (11 / 255 - 0.1307) / 0.3081, 1e-15, "hand value")
+    check.eq(apical.dataset.idx(images, labels, 3, {}):sample(2)[1], ds:sample(2)[1], "no option: as loaded")
+    check.fails(function() apical.dataset.idx(images, labels, nil, { standardize = { 0, 0 } }) end,
+        "std = 0 must be finite and > 0")
+    check.fails(function() apical.dataset.idx(images, labels, nil, { standardize = { 0 / 0, 1 } }) end,
+        "mean = ")
+    check.fails(function() apical.dataset.idx(images, labels, nil, { standardize = 0.5 }) end,
+        "standardize = 0.5: expected { mean, std }")
+    check.fails(function() apical.dataset.idx(images, labels, nil, { normalise = { 0, 1 } }) end,
+        "normalise")
+    check.fails(function() apical.dataset.idx(images, labels, nil, "z") end, "options: expected a table")
+end
+
 -- errors
 check.fails(function() apical.dataset.idx("/nonexistent-images", labels) end, "/nonexistent-images")
 check.fails(function() apical.dataset.idx(images, labels, 2) end, "outside 0..1")

@@ -131,6 +131,21 @@ static void test_from_idx(void) {
             for (int c = 0; c < 4; c++)
                 CHECK(Y[i * 4 + c] == (c == i % 4));
         }
+        /* standardised as loaded: bit for bit ap_dataset_standardize of the loaded dataset */
+        ap_dataset *z = NULL, *ref = NULL;
+        CHECK_OK(ap_dataset_from_idx_standardized(tpath("img.idx"), tpath("lab.idx"), 4, 0.1307,
+                                                  0.3081, &z));
+        CHECK_OK(ap_dataset_standardize(ds, 0.1307, 0.3081, &ref));
+        CHECK(z && ref &&
+              memcmp(ap_dataset_inputs(z), ap_dataset_inputs(ref), 42 * sizeof(double)) == 0);
+        CHECK(z && memcmp(ap_dataset_targets(z), Y, 28 * sizeof(double)) == 0);
+        CHECK(z && memcmp(ap_dataset_labels(z), L, 7 * sizeof(int)) == 0);
+        ap_dataset_free(&z);
+        ap_dataset_free(&ref);
+        CHECK_FAILS(
+            ap_dataset_from_idx_standardized(tpath("img.idx"), tpath("lab.idx"), 4, 0.0, -1.0, &z),
+            AP_EINVAL, "std = -1 must be finite and > 0");
+        CHECK(z == NULL);
         ap_dataset_free(&ds);
     }
     /* i32 labels and f32 images are accepted; floats are not scaled */
@@ -155,6 +170,12 @@ static void test_from_idx(void) {
     ap_dataset *ds = NULL;
     CHECK_OK(ap_dataset_from_idx(tpath("img.idx"), tpath("lab.idx"), 7, &ds));
     CHECK(ap_dataset_input_dim(ds) == 1 && ap_dataset_inputs(ds)[3] == 0.75);
+    /* standardised as loaded: floats are not scaled first */
+    ap_dataset *zs = NULL;
+    CHECK_OK(
+        ap_dataset_from_idx_standardized(tpath("img.idx"), tpath("lab.idx"), 7, 0.5, 2.0, &zs));
+    CHECK(zs && ap_dataset_inputs(zs)[3] == 0.125 && ap_dataset_labels(zs)[0] == 6);
+    ap_dataset_free(&zs);
     CHECK(ap_dataset_labels(ds)[0] == 6);
     ap_dataset_free(&ds);
     unlink(tpath("img.idx"));

@@ -76,13 +76,11 @@ local function idx_task(name, dir, n_train, autoencoder, normalize)
     end
     files[#files + 1] = p
   end
-  local train_all = apical.dataset.idx(files[1], files[2], 10)
-  local test = apical.dataset.idx(files[3], files[4], 10)
+  -- standardised as they are loaded (no second copy of the 376 MB of training images)
   normalize = check_normalize(name, normalize)
-  if normalize then
-    train_all = train_all:standardize(normalize[1], normalize[2])
-    test = test:standardize(normalize[1], normalize[2])
-  end
+  local opts = normalize and { standardize = { normalize[1], normalize[2] } } or nil
+  local train_all = apical.dataset.idx(files[1], files[2], 10, opts)
+  local test = apical.dataset.idx(files[3], files[4], 10, opts)
   -- the reference's split: the first 55,000 images train, the last 5,000 validate; a smaller
   -- n_train keeps the same validation set and trains on the first n_train images
   local train, valid = train_all:split(math.max(n_train, 55000))
