@@ -152,10 +152,6 @@ int dfc_arg_loss(const ap_kernel_args *a, const char *kernel, dfc_loss_kind *kin
  * (r - y)^2; ce: mean over B of -sum y log softmax(r)). per_sample = 1 drops the 1/B. */
 void dfc_loss_grad(dfc_loss_kind kind, int batch, int n, const double *r, const double *y,
                    int per_sample, double *g);
-/* The same for `rows` rows of a minibatch of mean_over >= rows samples (the mean's 1/mean_over,
- * computed as dfc_loss_grad computes its 1/B): each row's g is bitwise the whole minibatch's. */
-void dfc_loss_grad_over(dfc_loss_kind kind, int rows, int mean_over, int n, const double *r,
-                        const double *y, int per_sample, double *g);
 
 /* Output targets (3) from the loss at the feedforward output, for a kernel given the labels y
  * rather than the targets: r* = r_L^- - lambda dLoss/dr_L (as dfc.targets computes them). */
@@ -164,19 +160,22 @@ typedef struct dfc_target_spec {
     const double *y; /* B x n_L */
     double lambda;
     int per_sample;
-    double *out; /* B x n_L: where r* goes (NULL: a buffer of the state's own) */
+    double *out;   /* B x n_L: where r* goes (NULL: a buffer of the state's own) */
+    int mean_over; /* mode "mean": the minibatch's size when the B rows are some of its rows (the
+                    * mean's 1/mean_over, so each row's target is the whole minibatch's); 0: B */
 } dfc_target_spec;
 
-/* Reads a kernel's target arguments into spec: loss (required), lambda (required, finite) and
- * mode ("mean", the default, or "sample"); spec->y and spec->out are left to the caller. */
-int dfc_arg_target_spec(const ap_kernel_args *a, const char *kernel, dfc_target_spec *spec);
+/* Reads a kernel's target arguments into spec: loss (required), lambda (required, finite),
+ * mode ("mean", the default, or "sample") and batch (optional, mode "mean" only: an integer
+ * >= the `rows` rows of the array named rows_of, into spec->mean_over); spec->y and spec->out
+ * are left to the caller. */
+int dfc_arg_target_spec(const ap_kernel_args *a, const char *kernel, int rows, const char *rows_of,
+                        dfc_target_spec *spec);
 
-/* (3): out = r - lambda g with g = dLoss/dr at r (B x n), g a B x n scratch buffer. */
+/* (3): out = r - lambda g with g = dLoss/dr at r (B x n), g a B x n scratch buffer; the mean
+ * over spec->mean_over samples when it is set. */
 void dfc_make_targets(const dfc_target_spec *spec, int batch, int n, const double *r, double *g,
                       double *out);
-/* (3) for `rows` rows of a minibatch of mean_over samples (dfc_loss_grad_over). */
-void dfc_make_targets_over(const dfc_target_spec *spec, int rows, int mean_over, int n,
-                           const double *r, double *g, double *out);
 
 /* Fills *s for inputs x (B x n0) and output targets (B x n_L), or, with target = NULL, the
  * targets that spec makes of the feedforward output; errors (a singular JQ + alpha I, a

@@ -216,14 +216,15 @@ static int ssa_targets(const ap_kernel_args *a, const char *K, int nL, int *B, d
                         K, *target ? "not both" : "got neither");
     spec->y = y;
     if (y) {
-        if ((rc = dfc_arg_target_spec(a, K, spec))) return rc;
+        if ((rc = dfc_arg_target_spec(a, K, *B, "y", spec))) return rc;
         if ((rc = dfc_arg_matrix(a, K, "target_out", 0, nL, B, &target_out))) return rc;
         spec->out = target_out;
         return AP_OK;
     }
     for (int k = 0; k < a->n; k++)
         if (!strcmp(a->args[k].name, "loss") || !strcmp(a->args[k].name, "lambda") ||
-            !strcmp(a->args[k].name, "mode") || !strcmp(a->args[k].name, "target_out"))
+            !strcmp(a->args[k].name, "mode") || !strcmp(a->args[k].name, "target_out") ||
+            !strcmp(a->args[k].name, "batch"))
             return ap_error(AP_EINVAL, "kernel %s: %s goes with y, not with target", K,
                             a->args[k].name);
     return AP_OK;
@@ -258,7 +259,7 @@ static int ssa_run(const ap_kernel_args *a, const char *K, dfc_net *net, ap_opti
     const int L = net->L, nL = net->n[L];
     int B = 0, rc;
     double *x = NULL, *target = NULL, *rL_out = NULL, *u_out = NULL, alpha = 0, scale = 1;
-    dfc_target_spec spec = {DFC_LOSS_MSE, NULL, 0.0, 0, NULL};
+    dfc_target_spec spec = {DFC_LOSS_MSE, NULL, 0.0, 0, NULL, 0};
     if ((rc = dfc_arg_matrix(a, K, "x", 1, net->n[0], &B, &x))) return rc;
     if ((rc = ssa_targets(a, K, nL, &B, &target, &spec))) return rc;
     if ((rc = dfc_arg_matrix(a, K, "rL_out", 0, nL, &B, &rL_out))) return rc;
@@ -279,10 +280,10 @@ static int ssa_run(const ap_kernel_args *a, const char *K, dfc_net *net, ap_opti
 
 static int k_ssa(const ap_kernel_args *a) {
     static const char *const K = "dfc.ssa";
-    static const char *const known[] = {"model", "x",      "target", "alpha",      "optim",
-                                        "scale", "rL_out", "u_out",  "Qeff",       "y",
-                                        "loss",  "lambda", "mode",   "target_out", "net"};
-    int rc = ap_args_check(a, K, known, 15);
+    static const char *const known[] = {
+        "model", "x", "target", "alpha",  "optim", "scale",      "rL_out", "u_out",
+        "Qeff",  "y", "loss",   "lambda", "mode",  "target_out", "net",    "batch"};
+    int rc = ap_args_check(a, K, known, 16);
     ap_model *m = NULL;
     ap_optim *opt = NULL;
     double *qeff = NULL;
@@ -310,8 +311,9 @@ static const ap_kernel ssa_kernel = {
     "sum_b (phi(v_i) - phi(vB_i)) r_{i-1}^T to the optimiser's gradients; Qeff replaces Q (the "
     "effective feedback of a feedback pathway)",
     "model, x[B,n0], target[B,nL] or y[B,nL] with loss (\"mse\", \"ce\"), lambda, mode "
-    "(\"mean\", \"sample\") and target_out[B,nL] (optional): the targets made from the labels "
-    "at the kernel's own feedforward pass, as dfc.targets makes them; alpha, optim (optional), "
+    "(\"mean\", \"sample\"), batch (optional, mode \"mean\": the minibatch's size when x holds "
+    "some of its rows) and target_out[B,nL] (optional): the targets made from the labels at the "
+    "kernel's own feedforward pass, as dfc.targets makes them; alpha, optim (optional), "
     "scale (default 1), rL_out[B,nL] (optional), u_out[B,nL] (optional), Qeff[n1+..+nL,nL] "
     "(optional: the feedback matrices to use instead of the model's Q1..QL)",
     k_ssa,

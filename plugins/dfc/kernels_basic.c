@@ -62,30 +62,6 @@ static int output_arrays(const ap_kernel_args *a, const char *K, int *B, int *n,
     return dfc_arg_matrix(a, K, "y", 1, *n, B, y);
 }
 
-/* The optional argument batch of dfc.targets: the number of samples the mean (mode "mean") is
- * over, an integer from the rows of rL (the default) up; *mean_over is left as it is without it. */
-static int targets_batch(const ap_kernel_args *a, const char *K, const dfc_target_spec *spec,
-                         int rows, int *mean_over) {
-    int given = 0;
-    for (int k = 0; k < a->n; k++)
-        given |= !strcmp(a->args[k].name, "batch");
-    double v = 0;
-    int rc = ap_arg_number(a, K, "batch", 0, &v);
-    if (rc || !given) return rc;
-    if (spec->per_sample)
-        return ap_error(AP_EINVAL,
-                        "kernel %s: batch = %g is for mode = \"mean\" (mode \"sample\" divides by "
-                        "no batch size)",
-                        K, v);
-    if (!(v >= rows && v <= INT32_MAX) || v != floor(v))
-        return ap_error(AP_EINVAL,
-                        "kernel %s: batch = %g must be an integer >= the %d rows of rL (the "
-                        "number of samples the minibatch mean is over)",
-                        K, v, rows);
-    *mean_over = (int)v;
-    return AP_OK;
-}
-
 static int k_targets(const ap_kernel_args *a) {
     static const char *const K = "dfc.targets";
     static const char *const known[] = {"model", "rL",  "y",   "loss", "lambda",
@@ -93,19 +69,17 @@ static int k_targets(const ap_kernel_args *a) {
     int rc = ap_args_check(a, K, known, 9);
     int B = 0, n = 0;
     double *rL = NULL, *y = NULL, *out = NULL;
-    dfc_target_spec spec = {DFC_LOSS_MSE, NULL, 0.0, 0, NULL};
+    dfc_target_spec spec = {DFC_LOSS_MSE, NULL, 0.0, 0, NULL, 0};
     if (!rc) rc = output_arrays(a, K, &B, &n, &rL, &y);
     if (!rc) rc = dfc_arg_matrix(a, K, "out", 1, n, &B, &out);
-    if (!rc) rc = dfc_arg_target_spec(a, K, &spec);
-    int mean_over = B;
-    if (!rc) rc = targets_batch(a, K, &spec, B, &mean_over);
+    if (!rc) rc = dfc_arg_target_spec(a, K, B, "rL", &spec);
     if (rc) return rc;
     spec.y = y;
     double *g = malloc((size_t)B * (size_t)n * sizeof *g);
     if (!g) return ap_error(AP_ENOMEM, "kernel %s: out of memory", K);
-    /* (3): r* = r - lambda dLoss/dr at the feedforward output (the mean over mean_over samples:
-     * these rows' values of a call on the whole minibatch) */
-    dfc_make_targets_over(&spec, B, mean_over, n, rL, g, out);
+    /* (3): r* = r - lambda dLoss/dr at the feedforward output (with batch, the mean over the
+     * whole minibatch: these rows' values of a call on all of it) */
+    dfc_make_targets(&spec, B, n, rL, g, out);
     free(g);
     return AP_OK;
 }

@@ -3,6 +3,7 @@
  * shared by the kernels. */
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,13 +272,10 @@ int dfc_arg_loss(const ap_kernel_args *a, const char *kernel, dfc_loss_kind *kin
     return AP_OK;
 }
 
-void dfc_loss_grad(dfc_loss_kind kind, int batch, int n, const double *r, const double *y,
-                   int per_sample, double *g) {
-    dfc_loss_grad_over(kind, batch, batch, n, r, y, per_sample, g);
-}
-
-void dfc_loss_grad_over(dfc_loss_kind kind, int rows, int mean_over, int n, const double *r,
-                        const double *y, int per_sample, double *g) {
+/* dfc_loss_grad for `rows` rows of a minibatch of mean_over >= rows samples (the mean's
+ * 1/mean_over, computed as for a whole minibatch): each row's g is bitwise the whole one's. */
+static void loss_grad_over(dfc_loss_kind kind, int rows, int mean_over, int n, const double *r,
+                           const double *y, int per_sample, double *g) {
     const double inv_b = per_sample ? 1.0 : 1.0 / mean_over;
     for (int s = 0; s < rows; s++) {
         const double *rs = r + (size_t)s * n, *ys = y + (size_t)s * n;
@@ -305,7 +303,37 @@ void dfc_loss_grad_over(dfc_loss_kind kind, int rows, int mean_over, int n, cons
     }
 }
 
-int dfc_arg_target_spec(const ap_kernel_args *a, const char *kernel, dfc_target_spec *spec) {
+void dfc_loss_grad(dfc_loss_kind kind, int batch, int n, const double *r, const double *y,
+                   int per_sample, double *g) {
+    loss_grad_over(kind, batch, batch, n, r, y, per_sample, g);
+}
+
+/* The optional argument batch (mode "mean"): the number of samples the mean is over, an integer
+ * from the rows given up; spec->mean_over is left as it is without it. */
+static int target_batch(const ap_kernel_args *a, const char *kernel, int rows, const char *rows_of,
+                        dfc_target_spec *spec) {
+    int given = 0;
+    for (int k = 0; k < a->n; k++)
+        given |= !strcmp(a->args[k].name, "batch");
+    double v = 0;
+    int rc = ap_arg_number(a, kernel, "batch", 0, &v);
+    if (rc || !given) return rc;
+    if (spec->per_sample)
+        return ap_error(AP_EINVAL,
+                        "kernel %s: batch = %g is for mode = \"mean\" (mode \"sample\" divides by "
+                        "no batch size)",
+                        kernel, v);
+    if (!(v >= rows && v <= INT32_MAX) || v != floor(v))
+        return ap_error(AP_EINVAL,
+                        "kernel %s: batch = %g must be an integer >= the %d rows of %s (the "
+                        "number of samples the minibatch mean is over)",
+                        kernel, v, rows, rows_of);
+    spec->mean_over = (int)v;
+    return AP_OK;
+}
+
+int dfc_arg_target_spec(const ap_kernel_args *a, const char *kernel, int rows, const char *rows_of,
+                        dfc_target_spec *spec) {
     const char *mode = "mean";
     int rc = dfc_arg_loss(a, kernel, &spec->loss);
     if (!rc) rc = ap_arg_number(a, kernel, "lambda", 1, &spec->lambda);
@@ -317,18 +345,14 @@ int dfc_arg_target_spec(const ap_kernel_args *a, const char *kernel, dfc_target_
         return ap_error(AP_EINVAL, "kernel %s: mode = \"%s\" (known: \"mean\", \"sample\")", kernel,
                         mode);
     spec->per_sample = strcmp(mode, "sample") == 0;
-    return AP_OK;
+    return target_batch(a, kernel, rows, rows_of, spec);
 }
 
 void dfc_make_targets(const dfc_target_spec *spec, int batch, int n, const double *r, double *g,
                       double *out) {
-    dfc_make_targets_over(spec, batch, batch, n, r, g, out);
-}
-
-void dfc_make_targets_over(const dfc_target_spec *spec, int rows, int mean_over, int n,
-                           const double *r, double *g, double *out) {
-    dfc_loss_grad_over(spec->loss, rows, mean_over, n, r, spec->y, spec->per_sample, g);
-    const size_t len = (size_t)rows * (size_t)n;
+    const int mean_over = spec->mean_over > 0 ? spec->mean_over : batch;
+    loss_grad_over(spec->loss, batch, mean_over, n, r, spec->y, spec->per_sample, g);
+    const size_t len = (size_t)batch * (size_t)n;
     for (size_t i = 0; i < len; i++)
         out[i] = r[i] - spec->lambda * g[i];
 }

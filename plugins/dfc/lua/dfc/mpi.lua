@@ -138,9 +138,10 @@ local function reduce_stats(stats, parts)
 end
 
 -- bp, dfa, dfc-ssa on this rank's rows: the kernels take the minibatch-mean over the rows they
--- get, so scale b / B makes the shards' sum the whole minibatch's. dfc-ssa's targets (3) are
--- the shard's rows' only, made with the minibatch's 1/B (dfc.targets' batch: in mode "mean"
--- they depend on the minibatch's size). A rank with no rows (of a short minibatch) adds nothing.
+-- get, so scale b / B makes the shards' sum the whole minibatch's. dfc-ssa makes the targets (3)
+-- of the shard's rows from its own feedforward pass with the minibatch's 1/B (the kernel's
+-- batch: in mode "mean" they depend on the minibatch's size), as one process makes them from
+-- the labels. A rank with no rows (of a short minibatch) adds nothing.
 local function analytic_gradient(t, X, Y)
   local dfc, c, sh = t.dfc, t.cfg, t.shard
   local m = t.net.model
@@ -151,10 +152,8 @@ local function analytic_gradient(t, X, Y)
     dfc[c.method] { model = m, x = x, y = y, loss = t.task.loss, optim = t.opt, scale = scale }
     return
   end
-  dfc.forward { model = m, x = x, out = sh.R }
-  dfc.targets { rL = sh.R, y = y, loss = t.task.loss, lambda = c.lambda, mode = c.target_mode,
-    batch = c.target_mode == "mean" and t.B or nil, out = sh.T }
-  dfc.ssa { model = m, x = x, target = sh.T, alpha = c.alpha, optim = t.opt,
+  dfc.ssa { model = m, x = x, y = y, loss = t.task.loss, lambda = c.lambda, mode = c.target_mode,
+    batch = c.target_mode == "mean" and t.B or nil, alpha = c.alpha, optim = t.opt,
     Qeff = t.net:ssa_feedback(), scale = scale }
 end
 
@@ -246,14 +245,14 @@ function M.attach(t, level)
 end
 
 -- The rows of a minibatch of B samples this rank holds: { first, b, and arrays of b rows for
--- its inputs X, labels Y, feedforward output R and targets T } (no arrays when b = 0).
+-- its inputs X, labels Y and feedforward output R } (no arrays when b = 0).
 function M.shard(t, B)
   local apical = require "apical"
   local p = M.pieces(B, 1)[1]
   local sh = { first = p.first, b = p.b }
   if p.b > 0 then
     sh.X, sh.Y = apical.zeros { p.b, t.task.n_in }, apical.zeros { p.b, t.n_out }
-    sh.R, sh.T = apical.zeros { p.b, t.n_out }, apical.zeros { p.b, t.n_out }
+    sh.R = apical.zeros { p.b, t.n_out }
   end
   return sh
 end
